@@ -1,0 +1,11 @@
+//! Herald's domain rules, free of I/O: identifiers, time, secrets and signing, the retry
+//! policy, fan-out matching and field validation. Nothing here knows about SQL, HTTP
+//! frameworks or tokio, so every rule can be unit-tested directly.
+
+pub mod fanout;
+pub mod ids;
+pub mod retry;
+pub mod secret;
+pub mod signing;
+pub mod time;
+pub mod validate;

@@ -1,0 +1,145 @@
+//! Field rules shared by the API and the CLI. Each check returns a sentence that says
+//! what is wrong; the API puts it in a 422 with the field's location.
+
+use std::collections::BTreeMap;
+
+pub const MAX_UID_LEN: usize = 256;
+pub const MAX_URL_LEN: usize = 65_536;
+pub const MAX_NAME_LEN: usize = 256;
+pub const MAX_DESCRIPTION_LEN: usize = 4_096;
+pub const MAX_METADATA_ENTRIES: usize = 64;
+pub const MAX_METADATA_VALUE_LEN: usize = 1_024;
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_VALUE_LEN: usize = 4_096;
+pub const MAX_EVENT_TYPES_PER_ENDPOINT: usize = 1_000;
+
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+/// `^[a-zA-Z0-9\-_.]+$`, 1..=256 characters: uids and event-type names.
+pub fn identifier(value: &str, what: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > MAX_UID_LEN {
+        return Err(format!("{what} must be 1 to {MAX_UID_LEN} characters long"));
+    }
+    if !value.chars().all(is_id_char) {
+        return Err(format!("{what} may only contain letters, digits, '-', '_' and '.'"));
+    }
+    Ok(())
+}
+
+/// A uid may not look like one of Herald's own ids, or `app_x` would be ambiguous.
+pub fn uid(value: &str, id_prefix: &str) -> Result<(), String> {
+    identifier(value, "uid")?;
+    if value.starts_with(id_prefix) {
+        return Err(format!("uid may not start with '{id_prefix}', which is reserved for ids"));
+    }
+    Ok(())
+}
+
+pub fn channel(value: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > 128 || !value.chars().all(|c| is_id_char(c) || c == ':') {
+        return Err("a channel is 1 to 128 letters, digits, '-', '_', '.' or ':'".into());
+    }
+    Ok(())
+}
+
+/// An endpoint URL: absolute http(s) with a host, no credentials, bounded length.
+pub fn endpoint_url(value: &str) -> Result<url::Url, String> {
+    if value.len() > MAX_URL_LEN {
+        return Err(format!("url is longer than {MAX_URL_LEN} characters"));
+    }
+    let parsed = url::Url::parse(value).map_err(|e| format!("url is not a valid URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("url scheme must be http or https, not '{}'", parsed.scheme()));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("url must name a host".into());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("url may not carry credentials; use a custom header instead".into());
+    }
+    Ok(parsed)
+}
+
+pub fn metadata(map: &BTreeMap<String, String>) -> Result<(), String> {
+    if map.len() > MAX_METADATA_ENTRIES {
+        return Err(format!("metadata holds at most {MAX_METADATA_ENTRIES} entries"));
+    }
+    for (k, v) in map {
+        if k.is_empty() || k.len() > 256 || v.len() > MAX_METADATA_VALUE_LEN {
+            return Err(format!(
+                "metadata keys are 1 to 256 characters and values at most {MAX_METADATA_VALUE_LEN}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Headers a custom header may not set: they belong to HTTP itself or to the signature.
+pub fn custom_header_name(name: &str) -> Result<(), String> {
+    let lower = name.to_ascii_lowercase();
+    if name.is_empty()
+        || name.len() > 256
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    {
+        return Err(format!("'{name}' is not a valid header name"));
+    }
+    const RESERVED: &[&str] = &[
+        "user-agent", "content-type", "content-length", "transfer-encoding", "connection",
+        "keep-alive", "te", "trailer", "upgrade", "host", "proxy-authorization",
+        "proxy-authenticate", "proxy-connection",
+    ];
+    if RESERVED.contains(&lower.as_str()) || lower.starts_with("webhook-") || lower.starts_with("svix-") {
+        return Err(format!("header '{name}' is set by Herald and may not be overridden"));
+    }
+    Ok(())
+}
+
+pub fn custom_header_value(name: &str, value: &str) -> Result<(), String> {
+    if value.len() > MAX_HEADER_VALUE_LEN || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(format!("the value of header '{name}' is too long or holds control characters"));
+    }
+    Ok(())
+}
+
+/// Headers whose values the API withholds when listing (they carry credentials).
+pub fn is_sensitive_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower == "authorization" || lower.contains("token") || lower.contains("secret") || lower.contains("api-key") || lower.contains("apikey") || lower == "cookie"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_and_uids() {
+        assert!(identifier("order.created", "name").is_ok());
+        assert!(identifier("a b", "name").is_err());
+        assert!(identifier("", "name").is_err());
+        assert!(identifier(&"x".repeat(257), "name").is_err());
+        assert!(uid("app_123", "app_").is_err());
+        assert!(uid("customer-1", "app_").is_ok());
+    }
+
+    #[test]
+    fn urls() {
+        assert!(endpoint_url("https://example.com/hook").is_ok());
+        assert!(endpoint_url("ftp://example.com").is_err());
+        assert!(endpoint_url("not a url").is_err());
+        assert!(endpoint_url("https://user:pw@example.com").is_err());
+    }
+
+    #[test]
+    fn headers() {
+        assert!(custom_header_name("X-Api-Version").is_ok());
+        assert!(custom_header_name("Content-Type").is_err());
+        assert!(custom_header_name("webhook-signature").is_err());
+        assert!(custom_header_name("svix-id").is_err());
+        assert!(custom_header_name("bad header").is_err());
+        assert!(custom_header_value("x", "a\r\nb").is_err());
+        assert!(is_sensitive_header("Authorization"));
+        assert!(!is_sensitive_header("X-Version"));
+    }
+}
