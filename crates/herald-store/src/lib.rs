@@ -1,1 +1,158 @@
-//! placeholder
+//! Herald's storage: the embedded SQLite store. All SQL lives in this crate.
+//!
+//! Writes go through one writer thread that batches whatever is queued into a single
+//! transaction (group commit): a caller's future resolves only after the batch holding
+//! its write has been committed with `synchronous=FULL`, so durability costs one fsync per
+//! batch, not per request. Reads use a small pool of connections, which WAL mode lets run
+//! beside the writer.
+
+mod apps;
+pub mod attempts;
+mod endpoints;
+mod event_types;
+mod idempotency;
+pub mod messages;
+pub mod model;
+pub mod page;
+mod queue;
+mod tokens;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use model::*;
+pub use page::{ListQuery, Page};
+pub use rusqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("the store is shut down")]
+    Closed,
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Maps a UNIQUE violation to `Conflict(message)`.
+pub(crate) fn conflict_on_unique(err: rusqlite::Error, message: &str) -> StoreError {
+    match &err {
+        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            StoreError::Conflict(message.to_string())
+        }
+        _ => StoreError::Db(err),
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: writer::Writer,
+    readers: Mutex<Vec<Connection>>,
+}
+
+const READ_POOL_SIZE: usize = 8;
+
+fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000;")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`, in WAL mode with full fsync
+    /// on commit, and applies the schema.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = open_connection(path, false)?;
+        // FULL: a commit is on disk when it returns, so a 202 survives power loss too.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 4000;",
+        )?;
+        conn.execute_batch(include_str!("schema.sql"))?;
+        let writer = writer::Writer::start(conn);
+        Ok(Store {
+            inner: Arc::new(Inner { path: path.to_path_buf(), writer, readers: Mutex::new(Vec::new()) }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on a read connection, off the async runtime.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open_connection(&inner.path, true)?,
+            };
+            let out = f(&conn);
+            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < READ_POOL_SIZE {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` inside the writer's current batch; resolves after the batch commits.
+    /// An error from `f` rolls back only `f`'s own changes.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner.writer.submit(f).await
+    }
+
+    /// A health check that touches the database.
+    pub async fn ping(&self) -> Result<()> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+}
+
+/// Encodes a value for a JSON text column.
+pub(crate) fn json_encode<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data serializes")
+}
+
+/// Decodes a JSON text column written by `json_encode`; a damaged value reads as the
+/// type's default rather than failing the whole list it is part of.
+pub(crate) fn json_decode<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// Decodes a nullable JSON column.
+pub(crate) fn json_decode_opt<T: serde::de::DeserializeOwned>(text: Option<&str>) -> Option<T> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+}

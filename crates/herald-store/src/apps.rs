@@ -1,0 +1,88 @@
+//! Applications.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::page::{ListQuery, Page};
+use crate::{conflict_on_unique, json_decode, json_encode, Application, Result, Store, StoreError};
+
+const COLUMNS: &str = "id, uid, name, throttle_rate, metadata, created_at, updated_at";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<Application> {
+    Ok(Application {
+        id: row.get(0)?,
+        uid: row.get(1)?,
+        name: row.get(2)?,
+        throttle_rate: row.get(3)?,
+        metadata: json_decode(row.get_ref(4)?.as_str()?),
+        created_at: row.get(5)?,
+        updated_at: row.get(6)?,
+    })
+}
+
+/// Finds an application by id or uid.
+pub(crate) fn find(conn: &Connection, id_or_uid: &str) -> Result<Application> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM application WHERE id = ?1 OR uid = ?1 ORDER BY id = ?1 DESC LIMIT 1"))?
+        .query_row([id_or_uid], from_row)
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
+const UID_TAKEN: &str = "an application with this uid already exists";
+
+impl Store {
+    pub async fn app_get(&self, id_or_uid: &str) -> Result<Application> {
+        let key = id_or_uid.to_string();
+        self.read(move |c| find(c, &key)).await
+    }
+
+    pub async fn app_list(&self, q: ListQuery) -> Result<Page<Application>> {
+        self.read(move |c| {
+            let mut sql = format!("SELECT {COLUMNS} FROM application WHERE 1=1");
+            let mut params = Vec::new();
+            q.apply(&mut sql, &mut params, "id");
+            let rows = c
+                .prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(params), from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(q.finish(rows, |a| a.id.clone()))
+        })
+        .await
+    }
+
+    pub async fn app_insert(&self, app: Application) -> Result<Application> {
+        self.write(move |c| {
+            c.prepare_cached(&format!("INSERT INTO application ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"))?
+                .execute(params![app.id, app.uid, app.name, app.throttle_rate, json_encode(&app.metadata), app.created_at, app.updated_at])
+                .map_err(|e| conflict_on_unique(e, UID_TAKEN))?;
+            Ok(app)
+        })
+        .await
+    }
+
+    /// Replaces the mutable fields of the application with `app.id`.
+    pub async fn app_update(&self, app: Application) -> Result<Application> {
+        self.write(move |c| {
+            let n = c
+                .prepare_cached("UPDATE application SET uid = ?2, name = ?3, throttle_rate = ?4, metadata = ?5, updated_at = ?6 WHERE id = ?1")?
+                .execute(params![app.id, app.uid, app.name, app.throttle_rate, json_encode(&app.metadata), app.updated_at])
+                .map_err(|e| conflict_on_unique(e, UID_TAKEN))?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(app)
+        })
+        .await
+    }
+
+    /// Deletes the application and, by cascade, its endpoints, messages and log.
+    pub async fn app_delete(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |c| {
+            match c.execute("DELETE FROM application WHERE id = ?1", [id])? {
+                0 => Err(StoreError::NotFound),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+}

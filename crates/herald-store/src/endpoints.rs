@@ -1,0 +1,164 @@
+//! Endpoints, their secrets and their delivery statistics.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::page::{ListQuery, Page};
+use crate::{
+    conflict_on_unique, json_decode, json_decode_opt, json_encode, Endpoint, EndpointStats, Result, Store, StoreError,
+};
+
+pub(crate) const COLUMNS: &str = "id, app_id, uid, url, description, disabled, event_types, channels, \
+     throttle_rate, metadata, headers, secrets, created_at, updated_at";
+
+pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
+    from_row_at(row, 0)
+}
+
+/// Maps the 14 `COLUMNS` starting at column `at`.
+pub(crate) fn from_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Endpoint> {
+    Ok(Endpoint {
+        id: row.get(at)?,
+        app_id: row.get(at + 1)?,
+        uid: row.get(at + 2)?,
+        url: row.get(at + 3)?,
+        description: row.get(at + 4)?,
+        disabled: row.get(at + 5)?,
+        event_types: json_decode_opt(row.get_ref(at + 6)?.as_str_or_null()?),
+        channels: json_decode_opt(row.get_ref(at + 7)?.as_str_or_null()?),
+        throttle_rate: row.get(at + 8)?,
+        metadata: json_decode(row.get_ref(at + 9)?.as_str()?),
+        headers: json_decode(row.get_ref(at + 10)?.as_str()?),
+        secrets: json_decode(row.get_ref(at + 11)?.as_str()?),
+        created_at: row.get(at + 12)?,
+        updated_at: row.get(at + 13)?,
+    })
+}
+
+pub(crate) fn prefixed_columns(alias: &str) -> String {
+    COLUMNS.split(", ").map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+}
+
+pub(crate) fn find(conn: &Connection, app_id: &str, id_or_uid: &str) -> Result<Endpoint> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM endpoint WHERE app_id = ?1 AND (id = ?2 OR uid = ?2) ORDER BY id = ?2 DESC LIMIT 1"
+    ))?
+    .query_row([app_id, id_or_uid], from_row)
+    .optional()?
+    .ok_or(StoreError::NotFound)
+}
+
+/// All endpoints of an application, for fan-out.
+pub(crate) fn all_of_app(conn: &Connection, app_id: &str) -> Result<Vec<Endpoint>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM endpoint WHERE app_id = ?1 ORDER BY id"))?
+        .query_map([app_id], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+const UID_TAKEN: &str = "an endpoint with this uid already exists in this application";
+
+fn opt_json<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
+    v.as_ref().map(json_encode)
+}
+
+impl Store {
+    pub async fn endpoint_get(&self, app_id: &str, id_or_uid: &str) -> Result<Endpoint> {
+        let (app_id, key) = (app_id.to_string(), id_or_uid.to_string());
+        self.read(move |c| find(c, &app_id, &key)).await
+    }
+
+    pub async fn endpoint_list(&self, app_id: &str, q: ListQuery) -> Result<Page<Endpoint>> {
+        let app_id = app_id.to_string();
+        self.read(move |c| {
+            let mut sql = format!("SELECT {COLUMNS} FROM endpoint WHERE app_id = ?");
+            let mut params = vec![rusqlite::types::Value::Text(app_id)];
+            q.apply(&mut sql, &mut params, "id");
+            let rows = c
+                .prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(params), from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(q.finish(rows, |e| e.id.clone()))
+        })
+        .await
+    }
+
+    /// Inserts an endpoint, refusing when the application already has `max_per_app`.
+    pub async fn endpoint_insert(&self, ep: Endpoint, max_per_app: usize) -> Result<Endpoint> {
+        self.write(move |c| {
+            let count: i64 = c.prepare_cached("SELECT count(*) FROM endpoint WHERE app_id = ?1")?.query_row([&ep.app_id], |r| r.get(0))?;
+            if count as usize >= max_per_app {
+                return Err(StoreError::Invalid(format!("an application may have at most {max_per_app} endpoints")));
+            }
+            c.prepare_cached(&format!(
+                "INSERT INTO endpoint ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+            ))?
+            .execute(params![
+                ep.id, ep.app_id, ep.uid, ep.url, ep.description, ep.disabled, opt_json(&ep.event_types),
+                opt_json(&ep.channels), ep.throttle_rate, json_encode(&ep.metadata), json_encode(&ep.headers),
+                json_encode(&ep.secrets), ep.created_at, ep.updated_at
+            ])
+            .map_err(|e| conflict_on_unique(e, UID_TAKEN))?;
+            Ok(ep)
+        })
+        .await
+    }
+
+    /// Replaces every mutable field of the endpoint with `ep.id`.
+    pub async fn endpoint_update(&self, ep: Endpoint) -> Result<Endpoint> {
+        self.write(move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE endpoint SET uid = ?2, url = ?3, description = ?4, disabled = ?5, event_types = ?6, \
+                     channels = ?7, throttle_rate = ?8, metadata = ?9, headers = ?10, secrets = ?11, updated_at = ?12 \
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    ep.id, ep.uid, ep.url, ep.description, ep.disabled, opt_json(&ep.event_types), opt_json(&ep.channels),
+                    ep.throttle_rate, json_encode(&ep.metadata), json_encode(&ep.headers), json_encode(&ep.secrets),
+                    ep.updated_at
+                ])
+                .map_err(|e| conflict_on_unique(e, UID_TAKEN))?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(ep)
+        })
+        .await
+    }
+
+    pub async fn endpoint_delete(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |c| match c.execute("DELETE FROM endpoint WHERE id = ?1", [id])? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        })
+        .await
+    }
+
+    /// Delivery counts by status for deliveries created in [since, until).
+    pub async fn endpoint_stats(&self, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats> {
+        let id = endpoint_id.to_string();
+        self.read(move |c| {
+            let mut stats = EndpointStats::default();
+            let mut stmt = c.prepare_cached(
+                "SELECT status, leased, count(*) FROM delivery WHERE endpoint_id = ?1 AND created_at >= ?2 \
+                 AND created_at < ?3 GROUP BY status, leased",
+            )?;
+            let rows = stmt.query_map(params![id, since, until], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?, r.get::<_, i64>(2)?))
+            })?;
+            for row in rows {
+                let (status, leased, n) = row?;
+                match (status, leased) {
+                    (0, _) => stats.success += n,
+                    (1, false) => stats.pending += n,
+                    (1, true) => stats.sending += n,
+                    (4, _) => stats.canceled += n,
+                    _ => stats.fail += n,
+                }
+            }
+            Ok(stats)
+        })
+        .await
+    }
+}

@@ -1,0 +1,206 @@
+//! The records the store reads and writes. Times are Unix milliseconds.
+
+use std::collections::BTreeMap;
+
+pub type Metadata = BTreeMap<String, String>;
+
+#[derive(Clone, Debug)]
+pub struct Application {
+    pub id: String,
+    pub uid: Option<String>,
+    pub name: String,
+    pub throttle_rate: Option<u32>,
+    pub metadata: Metadata,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One signing key of an endpoint; `expires_at` is set on keys replaced by a rotation
+/// and still valid for its grace period.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredSecret {
+    pub key: String,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub id: String,
+    pub app_id: String,
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub disabled: bool,
+    pub event_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub throttle_rate: Option<u32>,
+    pub metadata: Metadata,
+    pub headers: BTreeMap<String, String>,
+    /// Newest first.
+    pub secrets: Vec<StoredSecret>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Endpoint {
+    /// The keys that sign a delivery made at `now`: the current one and any rotated-out
+    /// key still inside its grace period.
+    pub fn signing_keys(&self, now: i64) -> Vec<String> {
+        self.secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|t| t > now))
+            .map(|s| s.key.clone())
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct EventType {
+    pub name: String,
+    pub description: String,
+    pub archived: bool,
+    pub deprecated: bool,
+    pub schemas: Option<serde_json::Value>,
+    pub feature_flag: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub id: String,
+    pub app_id: String,
+    pub event_id: Option<String>,
+    pub event_type: String,
+    pub channels: Option<Vec<String>>,
+    /// The payload exactly as received; `None` once expunged or when not loaded.
+    pub payload: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// What a caller asks to be stored for a new message.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub app_id: String,
+    pub event_id: Option<String>,
+    pub event_type: String,
+    pub channels: Option<Vec<String>>,
+    pub payload: String,
+    pub retention_days: u32,
+}
+
+/// Status of a (message, endpoint) delivery, as the API numbers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Succeeded = 0,
+    Pending = 1,
+    Failed = 2,
+    Sending = 3,
+    Canceled = 4,
+}
+
+impl DeliveryStatus {
+    pub fn from_i64(v: i64) -> DeliveryStatus {
+        match v {
+            0 => DeliveryStatus::Succeeded,
+            1 => DeliveryStatus::Pending,
+            3 => DeliveryStatus::Sending,
+            4 => DeliveryStatus::Canceled,
+            _ => DeliveryStatus::Failed,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    Scheduled = 0,
+    Manual = 1,
+}
+
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    pub id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub app_id: String,
+    pub url: String,
+    /// 0 success, 2 fail.
+    pub status: i64,
+    /// 0 when no HTTP response arrived.
+    pub response_status_code: i64,
+    pub response: String,
+    pub response_duration_ms: i64,
+    pub trigger_type: i64,
+    pub created_at: i64,
+}
+
+/// A claimed delivery with everything needed to send it, so the engine makes no further
+/// reads on the hot path.
+#[derive(Clone, Debug)]
+pub struct DeliveryJob {
+    pub delivery_id: i64,
+    pub msg_id: String,
+    pub app_id: String,
+    pub endpoint_id: String,
+    pub url: String,
+    pub payload: std::sync::Arc<str>,
+    pub headers: Vec<(String, String)>,
+    pub secrets: Vec<String>,
+    /// Attempts already made for this delivery.
+    pub attempts: u32,
+    pub trigger: Trigger,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextStep {
+    Succeeded,
+    RetryAt(i64),
+    /// The schedule is exhausted (or a manual attempt failed).
+    Failed,
+    /// The receiver answered 410 Gone: fail and disable the endpoint.
+    FailedAndDisableEndpoint,
+}
+
+/// Counts of an endpoint's deliveries by status.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointStats {
+    pub success: i64,
+    pub pending: i64,
+    pub sending: i64,
+    pub fail: i64,
+    pub canceled: i64,
+}
+
+/// A (message, endpoint) delivery joined with its message, for the per-endpoint log.
+#[derive(Clone, Debug)]
+pub struct DeliveredMessage {
+    pub message: Message,
+    pub status: DeliveryStatus,
+    pub next_attempt_at: Option<i64>,
+}
+
+/// A (message, endpoint) delivery joined with its endpoint, for the per-message log.
+#[derive(Clone, Debug)]
+pub struct DeliveryTarget {
+    pub endpoint: Endpoint,
+    pub status: DeliveryStatus,
+    pub next_attempt_at: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TokenInfo {
+    pub id: String,
+    pub app_id: Option<String>,
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Task {
+    pub id: String,
+    pub kind: String,
+    pub status: String,
+    pub data: serde_json::Value,
+    pub updated_at: i64,
+}

@@ -1,0 +1,67 @@
+//! Cursor pagination shared by every list: rows are ordered by a unique key (an id, or an
+//! event-type name); the cursor is the last key of a page, and a leading `-` walks back.
+
+use rusqlite::types::Value;
+
+#[derive(Clone, Debug)]
+pub struct ListQuery {
+    pub limit: usize,
+    pub iterator: Option<String>,
+    pub descending: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub iterator: Option<String>,
+    pub prev_iterator: Option<String>,
+    pub done: bool,
+}
+
+impl<T> Page<T> {
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            data: self.data.into_iter().map(f).collect(),
+            iterator: self.iterator,
+            prev_iterator: self.prev_iterator,
+            done: self.done,
+        }
+    }
+}
+
+impl ListQuery {
+    fn backwards(&self) -> bool {
+        self.iterator.as_deref().is_some_and(|i| i.starts_with('-'))
+    }
+
+    /// Appends `AND key <op> ?` and `ORDER BY key … LIMIT n+1` to `sql`, pushing params.
+    pub(crate) fn apply(&self, sql: &mut String, params: &mut Vec<Value>, key: &str) {
+        // Walking backwards reverses the scan; `finish` restores display order.
+        let ascending_scan = self.descending == self.backwards();
+        if let Some(it) = &self.iterator {
+            let cursor = it.strip_prefix('-').unwrap_or(it);
+            sql.push_str(&format!(" AND {key} {} ?", if ascending_scan { ">" } else { "<" }));
+            params.push(Value::Text(cursor.to_string()));
+        }
+        sql.push_str(&format!(
+            " ORDER BY {key} {} LIMIT {}",
+            if ascending_scan { "ASC" } else { "DESC" },
+            self.limit + 1
+        ));
+    }
+
+    /// Turns the `limit + 1` scanned rows into a page.
+    pub(crate) fn finish<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> String) -> Page<T> {
+        let more = rows.len() > self.limit;
+        rows.truncate(self.limit);
+        if self.backwards() {
+            rows.reverse();
+        }
+        let iterator = match rows.last() {
+            Some(last) => Some(key(last)),
+            None => self.iterator.as_deref().map(|i| i.trim_start_matches('-').to_string()),
+        };
+        let prev_iterator = rows.first().map(|first| format!("-{}", key(first)));
+        Page { data: rows, iterator, prev_iterator, done: !more }
+    }
+}

@@ -1,0 +1,154 @@
+//! The delivery queue: a delivery row is the unit of work. Workers claim due rows by
+//! leasing them (for SQLite the lease is belt and braces: one process owns the file),
+//! record each attempt together with the row's next state in one write, and at start-up
+//! release the leases a crashed process held.
+
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::{endpoints, Attempt, DeliveryJob, Endpoint, NextStep, Result, Store, Trigger};
+
+fn job_from(ep: &Endpoint, delivery_id: i64, msg_id: String, payload: Option<String>, attempts: u32, trigger: i64, now: i64) -> DeliveryJob {
+    DeliveryJob {
+        delivery_id,
+        msg_id,
+        app_id: ep.app_id.clone(),
+        endpoint_id: ep.id.clone(),
+        url: ep.url.clone(),
+        // An expunged payload is sent as an empty object rather than not at all.
+        payload: Arc::from(payload.as_deref().unwrap_or("{}")),
+        headers: ep.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        secrets: ep.signing_keys(now),
+        attempts,
+        trigger: if trigger == 1 { Trigger::Manual } else { Trigger::Scheduled },
+    }
+}
+
+fn claim_due(conn: &Connection, now: i64, lease_until: i64, limit: usize) -> Result<Vec<DeliveryJob>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, p.payload, {} FROM delivery d \
+         JOIN endpoint e ON e.id = d.endpoint_id LEFT JOIN message_payload p ON p.msg_id = d.msg_id \
+         WHERE d.status = 1 AND d.next_attempt_at <= ?1 ORDER BY d.next_attempt_at LIMIT ?2",
+        endpoints::prefixed_columns("e")
+    ))?;
+    let rows = stmt
+        .query_map(params![now, limit as i64], |r| {
+            let ep = endpoints::from_row_at(r, 5)?;
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?, r.get::<_, i64>(3)?, r.get::<_, Option<String>>(4)?, ep))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut lease = conn.prepare_cached("UPDATE delivery SET leased = 1, next_attempt_at = ?2, updated_at = ?3 WHERE id = ?1")?;
+    let mut cancel = conn.prepare_cached("UPDATE delivery SET status = 4, leased = 0, updated_at = ?2 WHERE id = ?1")?;
+    let mut jobs = Vec::with_capacity(rows.len());
+    for (id, msg_id, attempts, trigger, payload, ep) in rows {
+        if ep.disabled {
+            // A disabled endpoint receives nothing; its pending work is canceled, and
+            // recover brings it back once the endpoint is enabled again.
+            cancel.execute(params![id, now])?;
+            continue;
+        }
+        lease.execute(params![id, lease_until, now])?;
+        jobs.push(job_from(&ep, id, msg_id, payload, attempts, trigger, now));
+    }
+    Ok(jobs)
+}
+
+fn record(conn: &Connection, delivery_id: i64, attempt: &Attempt, next: NextStep) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code, response, \
+         response_duration_ms, trigger_type, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        attempt.id, attempt.msg_id, attempt.endpoint_id, attempt.app_id, attempt.url, attempt.status,
+        attempt.response_status_code, attempt.response, attempt.response_duration_ms, attempt.trigger_type,
+        attempt.created_at
+    ])?;
+    let (status, next_at) = match next {
+        NextStep::Succeeded => (0, None),
+        NextStep::RetryAt(t) => (1, Some(t)),
+        NextStep::Failed | NextStep::FailedAndDisableEndpoint => (2, None),
+    };
+    conn.prepare_cached(
+        "UPDATE delivery SET status = ?2, attempts = attempts + 1, next_attempt_at = ?3, leased = 0, updated_at = ?4 WHERE id = ?1",
+    )?
+    .execute(params![delivery_id, status, next_at, attempt.created_at])?;
+    if next == NextStep::FailedAndDisableEndpoint {
+        conn.prepare_cached("UPDATE endpoint SET disabled = 1, updated_at = ?2 WHERE id = ?1")?
+            .execute(params![attempt.endpoint_id, attempt.created_at])?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Leases up to `limit` due deliveries until `lease_until` and returns them.
+    pub async fn claim_due(&self, now: i64, lease_until: i64, limit: usize) -> Result<Vec<DeliveryJob>> {
+        self.write(move |c| claim_due(c, now, lease_until, limit)).await
+    }
+
+    /// The earliest time any pending delivery becomes due.
+    pub async fn next_due_at(&self) -> Result<Option<i64>> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT min(next_attempt_at) FROM delivery WHERE status = 1")?
+                .query_row([], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    /// Appends the attempt and moves the delivery to its next state, in one write.
+    pub async fn record_attempt(&self, delivery_id: i64, attempt: Attempt, next: NextStep) -> Result<()> {
+        self.write(move |c| record(c, delivery_id, &attempt, next)).await
+    }
+
+    /// At start-up of the process that owns the file: deliveries leased by a process that
+    /// died are due again now. Scheduled retries keep their time.
+    pub async fn release_leases(&self, now: i64) -> Result<usize> {
+        self.write(move |c| {
+            Ok(c.execute("UPDATE delivery SET leased = 0, next_attempt_at = ?1 WHERE status = 1 AND leased = 1", [now])?)
+        })
+        .await
+    }
+
+    /// A manual resend of one message to one endpoint: the delivery (created if the
+    /// endpoint was not subscribed) is leased to the caller for one immediate attempt.
+    pub async fn resend(&self, app_id: &str, msg_id: &str, endpoint_id: &str, now: i64, lease_until: i64) -> Result<DeliveryJob> {
+        let (app_id, msg_id, endpoint_id) = (app_id.to_string(), msg_id.to_string(), endpoint_id.to_string());
+        self.write(move |c| {
+            let ep = endpoints::find(c, &app_id, &endpoint_id)?;
+            let payload: Option<String> = c
+                .prepare_cached("SELECT payload FROM message_payload WHERE msg_id = ?1")?
+                .query_row([&msg_id], |r| r.get(0))
+                .optional()?;
+            let id: i64 = c
+                .prepare_cached(
+                    "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, 1, 0, ?4, 1, 1, ?5, ?5) \
+                     ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, next_attempt_at = ?4, leased = 1, trigger_type = 1, updated_at = ?5 \
+                     RETURNING id",
+                )?
+                .query_row(params![msg_id, ep.id, app_id, lease_until, now], |r| r.get(0))?;
+            let attempts: u32 = c.query_row("SELECT attempts FROM delivery WHERE id = ?1", [id], |r| r.get(0))?;
+            Ok(job_from(&ep, id, msg_id, payload, attempts, 1, now))
+        })
+        .await
+    }
+
+    /// Makes every delivery to the endpoint that failed (or was canceled) in [since, until)
+    /// pending again, due now, as a manual attempt. Returns how many.
+    pub async fn recover(&self, endpoint_id: &str, since: i64, until: i64, now: i64) -> Result<usize> {
+        let id = endpoint_id.to_string();
+        self.write(move |c| {
+            Ok(c.execute(
+                "UPDATE delivery SET status = 1, next_attempt_at = ?4, leased = 0, trigger_type = 1, updated_at = ?4 \
+                 WHERE endpoint_id = ?1 AND status IN (2, 4) AND created_at >= ?2 AND created_at < ?3",
+                params![id, since, until, now],
+            )?)
+        })
+        .await
+    }
+
+    /// Makes sure the message exists in the app (for resend); returns its id.
+    pub async fn message_id(&self, app_id: &str, id_or_event_id: &str) -> Result<String> {
+        self.message_get(app_id, id_or_event_id).await.map(|m| m.id)
+    }
+}

@@ -1,0 +1,120 @@
+-- Herald's SQLite schema. Times are Unix milliseconds. JSON columns hold arrays/objects
+-- as text. Version 1.
+CREATE TABLE IF NOT EXISTS application (
+    id TEXT PRIMARY KEY,
+    uid TEXT UNIQUE,
+    name TEXT NOT NULL,
+    throttle_rate INTEGER,
+    metadata TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS endpoint (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES application(id) ON DELETE CASCADE,
+    uid TEXT,
+    url TEXT NOT NULL,
+    description TEXT NOT NULL,
+    disabled INTEGER NOT NULL,
+    event_types TEXT,
+    channels TEXT,
+    throttle_rate INTEGER,
+    metadata TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    secrets TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (app_id, uid)
+);
+CREATE INDEX IF NOT EXISTS endpoint_by_app ON endpoint(app_id, id);
+
+CREATE TABLE IF NOT EXISTS event_type (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    archived INTEGER NOT NULL,
+    deprecated INTEGER NOT NULL,
+    schemas TEXT,
+    feature_flag TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS message (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES application(id) ON DELETE CASCADE,
+    event_id TEXT,
+    event_type TEXT NOT NULL,
+    channels TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    UNIQUE (app_id, event_id)
+);
+CREATE INDEX IF NOT EXISTS message_by_app ON message(app_id, id);
+
+-- Payloads live apart from metadata so retention can drop them and keep the log.
+CREATE TABLE IF NOT EXISTS message_payload (
+    msg_id TEXT PRIMARY KEY REFERENCES message(id) ON DELETE CASCADE,
+    payload TEXT NOT NULL
+);
+
+-- One row per (message, endpoint): the unit of work of the delivery queue.
+-- status: 0 succeeded, 1 pending, 2 failed, 4 canceled. leased = 1 while a worker holds
+-- it; next_attempt_at is then the lease's end.
+CREATE TABLE IF NOT EXISTS delivery (
+    id INTEGER PRIMARY KEY,
+    msg_id TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    endpoint_id TEXT NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
+    app_id TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER,
+    leased INTEGER NOT NULL DEFAULT 0,
+    trigger_type INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (msg_id, endpoint_id)
+);
+CREATE INDEX IF NOT EXISTS delivery_due ON delivery(next_attempt_at) WHERE status = 1;
+CREATE INDEX IF NOT EXISTS delivery_by_endpoint ON delivery(endpoint_id, msg_id);
+
+-- Attempts are append-only.
+CREATE TABLE IF NOT EXISTS attempt (
+    id TEXT PRIMARY KEY,
+    msg_id TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    endpoint_id TEXT NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
+    app_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    response_status_code INTEGER NOT NULL,
+    response TEXT NOT NULL,
+    response_duration_ms INTEGER NOT NULL,
+    trigger_type INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempt_by_msg ON attempt(msg_id, id);
+CREATE INDEX IF NOT EXISTS attempt_by_endpoint ON attempt(endpoint_id, id);
+
+CREATE TABLE IF NOT EXISTS api_token (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    app_id TEXT REFERENCES application(id) ON DELETE CASCADE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    status_code INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS task (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    data TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);

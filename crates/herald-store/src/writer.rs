@@ -1,0 +1,96 @@
+//! The single writer thread and its group commit.
+//!
+//! Callers queue closures; the thread takes everything queued (up to a bound), opens one
+//! transaction, runs each closure in its own savepoint (so one failing request does not
+//! undo the others), commits once, and only then answers each caller. Under load many
+//! requests share one fsync; idle, a lone request commits immediately.
+
+use std::sync::mpsc;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::{Result, StoreError};
+
+/// Called after the batch's commit with its outcome.
+type Completion = Box<dyn FnOnce(Result<()>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+
+const MAX_BATCH: usize = 512;
+
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    pub(crate) fn start(conn: Connection) -> Writer {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("herald-store-writer".into())
+            .spawn(move || run(conn, rx))
+            .expect("spawn the store writer thread");
+        Writer { jobs: tx }
+    }
+
+    pub(crate) async fn submit<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn: &Connection| {
+            let outcome = in_savepoint(conn, f);
+            Box::new(move |commit: Result<()>| {
+                let _ = tx.send(commit.and(outcome));
+            })
+        });
+        self.jobs.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Unavailable("the write was not carried out".into()))?
+    }
+}
+
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("SAVEPOINT job")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE job")?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
+    }
+}
+
+fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+    let mut completions: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = rx.recv() {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Dropping the job drops its answer channel: the caller gets an error and
+            // nothing of the job ran.
+            tracing::error!(error = %e, "store writer could not begin a transaction");
+            drop(first);
+            continue;
+        }
+        completions.push(first(&conn));
+        while completions.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => completions.push(job(&conn)),
+                Err(_) => break,
+            }
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, batch = completions.len(), "store commit failed");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for done in completions.drain(..) {
+            let outcome = match &committed {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+            };
+            done(outcome);
+        }
+    }
+}
