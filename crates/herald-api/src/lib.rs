@@ -1,1 +1,14 @@
-//! placeholder
+//! Herald's management API: the Svix-compatible v1 routes. This is the only crate that
+//! knows status codes and JSON shapes. It does not know the delivery engine: deliveries
+//! committed by a request are passed to the `HandOff` the binary supplies.
+
+pub mod dto;
+pub mod error;
+pub mod extract;
+mod idempotency;
+mod router;
+mod routes;
+mod state;
+
+pub use router::router;
+pub use state::{ApiConfig, ApiState, Caller, HandOff};

@@ -9,3 +9,4 @@ pub mod secret;
 pub mod signing;
 pub mod time;
 pub mod validate;
+pub mod token;

@@ -1,1 +1,105 @@
-//! placeholder
+//! Herald's delivery engine: takes due deliveries, signs and sends them, records every
+//! attempt and reschedules failures. It knows nothing of the management API; the binary
+//! connects the two by handing freshly committed deliveries to [`Engine::hand_off`].
+
+mod attempt;
+mod scheduler;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_core::retry::RetryPolicy;
+use herald_store::{DeliveryJob, Store};
+use tokio::sync::{Notify, Semaphore};
+
+pub use attempt::AttemptOutcome;
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub retry: RetryPolicy,
+    /// Per-attempt timeout (the whole exchange, connect to last body byte).
+    pub request_timeout: Duration,
+    pub user_agent: String,
+    /// Also send the signature headers under `svix-*` names.
+    pub svix_headers: bool,
+    /// Attempts in flight at once, across all endpoints.
+    pub max_in_flight: usize,
+    /// The longest the scheduler sleeps before looking for due work again.
+    pub poll_interval: Duration,
+    /// Bytes of each response body kept in the attempt log.
+    pub response_capture_bytes: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(15),
+            user_agent: format!("Herald/{}", env!("CARGO_PKG_VERSION")),
+            svix_headers: false,
+            max_in_flight: 512,
+            poll_interval: Duration::from_millis(500),
+            response_capture_bytes: 20 * 1024,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    client: reqwest::Client,
+    config: EngineConfig,
+    permits: Arc<Semaphore>,
+    /// Wakes the scheduler when a retry was scheduled sooner than its current sleep.
+    wake: Notify,
+}
+
+impl Engine {
+    pub fn new(store: Store, config: EngineConfig) -> Result<Engine, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            // Redirects are never followed: a 3xx is the endpoint's answer, and following
+            // it would let a receiver point Herald at an address nobody vetted.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(config.request_timeout)
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()?;
+        let permits = Arc::new(Semaphore::new(config.max_in_flight));
+        Ok(Engine { inner: Arc::new(Inner { store, client, config, permits, wake: Notify::new() }) })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Starts the scheduler, which releases a dead process's leases and then keeps
+    /// claiming due deliveries (retries, recovered work) for as long as the runtime runs.
+    pub fn start(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(scheduler::run(self.clone()))
+    }
+
+    /// Sends deliveries that were just committed and leased to this process, without
+    /// waiting for the scheduler's next look at the queue.
+    pub fn hand_off(&self, jobs: Vec<DeliveryJob>) {
+        for job in jobs {
+            let engine = self.clone();
+            tokio::spawn(async move { engine.deliver(job).await });
+        }
+    }
+
+    /// One pass of the scheduler: claims what is due now and sends it. Returns how many
+    /// deliveries it started. Tests use it to drive the engine without waiting.
+    pub async fn run_due_once(&self) -> Result<usize, herald_store::StoreError> {
+        scheduler::claim_and_send(self, 256).await
+    }
+
+    fn lease_ms(&self) -> i64 {
+        // Long enough for one attempt to time out and be recorded.
+        (self.inner.config.request_timeout.as_millis() as i64) * 2 + 30_000
+    }
+}

@@ -108,7 +108,11 @@ fn insert_message(conn: &Connection, new: NewMessage, now: i64) -> Result<(Messa
             event_types: ep.event_types.as_deref(),
             channels: ep.channels.as_deref(),
         };
-        if !matches(&sub, &new.event_type, new.channels.as_deref()) {
+        let wanted = match &new.only_endpoint {
+            Some(only) => &ep.id == only,
+            None => matches(&sub, &new.event_type, new.channels.as_deref()),
+        };
+        if !wanted {
             continue;
         }
         insert_delivery.execute(params![id, ep.id, new.app_id, now + HANDOFF_LEASE_MS, now])?;

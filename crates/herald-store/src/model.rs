@@ -88,6 +88,8 @@ pub struct NewMessage {
     pub channels: Option<Vec<String>>,
     pub payload: String,
     pub retention_days: u32,
+    /// Deliver to this endpoint only, whatever its filters (send-example).
+    pub only_endpoint: Option<String>,
 }
 
 /// Status of a (message, endpoint) delivery, as the API numbers it.

@@ -1,1 +1,155 @@
-fn main() {}
+//! `herald`: the command-line entry point. Glue only: parse flags, load the layered
+//! configuration, and call into the library crates.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use herald::config::{Config, Overrides, DEFAULTS};
+use herald::server::Server;
+
+#[derive(Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Herald: a self-hosted webhook platform in one binary",
+    long_about = "Herald accepts events through a Svix-compatible v1 API and delivers them as signed \
+                  webhooks (Standard Webhooks), durably, with retries and a full attempt log.\n\n\
+                  Start with `herald serve`: it needs no setup and keeps everything in ./herald-data."
+)]
+struct Cli {
+    /// A TOML config file (keys as in `herald config`). Also HERALD_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where Herald keeps its data. Also HERALD_DATA_DIR. Default ./herald-data.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: the management API and the delivery engine, on the embedded store.
+    ///
+    /// On first start it creates the data directory and the database, and prints an
+    /// admin token once (unless HERALD_ADMIN_TOKEN is set).
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8071 or 0.0.0.0:8071. Also HERALD_LISTEN.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Print the configuration defaults, with comments (a starting point for a config file).
+    Config,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an admin API token and print it (it is stored only as a hash).
+    Create {
+        /// A name to recognise the token by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("herald: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut overrides = Overrides { config_file: cli.config, data_dir: cli.data_dir, listen: None };
+    match cli.command {
+        Command::Config => {
+            print!("{DEFAULTS}");
+            Ok(())
+        }
+        Command::Serve { listen } => {
+            overrides.listen = listen;
+            let config = Config::load(&overrides)?;
+            init_logging(&config);
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(serve(config))
+        }
+        Command::Token { command: TokenCommand::Create { name } } => {
+            let config = Config::load(&overrides)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let path = config.database_path();
+                if !path.exists() {
+                    anyhow::bail!("no database at {}; run `herald serve` once first", path.display());
+                }
+                let store = herald_store::Store::open(&path)?;
+                let token = herald_core::token::generate();
+                let now = herald_core::time::now_ms();
+                let id = herald_core::ids::generate(herald_core::ids::TOKEN);
+                store.token_insert(&id, &herald_core::token::hash(&token), &name, None, now, None).await?;
+                println!("{token}");
+                Ok(())
+            })
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = Server::start(&config).await?;
+    let url = server.url();
+    let data = std::fs::canonicalize(&config.data_dir).unwrap_or(config.data_dir.clone());
+    // The line tests and scripts wait for; keep its shape.
+    println!("herald listening on {url}");
+    if server.first_start {
+        println!("  data:  {} (SQLite, created now)", data.display());
+    } else {
+        println!("  data:  {}", data.display());
+    }
+    println!("  API:   {url}/api/v1   docs: {url}/api/v1/openapi.json");
+    match &server.new_admin_token {
+        Some(token) => {
+            println!("  admin token (shown once, stored hashed; `herald token create` makes more):");
+            println!("    {token}");
+            println!("  try:   curl -H 'Authorization: Bearer {token}' {url}/api/v1/app");
+        }
+        None => println!("  try:   curl -H \"Authorization: Bearer $HERALD_ADMIN_TOKEN\" {url}/api/v1/app"),
+    }
+    tokio::select! {
+        r = server.wait() => r,
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,454 @@
+//! Wire types: the JSON the API reads and writes (camelCase), converted by hand from
+//! and to the store's records so the domain never depends on the wire format.
+
+use std::collections::BTreeMap;
+
+use herald_core::time::format_rfc3339;
+use herald_store::{Application, Attempt, DeliveryStatus, Endpoint, EventType, Message, Page};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+
+/// A PATCH field: absent (keep), `null` (clear) or a value (set).
+#[derive(Debug, Clone, Default)]
+pub enum Patch<T> {
+    #[default]
+    Keep,
+    Clear,
+    Set(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match Option::<T>::deserialize(d)? {
+            None => Patch::Clear,
+            Some(v) => Patch::Set(v),
+        })
+    }
+}
+
+impl<T> Patch<T> {
+    /// Applies the patch to an optional field.
+    pub fn apply(self, field: &mut Option<T>) {
+        match self {
+            Patch::Keep => {}
+            Patch::Clear => *field = None,
+            Patch::Set(v) => *field = Some(v),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListResponse<T> {
+    pub data: Vec<T>,
+    pub iterator: Option<String>,
+    pub prev_iterator: Option<String>,
+    pub done: bool,
+}
+
+impl<T> ListResponse<T> {
+    pub fn from_page<U>(page: Page<U>, f: impl FnMut(U) -> T) -> Self {
+        let page = page.map(f);
+        ListResponse { data: page.data, iterator: page.iterator, prev_iterator: page.prev_iterator, done: page.done }
+    }
+}
+
+// ---- applications ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationIn {
+    pub name: String,
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default, alias = "rateLimit")]
+    pub throttle_rate: Option<u32>,
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationPatch {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub uid: Patch<String>,
+    #[serde(default, alias = "rateLimit")]
+    pub throttle_rate: Patch<u32>,
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationOut {
+    pub id: String,
+    pub uid: Option<String>,
+    pub name: String,
+    pub throttle_rate: Option<u32>,
+    pub rate_limit: Option<u32>,
+    pub metadata: BTreeMap<String, String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Application> for ApplicationOut {
+    fn from(a: Application) -> Self {
+        ApplicationOut {
+            id: a.id,
+            uid: a.uid,
+            name: a.name,
+            throttle_rate: a.throttle_rate,
+            rate_limit: a.throttle_rate,
+            metadata: a.metadata,
+            created_at: format_rfc3339(a.created_at),
+            updated_at: format_rfc3339(a.updated_at),
+        }
+    }
+}
+
+// ---- endpoints ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointIn {
+    pub url: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    #[serde(default, alias = "filterTypes")]
+    pub event_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default, alias = "rateLimit")]
+    pub throttle_rate: Option<u32>,
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub version: Option<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointPatch {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub uid: Patch<String>,
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    #[serde(default, alias = "filterTypes")]
+    pub event_types: Patch<Vec<String>>,
+    #[serde(default)]
+    pub channels: Patch<Vec<String>>,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default, alias = "rateLimit")]
+    pub throttle_rate: Patch<u32>,
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub version: Option<i64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointOut {
+    pub id: String,
+    pub uid: Option<String>,
+    pub url: String,
+    pub description: String,
+    pub disabled: bool,
+    /// Svix's name for the event-type filter.
+    pub filter_types: Option<Vec<String>>,
+    pub event_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub throttle_rate: Option<u32>,
+    pub rate_limit: Option<u32>,
+    pub version: i64,
+    pub metadata: BTreeMap<String, String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Endpoint> for EndpointOut {
+    fn from(e: Endpoint) -> Self {
+        EndpointOut {
+            id: e.id,
+            uid: e.uid,
+            url: e.url,
+            description: e.description,
+            disabled: e.disabled,
+            filter_types: e.event_types.clone(),
+            event_types: e.event_types,
+            channels: e.channels,
+            throttle_rate: e.throttle_rate,
+            rate_limit: e.throttle_rate,
+            version: 1,
+            metadata: e.metadata,
+            created_at: format_rfc3339(e.created_at),
+            updated_at: format_rfc3339(e.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct SecretOut {
+    pub key: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RotateIn {
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub grace_period_seconds: Option<i64>,
+}
+
+#[derive(Deserialize)]
+pub struct HeadersIn {
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+pub struct HeadersPatchIn {
+    pub headers: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Serialize)]
+pub struct HeadersOut {
+    pub headers: BTreeMap<String, String>,
+    pub sensitive: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct StatsOut {
+    pub success: i64,
+    pub pending: i64,
+    pub sending: i64,
+    pub fail: i64,
+    pub canceled: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendExampleIn {
+    pub event_type: String,
+}
+
+#[derive(Deserialize)]
+pub struct RecoverIn {
+    pub since: String,
+    #[serde(default)]
+    pub until: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskOut {
+    pub id: String,
+    pub status: String,
+    pub task: String,
+    pub updated_at: String,
+}
+
+// ---- event types ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeIn {
+    pub name: String,
+    pub description: String,
+    #[serde(default)]
+    pub archived: Option<bool>,
+    #[serde(default)]
+    pub deprecated: Option<bool>,
+    #[serde(default)]
+    pub schemas: Option<serde_json::Value>,
+    #[serde(default)]
+    pub feature_flag: Option<String>,
+}
+
+/// PUT body: like `EventTypeIn` but the name comes from the path.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeUpdate {
+    pub description: String,
+    #[serde(default)]
+    pub archived: Option<bool>,
+    #[serde(default)]
+    pub deprecated: Option<bool>,
+    #[serde(default)]
+    pub schemas: Option<serde_json::Value>,
+    #[serde(default)]
+    pub feature_flag: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypePatch {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub archived: Option<bool>,
+    #[serde(default)]
+    pub deprecated: Option<bool>,
+    #[serde(default)]
+    pub schemas: Patch<serde_json::Value>,
+    #[serde(default)]
+    pub feature_flag: Patch<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeOut {
+    pub name: String,
+    pub description: String,
+    pub archived: bool,
+    pub deprecated: bool,
+    pub schemas: Option<serde_json::Value>,
+    pub feature_flag: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<EventType> for EventTypeOut {
+    fn from(e: EventType) -> Self {
+        EventTypeOut {
+            name: e.name,
+            description: e.description,
+            archived: e.archived,
+            deprecated: e.deprecated,
+            schemas: e.schemas,
+            feature_flag: e.feature_flag,
+            created_at: format_rfc3339(e.created_at),
+            updated_at: format_rfc3339(e.updated_at),
+        }
+    }
+}
+
+// ---- messages ----
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageIn {
+    pub event_type: String,
+    /// Kept as the exact bytes received, so the receiver gets what the sender sent.
+    pub payload: Box<RawValue>,
+    #[serde(default)]
+    pub event_id: Option<String>,
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
+    #[serde(default)]
+    pub payload_retention_period: Option<i64>,
+    #[serde(default)]
+    pub application: Option<ApplicationIn>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageOut {
+    pub id: String,
+    pub event_id: Option<String>,
+    pub event_type: String,
+    pub payload: Box<RawValue>,
+    pub channels: Option<Vec<String>>,
+    pub timestamp: String,
+}
+
+fn raw(payload: Option<String>) -> Box<RawValue> {
+    payload
+        .and_then(|p| RawValue::from_string(p).ok())
+        .unwrap_or_else(|| RawValue::from_string("{}".into()).expect("valid JSON"))
+}
+
+impl From<Message> for MessageOut {
+    fn from(m: Message) -> Self {
+        MessageOut {
+            id: m.id,
+            event_id: m.event_id,
+            event_type: m.event_type,
+            payload: raw(m.payload),
+            channels: m.channels,
+            timestamp: format_rfc3339(m.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointMessageOut {
+    #[serde(flatten)]
+    pub message: MessageOut,
+    pub status: i64,
+    pub status_text: &'static str,
+    pub next_attempt: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEndpointOut {
+    #[serde(flatten)]
+    pub endpoint: EndpointOut,
+    pub status: i64,
+    pub status_text: &'static str,
+    pub next_attempt: Option<String>,
+}
+
+/// The API's number for a delivery status (canceled shows as failed).
+pub fn status_code(s: DeliveryStatus) -> (i64, &'static str) {
+    match s {
+        DeliveryStatus::Succeeded => (0, "success"),
+        DeliveryStatus::Pending => (1, "pending"),
+        DeliveryStatus::Failed => (2, "fail"),
+        DeliveryStatus::Sending => (3, "sending"),
+        DeliveryStatus::Canceled => (2, "fail"),
+    }
+}
+
+// ---- attempts ----
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptOut {
+    pub id: String,
+    pub msg_id: String,
+    pub endpoint_id: String,
+    pub url: String,
+    pub response: String,
+    pub response_status_code: i64,
+    pub response_duration_ms: i64,
+    pub status: i64,
+    pub status_text: &'static str,
+    pub trigger_type: i64,
+    pub timestamp: String,
+}
+
+impl From<Attempt> for AttemptOut {
+    fn from(a: Attempt) -> Self {
+        AttemptOut {
+            id: a.id,
+            msg_id: a.msg_id,
+            endpoint_id: a.endpoint_id,
+            url: a.url,
+            response: a.response,
+            response_status_code: a.response_status_code,
+            response_duration_ms: a.response_duration_ms,
+            status: a.status,
+            status_text: if a.status == 0 { "success" } else { "fail" },
+            trigger_type: a.trigger_type,
+            timestamp: format_rfc3339(a.created_at),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! `ApiError`: every failure the API answers, with its status and stable body. 5xx bodies
+//! reveal nothing; the cause is logged once, here.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use herald_store::StoreError;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidationItem {
+    pub loc: Vec<String>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400 with a specific code (`invalid_json`, `generic_error`, …).
+    BadRequest { code: &'static str, detail: String },
+    Unauthorized(String),
+    NotFound(String),
+    MethodNotAllowed,
+    Conflict(String),
+    PayloadTooLarge(String),
+    Validation(Vec<ValidationItem>),
+    Unavailable(String),
+    Internal,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A 422 for one field: `invalid(&["body", "url"], "…")`.
+pub fn invalid(loc: &[&str], msg: impl Into<String>) -> ApiError {
+    ApiError::Validation(vec![ValidationItem {
+        loc: loc.iter().map(|s| s.to_string()).collect(),
+        msg: msg.into(),
+        kind: "value_error".into(),
+    }])
+}
+
+pub fn not_found(what: &str) -> ApiError {
+    ApiError::NotFound(format!("{what} not found"))
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::Conflict(detail) => ApiError::Conflict(detail),
+            StoreError::Invalid(msg) => invalid(&["body"], msg),
+            StoreError::Unavailable(detail) => {
+                tracing::error!(error = %detail, "store unavailable");
+                ApiError::Unavailable("the store is unavailable; try again".into())
+            }
+            other => {
+                tracing::error!(error = %other, "store error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, detail) = match self {
+            ApiError::Validation(items) => {
+                return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(serde_json::json!({ "detail": items })))
+                    .into_response()
+            }
+            ApiError::BadRequest { code, detail } => (StatusCode::BAD_REQUEST, code, detail),
+            ApiError::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "authentication_failed", d),
+            ApiError::NotFound(d) => (StatusCode::NOT_FOUND, "not_found", d),
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method".into())
+            }
+            ApiError::Conflict(d) => (StatusCode::CONFLICT, "conflict", d),
+            ApiError::PayloadTooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", d),
+            ApiError::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", d),
+            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal server error".into()),
+        };
+        (status, axum::Json(serde_json::json!({ "code": code, "detail": detail }))).into_response()
+    }
+}

@@ -1,0 +1,153 @@
+//! Applications: `/app`, `/app/{app_id}`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use herald_core::{ids, time::now_ms, validate};
+use herald_store::{Application, StoreError};
+
+use super::visible_app;
+use crate::dto::{ApplicationIn, ApplicationOut, ApplicationPatch, ListResponse};
+use crate::error::{invalid, ApiError, ApiResult};
+use crate::extract::{JsonBody, QueryPairs};
+use crate::state::{ApiState, Caller};
+
+fn check(name: &str, uid: Option<&str>, metadata: Option<&std::collections::BTreeMap<String, String>>) -> ApiResult<()> {
+    if name.trim().is_empty() || name.len() > validate::MAX_NAME_LEN {
+        return Err(invalid(&["body", "name"], "name must be 1 to 256 characters"));
+    }
+    if let Some(uid) = uid {
+        validate::uid(uid, ids::APP).map_err(|m| invalid(&["body", "uid"], m))?;
+    }
+    if let Some(md) = metadata {
+        validate::metadata(md).map_err(|m| invalid(&["body", "metadata"], m))?;
+    }
+    Ok(())
+}
+
+fn forbid_scoped(caller: &Caller) -> ApiResult<()> {
+    match caller.app_id {
+        Some(_) => Err(ApiError::NotFound("not found".into())),
+        None => Ok(()),
+    }
+}
+
+/// Validates and inserts a new application (shared with message creation's `application`).
+pub(crate) async fn insert(state: &ApiState, body: ApplicationIn) -> ApiResult<Application> {
+    check(&body.name, body.uid.as_deref(), body.metadata.as_ref())?;
+    let now = now_ms();
+    let app = Application {
+        id: ids::generate(ids::APP),
+        uid: body.uid,
+        name: body.name,
+        throttle_rate: body.throttle_rate,
+        metadata: body.metadata.unwrap_or_default(),
+        created_at: now,
+        updated_at: now,
+    };
+    Ok(state.store.app_insert(app).await?)
+}
+
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<ApplicationOut>>> {
+    let list = q.list(false)?;
+    if let Some(scope) = &caller.app_id {
+        let app = state.store.app_get(scope).await?;
+        return Ok(Json(ListResponse { data: vec![app.into()], iterator: None, prev_iterator: None, done: true }));
+    }
+    let page = state.store.app_list(list).await?;
+    Ok(Json(ListResponse::from_page(page, ApplicationOut::from)))
+}
+
+pub async fn create(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    q: QueryPairs,
+    JsonBody(body): JsonBody<ApplicationIn>,
+) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
+    forbid_scoped(&caller)?;
+    if q.flag("get_if_exists")? {
+        if let Some(uid) = &body.uid {
+            match state.store.app_get(uid).await {
+                Ok(existing) => return Ok((StatusCode::OK, Json(existing.into()))),
+                Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let app = insert(&state, body).await?;
+    Ok((StatusCode::CREATED, Json(app.into())))
+}
+
+pub async fn get(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(app_id): Path<String>,
+) -> ApiResult<Json<ApplicationOut>> {
+    Ok(Json(visible_app(&state, &caller, &app_id).await?.into()))
+}
+
+/// PUT: replace, or create when the id/uid does not exist yet.
+pub async fn put(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(app_id): Path<String>,
+    JsonBody(body): JsonBody<ApplicationIn>,
+) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
+    match visible_app(&state, &caller, &app_id).await {
+        Ok(mut app) => {
+            check(&body.name, body.uid.as_deref(), body.metadata.as_ref())?;
+            app.name = body.name;
+            app.uid = body.uid.or(app.uid);
+            app.throttle_rate = body.throttle_rate;
+            app.metadata = body.metadata.unwrap_or_default();
+            app.updated_at = now_ms();
+            Ok((StatusCode::OK, Json(state.store.app_update(app).await?.into())))
+        }
+        Err(ApiError::NotFound(_)) if caller.app_id.is_none() => {
+            let mut body = body;
+            if body.uid.is_none() && !app_id.starts_with(ids::APP) {
+                body.uid = Some(app_id);
+            }
+            let app = insert(&state, body).await?;
+            Ok((StatusCode::CREATED, Json(app.into())))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn patch(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(app_id): Path<String>,
+    JsonBody(body): JsonBody<ApplicationPatch>,
+) -> ApiResult<Json<ApplicationOut>> {
+    let mut app = visible_app(&state, &caller, &app_id).await?;
+    if let Some(name) = body.name {
+        app.name = name;
+    }
+    body.uid.apply(&mut app.uid);
+    body.throttle_rate.apply(&mut app.throttle_rate);
+    if let Some(md) = body.metadata {
+        app.metadata = md;
+    }
+    check(&app.name, app.uid.as_deref(), Some(&app.metadata))?;
+    app.updated_at = now_ms();
+    Ok(Json(state.store.app_update(app).await?.into()))
+}
+
+pub async fn delete(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(app_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    forbid_scoped(&caller)?;
+    let app = visible_app(&state, &caller, &app_id).await?;
+    state.store.app_delete(&app.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,399 @@
+//! Endpoints: CRUD, secret and rotation, custom headers, stats, send-example, recover.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use herald_core::secret::Secret;
+use herald_core::time::{format_rfc3339, now_ms, parse_rfc3339};
+use herald_core::{ids, validate};
+use herald_store::{Application, Endpoint, NewMessage, StoredSecret, Task};
+
+use super::{named, visible_app};
+use crate::dto::*;
+use crate::error::{invalid, ApiError, ApiResult};
+use crate::extract::{JsonBody, QueryPairs};
+use crate::state::{ApiState, Caller};
+
+const MAX_CHANNELS: usize = 10;
+const MAX_GRACE_SECONDS: i64 = 604_800;
+const DEFAULT_GRACE_SECONDS: i64 = 86_400;
+/// Keys kept per endpoint (current plus those in a grace period).
+const MAX_KEYS: usize = 5;
+
+async fn load(state: &ApiState, caller: &Caller, app_id: &str, endpoint_id: &str) -> ApiResult<(Application, Endpoint)> {
+    let app = visible_app(state, caller, app_id).await?;
+    let ep = state.store.endpoint_get(&app.id, endpoint_id).await.map_err(named("endpoint"))?;
+    Ok((app, ep))
+}
+
+fn parse_secret(text: &str, field: &str) -> ApiResult<String> {
+    // Svix also accepts a bare base64 HMAC key without the prefix.
+    let candidate = if text.starts_with("whsec_") || text.starts_with("whsk_") { text.to_string() } else { format!("whsec_{text}") };
+    let secret = Secret::parse(&candidate).map_err(|e| invalid(&["body", field], e.to_string()))?;
+    Ok(secret.expose())
+}
+
+fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
+    if headers.len() > validate::MAX_HEADERS {
+        return Err(invalid(&["body", "headers"], format!("at most {} custom headers", validate::MAX_HEADERS)));
+    }
+    for (k, v) in headers {
+        validate::custom_header_name(k).map_err(|m| invalid(&["body", "headers", k], m))?;
+        validate::custom_header_value(k, v).map_err(|m| invalid(&["body", "headers", k], m))?;
+    }
+    Ok(())
+}
+
+/// Checks every field of an endpoint about to be saved.
+async fn check(state: &ApiState, ep: &Endpoint) -> ApiResult<()> {
+    validate::endpoint_url(&ep.url).map_err(|m| invalid(&["body", "url"], m))?;
+    if ep.description.len() > validate::MAX_DESCRIPTION_LEN {
+        return Err(invalid(&["body", "description"], "description is longer than 4096 characters"));
+    }
+    if let Some(uid) = &ep.uid {
+        validate::uid(uid, ids::ENDPOINT).map_err(|m| invalid(&["body", "uid"], m))?;
+    }
+    if let Some(channels) = &ep.channels {
+        if channels.is_empty() || channels.len() > MAX_CHANNELS {
+            return Err(invalid(&["body", "channels"], "channels holds 1 to 10 channels (omit it for all)"));
+        }
+        for c in channels {
+            validate::channel(c).map_err(|m| invalid(&["body", "channels"], m))?;
+        }
+    }
+    if let Some(types) = &ep.event_types {
+        if types.is_empty() || types.len() > validate::MAX_EVENT_TYPES_PER_ENDPOINT {
+            return Err(invalid(&["body", "filterTypes"], "filterTypes holds 1 to 1000 event types (omit it for all)"));
+        }
+        let missing = state.store.event_types_missing(types.clone()).await?;
+        if !missing.is_empty() {
+            return Err(invalid(&["body", "filterTypes"], format!("unknown event types: {}", missing.join(", "))));
+        }
+    }
+    if ep.throttle_rate == Some(0) {
+        return Err(invalid(&["body", "throttleRate"], "throttleRate must be at least 1 (omit it for no limit)"));
+    }
+    validate::metadata(&ep.metadata).map_err(|m| invalid(&["body", "metadata"], m))?;
+    check_headers(&ep.headers)
+}
+
+fn dedup(v: Option<Vec<String>>) -> Option<Vec<String>> {
+    v.map(|mut v| {
+        v.sort();
+        v.dedup();
+        v
+    })
+}
+
+fn from_input(app_id: &str, body: EndpointIn, now: i64) -> ApiResult<Endpoint> {
+    let key = match &body.secret {
+        Some(s) => parse_secret(s, "secret")?,
+        None => Secret::generate_hmac().expose(),
+    };
+    Ok(Endpoint {
+        id: ids::generate(ids::ENDPOINT),
+        app_id: app_id.to_string(),
+        uid: body.uid,
+        url: body.url,
+        description: body.description.unwrap_or_default(),
+        disabled: body.disabled.unwrap_or(false),
+        event_types: dedup(body.event_types),
+        channels: dedup(body.channels),
+        throttle_rate: body.throttle_rate,
+        metadata: body.metadata.unwrap_or_default(),
+        headers: body.headers.unwrap_or_default(),
+        secrets: vec![StoredSecret { key, expires_at: None }],
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(app_id): Path<String>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<EndpointOut>>> {
+    let list = q.list(false)?;
+    let app = visible_app(&state, &caller, &app_id).await?;
+    let page = state.store.endpoint_list(&app.id, list).await?;
+    Ok(Json(ListResponse::from_page(page, EndpointOut::from)))
+}
+
+pub async fn create(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(app_id): Path<String>,
+    JsonBody(body): JsonBody<EndpointIn>,
+) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
+    let app = visible_app(&state, &caller, &app_id).await?;
+    let ep = from_input(&app.id, body, now_ms())?;
+    check(&state, &ep).await?;
+    let ep = state.store.endpoint_insert(ep, state.config.max_endpoints_per_app).await?;
+    Ok((StatusCode::CREATED, Json(ep.into())))
+}
+
+pub async fn get(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> ApiResult<Json<EndpointOut>> {
+    Ok(Json(load(&state, &caller, &app_id, &endpoint_id).await?.1.into()))
+}
+
+/// PUT: replace the endpoint's settings (its secret and headers stay unless given), or
+/// create it when it does not exist.
+pub async fn put(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<EndpointIn>,
+) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
+    let app = visible_app(&state, &caller, &app_id).await?;
+    let now = now_ms();
+    match state.store.endpoint_get(&app.id, &endpoint_id).await {
+        Ok(old) => {
+            let secret_given = body.secret.is_some();
+            let mut ep = from_input(&app.id, body, now)?;
+            ep.id = old.id;
+            ep.uid = ep.uid.or(old.uid);
+            ep.created_at = old.created_at;
+            if ep.headers.is_empty() {
+                ep.headers = old.headers;
+            }
+            if !secret_given {
+                ep.secrets = old.secrets;
+            }
+            check(&state, &ep).await?;
+            Ok((StatusCode::OK, Json(state.store.endpoint_update(ep).await?.into())))
+        }
+        Err(herald_store::StoreError::NotFound) => {
+            let mut ep = from_input(&app.id, body, now)?;
+            if ep.uid.is_none() && !endpoint_id.starts_with(ids::ENDPOINT) {
+                ep.uid = Some(endpoint_id);
+            }
+            check(&state, &ep).await?;
+            let ep = state.store.endpoint_insert(ep, state.config.max_endpoints_per_app).await?;
+            Ok((StatusCode::CREATED, Json(ep.into())))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn patch(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<EndpointPatch>,
+) -> ApiResult<Json<EndpointOut>> {
+    let (_, mut ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    if let Some(url) = body.url {
+        ep.url = url;
+    }
+    if let Some(d) = body.description {
+        ep.description = d;
+    }
+    body.uid.apply(&mut ep.uid);
+    if let Some(d) = body.disabled {
+        ep.disabled = d;
+    }
+    body.event_types.apply(&mut ep.event_types);
+    ep.event_types = dedup(ep.event_types);
+    body.channels.apply(&mut ep.channels);
+    ep.channels = dedup(ep.channels);
+    body.throttle_rate.apply(&mut ep.throttle_rate);
+    if let Some(md) = body.metadata {
+        ep.metadata = md;
+    }
+    if let Some(secret) = body.secret {
+        ep.secrets = vec![StoredSecret { key: parse_secret(&secret, "secret")?, expires_at: None }];
+    }
+    ep.updated_at = now_ms();
+    check(&state, &ep).await?;
+    Ok(Json(state.store.endpoint_update(ep).await?.into()))
+}
+
+pub async fn delete(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let (_, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    state.store.endpoint_delete(&ep.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn secret(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> ApiResult<Json<SecretOut>> {
+    let (_, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let current = ep.secrets.first().ok_or(ApiError::Internal)?;
+    let secret = Secret::parse(&current.key).map_err(|_| ApiError::Internal)?;
+    Ok(Json(SecretOut { key: secret.verification_key() }))
+}
+
+/// Replaces the signing key; the old one keeps signing (beside the new) for the grace period.
+pub async fn rotate_secret(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<SecretOut>> {
+    let body: RotateIn = if body.iter().all(u8::is_ascii_whitespace) { RotateIn::default() } else { crate::extract::parse_json(&body)? };
+    let grace = body.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+    if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
+        return Err(invalid(&["body", "gracePeriodSeconds"], "gracePeriodSeconds must be between 0 and 604800"));
+    }
+    let new_key = match &body.key {
+        Some(k) => parse_secret(k, "key")?,
+        None => Secret::generate_hmac().expose(),
+    };
+    let (_, mut ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let now = now_ms();
+    let mut keys = vec![StoredSecret { key: new_key.clone(), expires_at: None }];
+    for old in ep.secrets.drain(..) {
+        let expires_at = old.expires_at.unwrap_or(now + grace * 1000).min(now + grace * 1000);
+        if expires_at > now && old.key != new_key {
+            keys.push(StoredSecret { key: old.key, expires_at: Some(expires_at) });
+        }
+    }
+    keys.truncate(MAX_KEYS);
+    ep.secrets = keys;
+    ep.updated_at = now;
+    state.store.endpoint_update(ep).await?;
+    let shown = Secret::parse(&new_key).map_err(|_| ApiError::Internal)?.expose();
+    Ok(Json(SecretOut { key: shown }))
+}
+
+pub async fn headers(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+) -> ApiResult<Json<HeadersOut>> {
+    let (_, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let (sensitive, shown): (Vec<_>, Vec<_>) = ep.headers.into_iter().partition(|(k, _)| validate::is_sensitive_header(k));
+    Ok(Json(HeadersOut { headers: shown.into_iter().collect(), sensitive: sensitive.into_iter().map(|(k, _)| k).collect() }))
+}
+
+pub async fn put_headers(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<HeadersIn>,
+) -> ApiResult<StatusCode> {
+    check_headers(&body.headers)?;
+    let (_, mut ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    ep.headers = body.headers;
+    ep.updated_at = now_ms();
+    state.store.endpoint_update(ep).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn patch_headers(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<HeadersPatchIn>,
+) -> ApiResult<StatusCode> {
+    let (_, mut ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    for (k, v) in body.headers {
+        match v {
+            Some(v) => {
+                ep.headers.insert(k, v);
+            }
+            None => {
+                ep.headers.remove(&k);
+            }
+        }
+    }
+    check_headers(&ep.headers)?;
+    ep.updated_at = now_ms();
+    state.store.endpoint_update(ep).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn stats(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    q: QueryPairs,
+) -> ApiResult<Json<StatsOut>> {
+    let now = now_ms();
+    let since = q.timestamp("since")?.unwrap_or(now - 28 * 86_400_000);
+    let until = q.timestamp("until")?.unwrap_or(now + 1);
+    let (_, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let s = state.store.endpoint_stats(&ep.id, since, until).await?;
+    Ok(Json(StatsOut { success: s.success, pending: s.pending, sending: s.sending, fail: s.fail, canceled: s.canceled }))
+}
+
+/// An example payload for an event type: the schema's first example when it has one.
+fn example_payload(et: &herald_store::EventType) -> String {
+    let example = et.schemas.as_ref().and_then(|s| {
+        s.as_object()?.values().find_map(|schema| schema.get("examples")?.as_array()?.first().cloned())
+    });
+    match example {
+        Some(v) if v.is_object() => v.to_string(),
+        _ => serde_json::json!({ "eventType": et.name, "example": true }).to_string(),
+    }
+}
+
+pub async fn send_example(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<SendExampleIn>,
+) -> ApiResult<(StatusCode, Json<MessageOut>)> {
+    let (app, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let et = state.store.event_type_get(&body.event_type).await.map_err(|_| {
+        invalid(&["body", "eventType"], format!("unknown event type '{}'", body.event_type))
+    })?;
+    let new = NewMessage {
+        app_id: app.id,
+        event_id: None,
+        event_type: et.name.clone(),
+        channels: None,
+        payload: example_payload(&et),
+        retention_days: 90,
+        only_endpoint: Some(ep.id),
+    };
+    let (message, jobs) = state.store.message_create(new, now_ms()).await?;
+    (state.hand_off)(jobs);
+    Ok((StatusCode::ACCEPTED, Json(message.into())))
+}
+
+/// Re-sends every delivery to this endpoint that failed in the window.
+pub async fn recover(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, endpoint_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<RecoverIn>,
+) -> ApiResult<(StatusCode, Json<TaskOut>)> {
+    let since = parse_rfc3339(&body.since).ok_or_else(|| invalid(&["body", "since"], "since must be an RFC 3339 timestamp"))?;
+    let now = now_ms();
+    let until = match &body.until {
+        Some(u) => parse_rfc3339(u).ok_or_else(|| invalid(&["body", "until"], "until must be an RFC 3339 timestamp"))?,
+        None => now + 1,
+    };
+    if until <= since {
+        return Err(invalid(&["body", "until"], "until must be after since"));
+    }
+    let (_, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let count = state.store.recover(&ep.id, since, until, now).await?;
+    let task = Task {
+        id: ids::generate(ids::TASK),
+        kind: "endpoint.recover".into(),
+        status: "finished".into(),
+        data: serde_json::json!({ "endpointId": ep.id, "messagesRequeued": count }),
+        updated_at: now,
+    };
+    let task = state.store.task_save(task).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(TaskOut { id: task.id, status: task.status, task: task.kind, updated_at: format_rfc3339(task.updated_at) }),
+    ))
+}

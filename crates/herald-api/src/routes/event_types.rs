@@ -1,0 +1,151 @@
+//! Event types: `/event-type`, `/event-type/{name}`. Global to the server; an
+//! app-scoped token may read them but not change them.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use herald_core::{time::now_ms, validate};
+use herald_store::{EventType, StoreError};
+
+use super::named;
+use crate::dto::{EventTypeIn, EventTypeOut, EventTypePatch, EventTypeUpdate, ListResponse};
+use crate::error::{invalid, ApiError, ApiResult};
+use crate::extract::{JsonBody, QueryPairs};
+use crate::state::{ApiState, Caller};
+
+const MAX_SCHEMA_BYTES: usize = 256 * 1024;
+
+fn admin_only(caller: &Caller) -> ApiResult<()> {
+    match caller.app_id {
+        Some(_) => Err(ApiError::NotFound("not found".into())),
+        None => Ok(()),
+    }
+}
+
+/// `schemas` maps a version ("1") to a JSON Schema object.
+fn check(et: &EventType) -> ApiResult<()> {
+    validate::identifier(&et.name, "name").map_err(|m| invalid(&["body", "name"], m))?;
+    if et.description.len() > validate::MAX_DESCRIPTION_LEN {
+        return Err(invalid(&["body", "description"], "description is longer than 4096 characters"));
+    }
+    if let Some(schemas) = &et.schemas {
+        let map = schemas
+            .as_object()
+            .ok_or_else(|| invalid(&["body", "schemas"], "schemas maps a version such as \"1\" to a JSON Schema object"))?;
+        for (version, schema) in map {
+            if !schema.is_object() {
+                return Err(invalid(&["body", "schemas", version], "a JSON Schema must be an object"));
+            }
+        }
+        if schemas.to_string().len() > MAX_SCHEMA_BYTES {
+            return Err(invalid(&["body", "schemas"], "schemas are larger than 256 KiB"));
+        }
+    }
+    if let Some(flag) = &et.feature_flag {
+        validate::identifier(flag, "featureFlag").map_err(|m| invalid(&["body", "featureFlag"], m))?;
+    }
+    Ok(())
+}
+
+pub async fn list(State(state): State<Arc<ApiState>>, q: QueryPairs) -> ApiResult<Json<ListResponse<EventTypeOut>>> {
+    let list = q.list(false)?;
+    let page = state.store.event_type_list(list, q.flag("include_archived")?).await?;
+    Ok(Json(ListResponse::from_page(page, EventTypeOut::from)))
+}
+
+pub async fn create(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(body): JsonBody<EventTypeIn>,
+) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
+    admin_only(&caller)?;
+    let now = now_ms();
+    let et = EventType {
+        name: body.name,
+        description: body.description,
+        archived: body.archived.unwrap_or(false),
+        deprecated: body.deprecated.unwrap_or(false),
+        schemas: body.schemas,
+        feature_flag: body.feature_flag,
+        created_at: now,
+        updated_at: now,
+    };
+    check(&et)?;
+    Ok((StatusCode::CREATED, Json(state.store.event_type_save(et, false).await?.into())))
+}
+
+pub async fn get(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiResult<Json<EventTypeOut>> {
+    Ok(Json(state.store.event_type_get(&name).await.map_err(named("event type"))?.into()))
+}
+
+pub async fn put(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<EventTypeUpdate>,
+) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
+    admin_only(&caller)?;
+    let now = now_ms();
+    let (created_at, status) = match state.store.event_type_get(&name).await {
+        Ok(old) => (old.created_at, StatusCode::OK),
+        Err(StoreError::NotFound) => (now, StatusCode::CREATED),
+        Err(e) => return Err(e.into()),
+    };
+    let et = EventType {
+        name,
+        description: body.description,
+        archived: body.archived.unwrap_or(false),
+        deprecated: body.deprecated.unwrap_or(false),
+        schemas: body.schemas,
+        feature_flag: body.feature_flag,
+        created_at,
+        updated_at: now,
+    };
+    check(&et)?;
+    Ok((status, Json(state.store.event_type_save(et, true).await?.into())))
+}
+
+pub async fn patch(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<EventTypePatch>,
+) -> ApiResult<Json<EventTypeOut>> {
+    admin_only(&caller)?;
+    let mut et = state.store.event_type_get(&name).await.map_err(named("event type"))?;
+    if let Some(d) = body.description {
+        et.description = d;
+    }
+    if let Some(a) = body.archived {
+        et.archived = a;
+    }
+    if let Some(d) = body.deprecated {
+        et.deprecated = d;
+    }
+    body.schemas.apply(&mut et.schemas);
+    body.feature_flag.apply(&mut et.feature_flag);
+    et.updated_at = now_ms();
+    check(&et)?;
+    Ok(Json(state.store.event_type_save(et, true).await?.into()))
+}
+
+/// Archives the event type; with `?expunge=true` deletes it for good.
+pub async fn delete(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    q: QueryPairs,
+) -> ApiResult<StatusCode> {
+    admin_only(&caller)?;
+    if q.flag("expunge")? {
+        state.store.event_type_delete(&name).await.map_err(named("event type"))?;
+    } else {
+        let mut et = state.store.event_type_get(&name).await.map_err(named("event type"))?;
+        et.archived = true;
+        et.updated_at = now_ms();
+        state.store.event_type_save(et, true).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

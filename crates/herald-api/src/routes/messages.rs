@@ -1,0 +1,122 @@
+//! Messages: ingest (202 only after commit), reads, lists, expunge.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use herald_core::{ids, time::now_ms, validate};
+use herald_store::messages::MessageFilter;
+use herald_store::{NewMessage, StoreError};
+
+use super::{apps, named, visible_app};
+use crate::dto::{ListResponse, MessageIn, MessageOut};
+use crate::error::{invalid, ApiResult};
+use crate::extract::{JsonBody, QueryPairs};
+use crate::state::{ApiState, Caller};
+
+const MAX_MESSAGE_CHANNELS: usize = 5;
+const MAX_RETENTION_DAYS: i64 = 90;
+
+pub async fn create(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(app_id): Path<String>,
+    JsonBody(body): JsonBody<MessageIn>,
+) -> ApiResult<(StatusCode, Json<MessageOut>)> {
+    validate::identifier(&body.event_type, "eventType").map_err(|m| invalid(&["body", "eventType"], m))?;
+    if !body.payload.get().trim_start().starts_with('{') {
+        return Err(invalid(&["body", "payload"], "payload must be a JSON object"));
+    }
+    if let Some(event_id) = &body.event_id {
+        validate::identifier(event_id, "eventId").map_err(|m| invalid(&["body", "eventId"], m))?;
+    }
+    if let Some(channels) = &body.channels {
+        if channels.is_empty() || channels.len() > MAX_MESSAGE_CHANNELS {
+            return Err(invalid(&["body", "channels"], "channels holds 1 to 5 channels"));
+        }
+        for c in channels {
+            validate::channel(c).map_err(|m| invalid(&["body", "channels"], m))?;
+        }
+    }
+    let retention = body.payload_retention_period.unwrap_or(MAX_RETENTION_DAYS);
+    if !(1..=MAX_RETENTION_DAYS).contains(&retention) {
+        return Err(invalid(&["body", "payloadRetentionPeriod"], "payloadRetentionPeriod is 1 to 90 days"));
+    }
+    let app = match visible_app(&state, &caller, &app_id).await {
+        Ok(app) => app,
+        // `application` in the body creates the app on the fly.
+        Err(crate::error::ApiError::NotFound(_)) if body.application.is_some() && caller.app_id.is_none() => {
+            let mut app_in = body.application.expect("checked");
+            if app_in.uid.is_none() && !app_id.starts_with(ids::APP) {
+                app_in.uid = Some(app_id.clone());
+            }
+            match apps::insert(&state, app_in).await {
+                Ok(app) => app,
+                // Two first messages raced to create it: use the one that won.
+                Err(crate::error::ApiError::Conflict(_)) => visible_app(&state, &caller, &app_id).await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    let new = NewMessage {
+        app_id: app.id,
+        event_id: body.event_id,
+        event_type: body.event_type,
+        channels: body.channels,
+        payload: body.payload.get().to_string(),
+        retention_days: retention as u32,
+        only_endpoint: None,
+    };
+    let (message, jobs) = state.store.message_create(new, now_ms()).await?;
+    (state.hand_off)(jobs);
+    Ok((StatusCode::ACCEPTED, Json(message.into())))
+}
+
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(app_id): Path<String>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<MessageOut>>> {
+    let list = q.list(true)?;
+    let filter = message_filter(&q, true)?;
+    let app = visible_app(&state, &caller, &app_id).await?;
+    let page = state.store.message_list(&app.id, filter, list).await?;
+    Ok(Json(ListResponse::from_page(page, MessageOut::from)))
+}
+
+/// The message filters of list routes; `with_content` defaults to true like Svix.
+pub(crate) fn message_filter(q: &QueryPairs, default_with_content: bool) -> ApiResult<MessageFilter> {
+    Ok(MessageFilter {
+        channel: q.get("channel").filter(|c| !c.is_empty()).map(str::to_string),
+        before: q.timestamp("before")?,
+        after: q.timestamp("after")?,
+        event_types: q.all("event_types"),
+        with_content: match q.get("with_content") {
+            None => default_with_content,
+            Some(_) => q.flag("with_content")?,
+        },
+    })
+}
+
+pub async fn get(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, msg_id)): Path<(String, String)>,
+) -> ApiResult<Json<MessageOut>> {
+    let app = visible_app(&state, &caller, &app_id).await?;
+    Ok(Json(state.store.message_get(&app.id, &msg_id).await.map_err(named("message"))?.into()))
+}
+
+pub async fn expunge(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, msg_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let app = visible_app(&state, &caller, &app_id).await?;
+    let msg = state.store.message_get(&app.id, &msg_id).await.map_err(named("message"))?;
+    state.store.message_expunge(&msg.id).await.map_err(|e: StoreError| e)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,34 @@
+//! Handlers, one module per resource.
+
+pub mod apps;
+pub mod attempts;
+pub mod endpoints;
+pub mod event_types;
+pub mod health;
+pub mod messages;
+
+use herald_store::{Application, StoreError};
+
+use crate::error::{not_found, ApiError};
+use crate::state::{ApiState, Caller};
+
+/// Looks up an application by id or uid as the caller may see it: an app-scoped token
+/// sees only its own application, and anything else is simply not found.
+pub(crate) async fn visible_app(state: &ApiState, caller: &Caller, id_or_uid: &str) -> Result<Application, ApiError> {
+    let app = state.store.app_get(id_or_uid).await.map_err(|e| match e {
+        StoreError::NotFound => not_found("application"),
+        e => e.into(),
+    })?;
+    match &caller.app_id {
+        Some(scope) if scope != &app.id => Err(not_found("application")),
+        _ => Ok(app),
+    }
+}
+
+/// Maps a store NotFound to a 404 naming `what`.
+pub(crate) fn named(what: &'static str) -> impl Fn(StoreError) -> ApiError {
+    move |e| match e {
+        StoreError::NotFound => not_found(what),
+        e => e.into(),
+    }
+}

@@ -1,0 +1,149 @@
+//! One delivery attempt: sign, send, read a bounded response, decide what comes next,
+//! record it.
+
+use std::time::{Duration, Instant};
+
+use herald_core::ids;
+use herald_core::secret::Secret;
+use herald_core::signing::sign_all;
+use herald_core::time::now_ms;
+use herald_store::{Attempt, DeliveryJob, NextStep, Trigger};
+
+use crate::Engine;
+
+/// What the receiver did with one request.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    /// 0 when no HTTP response arrived.
+    pub status_code: u16,
+    /// The response body (truncated), or why there was no response.
+    pub response: String,
+    pub duration: Duration,
+    pub retry_after: Option<Duration>,
+}
+
+impl AttemptOutcome {
+    pub fn succeeded(&self) -> bool {
+        (200..300).contains(&self.status_code)
+    }
+}
+
+impl Engine {
+    pub(crate) async fn deliver(&self, job: DeliveryJob) {
+        let Ok(_permit) = self.inner.permits.clone().acquire_owned().await else { return };
+        let started_at = now_ms();
+        let outcome = self.send(&job, started_at / 1000).await;
+        let next = self.next_step(&job, &outcome);
+        let attempt = Attempt {
+            id: ids::generate(ids::ATTEMPT),
+            msg_id: job.msg_id.clone(),
+            endpoint_id: job.endpoint_id.clone(),
+            app_id: job.app_id.clone(),
+            url: job.url.clone(),
+            status: if outcome.succeeded() { 0 } else { 2 },
+            response_status_code: i64::from(outcome.status_code),
+            response: outcome.response,
+            response_duration_ms: outcome.duration.as_millis() as i64,
+            trigger_type: job.trigger as i64,
+            created_at: started_at,
+        };
+        tracing::debug!(msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, status = outcome.status_code, ?next, "attempt");
+        if let Err(e) = self.inner.store.record_attempt(job.delivery_id, attempt, next).await {
+            // The lease runs out and the delivery is tried again: at-least-once.
+            tracing::error!(error = %e, msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, "could not record an attempt");
+        }
+        if matches!(next, NextStep::RetryAt(_)) {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    fn next_step(&self, job: &DeliveryJob, outcome: &AttemptOutcome) -> NextStep {
+        if outcome.succeeded() {
+            return NextStep::Succeeded;
+        }
+        if outcome.status_code == 410 {
+            return NextStep::FailedAndDisableEndpoint;
+        }
+        if job.trigger == Trigger::Manual {
+            return NextStep::Failed;
+        }
+        let policy = &self.inner.config.retry;
+        match policy.next_delay(job.attempts + 1, outcome.retry_after, rand::random::<f64>()) {
+            Some(delay) => NextStep::RetryAt(now_ms() + delay.as_millis() as i64),
+            None => NextStep::Failed,
+        }
+    }
+
+    async fn send(&self, job: &DeliveryJob, timestamp: i64) -> AttemptOutcome {
+        let config = &self.inner.config;
+        let secrets: Vec<Secret> = job.secrets.iter().filter_map(|s| Secret::parse(s).ok()).collect();
+        let signature = sign_all(&secrets, &job.msg_id, timestamp, job.payload.as_bytes());
+        let ts = timestamp.to_string();
+        let mut request = self
+            .inner
+            .client
+            .post(&job.url)
+            .header("content-type", "application/json")
+            .header("user-agent", &config.user_agent);
+        for (name, value) in &job.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        request = request
+            .header("webhook-id", &job.msg_id)
+            .header("webhook-timestamp", &ts)
+            .header("webhook-signature", &signature);
+        if config.svix_headers {
+            request = request.header("svix-id", &job.msg_id).header("svix-timestamp", &ts).header("svix-signature", &signature);
+        }
+        let started = Instant::now();
+        let response = request.body(bytes::Bytes::copy_from_slice(job.payload.as_bytes())).send().await;
+        let mut response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                return AttemptOutcome { status_code: 0, response: describe_error(&e, config.request_timeout), duration: started.elapsed(), retry_after: None }
+            }
+        };
+        let status_code = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let mut body = Vec::new();
+        let limit = config.response_capture_bytes;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = limit - body.len();
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if body.len() >= limit {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                // The status arrived; a body cut short does not change the verdict.
+                Err(_) => break,
+            }
+        }
+        AttemptOutcome { status_code, response: String::from_utf8_lossy(&body).into_owned(), duration: started.elapsed(), retry_after }
+    }
+}
+
+fn describe_error(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        format!("timed out after {} ms", timeout.as_millis())
+    } else if e.is_connect() {
+        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+        let mut detail = String::from("connection failed");
+        while let Some(s) = source {
+            detail = format!("connection failed: {s}");
+            source = s.source();
+        }
+        detail
+    } else if e.is_request() || e.is_body() {
+        "the request could not be sent".to_string()
+    } else {
+        "the request failed".to_string()
+    }
+}

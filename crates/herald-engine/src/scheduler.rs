@@ -1,0 +1,63 @@
+//! The scheduler: claims due deliveries from the store and sends them. New messages
+//! arrive by hand-off and do not wait for it; it serves retries, recovered work and
+//! whatever a previous process left behind.
+
+use std::time::Duration;
+
+use herald_core::time::now_ms;
+
+use crate::Engine;
+
+const CLAIM_BATCH: usize = 256;
+
+pub(crate) async fn run(engine: Engine) {
+    match engine.inner.store.release_leases(now_ms()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deliveries = n, "resuming deliveries that were in flight when the last run stopped"),
+        Err(e) => tracing::error!(error = %e, "could not release old leases"),
+    }
+    let poll = engine.inner.config.poll_interval;
+    loop {
+        let free = engine.inner.permits.available_permits();
+        let claimed = if free == 0 {
+            0
+        } else {
+            match claim_and_send(&engine, free.min(CLAIM_BATCH)).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e, "could not claim due deliveries");
+                    tokio::time::sleep(poll).await;
+                    continue;
+                }
+            }
+        };
+        if claimed == CLAIM_BATCH {
+            continue;
+        }
+        let wait = if free == 0 {
+            Duration::from_millis(20)
+        } else {
+            match engine.inner.store.next_due_at().await {
+                Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(0, poll.as_millis() as i64) as u64),
+                _ => poll,
+            }
+        };
+        if wait.is_zero() && claimed == 0 {
+            // Due rows exist but were not claimable (all leased): do not spin.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = engine.inner.wake.notified() => {}
+        }
+    }
+}
+
+pub(crate) async fn claim_and_send(engine: &Engine, limit: usize) -> Result<usize, herald_store::StoreError> {
+    let now = now_ms();
+    let jobs = engine.inner.store.claim_due(now, now + engine.lease_ms(), limit).await?;
+    let n = jobs.len();
+    engine.hand_off(jobs);
+    Ok(n)
+}

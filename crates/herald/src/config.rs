@@ -1,0 +1,199 @@
+//! Layered configuration: the commented defaults file embedded in the binary, then an
+//! optional TOML file, then `HERALD_*` environment variables, then command-line flags.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+pub const DEFAULTS: &str = include_str!("../config.default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub admin_token: String,
+    pub log_level: String,
+    pub log_format: String,
+    pub max_body_bytes: usize,
+    pub max_endpoints_per_app: usize,
+    pub request_timeout_secs: f64,
+    pub retry_schedule_secs: Vec<f64>,
+    pub retry_jitter: f64,
+    pub max_retry_after_secs: f64,
+    pub svix_headers: bool,
+    pub user_agent: String,
+    pub max_in_flight: usize,
+    pub poll_interval_ms: u64,
+}
+
+/// Values given on the command line (they win over everything else).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+}
+
+impl Config {
+    /// Builds the configuration from all layers, reading the process environment.
+    pub fn load(flags: &Overrides) -> anyhow::Result<Config> {
+        Self::load_from(flags, |k| std::env::var(k).ok())
+    }
+
+    pub fn load_from(flags: &Overrides, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+        let mut table: toml::Table = DEFAULTS.parse().expect("the embedded defaults are valid TOML");
+        let file = flags.config_file.clone().or_else(|| env("HERALD_CONFIG").map(PathBuf::from));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading config file {}", path.display()))?;
+            let overlay: toml::Table = text.parse().with_context(|| format!("parsing config file {}", path.display()))?;
+            for (key, value) in overlay {
+                if !table.contains_key(&key) {
+                    bail!("unknown setting '{key}' in {} (see `herald config` for the list)", path.display());
+                }
+                table.insert(key, value);
+            }
+        }
+        let keys: Vec<String> = table.keys().cloned().collect();
+        for key in keys {
+            let name = format!("HERALD_{}", key.to_ascii_uppercase());
+            if let Some(raw) = env(&name) {
+                let value = env_value(&table[&key], &raw).with_context(|| format!("invalid value in {name}"))?;
+                table.insert(key, value);
+            }
+        }
+        if let Some(d) = &flags.data_dir {
+            table.insert("data_dir".into(), toml::Value::String(d.display().to_string()));
+        }
+        if let Some(l) = &flags.listen {
+            table.insert("listen".into(), toml::Value::String(l.clone()));
+        }
+        let config: Config = toml::Value::Table(table).try_into().context("invalid configuration")?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if !(self.request_timeout_secs > 0.0 && self.request_timeout_secs <= 30.0) {
+            bail!("request_timeout_secs must be more than 0 and at most 30");
+        }
+        if self.retry_schedule_secs.iter().any(|s| !s.is_finite() || *s < 0.0) || self.retry_schedule_secs.len() > 50 {
+            bail!("retry_schedule_secs holds at most 50 non-negative numbers");
+        }
+        if !(0.0..=1.0).contains(&self.retry_jitter) {
+            bail!("retry_jitter must be between 0 and 1");
+        }
+        if self.max_body_bytes < 1024 {
+            bail!("max_body_bytes must be at least 1024");
+        }
+        if self.max_in_flight == 0 {
+            bail!("max_in_flight must be at least 1");
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            bail!("log_format must be text or json");
+        }
+        Ok(())
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("herald.db")
+    }
+
+    pub fn engine(&self) -> herald_engine::EngineConfig {
+        let secs = |s: f64| Duration::from_secs_f64(s);
+        herald_engine::EngineConfig {
+            retry: herald_core::retry::RetryPolicy {
+                schedule: self.retry_schedule_secs.iter().map(|s| secs(*s)).collect(),
+                jitter: self.retry_jitter,
+                max_retry_after: secs(self.max_retry_after_secs),
+            },
+            request_timeout: secs(self.request_timeout_secs),
+            user_agent: if self.user_agent.is_empty() {
+                format!("Herald/{}", env!("CARGO_PKG_VERSION"))
+            } else {
+                self.user_agent.clone()
+            },
+            svix_headers: self.svix_headers,
+            max_in_flight: self.max_in_flight,
+            poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
+            response_capture_bytes: 20 * 1024,
+        }
+    }
+
+    pub fn api(&self) -> herald_api::ApiConfig {
+        herald_api::ApiConfig {
+            max_body_bytes: self.max_body_bytes,
+            max_endpoints_per_app: self.max_endpoints_per_app,
+            ..Default::default()
+        }
+    }
+}
+
+/// Parses an environment value as the same TOML type as the default it replaces.
+fn env_value(default: &toml::Value, raw: &str) -> anyhow::Result<toml::Value> {
+    Ok(match default {
+        toml::Value::String(_) => toml::Value::String(raw.to_string()),
+        toml::Value::Integer(_) => match raw.trim().parse::<i64>() {
+            Ok(i) => toml::Value::Integer(i),
+            Err(_) => toml::Value::Float(raw.trim().parse().context("expected a number")?),
+        },
+        toml::Value::Float(_) => toml::Value::Float(raw.trim().parse().context("expected a number")?),
+        toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => bail!("expected true or false"),
+        }),
+        toml::Value::Array(_) => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse::<f64>().map(toml::Value::Float).context("expected comma-separated numbers"))
+                .collect::<anyhow::Result<_>>()?,
+        ),
+        _ => bail!("unsupported setting type"),
+    })
+}
+
+/// Makes sure the data directory exists.
+pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = std::env::temp_dir().join(format!("herald-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("h.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1\"\nmax_in_flight = 7\nsvix_headers = true\n").unwrap();
+        let env = |k: &str| match k {
+            "HERALD_MAX_IN_FLIGHT" => Some("9".to_string()),
+            "HERALD_RETRY_SCHEDULE_SECS" => Some("1, 2.5".to_string()),
+            _ => None,
+        };
+        let flags = Overrides { config_file: Some(file), listen: Some("127.0.0.1:2".into()), ..Default::default() };
+        let c = Config::load_from(&flags, env).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:2");
+        assert_eq!(c.max_in_flight, 9);
+        assert!(c.svix_headers);
+        assert_eq!(c.retry_schedule_secs, vec![1.0, 2.5]);
+        assert_eq!(c.request_timeout_secs, 15.0);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        let dir = std::env::temp_dir().join(format!("herald-cfg2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("h.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let flags = Overrides { config_file: Some(file), ..Default::default() };
+        assert!(Config::load_from(&flags, |_| None).unwrap_err().to_string().contains("unknown setting 'lisen'"));
+        let env = |k: &str| (k == "HERALD_REQUEST_TIMEOUT_SECS").then(|| "99".to_string());
+        assert!(Config::load_from(&Overrides::default(), env).is_err());
+    }
+}

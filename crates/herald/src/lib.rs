@@ -1,0 +1,6 @@
+//! The `herald` binary's library half: configuration and the glue that starts a server
+//! (store, engine, API) so that integration tests can run the real thing in-process on
+//! port 0.
+
+pub mod config;
+pub mod server;
