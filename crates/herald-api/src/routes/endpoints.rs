@@ -257,7 +257,8 @@ pub async fn rotate_secret(
     let now = now_ms();
     let mut keys = vec![StoredSecret { key: new_key.clone(), expires_at: None }];
     for old in ep.secrets.drain(..) {
-        let expires_at = old.expires_at.unwrap_or(now + grace * 1000).min(now + grace * 1000);
+        // The key being replaced gets the grace period; keys already in one keep theirs.
+        let expires_at = old.expires_at.unwrap_or(now + grace * 1000);
         if expires_at > now && old.key != new_key {
             keys.push(StoredSecret { key: old.key, expires_at: Some(expires_at) });
         }

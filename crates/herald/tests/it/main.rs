@@ -1,0 +1,9 @@
+//! Integration tests: the real server on port 0 with a fresh data directory, driven over
+//! real HTTP, delivering to real HTTP receivers on loopback.
+
+mod helpers;
+
+mod api;
+mod crash;
+mod delivery;
+mod sdk;

@@ -1,0 +1,31 @@
+//! End-to-end with the official Svix Python SDK (PyPI `svix`): the SDK drives the API and
+//! its own verifier checks the delivered webhook. The interpreter comes from
+//! HERALD_TEST_PYTHON (scripts/test.sh makes a venv with `svix`); without it the test
+//! fails, unless HERALD_SKIP_SDK_TEST=1 says to skip it on purpose.
+
+use std::process::Command;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn official_svix_python_sdk_drives_herald() {
+    let Ok(python) = std::env::var("HERALD_TEST_PYTHON") else {
+        if std::env::var("HERALD_SKIP_SDK_TEST").as_deref() == Ok("1") {
+            eprintln!("SKIPPED on request (HERALD_SKIP_SDK_TEST=1): Svix SDK end-to-end test");
+            return;
+        }
+        panic!("HERALD_TEST_PYTHON is not set: run scripts/test.sh, which creates a venv with the svix SDK");
+    };
+    let app = spawn_app(&[]).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/svix_e2e.py");
+    let url = app.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python).arg(script).env("HERALD_URL", url).env("HERALD_TOKEN", ADMIN_TOKEN).output().expect("run python")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "SDK script failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("SVIX SDK E2E OK"), "stdout:\n{stdout}");
+}
