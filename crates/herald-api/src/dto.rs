@@ -49,7 +49,12 @@ pub struct ListResponse<T> {
 impl<T> ListResponse<T> {
     pub fn from_page<U>(page: Page<U>, f: impl FnMut(U) -> T) -> Self {
         let page = page.map(f);
-        ListResponse { data: page.data, iterator: page.iterator, prev_iterator: page.prev_iterator, done: page.done }
+        ListResponse {
+            data: page.data,
+            iterator: page.iterator,
+            prev_iterator: page.prev_iterator,
+            done: page.done,
+        }
     }
 }
 

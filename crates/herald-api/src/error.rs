@@ -17,7 +17,10 @@ pub struct ValidationItem {
 #[derive(Debug)]
 pub enum ApiError {
     /// 400 with a specific code (`invalid_json`, `generic_error`, …).
-    BadRequest { code: &'static str, detail: String },
+    BadRequest {
+        code: &'static str,
+        detail: String,
+    },
     Unauthorized(String),
     NotFound(String),
     MethodNotAllowed,
@@ -65,20 +68,33 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, detail) = match self {
             ApiError::Validation(items) => {
-                return (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(serde_json::json!({ "detail": items })))
+                return (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    axum::Json(serde_json::json!({ "detail": items })),
+                )
                     .into_response()
             }
             ApiError::BadRequest { code, detail } => (StatusCode::BAD_REQUEST, code, detail),
             ApiError::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "authentication_failed", d),
             ApiError::NotFound(d) => (StatusCode::NOT_FOUND, "not_found", d),
-            ApiError::MethodNotAllowed => {
-                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not accept that method".into())
-            }
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method".into(),
+            ),
             ApiError::Conflict(d) => (StatusCode::CONFLICT, "conflict", d),
             ApiError::PayloadTooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", d),
             ApiError::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", d),
-            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal server error".into()),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal server error".into(),
+            ),
         };
-        (status, axum::Json(serde_json::json!({ "code": code, "detail": detail }))).into_response()
+        (
+            status,
+            axum::Json(serde_json::json!({ "code": code, "detail": detail })),
+        )
+            .into_response()
     }
 }

@@ -19,9 +19,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge("the request body is larger than the server accepts".into())
+                ApiError::PayloadTooLarge(
+                    "the request body is larger than the server accepts".into(),
+                )
             } else {
-                ApiError::BadRequest { code: "generic_error", detail: "the request body could not be read".into() }
+                ApiError::BadRequest {
+                    code: "generic_error",
+                    detail: "the request body could not be read".into(),
+                }
             }
         })?;
         parse_json(&bytes).map(JsonBody)
@@ -32,17 +37,26 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::BadRequest { code: "invalid_json", detail: format!("the request body is not valid JSON: {e}") }
-            }
+            Category::Syntax | Category::Eof | Category::Io => ApiError::BadRequest {
+                code: "invalid_json",
+                detail: format!("the request body is not valid JSON: {e}"),
+            },
             Category::Data => {
                 let text = e.to_string();
                 // serde names the field in backticks: "missing field `url` at line 1 …".
-                let field = text.split('`').nth(1).filter(|_| text.starts_with("missing field")).map(str::to_string);
+                let field = text
+                    .split('`')
+                    .nth(1)
+                    .filter(|_| text.starts_with("missing field"))
+                    .map(str::to_string);
                 let mut loc = vec!["body".to_string()];
                 loc.extend(field);
                 let msg = text.split(" at line ").next().unwrap_or(&text).to_string();
-                ApiError::Validation(vec![ValidationItem { loc, msg, kind: "value_error".into() }])
+                ApiError::Validation(vec![ValidationItem {
+                    loc,
+                    msg,
+                    kind: "value_error".into(),
+                }])
             }
         }
     })
@@ -56,13 +70,20 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        Ok(QueryPairs(url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()))
+        Ok(QueryPairs(
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect(),
+        ))
     }
 }
 
 impl QueryPairs {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of a repeated key; comma-separated values are split too.
@@ -70,7 +91,12 @@ impl QueryPairs {
         self.0
             .iter()
             .filter(|(k, _)| k == key || k.strip_suffix("[]") == Some(key))
-            .flat_map(|(_, v)| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string))
+            .flat_map(|(_, v)| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            })
             .collect()
     }
 
@@ -95,7 +121,10 @@ impl QueryPairs {
     pub fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
         match self.get(key) {
             None | Some("") => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| invalid(&["query", key], "must be an integer")),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| invalid(&["query", key], "must be an integer")),
         }
     }
 
@@ -104,20 +133,37 @@ impl QueryPairs {
         let limit = match self.int("limit")? {
             None => 50,
             Some(n) if (1..=250).contains(&n) => n as usize,
-            Some(_) => return Err(invalid(&["query", "limit"], "limit must be between 1 and 250")),
+            Some(_) => {
+                return Err(invalid(
+                    &["query", "limit"],
+                    "limit must be between 1 and 250",
+                ))
+            }
         };
         let descending = match self.get("order") {
             None | Some("") => default_descending,
             Some("ascending") => false,
             Some("descending") => true,
-            Some(_) => return Err(invalid(&["query", "order"], "order must be ascending or descending")),
+            Some(_) => {
+                return Err(invalid(
+                    &["query", "order"],
+                    "order must be ascending or descending",
+                ))
+            }
         };
-        let iterator = self.get("iterator").filter(|s| !s.is_empty()).map(str::to_string);
+        let iterator = self
+            .get("iterator")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
         if let Some(it) = &iterator {
             if it.len() > 512 {
                 return Err(invalid(&["query", "iterator"], "iterator is too long"));
             }
         }
-        Ok(herald_store::ListQuery { limit, iterator, descending })
+        Ok(herald_store::ListQuery {
+            limit,
+            iterator,
+            descending,
+        })
     }
 }

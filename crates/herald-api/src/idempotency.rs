@@ -19,28 +19,52 @@ use crate::state::{ApiState, Caller};
 const MAX_KEY_LEN: usize = 256;
 const MAX_STORED_BODY: usize = 1024 * 1024;
 
-pub(crate) async fn layer(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
+pub(crate) async fn layer(
+    State(state): State<Arc<ApiState>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
     }
-    let Some(key) = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string) else {
+    let Some(key) = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    else {
         return next.run(req).await;
     };
     if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return crate::error::invalid(&["header", "idempotency-key"], "must be 1 to 256 characters").into_response();
+        return crate::error::invalid(
+            &["header", "idempotency-key"],
+            "must be 1 to 256 characters",
+        )
+        .into_response();
     }
-    let token = req.extensions().get::<Caller>().map(|c| c.token_hash.clone()).unwrap_or_default();
+    let token = req
+        .extensions()
+        .get::<Caller>()
+        .map(|c| c.token_hash.clone())
+        .unwrap_or_default();
     let full_key = format!("{token}:{}:{key}", req.uri().path().trim_end_matches('/'));
 
     loop {
-        match state.store.idempotency_get(&full_key, now_ms(), state.config.idempotency_ttl_ms).await {
+        match state
+            .store
+            .idempotency_get(&full_key, now_ms(), state.config.idempotency_ttl_ms)
+            .await
+        {
             Ok(Some((status, body))) => return stored_response(status, body),
             Ok(None) => {}
             Err(e) => return ApiError::from(e).into_response(),
         }
         // Become the one request that runs, or wait for the one that does.
         let waiter = {
-            let mut running = state.in_flight_keys.lock().unwrap_or_else(|p| p.into_inner());
+            let mut running = state
+                .in_flight_keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             match running.get(&full_key) {
                 Some(n) => Some(n.clone()),
                 None => {
@@ -53,7 +77,11 @@ pub(crate) async fn layer(State(state): State<Arc<ApiState>>, req: Request, next
             Some(notify) => {
                 let notified = notify.notified();
                 // Re-check: the first may have finished between the lookup and now.
-                let still_running = state.in_flight_keys.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&full_key);
+                let still_running = state
+                    .in_flight_keys
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains_key(&full_key);
                 if still_running {
                     notified.await;
                 }
@@ -65,13 +93,24 @@ pub(crate) async fn layer(State(state): State<Arc<ApiState>>, req: Request, next
 
     let response = next.run(req).await;
     let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_STORED_BODY).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, MAX_STORED_BODY)
+        .await
+        .unwrap_or_default();
     if parts.status.is_success() {
-        if let Err(e) = state.store.idempotency_put(&full_key, parts.status.as_u16(), bytes.to_vec(), now_ms()).await {
+        if let Err(e) = state
+            .store
+            .idempotency_put(&full_key, parts.status.as_u16(), bytes.to_vec(), now_ms())
+            .await
+        {
             tracing::warn!(error = %e, "could not store an idempotency record");
         }
     }
-    if let Some(n) = state.in_flight_keys.lock().unwrap_or_else(|p| p.into_inner()).remove(&full_key) {
+    if let Some(n) = state
+        .in_flight_keys
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&full_key)
+    {
         n.notify_waiters();
     }
     Response::from_parts(parts, Body::from(bytes))

@@ -20,7 +20,11 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { max_body_bytes: 1024 * 1024, max_endpoints_per_app: 100, idempotency_ttl_ms: 12 * 3600 * 1000 }
+        ApiConfig {
+            max_body_bytes: 1024 * 1024,
+            max_endpoints_per_app: 100,
+            idempotency_ttl_ms: 12 * 3600 * 1000,
+        }
     }
 }
 

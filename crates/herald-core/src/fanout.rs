@@ -38,15 +38,27 @@ mod tests {
     fn filters_by_type_channel_and_disabled() {
         let types = s(&["order.created"]);
         let chans = s(&["eu", "us"]);
-        let sub = Subscription { disabled: false, event_types: Some(&types), channels: Some(&chans) };
+        let sub = Subscription {
+            disabled: false,
+            event_types: Some(&types),
+            channels: Some(&chans),
+        };
         assert!(matches(&sub, "order.created", Some(&s(&["us"]))));
         assert!(!matches(&sub, "order.paid", Some(&s(&["us"]))));
         assert!(!matches(&sub, "order.created", Some(&s(&["asia"]))));
         assert!(!matches(&sub, "order.created", None));
-        let open = Subscription { disabled: false, event_types: None, channels: None };
+        let open = Subscription {
+            disabled: false,
+            event_types: None,
+            channels: None,
+        };
         assert!(matches(&open, "anything", None));
         assert!(matches(&open, "anything", Some(&s(&["x"]))));
-        let off = Subscription { disabled: true, event_types: None, channels: None };
+        let off = Subscription {
+            disabled: true,
+            event_types: None,
+            channels: None,
+        };
         assert!(!matches(&off, "anything", None));
     }
 }

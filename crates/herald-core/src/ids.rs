@@ -32,7 +32,10 @@ pub fn generate(prefix: &str) -> String {
         } else {
             // Leave headroom above the drawn value so increments within the
             // millisecond never overflow the 18 characters.
-            (now_ms.max(last.0 + u64::from(now_ms <= last.0)), rand::random::<u128>() % (RANDOM_SPACE / 2))
+            (
+                now_ms.max(last.0 + u64::from(now_ms <= last.0)),
+                rand::random::<u128>() % (RANDOM_SPACE / 2),
+            )
         };
         *last = next;
         next

@@ -8,5 +8,5 @@ pub mod retry;
 pub mod secret;
 pub mod signing;
 pub mod time;
-pub mod validate;
 pub mod token;
+pub mod validate;

@@ -35,7 +35,9 @@ impl RetryPolicy {
         retry_after: Option<Duration>,
         unit_random: f64,
     ) -> Option<Duration> {
-        let base = *self.schedule.get((attempts_made as usize).checked_sub(1)?)?;
+        let base = *self
+            .schedule
+            .get((attempts_made as usize).checked_sub(1)?)?;
         let factor = 1.0 + self.jitter * (2.0 * unit_random - 1.0);
         let jittered = base.mul_f64(factor.max(0.0));
         Some(match retry_after {
@@ -61,7 +63,10 @@ mod tests {
         assert_eq!(p.next_delay(1, None, 0.5), Some(Duration::from_secs(5)));
         assert_eq!(p.next_delay(2, None, 0.5), Some(Duration::from_secs(300)));
         assert_eq!(p.next_delay(1, None, 0.0), Some(Duration::from_secs(4)));
-        assert_eq!(p.next_delay(7, None, 0.5), Some(Duration::from_secs(36_000)));
+        assert_eq!(
+            p.next_delay(7, None, 0.5),
+            Some(Duration::from_secs(36_000))
+        );
         assert_eq!(p.next_delay(8, None, 0.5), None);
         assert_eq!(p.next_delay(0, None, 0.5), None);
         let hi = p.next_delay(1, None, 0.999_999).unwrap();

@@ -84,7 +84,10 @@ impl Secret {
         match self {
             Secret::Hmac(_) => self.expose(),
             Secret::Ed25519(key) => {
-                format!("{PUBLIC_KEY_PREFIX}{}", B64.encode(key.verifying_key().as_bytes()))
+                format!(
+                    "{PUBLIC_KEY_PREFIX}{}",
+                    B64.encode(key.verifying_key().as_bytes())
+                )
             }
         }
     }
@@ -98,24 +101,44 @@ mod tests {
     fn parses_and_rejects() {
         let s = Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         assert_eq!(s.expose(), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
-        assert_eq!(Secret::parse("whsec_c2hvcnQ=").unwrap_err(), SecretError::HmacLength(5));
-        assert_eq!(Secret::parse("whsec_!!!").unwrap_err(), SecretError::NotBase64);
-        assert_eq!(Secret::parse("sk_live_x").unwrap_err(), SecretError::UnknownPrefix);
+        assert_eq!(
+            Secret::parse("whsec_c2hvcnQ=").unwrap_err(),
+            SecretError::HmacLength(5)
+        );
+        assert_eq!(
+            Secret::parse("whsec_!!!").unwrap_err(),
+            SecretError::NotBase64
+        );
+        assert_eq!(
+            Secret::parse("sk_live_x").unwrap_err(),
+            SecretError::UnknownPrefix
+        );
         let generated = Secret::generate_hmac().expose();
         assert!(Secret::parse(&generated).is_ok());
-        assert_eq!(format!("{:?}", Secret::parse(&generated).unwrap()), "Secret::Hmac(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Secret::parse(&generated).unwrap()),
+            "Secret::Hmac(<redacted>)"
+        );
     }
 
     #[test]
     fn ed25519_accepts_seed_and_seed_with_public_key() {
         let seed = "whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
         let key = Secret::parse(seed).unwrap();
-        assert_eq!(key.verification_key(), "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
-        let Secret::Ed25519(sk) = &key else { panic!("not ed25519") };
+        assert_eq!(
+            key.verification_key(),
+            "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
+        );
+        let Secret::Ed25519(sk) = &key else {
+            panic!("not ed25519")
+        };
         let mut both = sk.to_bytes().to_vec();
         both.extend_from_slice(sk.verifying_key().as_bytes());
         assert!(Secret::parse(&format!("whsk_{}", B64.encode(&both))).is_ok());
         both[40] ^= 1;
-        assert_eq!(Secret::parse(&format!("whsk_{}", B64.encode(&both))).unwrap_err(), SecretError::Ed25519Mismatch);
+        assert_eq!(
+            Secret::parse(&format!("whsk_{}", B64.encode(&both))).unwrap_err(),
+            SecretError::Ed25519Mismatch
+        );
     }
 }

@@ -60,8 +60,12 @@ pub fn verify(secret: &Secret, msg_id: &str, timestamp: i64, body: &[u8], header
         c
     };
     header.split(' ').any(|entry| {
-        let Some((version, sig)) = entry.split_once(',') else { return false };
-        let Ok(sig) = B64.decode(sig) else { return false };
+        let Some((version, sig)) = entry.split_once(',') else {
+            return false;
+        };
+        let Ok(sig) = B64.decode(sig) else {
+            return false;
+        };
         match (secret, version) {
             (Secret::Hmac(key), "v1") => {
                 let mut mac = HmacSha256::new_from_slice(key).expect("any key length");
@@ -69,7 +73,9 @@ pub fn verify(secret: &Secret, msg_id: &str, timestamp: i64, body: &[u8], header
                 mac.verify_slice(&sig).is_ok()
             }
             (Secret::Ed25519(key), "v1a") => {
-                let Ok(sig) = ed25519_dalek::Signature::from_slice(&sig) else { return false };
+                let Ok(sig) = ed25519_dalek::Signature::from_slice(&sig) else {
+                    return false;
+                };
                 key.verifying_key().verify(&content(), &sig).is_ok()
             }
             _ => false,

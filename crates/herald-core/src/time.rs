@@ -31,7 +31,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// `2024-05-01T12:00:00.123Z`.
@@ -60,7 +68,9 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let part = s.get(r)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
@@ -74,7 +84,11 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         if digits == 0 {
             return None;
         }
-        let padded: String = frac[..digits].chars().chain("000".chars()).take(3).collect();
+        let padded: String = frac[..digits]
+            .chars()
+            .chain("000".chars())
+            .take(3)
+            .collect();
         millis = padded.parse().ok()?;
         rest = &frac[digits..];
     }
@@ -103,7 +117,10 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_rfc3339(1_614_265_330_123), "2021-02-25T15:02:10.123Z");
+        assert_eq!(
+            format_rfc3339(1_614_265_330_123),
+            "2021-02-25T15:02:10.123Z"
+        );
         assert_eq!(format_rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
     }
 
@@ -112,8 +129,14 @@ mod tests {
         for ms in [0, 1_614_265_330_123, 951_782_400_000, 4_102_444_799_999] {
             assert_eq!(parse_rfc3339(&format_rfc3339(ms)), Some(ms));
         }
-        assert_eq!(parse_rfc3339("2021-02-25T16:02:10+01:00"), Some(1_614_265_330_000));
-        assert_eq!(parse_rfc3339("2021-02-25T15:02:10.5Z"), Some(1_614_265_330_500));
+        assert_eq!(
+            parse_rfc3339("2021-02-25T16:02:10+01:00"),
+            Some(1_614_265_330_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2021-02-25T15:02:10.5Z"),
+            Some(1_614_265_330_500)
+        );
         assert_eq!(parse_rfc3339("2021-02-25 15:02:10"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
         assert_eq!(parse_rfc3339("2021-13-25T15:02:10Z"), None);

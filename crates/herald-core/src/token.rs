@@ -22,6 +22,9 @@ mod tests {
         let (a, b) = (super::generate(), super::generate());
         assert_ne!(a, b);
         assert_eq!(a.len(), 45);
-        assert_eq!(super::hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            super::hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

@@ -23,7 +23,9 @@ pub fn identifier(value: &str, what: &str) -> Result<(), String> {
         return Err(format!("{what} must be 1 to {MAX_UID_LEN} characters long"));
     }
     if !value.chars().all(is_id_char) {
-        return Err(format!("{what} may only contain letters, digits, '-', '_' and '.'"));
+        return Err(format!(
+            "{what} may only contain letters, digits, '-', '_' and '.'"
+        ));
     }
     Ok(())
 }
@@ -32,7 +34,9 @@ pub fn identifier(value: &str, what: &str) -> Result<(), String> {
 pub fn uid(value: &str, id_prefix: &str) -> Result<(), String> {
     identifier(value, "uid")?;
     if value.starts_with(id_prefix) {
-        return Err(format!("uid may not start with '{id_prefix}', which is reserved for ids"));
+        return Err(format!(
+            "uid may not start with '{id_prefix}', which is reserved for ids"
+        ));
     }
     Ok(())
 }
@@ -51,7 +55,10 @@ pub fn endpoint_url(value: &str) -> Result<url::Url, String> {
     }
     let parsed = url::Url::parse(value).map_err(|e| format!("url is not a valid URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!("url scheme must be http or https, not '{}'", parsed.scheme()));
+        return Err(format!(
+            "url scheme must be http or https, not '{}'",
+            parsed.scheme()
+        ));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err("url must name a host".into());
@@ -64,7 +71,9 @@ pub fn endpoint_url(value: &str) -> Result<url::Url, String> {
 
 pub fn metadata(map: &BTreeMap<String, String>) -> Result<(), String> {
     if map.len() > MAX_METADATA_ENTRIES {
-        return Err(format!("metadata holds at most {MAX_METADATA_ENTRIES} entries"));
+        return Err(format!(
+            "metadata holds at most {MAX_METADATA_ENTRIES} entries"
+        ));
     }
     for (k, v) in map {
         if k.is_empty() || k.len() > 256 || v.len() > MAX_METADATA_VALUE_LEN {
@@ -81,24 +90,45 @@ pub fn custom_header_name(name: &str) -> Result<(), String> {
     let lower = name.to_ascii_lowercase();
     if name.is_empty()
         || name.len() > 256
-        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
     {
         return Err(format!("'{name}' is not a valid header name"));
     }
     const RESERVED: &[&str] = &[
-        "user-agent", "content-type", "content-length", "transfer-encoding", "connection",
-        "keep-alive", "te", "trailer", "upgrade", "host", "proxy-authorization",
-        "proxy-authenticate", "proxy-connection",
+        "user-agent",
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "host",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "proxy-connection",
     ];
-    if RESERVED.contains(&lower.as_str()) || lower.starts_with("webhook-") || lower.starts_with("svix-") {
-        return Err(format!("header '{name}' is set by Herald and may not be overridden"));
+    if RESERVED.contains(&lower.as_str())
+        || lower.starts_with("webhook-")
+        || lower.starts_with("svix-")
+    {
+        return Err(format!(
+            "header '{name}' is set by Herald and may not be overridden"
+        ));
     }
     Ok(())
 }
 
 pub fn custom_header_value(name: &str, value: &str) -> Result<(), String> {
-    if value.len() > MAX_HEADER_VALUE_LEN || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-        return Err(format!("the value of header '{name}' is too long or holds control characters"));
+    if value.len() > MAX_HEADER_VALUE_LEN
+        || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+    {
+        return Err(format!(
+            "the value of header '{name}' is too long or holds control characters"
+        ));
     }
     Ok(())
 }
@@ -106,7 +136,12 @@ pub fn custom_header_value(name: &str, value: &str) -> Result<(), String> {
 /// Headers whose values the API withholds when listing (they carry credentials).
 pub fn is_sensitive_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    lower == "authorization" || lower.contains("token") || lower.contains("secret") || lower.contains("api-key") || lower.contains("apikey") || lower == "cookie"
+    lower == "authorization"
+        || lower.contains("token")
+        || lower.contains("secret")
+        || lower.contains("api-key")
+        || lower.contains("apikey")
+        || lower == "cookie"
 }
 
 #[cfg(test)]

@@ -30,7 +30,9 @@ impl AttemptOutcome {
 
 impl Engine {
     pub(crate) async fn deliver(&self, job: DeliveryJob) {
-        let Ok(_permit) = self.inner.permits.clone().acquire_owned().await else { return };
+        let Ok(_permit) = self.inner.permits.clone().acquire_owned().await else {
+            return;
+        };
         let started_at = now_ms();
         let outcome = self.send(&job, started_at / 1000).await;
         let next = self.next_step(&job, &outcome);
@@ -48,7 +50,12 @@ impl Engine {
             created_at: started_at,
         };
         tracing::debug!(msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, status = outcome.status_code, ?next, "attempt");
-        if let Err(e) = self.inner.store.record_attempt(job.delivery_id, attempt, next).await {
+        if let Err(e) = self
+            .inner
+            .store
+            .record_attempt(job.delivery_id, attempt, next)
+            .await
+        {
             // The lease runs out and the delivery is tried again: at-least-once.
             tracing::error!(error = %e, msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, "could not record an attempt");
         }
@@ -76,7 +83,11 @@ impl Engine {
 
     async fn send(&self, job: &DeliveryJob, timestamp: i64) -> AttemptOutcome {
         let config = &self.inner.config;
-        let secrets: Vec<Secret> = job.secrets.iter().filter_map(|s| Secret::parse(s).ok()).collect();
+        let secrets: Vec<Secret> = job
+            .secrets
+            .iter()
+            .filter_map(|s| Secret::parse(s).ok())
+            .collect();
         let signature = sign_all(&secrets, &job.msg_id, timestamp, job.payload.as_bytes());
         let ts = timestamp.to_string();
         let mut request = self
@@ -93,14 +104,25 @@ impl Engine {
             .header("webhook-timestamp", &ts)
             .header("webhook-signature", &signature);
         if config.svix_headers {
-            request = request.header("svix-id", &job.msg_id).header("svix-timestamp", &ts).header("svix-signature", &signature);
+            request = request
+                .header("svix-id", &job.msg_id)
+                .header("svix-timestamp", &ts)
+                .header("svix-signature", &signature);
         }
         let started = Instant::now();
-        let response = request.body(bytes::Bytes::copy_from_slice(job.payload.as_bytes())).send().await;
+        let response = request
+            .body(bytes::Bytes::copy_from_slice(job.payload.as_bytes()))
+            .send()
+            .await;
         let mut response = match response {
             Ok(r) => r,
             Err(e) => {
-                return AttemptOutcome { status_code: 0, response: describe_error(&e, config.request_timeout), duration: started.elapsed(), retry_after: None }
+                return AttemptOutcome {
+                    status_code: 0,
+                    response: describe_error(&e, config.request_timeout),
+                    duration: started.elapsed(),
+                    retry_after: None,
+                }
             }
         };
         let status_code = response.status().as_u16();
@@ -126,7 +148,12 @@ impl Engine {
                 Err(_) => break,
             }
         }
-        AttemptOutcome { status_code, response: String::from_utf8_lossy(&body).into_owned(), duration: started.elapsed(), retry_after }
+        AttemptOutcome {
+            status_code,
+            response: String::from_utf8_lossy(&body).into_owned(),
+            duration: started.elapsed(),
+            retry_after,
+        }
     }
 }
 

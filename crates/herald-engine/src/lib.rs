@@ -70,7 +70,15 @@ impl Engine {
             .tcp_nodelay(true)
             .build()?;
         let permits = Arc::new(Semaphore::new(config.max_in_flight));
-        Ok(Engine { inner: Arc::new(Inner { store, client, config, permits, wake: Notify::new() }) })
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                store,
+                client,
+                config,
+                permits,
+                wake: Notify::new(),
+            }),
+        })
     }
 
     pub fn config(&self) -> &EngineConfig {

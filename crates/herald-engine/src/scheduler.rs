@@ -13,7 +13,10 @@ const CLAIM_BATCH: usize = 256;
 pub(crate) async fn run(engine: Engine) {
     match engine.inner.store.release_leases(now_ms()).await {
         Ok(0) => {}
-        Ok(n) => tracing::info!(deliveries = n, "resuming deliveries that were in flight when the last run stopped"),
+        Ok(n) => tracing::info!(
+            deliveries = n,
+            "resuming deliveries that were in flight when the last run stopped"
+        ),
         Err(e) => tracing::error!(error = %e, "could not release old leases"),
     }
     let poll = engine.inner.config.poll_interval;
@@ -38,7 +41,9 @@ pub(crate) async fn run(engine: Engine) {
             Duration::from_millis(20)
         } else {
             match engine.inner.store.next_due_at().await {
-                Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(0, poll.as_millis() as i64) as u64),
+                Ok(Some(at)) => {
+                    Duration::from_millis((at - now_ms()).clamp(0, poll.as_millis() as i64) as u64)
+                }
                 _ => poll,
             }
         };
@@ -54,9 +59,16 @@ pub(crate) async fn run(engine: Engine) {
     }
 }
 
-pub(crate) async fn claim_and_send(engine: &Engine, limit: usize) -> Result<usize, herald_store::StoreError> {
+pub(crate) async fn claim_and_send(
+    engine: &Engine,
+    limit: usize,
+) -> Result<usize, herald_store::StoreError> {
     let now = now_ms();
-    let jobs = engine.inner.store.claim_due(now, now + engine.lease_ms(), limit).await?;
+    let jobs = engine
+        .inner
+        .store
+        .claim_due(now, now + engine.lease_ms(), limit)
+        .await?;
     let n = jobs.len();
     engine.hand_off(jobs);
     Ok(n)

@@ -21,10 +21,12 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Application> {
 
 /// Finds an application by id or uid.
 pub(crate) fn find(conn: &Connection, id_or_uid: &str) -> Result<Application> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM application WHERE id = ?1 OR uid = ?1 ORDER BY id = ?1 DESC LIMIT 1"))?
-        .query_row([id_or_uid], from_row)
-        .optional()?
-        .ok_or(StoreError::NotFound)
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM application WHERE id = ?1 OR uid = ?1 ORDER BY id = ?1 DESC LIMIT 1"
+    ))?
+    .query_row([id_or_uid], from_row)
+    .optional()?
+    .ok_or(StoreError::NotFound)
 }
 
 const UID_TAKEN: &str = "an application with this uid already exists";
@@ -51,9 +53,19 @@ impl Store {
 
     pub async fn app_insert(&self, app: Application) -> Result<Application> {
         self.write(move |c| {
-            c.prepare_cached(&format!("INSERT INTO application ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"))?
-                .execute(params![app.id, app.uid, app.name, app.throttle_rate, json_encode(&app.metadata), app.created_at, app.updated_at])
-                .map_err(|e| conflict_on_unique(e, UID_TAKEN))?;
+            c.prepare_cached(&format!(
+                "INSERT INTO application ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            ))?
+            .execute(params![
+                app.id,
+                app.uid,
+                app.name,
+                app.throttle_rate,
+                json_encode(&app.metadata),
+                app.created_at,
+                app.updated_at
+            ])
+            .map_err(|e| conflict_on_unique(e, UID_TAKEN))?;
             Ok(app)
         })
         .await
@@ -77,12 +89,12 @@ impl Store {
     /// Deletes the application and, by cascade, its endpoints, messages and log.
     pub async fn app_delete(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.write(move |c| {
-            match c.execute("DELETE FROM application WHERE id = ?1", [id])? {
+        self.write(
+            move |c| match c.execute("DELETE FROM application WHERE id = ?1", [id])? {
                 0 => Err(StoreError::NotFound),
                 _ => Ok(()),
-            }
-        })
+            },
+        )
         .await
     }
 }

@@ -5,7 +5,9 @@ use rusqlite::{OptionalExtension, Row};
 
 use crate::messages::{self, MessageFilter};
 use crate::page::{ListQuery, Page};
-use crate::{endpoints, Attempt, DeliveredMessage, DeliveryStatus, DeliveryTarget, Result, Store, StoreError};
+use crate::{
+    endpoints, Attempt, DeliveredMessage, DeliveryStatus, DeliveryTarget, Result, Store, StoreError,
+};
 
 const COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.app_id, a.url, a.status, a.response_status_code, a.response, \
      a.response_duration_ms, a.trigger_type, a.created_at";
@@ -46,7 +48,13 @@ pub enum AttemptScope {
 }
 
 impl Store {
-    pub async fn attempt_list(&self, app_id: &str, scope: AttemptScope, f: AttemptFilter, q: ListQuery) -> Result<Page<Attempt>> {
+    pub async fn attempt_list(
+        &self,
+        app_id: &str,
+        scope: AttemptScope,
+        f: AttemptFilter,
+        q: ListQuery,
+    ) -> Result<Page<Attempt>> {
         let app_id = app_id.to_string();
         self.read(move |c| {
             let mut sql = format!("SELECT {COLUMNS} FROM attempt a JOIN message m ON m.id = a.msg_id WHERE a.app_id = ?");
@@ -90,8 +98,17 @@ impl Store {
         .await
     }
 
-    pub async fn attempt_get(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt> {
-        let (app_id, msg_id, attempt_id) = (app_id.to_string(), msg_id.to_string(), attempt_id.to_string());
+    pub async fn attempt_get(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        attempt_id: &str,
+    ) -> Result<Attempt> {
+        let (app_id, msg_id, attempt_id) = (
+            app_id.to_string(),
+            msg_id.to_string(),
+            attempt_id.to_string(),
+        );
         self.read(move |c| {
             c.prepare_cached(&format!("SELECT {COLUMNS} FROM attempt a WHERE a.id = ?1 AND a.msg_id = ?2 AND a.app_id = ?3"))?
                 .query_row([attempt_id, msg_id, app_id], from_row)
@@ -102,13 +119,18 @@ impl Store {
     }
 
     /// Messages delivered (or being delivered) to one endpoint, newest first by default.
-    pub async fn delivered_messages(&self, endpoint_id: &str, f: MessageFilter, q: ListQuery) -> Result<Page<DeliveredMessage>> {
+    pub async fn delivered_messages(
+        &self,
+        endpoint_id: &str,
+        f: MessageFilter,
+        q: ListQuery,
+    ) -> Result<Page<DeliveredMessage>> {
         let endpoint_id = endpoint_id.to_string();
         self.read(move |c| {
-            let mut sql = format!(
+            let mut sql = String::from(
                 "SELECT m.id, m.app_id, m.event_id, m.event_type, m.channels, m.created_at, m.expires_at, p.payload, \
                  d.status, d.leased, d.next_attempt_at FROM delivery d JOIN message m ON m.id = d.msg_id \
-                 LEFT JOIN message_payload p ON p.msg_id = m.id WHERE d.endpoint_id = ?"
+                 LEFT JOIN message_payload p ON p.msg_id = m.id WHERE d.endpoint_id = ?",
             );
             let mut params = vec![Value::Text(endpoint_id)];
             f.apply(&mut sql, &mut params);
@@ -130,7 +152,11 @@ impl Store {
     }
 
     /// Endpoints one message went to, with the delivery status of each.
-    pub async fn delivery_targets(&self, msg_id: &str, q: ListQuery) -> Result<Page<DeliveryTarget>> {
+    pub async fn delivery_targets(
+        &self,
+        msg_id: &str,
+        q: ListQuery,
+    ) -> Result<Page<DeliveryTarget>> {
         let msg_id = msg_id.to_string();
         self.read(move |c| {
             let mut sql = format!(

@@ -4,10 +4,12 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::page::{ListQuery, Page};
 use crate::{
-    conflict_on_unique, json_decode, json_decode_opt, json_encode, Endpoint, EndpointStats, Result, Store, StoreError,
+    conflict_on_unique, json_decode, json_decode_opt, json_encode, Endpoint, EndpointStats, Result,
+    Store, StoreError,
 };
 
-pub(crate) const COLUMNS: &str = "id, app_id, uid, url, description, disabled, event_types, channels, \
+pub(crate) const COLUMNS: &str =
+    "id, app_id, uid, url, description, disabled, event_types, channels, \
      throttle_rate, metadata, headers, secrets, created_at, updated_at";
 
 pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
@@ -35,7 +37,11 @@ pub(crate) fn from_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Endpoint
 }
 
 pub(crate) fn prefixed_columns(alias: &str) -> String {
-    COLUMNS.split(", ").map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(crate) fn find(conn: &Connection, app_id: &str, id_or_uid: &str) -> Result<Endpoint> {
@@ -50,7 +56,9 @@ pub(crate) fn find(conn: &Connection, app_id: &str, id_or_uid: &str) -> Result<E
 /// All endpoints of an application, for fan-out.
 pub(crate) fn all_of_app(conn: &Connection, app_id: &str) -> Result<Vec<Endpoint>> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM endpoint WHERE app_id = ?1 ORDER BY id"))?
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM endpoint WHERE app_id = ?1 ORDER BY id"
+        ))?
         .query_map([app_id], from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
@@ -128,15 +136,22 @@ impl Store {
 
     pub async fn endpoint_delete(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.write(move |c| match c.execute("DELETE FROM endpoint WHERE id = ?1", [id])? {
-            0 => Err(StoreError::NotFound),
-            _ => Ok(()),
-        })
+        self.write(
+            move |c| match c.execute("DELETE FROM endpoint WHERE id = ?1", [id])? {
+                0 => Err(StoreError::NotFound),
+                _ => Ok(()),
+            },
+        )
         .await
     }
 
     /// Delivery counts by status for deliveries created in [since, until).
-    pub async fn endpoint_stats(&self, endpoint_id: &str, since: i64, until: i64) -> Result<EndpointStats> {
+    pub async fn endpoint_stats(
+        &self,
+        endpoint_id: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<EndpointStats> {
         let id = endpoint_id.to_string();
         self.read(move |c| {
             let mut stats = EndpointStats::default();

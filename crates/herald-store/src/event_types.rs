@@ -5,7 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::page::{ListQuery, Page};
 use crate::{conflict_on_unique, EventType, Result, Store, StoreError};
 
-const COLUMNS: &str = "name, description, archived, deprecated, schemas, feature_flag, created_at, updated_at";
+const COLUMNS: &str =
+    "name, description, archived, deprecated, schemas, feature_flag, created_at, updated_at";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<EventType> {
     Ok(EventType {
@@ -22,7 +23,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<EventType> {
 
 /// Names from `names` that are not existing, unarchived event types.
 pub(crate) fn missing(conn: &Connection, names: &[String]) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached("SELECT 1 FROM event_type WHERE name = ?1 AND archived = 0")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT 1 FROM event_type WHERE name = ?1 AND archived = 0")?;
     let mut out = Vec::new();
     for name in names {
         if stmt.query_row([name], |_| Ok(())).optional()?.is_none() {
@@ -44,7 +46,11 @@ impl Store {
         .await
     }
 
-    pub async fn event_type_list(&self, q: ListQuery, include_archived: bool) -> Result<Page<EventType>> {
+    pub async fn event_type_list(
+        &self,
+        q: ListQuery,
+        include_archived: bool,
+    ) -> Result<Page<EventType>> {
         self.read(move |c| {
             let mut sql = format!("SELECT {COLUMNS} FROM event_type WHERE 1=1");
             if !include_archived {
@@ -64,13 +70,25 @@ impl Store {
     /// Inserts, or with `replace` overwrites, an event type.
     pub async fn event_type_save(&self, et: EventType, replace: bool) -> Result<EventType> {
         self.write(move |c| {
-            let verb = if replace { "INSERT OR REPLACE" } else { "INSERT" };
-            c.prepare_cached(&format!("{verb} INTO event_type ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))?
-                .execute(params![
-                    et.name, et.description, et.archived, et.deprecated,
-                    et.schemas.as_ref().map(|s| s.to_string()), et.feature_flag, et.created_at, et.updated_at
-                ])
-                .map_err(|e| conflict_on_unique(e, "an event type with this name already exists"))?;
+            let verb = if replace {
+                "INSERT OR REPLACE"
+            } else {
+                "INSERT"
+            };
+            c.prepare_cached(&format!(
+                "{verb} INTO event_type ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ))?
+            .execute(params![
+                et.name,
+                et.description,
+                et.archived,
+                et.deprecated,
+                et.schemas.as_ref().map(|s| s.to_string()),
+                et.feature_flag,
+                et.created_at,
+                et.updated_at
+            ])
+            .map_err(|e| conflict_on_unique(e, "an event type with this name already exists"))?;
             Ok(et)
         })
         .await
@@ -78,10 +96,12 @@ impl Store {
 
     pub async fn event_type_delete(&self, name: &str) -> Result<()> {
         let name = name.to_string();
-        self.write(move |c| match c.execute("DELETE FROM event_type WHERE name = ?1", [name])? {
-            0 => Err(StoreError::NotFound),
-            _ => Ok(()),
-        })
+        self.write(
+            move |c| match c.execute("DELETE FROM event_type WHERE name = ?1", [name])? {
+                0 => Err(StoreError::NotFound),
+                _ => Ok(()),
+            },
+        )
         .await
     }
 

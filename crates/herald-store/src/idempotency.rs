@@ -6,17 +6,32 @@ use crate::{Result, Store, Task};
 
 impl Store {
     /// The stored answer for `key` if it is younger than `max_age_ms`.
-    pub async fn idempotency_get(&self, key: &str, now: i64, max_age_ms: i64) -> Result<Option<(u16, Vec<u8>)>> {
+    pub async fn idempotency_get(
+        &self,
+        key: &str,
+        now: i64,
+        max_age_ms: i64,
+    ) -> Result<Option<(u16, Vec<u8>)>> {
         let key = key.to_string();
         self.read(move |c| {
-            Ok(c.prepare_cached("SELECT status_code, body FROM idempotency WHERE key = ?1 AND created_at > ?2")?
-                .query_row(params![key, now - max_age_ms], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?)
+            Ok(c.prepare_cached(
+                "SELECT status_code, body FROM idempotency WHERE key = ?1 AND created_at > ?2",
+            )?
+            .query_row(params![key, now - max_age_ms], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?)
         })
         .await
     }
 
-    pub async fn idempotency_put(&self, key: &str, status: u16, body: Vec<u8>, now: i64) -> Result<()> {
+    pub async fn idempotency_put(
+        &self,
+        key: &str,
+        status: u16,
+        body: Vec<u8>,
+        now: i64,
+    ) -> Result<()> {
         let key = key.to_string();
         self.write(move |c| {
             c.prepare_cached("INSERT OR REPLACE INTO idempotency (key, status_code, body, created_at) VALUES (?1, ?2, ?3, ?4)")?
@@ -28,7 +43,13 @@ impl Store {
 
     /// Drops idempotency records older than `max_age_ms`.
     pub async fn idempotency_prune(&self, now: i64, max_age_ms: i64) -> Result<usize> {
-        self.write(move |c| Ok(c.execute("DELETE FROM idempotency WHERE created_at <= ?1", [now - max_age_ms])?)).await
+        self.write(move |c| {
+            Ok(c.execute(
+                "DELETE FROM idempotency WHERE created_at <= ?1",
+                [now - max_age_ms],
+            )?)
+        })
+        .await
     }
 
     pub async fn task_save(&self, task: Task) -> Result<Task> {

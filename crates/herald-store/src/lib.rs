@@ -48,7 +48,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Maps a UNIQUE violation to `Conflict(message)`.
 pub(crate) fn conflict_on_unique(err: rusqlite::Error, message: &str) -> StoreError {
     match &err {
-        rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
             StoreError::Conflict(message.to_string())
         }
         _ => StoreError::Db(err),
@@ -72,7 +74,9 @@ fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection>
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -93,7 +97,11 @@ impl Store {
         conn.execute_batch(include_str!("schema.sql"))?;
         let writer = writer::Writer::start(conn);
         Ok(Store {
-            inner: Arc::new(Inner { path: path.to_path_buf(), writer, readers: Mutex::new(Vec::new()) }),
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer,
+                readers: Mutex::new(Vec::new()),
+            }),
         })
     }
 
@@ -109,7 +117,11 @@ impl Store {
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = inner.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
             let conn = match conn {
                 Some(c) => c,
                 None => open_connection(&inner.path, true)?,
@@ -137,7 +149,8 @@ impl Store {
 
     /// A health check that touches the database.
     pub async fn ping(&self) -> Result<()> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
     }
 }
 

@@ -9,11 +9,12 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::page::{ListQuery, Page};
 use crate::{
-    conflict_on_unique, endpoints, json_decode_opt, json_encode, DeliveryJob, Message, NewMessage, Result, Store,
-    StoreError, Trigger,
+    conflict_on_unique, endpoints, json_decode_opt, json_encode, DeliveryJob, Message, NewMessage,
+    Result, Store, StoreError, Trigger,
 };
 
-const COLUMNS: &str = "m.id, m.app_id, m.event_id, m.event_type, m.channels, m.created_at, m.expires_at";
+const COLUMNS: &str =
+    "m.id, m.app_id, m.event_id, m.event_type, m.channels, m.created_at, m.expires_at";
 
 /// Maps `COLUMNS` followed by an optional payload column at index 7.
 pub(crate) fn from_row(row: &Row<'_>, with_payload: bool) -> rusqlite::Result<Message> {
@@ -30,7 +31,9 @@ pub(crate) fn from_row(row: &Row<'_>, with_payload: bool) -> rusqlite::Result<Me
 }
 
 pub(crate) fn select_with_payload() -> String {
-    format!("SELECT {COLUMNS}, p.payload FROM message m LEFT JOIN message_payload p ON p.msg_id = m.id")
+    format!(
+        "SELECT {COLUMNS}, p.payload FROM message m LEFT JOIN message_payload p ON p.msg_id = m.id"
+    )
 }
 
 pub(crate) fn find(conn: &Connection, app_id: &str, id_or_event_id: &str) -> Result<Message> {
@@ -57,7 +60,9 @@ impl MessageFilter {
     /// Appends the SQL conditions for the message table aliased `m`.
     pub(crate) fn apply(&self, sql: &mut String, params: &mut Vec<Value>) {
         if let Some(ch) = &self.channel {
-            sql.push_str(" AND EXISTS (SELECT 1 FROM json_each(m.channels) WHERE json_each.value = ?)");
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM json_each(m.channels) WHERE json_each.value = ?)",
+            );
             params.push(Value::Text(ch.clone()));
         }
         if let Some(t) = self.before {
@@ -82,7 +87,11 @@ pub const HANDOFF_LEASE_MS: i64 = 120_000;
 
 /// Inserts the message, its payload and one leased delivery per matching endpoint, and
 /// returns the jobs for the in-memory hand-off. Runs inside the writer's transaction.
-fn insert_message(conn: &Connection, new: NewMessage, now: i64) -> Result<(Message, Vec<DeliveryJob>)> {
+fn insert_message(
+    conn: &Connection,
+    new: NewMessage,
+    now: i64,
+) -> Result<(Message, Vec<DeliveryJob>)> {
     let id = ids::generate(ids::MESSAGE);
     let expires_at = now + i64::from(new.retention_days) * 86_400_000;
     conn.prepare_cached(
@@ -90,9 +99,20 @@ fn insert_message(conn: &Connection, new: NewMessage, now: i64) -> Result<(Messa
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
-        id, new.app_id, new.event_id, new.event_type, new.channels.as_ref().map(json_encode), now, expires_at
+        id,
+        new.app_id,
+        new.event_id,
+        new.event_type,
+        new.channels.as_ref().map(json_encode),
+        now,
+        expires_at
     ])
-    .map_err(|e| conflict_on_unique(e, "a message with this eventId already exists in this application"))?;
+    .map_err(|e| {
+        conflict_on_unique(
+            e,
+            "a message with this eventId already exists in this application",
+        )
+    })?;
     conn.prepare_cached("INSERT INTO message_payload (msg_id, payload) VALUES (?1, ?2)")?
         .execute(params![id, new.payload])?;
 
@@ -145,7 +165,11 @@ fn insert_message(conn: &Connection, new: NewMessage, now: i64) -> Result<(Messa
 impl Store {
     /// Stores a message and its deliveries durably; the returned jobs are leased to the
     /// caller, who should hand them to the dispatcher.
-    pub async fn message_create(&self, new: NewMessage, now: i64) -> Result<(Message, Vec<DeliveryJob>)> {
+    pub async fn message_create(
+        &self,
+        new: NewMessage,
+        now: i64,
+    ) -> Result<(Message, Vec<DeliveryJob>)> {
         self.write(move |c| insert_message(c, new, now)).await
     }
 
@@ -154,7 +178,12 @@ impl Store {
         self.read(move |c| find(c, &app_id, &key)).await
     }
 
-    pub async fn message_list(&self, app_id: &str, filter: MessageFilter, q: ListQuery) -> Result<Page<Message>> {
+    pub async fn message_list(
+        &self,
+        app_id: &str,
+        filter: MessageFilter,
+        q: ListQuery,
+    ) -> Result<Page<Message>> {
         let app_id = app_id.to_string();
         self.read(move |c| {
             let mut sql = if filter.with_content {
@@ -167,7 +196,9 @@ impl Store {
             q.apply(&mut sql, &mut params, "m.id");
             let rows = c
                 .prepare_cached(&sql)?
-                .query_map(rusqlite::params_from_iter(params), |r| from_row(r, filter.with_content))?
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    from_row(r, filter.with_content)
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(q.finish(rows, |m| m.id.clone()))
         })

@@ -40,7 +40,10 @@ impl ListQuery {
         let ascending_scan = self.descending == self.backwards();
         if let Some(it) = &self.iterator {
             let cursor = it.strip_prefix('-').unwrap_or(it);
-            sql.push_str(&format!(" AND {key} {} ?", if ascending_scan { ">" } else { "<" }));
+            sql.push_str(&format!(
+                " AND {key} {} ?",
+                if ascending_scan { ">" } else { "<" }
+            ));
             params.push(Value::Text(cursor.to_string()));
         }
         sql.push_str(&format!(
@@ -59,9 +62,17 @@ impl ListQuery {
         }
         let iterator = match rows.last() {
             Some(last) => Some(key(last)),
-            None => self.iterator.as_deref().map(|i| i.trim_start_matches('-').to_string()),
+            None => self
+                .iterator
+                .as_deref()
+                .map(|i| i.trim_start_matches('-').to_string()),
         };
         let prev_iterator = rows.first().map(|first| format!("-{}", key(first)));
-        Page { data: rows, iterator, prev_iterator, done: !more }
+        Page {
+            data: rows,
+            iterator,
+            prev_iterator,
+            done: !more,
+        }
     }
 }

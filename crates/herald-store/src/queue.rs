@@ -9,7 +9,15 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{endpoints, Attempt, DeliveryJob, Endpoint, NextStep, Result, Store, Trigger};
 
-fn job_from(ep: &Endpoint, delivery_id: i64, msg_id: String, payload: Option<String>, attempts: u32, trigger: i64, now: i64) -> DeliveryJob {
+fn job_from(
+    ep: &Endpoint,
+    delivery_id: i64,
+    msg_id: String,
+    payload: Option<String>,
+    attempts: u32,
+    trigger: i64,
+    now: i64,
+) -> DeliveryJob {
     DeliveryJob {
         delivery_id,
         msg_id,
@@ -18,14 +26,27 @@ fn job_from(ep: &Endpoint, delivery_id: i64, msg_id: String, payload: Option<Str
         url: ep.url.clone(),
         // An expunged payload is sent as an empty object rather than not at all.
         payload: Arc::from(payload.as_deref().unwrap_or("{}")),
-        headers: ep.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        headers: ep
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         secrets: ep.signing_keys(now),
         attempts,
-        trigger: if trigger == 1 { Trigger::Manual } else { Trigger::Scheduled },
+        trigger: if trigger == 1 {
+            Trigger::Manual
+        } else {
+            Trigger::Scheduled
+        },
     }
 }
 
-fn claim_due(conn: &Connection, now: i64, lease_until: i64, limit: usize) -> Result<Vec<DeliveryJob>> {
+fn claim_due(
+    conn: &Connection,
+    now: i64,
+    lease_until: i64,
+    limit: usize,
+) -> Result<Vec<DeliveryJob>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, p.payload, {} FROM delivery d \
          JOIN endpoint e ON e.id = d.endpoint_id LEFT JOIN message_payload p ON p.msg_id = d.msg_id \
@@ -35,11 +56,22 @@ fn claim_due(conn: &Connection, now: i64, lease_until: i64, limit: usize) -> Res
     let rows = stmt
         .query_map(params![now, limit as i64], |r| {
             let ep = endpoints::from_row_at(r, 5)?;
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?, r.get::<_, i64>(3)?, r.get::<_, Option<String>>(4)?, ep))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, u32>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                ep,
+            ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut lease = conn.prepare_cached("UPDATE delivery SET leased = 1, next_attempt_at = ?2, updated_at = ?3 WHERE id = ?1")?;
-    let mut cancel = conn.prepare_cached("UPDATE delivery SET status = 4, leased = 0, updated_at = ?2 WHERE id = ?1")?;
+    let mut lease = conn.prepare_cached(
+        "UPDATE delivery SET leased = 1, next_attempt_at = ?2, updated_at = ?3 WHERE id = ?1",
+    )?;
+    let mut cancel = conn.prepare_cached(
+        "UPDATE delivery SET status = 4, leased = 0, updated_at = ?2 WHERE id = ?1",
+    )?;
     let mut jobs = Vec::with_capacity(rows.len());
     for (id, msg_id, attempts, trigger, payload, ep) in rows {
         if ep.disabled {
@@ -82,22 +114,36 @@ fn record(conn: &Connection, delivery_id: i64, attempt: &Attempt, next: NextStep
 
 impl Store {
     /// Leases up to `limit` due deliveries until `lease_until` and returns them.
-    pub async fn claim_due(&self, now: i64, lease_until: i64, limit: usize) -> Result<Vec<DeliveryJob>> {
-        self.write(move |c| claim_due(c, now, lease_until, limit)).await
+    pub async fn claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<DeliveryJob>> {
+        self.write(move |c| claim_due(c, now, lease_until, limit))
+            .await
     }
 
     /// The earliest time any pending delivery becomes due.
     pub async fn next_due_at(&self) -> Result<Option<i64>> {
         self.read(|c| {
-            Ok(c.prepare_cached("SELECT min(next_attempt_at) FROM delivery WHERE status = 1")?
-                .query_row([], |r| r.get(0))?)
+            Ok(
+                c.prepare_cached("SELECT min(next_attempt_at) FROM delivery WHERE status = 1")?
+                    .query_row([], |r| r.get(0))?,
+            )
         })
         .await
     }
 
     /// Appends the attempt and moves the delivery to its next state, in one write.
-    pub async fn record_attempt(&self, delivery_id: i64, attempt: Attempt, next: NextStep) -> Result<()> {
-        self.write(move |c| record(c, delivery_id, &attempt, next)).await
+    pub async fn record_attempt(
+        &self,
+        delivery_id: i64,
+        attempt: Attempt,
+        next: NextStep,
+    ) -> Result<()> {
+        self.write(move |c| record(c, delivery_id, &attempt, next))
+            .await
     }
 
     /// At start-up of the process that owns the file: deliveries leased by a process that
@@ -111,8 +157,19 @@ impl Store {
 
     /// A manual resend of one message to one endpoint: the delivery (created if the
     /// endpoint was not subscribed) is leased to the caller for one immediate attempt.
-    pub async fn resend(&self, app_id: &str, msg_id: &str, endpoint_id: &str, now: i64, lease_until: i64) -> Result<DeliveryJob> {
-        let (app_id, msg_id, endpoint_id) = (app_id.to_string(), msg_id.to_string(), endpoint_id.to_string());
+    pub async fn resend(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        endpoint_id: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<DeliveryJob> {
+        let (app_id, msg_id, endpoint_id) = (
+            app_id.to_string(),
+            msg_id.to_string(),
+            endpoint_id.to_string(),
+        );
         self.write(move |c| {
             let ep = endpoints::find(c, &app_id, &endpoint_id)?;
             let payload: Option<String> = c
@@ -135,7 +192,13 @@ impl Store {
 
     /// Makes every delivery to the endpoint that failed (or was canceled) in [since, until)
     /// pending again, due now, as a manual attempt. Returns how many.
-    pub async fn recover(&self, endpoint_id: &str, since: i64, until: i64, now: i64) -> Result<usize> {
+    pub async fn recover(
+        &self,
+        endpoint_id: &str,
+        since: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<usize> {
         let id = endpoint_id.to_string();
         self.write(move |c| {
             Ok(c.execute(

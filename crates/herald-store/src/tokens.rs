@@ -5,8 +5,21 @@ use rusqlite::{params, OptionalExtension};
 use crate::{Result, Store, TokenInfo};
 
 impl Store {
-    pub async fn token_insert(&self, id: &str, hash: &str, name: &str, app_id: Option<&str>, now: i64, expires_at: Option<i64>) -> Result<()> {
-        let (id, hash, name, app_id) = (id.to_string(), hash.to_string(), name.to_string(), app_id.map(str::to_string));
+    pub async fn token_insert(
+        &self,
+        id: &str,
+        hash: &str,
+        name: &str,
+        app_id: Option<&str>,
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<()> {
+        let (id, hash, name, app_id) = (
+            id.to_string(),
+            hash.to_string(),
+            name.to_string(),
+            app_id.map(str::to_string),
+        );
         self.write(move |c| {
             c.execute(
                 "INSERT INTO api_token (id, hash, name, app_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -20,15 +33,30 @@ impl Store {
     pub async fn token_find(&self, hash: &str) -> Result<Option<TokenInfo>> {
         let hash = hash.to_string();
         self.read(move |c| {
-            Ok(c.prepare_cached("SELECT id, app_id, expires_at FROM api_token WHERE hash = ?1")?
-                .query_row([hash], |r| Ok(TokenInfo { id: r.get(0)?, app_id: r.get(1)?, expires_at: r.get(2)? }))
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT id, app_id, expires_at FROM api_token WHERE hash = ?1")?
+                    .query_row([hash], |r| {
+                        Ok(TokenInfo {
+                            id: r.get(0)?,
+                            app_id: r.get(1)?,
+                            expires_at: r.get(2)?,
+                        })
+                    })
+                    .optional()?,
+            )
         })
         .await
     }
 
     /// How many admin (unscoped) tokens exist; zero means this is a first start.
     pub async fn admin_token_count(&self) -> Result<i64> {
-        self.read(|c| Ok(c.query_row("SELECT count(*) FROM api_token WHERE app_id IS NULL", [], |r| r.get(0))?)).await
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM api_token WHERE app_id IS NULL",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
     }
 }

@@ -45,7 +45,8 @@ impl Writer {
             })
         });
         self.jobs.send(job).map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Unavailable("the write was not carried out".into()))?
+        rx.await
+            .map_err(|_| StoreError::Unavailable("the write was not carried out".into()))?
     }
 }
 

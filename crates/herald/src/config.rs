@@ -43,15 +43,29 @@ impl Config {
         Self::load_from(flags, |k| std::env::var(k).ok())
     }
 
-    pub fn load_from(flags: &Overrides, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
-        let mut table: toml::Table = DEFAULTS.parse().expect("the embedded defaults are valid TOML");
-        let file = flags.config_file.clone().or_else(|| env("HERALD_CONFIG").map(PathBuf::from));
+    pub fn load_from(
+        flags: &Overrides,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Config> {
+        let mut table: toml::Table = DEFAULTS
+            .parse()
+            .expect("the embedded defaults are valid TOML");
+        let file = flags
+            .config_file
+            .clone()
+            .or_else(|| env("HERALD_CONFIG").map(PathBuf::from));
         if let Some(path) = file {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading config file {}", path.display()))?;
-            let overlay: toml::Table = text.parse().with_context(|| format!("parsing config file {}", path.display()))?;
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            let overlay: toml::Table = text
+                .parse()
+                .with_context(|| format!("parsing config file {}", path.display()))?;
             for (key, value) in overlay {
                 if !table.contains_key(&key) {
-                    bail!("unknown setting '{key}' in {} (see `herald config` for the list)", path.display());
+                    bail!(
+                        "unknown setting '{key}' in {} (see `herald config` for the list)",
+                        path.display()
+                    );
                 }
                 table.insert(key, value);
             }
@@ -60,17 +74,23 @@ impl Config {
         for key in keys {
             let name = format!("HERALD_{}", key.to_ascii_uppercase());
             if let Some(raw) = env(&name) {
-                let value = env_value(&table[&key], &raw).with_context(|| format!("invalid value in {name}"))?;
+                let value = env_value(&table[&key], &raw)
+                    .with_context(|| format!("invalid value in {name}"))?;
                 table.insert(key, value);
             }
         }
         if let Some(d) = &flags.data_dir {
-            table.insert("data_dir".into(), toml::Value::String(d.display().to_string()));
+            table.insert(
+                "data_dir".into(),
+                toml::Value::String(d.display().to_string()),
+            );
         }
         if let Some(l) = &flags.listen {
             table.insert("listen".into(), toml::Value::String(l.clone()));
         }
-        let config: Config = toml::Value::Table(table).try_into().context("invalid configuration")?;
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .context("invalid configuration")?;
         config.check()?;
         Ok(config)
     }
@@ -79,7 +99,12 @@ impl Config {
         if !(self.request_timeout_secs > 0.0 && self.request_timeout_secs <= 30.0) {
             bail!("request_timeout_secs must be more than 0 and at most 30");
         }
-        if self.retry_schedule_secs.iter().any(|s| !s.is_finite() || *s < 0.0) || self.retry_schedule_secs.len() > 50 {
+        if self
+            .retry_schedule_secs
+            .iter()
+            .any(|s| !s.is_finite() || *s < 0.0)
+            || self.retry_schedule_secs.len() > 50
+        {
             bail!("retry_schedule_secs holds at most 50 non-negative numbers");
         }
         if !(0.0..=1.0).contains(&self.retry_jitter) {
@@ -139,7 +164,9 @@ fn env_value(default: &toml::Value, raw: &str) -> anyhow::Result<toml::Value> {
             Ok(i) => toml::Value::Integer(i),
             Err(_) => toml::Value::Float(raw.trim().parse().context("expected a number")?),
         },
-        toml::Value::Float(_) => toml::Value::Float(raw.trim().parse().context("expected a number")?),
+        toml::Value::Float(_) => {
+            toml::Value::Float(raw.trim().parse().context("expected a number")?)
+        }
         toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
             "true" | "1" | "yes" => true,
             "false" | "0" | "no" => false,
@@ -149,7 +176,11 @@ fn env_value(default: &toml::Value, raw: &str) -> anyhow::Result<toml::Value> {
             raw.split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| s.parse::<f64>().map(toml::Value::Float).context("expected comma-separated numbers"))
+                .map(|s| {
+                    s.parse::<f64>()
+                        .map(toml::Value::Float)
+                        .context("expected comma-separated numbers")
+                })
                 .collect::<anyhow::Result<_>>()?,
         ),
         _ => bail!("unsupported setting type"),
@@ -158,7 +189,8 @@ fn env_value(default: &toml::Value, raw: &str) -> anyhow::Result<toml::Value> {
 
 /// Makes sure the data directory exists.
 pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))
 }
 
 #[cfg(test)]
@@ -170,13 +202,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("herald-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("h.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:1\"\nmax_in_flight = 7\nsvix_headers = true\n").unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1\"\nmax_in_flight = 7\nsvix_headers = true\n",
+        )
+        .unwrap();
         let env = |k: &str| match k {
             "HERALD_MAX_IN_FLIGHT" => Some("9".to_string()),
             "HERALD_RETRY_SCHEDULE_SECS" => Some("1, 2.5".to_string()),
             _ => None,
         };
-        let flags = Overrides { config_file: Some(file), listen: Some("127.0.0.1:2".into()), ..Default::default() };
+        let flags = Overrides {
+            config_file: Some(file),
+            listen: Some("127.0.0.1:2".into()),
+            ..Default::default()
+        };
         let c = Config::load_from(&flags, env).unwrap();
         assert_eq!(c.listen, "127.0.0.1:2");
         assert_eq!(c.max_in_flight, 9);
@@ -191,8 +231,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("h.toml");
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
-        let flags = Overrides { config_file: Some(file), ..Default::default() };
-        assert!(Config::load_from(&flags, |_| None).unwrap_err().to_string().contains("unknown setting 'lisen'"));
+        let flags = Overrides {
+            config_file: Some(file),
+            ..Default::default()
+        };
+        assert!(Config::load_from(&flags, |_| None)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown setting 'lisen'"));
         let env = |k: &str| (k == "HERALD_REQUEST_TIMEOUT_SECS").then(|| "99".to_string());
         assert!(Config::load_from(&Overrides::default(), env).is_err());
     }

@@ -67,7 +67,11 @@ fn main() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut overrides = Overrides { config_file: cli.config, data_dir: cli.data_dir, listen: None };
+    let mut overrides = Overrides {
+        config_file: cli.config,
+        data_dir: cli.data_dir,
+        listen: None,
+    };
     match cli.command {
         Command::Config => {
             print!("{DEFAULTS}");
@@ -80,19 +84,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(serve(config))
         }
-        Command::Token { command: TokenCommand::Create { name } } => {
+        Command::Token {
+            command: TokenCommand::Create { name },
+        } => {
             let config = Config::load(&overrides)?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let path = config.database_path();
                 if !path.exists() {
-                    anyhow::bail!("no database at {}; run `herald serve` once first", path.display());
+                    anyhow::bail!(
+                        "no database at {}; run `herald serve` once first",
+                        path.display()
+                    );
                 }
                 let store = herald_store::Store::open(&path)?;
                 let token = herald_core::token::generate();
                 let now = herald_core::time::now_ms();
                 let id = herald_core::ids::generate(herald_core::ids::TOKEN);
-                store.token_insert(&id, &herald_core::token::hash(&token), &name, None, now, None).await?;
+                store
+                    .token_insert(
+                        &id,
+                        &herald_core::token::hash(&token),
+                        &name,
+                        None,
+                        now,
+                        None,
+                    )
+                    .await?;
                 println!("{token}");
                 Ok(())
             })
@@ -114,11 +132,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("  API:   {url}/api/v1   docs: {url}/api/v1/openapi.json");
     match &server.new_admin_token {
         Some(token) => {
-            println!("  admin token (shown once, stored hashed; `herald token create` makes more):");
+            println!(
+                "  admin token (shown once, stored hashed; `herald token create` makes more):"
+            );
             println!("    {token}");
             println!("  try:   curl -H 'Authorization: Bearer {token}' {url}/api/v1/app");
         }
-        None => println!("  try:   curl -H \"Authorization: Bearer $HERALD_ADMIN_TOKEN\" {url}/api/v1/app"),
+        None => println!(
+            "  try:   curl -H \"Authorization: Bearer $HERALD_ADMIN_TOKEN\" {url}/api/v1/app"
+        ),
     }
     tokio::select! {
         r = server.wait() => r,
@@ -133,7 +155,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -145,8 +168,11 @@ async fn shutdown_signal() {
 
 fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log_format == "json" {
         builder.json().init();
     } else {

@@ -32,7 +32,12 @@ pub struct Server {
 /// embedded database.
 fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
     let path = config.data_dir.join("herald.lock");
-    let file = File::options().create(true).truncate(false).write(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(_) => anyhow::bail!(
@@ -52,7 +57,16 @@ async fn ensure_admin_token(store: &Store, config: &Config) -> anyhow::Result<Op
         }
         let hash = token::hash(&config.admin_token);
         if store.token_find(&hash).await?.is_none() {
-            store.token_insert(&ids::generate(ids::TOKEN), &hash, "configured admin token", None, now, None).await?;
+            store
+                .token_insert(
+                    &ids::generate(ids::TOKEN),
+                    &hash,
+                    "configured admin token",
+                    None,
+                    now,
+                    None,
+                )
+                .await?;
         }
         return Ok(None);
     }
@@ -60,7 +74,16 @@ async fn ensure_admin_token(store: &Store, config: &Config) -> anyhow::Result<Op
         return Ok(None);
     }
     let new = token::generate();
-    store.token_insert(&ids::generate(ids::TOKEN), &token::hash(&new), "first-start admin token", None, now, None).await?;
+    store
+        .token_insert(
+            &ids::generate(ids::TOKEN),
+            &token::hash(&new),
+            "first-start admin token",
+            None,
+            now,
+            None,
+        )
+        .await?;
     Ok(Some(new))
 }
 
@@ -70,10 +93,12 @@ impl Server {
         let lock = lock_data_dir(config)?;
         let db_path = config.database_path();
         let first_start = !db_path.exists();
-        let store = Store::open(&db_path).with_context(|| format!("opening the database {}", db_path.display()))?;
+        let store = Store::open(&db_path)
+            .with_context(|| format!("opening the database {}", db_path.display()))?;
         let new_admin_token = ensure_admin_token(&store, config).await?;
 
-        let engine = Engine::new(store.clone(), config.engine()).context("building the HTTP client")?;
+        let engine =
+            Engine::new(store.clone(), config.engine()).context("building the HTTP client")?;
         engine.start();
         let hand_off: HandOff = {
             let engine = engine.clone();
@@ -91,7 +116,15 @@ impl Server {
         let serve = tokio::spawn(async move {
             axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await
         });
-        Ok(Server { addr, store, engine, new_admin_token, first_start, serve, _lock: lock })
+        Ok(Server {
+            addr,
+            store,
+            engine,
+            new_admin_token,
+            first_start,
+            serve,
+            _lock: lock,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -100,7 +133,10 @@ impl Server {
 
     /// Runs until the listener fails (or forever).
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.serve.await.context("server task")?.context("serving HTTP")
+        self.serve
+            .await
+            .context("server task")?
+            .context("serving HTTP")
     }
 }
 

@@ -14,9 +14,16 @@ use crate::error::{invalid, ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::state::{ApiState, Caller};
 
-fn check(name: &str, uid: Option<&str>, metadata: Option<&std::collections::BTreeMap<String, String>>) -> ApiResult<()> {
+fn check(
+    name: &str,
+    uid: Option<&str>,
+    metadata: Option<&std::collections::BTreeMap<String, String>>,
+) -> ApiResult<()> {
     if name.trim().is_empty() || name.len() > validate::MAX_NAME_LEN {
-        return Err(invalid(&["body", "name"], "name must be 1 to 256 characters"));
+        return Err(invalid(
+            &["body", "name"],
+            "name must be 1 to 256 characters",
+        ));
     }
     if let Some(uid) = uid {
         validate::uid(uid, ids::APP).map_err(|m| invalid(&["body", "uid"], m))?;
@@ -58,7 +65,12 @@ pub async fn list(
     let list = q.list(false)?;
     if let Some(scope) = &caller.app_id {
         let app = state.store.app_get(scope).await?;
-        return Ok(Json(ListResponse { data: vec![app.into()], iterator: None, prev_iterator: None, done: true }));
+        return Ok(Json(ListResponse {
+            data: vec![app.into()],
+            iterator: None,
+            prev_iterator: None,
+            done: true,
+        }));
     }
     let page = state.store.app_list(list).await?;
     Ok(Json(ListResponse::from_page(page, ApplicationOut::from)))
@@ -107,7 +119,10 @@ pub async fn put(
             app.throttle_rate = body.throttle_rate;
             app.metadata = body.metadata.unwrap_or_default();
             app.updated_at = now_ms();
-            Ok((StatusCode::OK, Json(state.store.app_update(app).await?.into())))
+            Ok((
+                StatusCode::OK,
+                Json(state.store.app_update(app).await?.into()),
+            ))
         }
         Err(ApiError::NotFound(_)) if caller.app_id.is_none() => {
             let mut body = body;

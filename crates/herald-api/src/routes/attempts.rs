@@ -22,17 +22,26 @@ const RESEND_LEASE_MS: i64 = 120_000;
 fn attempt_filter(q: &QueryPairs) -> ApiResult<AttemptFilter> {
     let status = q.int("status")?;
     if status.is_some_and(|s| !(0..=3).contains(&s)) {
-        return Err(invalid(&["query", "status"], "status is 0 (success), 1 (pending), 2 (fail) or 3 (sending)"));
+        return Err(invalid(
+            &["query", "status"],
+            "status is 0 (success), 1 (pending), 2 (fail) or 3 (sending)",
+        ));
     }
     let class = q.int("status_code_class")?;
     if class.is_some_and(|c| ![0, 100, 200, 300, 400, 500].contains(&c)) {
-        return Err(invalid(&["query", "status_code_class"], "status_code_class is 0, 100, 200, 300, 400 or 500"));
+        return Err(invalid(
+            &["query", "status_code_class"],
+            "status_code_class is 0, 100, 200, 300, 400 or 500",
+        ));
     }
     Ok(AttemptFilter {
         status,
         status_code_class: class,
         event_types: q.all("event_types"),
-        channel: q.get("channel").filter(|c| !c.is_empty()).map(str::to_string),
+        channel: q
+            .get("channel")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
         before: q.timestamp("before")?,
         after: q.timestamp("after")?,
     })
@@ -46,8 +55,15 @@ pub async fn by_endpoint(
 ) -> ApiResult<Json<ListResponse<AttemptOut>>> {
     let (list, filter) = (q.list(true)?, attempt_filter(&q)?);
     let app = visible_app(&state, &caller, &app_id).await?;
-    let ep = state.store.endpoint_get(&app.id, &endpoint_id).await.map_err(named("endpoint"))?;
-    let page = state.store.attempt_list(&app.id, AttemptScope::Endpoint(ep.id), filter, list).await?;
+    let ep = state
+        .store
+        .endpoint_get(&app.id, &endpoint_id)
+        .await
+        .map_err(named("endpoint"))?;
+    let page = state
+        .store
+        .attempt_list(&app.id, AttemptScope::Endpoint(ep.id), filter, list)
+        .await?;
     Ok(Json(ListResponse::from_page(page, AttemptOut::from)))
 }
 
@@ -59,18 +75,47 @@ pub async fn by_message(
 ) -> ApiResult<Json<ListResponse<AttemptOut>>> {
     let (list, filter) = (q.list(true)?, attempt_filter(&q)?);
     let app = visible_app(&state, &caller, &app_id).await?;
-    let msg = state.store.message_get(&app.id, &msg_id).await.map_err(named("message"))?;
+    let msg = state
+        .store
+        .message_get(&app.id, &msg_id)
+        .await
+        .map_err(named("message"))?;
     let mut filter = filter;
     if let Some(ep) = q.get("endpoint_id").filter(|e| !e.is_empty()) {
         // Svix's per-message list also narrows by endpoint.
-        let ep = state.store.endpoint_get(&app.id, ep).await.map_err(named("endpoint"))?;
-        let page = state.store.attempt_list(&app.id, AttemptScope::Endpoint(ep.id), AttemptFilter { ..filter }, list).await?;
+        let ep = state
+            .store
+            .endpoint_get(&app.id, ep)
+            .await
+            .map_err(named("endpoint"))?;
+        let page = state
+            .store
+            .attempt_list(
+                &app.id,
+                AttemptScope::Endpoint(ep.id),
+                AttemptFilter { ..filter },
+                list,
+            )
+            .await?;
         let page = page.map(|a| a);
-        let data: Vec<_> = page.data.into_iter().filter(|a| a.msg_id == msg.id).map(AttemptOut::from).collect();
-        return Ok(Json(ListResponse { data, iterator: page.iterator, prev_iterator: page.prev_iterator, done: page.done }));
+        let data: Vec<_> = page
+            .data
+            .into_iter()
+            .filter(|a| a.msg_id == msg.id)
+            .map(AttemptOut::from)
+            .collect();
+        return Ok(Json(ListResponse {
+            data,
+            iterator: page.iterator,
+            prev_iterator: page.prev_iterator,
+            done: page.done,
+        }));
     }
     filter.channel = filter.channel.take();
-    let page = state.store.attempt_list(&app.id, AttemptScope::Message(msg.id), filter, list).await?;
+    let page = state
+        .store
+        .attempt_list(&app.id, AttemptScope::Message(msg.id), filter, list)
+        .await?;
     Ok(Json(ListResponse::from_page(page, AttemptOut::from)))
 }
 
@@ -80,8 +125,19 @@ pub async fn get(
     Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<AttemptOut>> {
     let app = visible_app(&state, &caller, &app_id).await?;
-    let msg = state.store.message_get(&app.id, &msg_id).await.map_err(named("message"))?;
-    Ok(Json(state.store.attempt_get(&app.id, &msg.id, &attempt_id).await.map_err(named("attempt"))?.into()))
+    let msg = state
+        .store
+        .message_get(&app.id, &msg_id)
+        .await
+        .map_err(named("message"))?;
+    Ok(Json(
+        state
+            .store
+            .attempt_get(&app.id, &msg.id, &attempt_id)
+            .await
+            .map_err(named("attempt"))?
+            .into(),
+    ))
 }
 
 pub async fn endpoint_messages(
@@ -92,11 +148,20 @@ pub async fn endpoint_messages(
 ) -> ApiResult<Json<ListResponse<EndpointMessageOut>>> {
     let (list, filter) = (q.list(true)?, message_filter(&q, true)?);
     let app = visible_app(&state, &caller, &app_id).await?;
-    let ep = state.store.endpoint_get(&app.id, &endpoint_id).await.map_err(named("endpoint"))?;
+    let ep = state
+        .store
+        .endpoint_get(&app.id, &endpoint_id)
+        .await
+        .map_err(named("endpoint"))?;
     let page = state.store.delivered_messages(&ep.id, filter, list).await?;
     Ok(Json(ListResponse::from_page(page, |d| {
         let (status, status_text) = status_code(d.status);
-        EndpointMessageOut { message: d.message.into(), status, status_text, next_attempt: d.next_attempt_at.map(format_rfc3339) }
+        EndpointMessageOut {
+            message: d.message.into(),
+            status,
+            status_text,
+            next_attempt: d.next_attempt_at.map(format_rfc3339),
+        }
     })))
 }
 
@@ -108,11 +173,20 @@ pub async fn message_endpoints(
 ) -> ApiResult<Json<ListResponse<MessageEndpointOut>>> {
     let list = q.list(false)?;
     let app = visible_app(&state, &caller, &app_id).await?;
-    let msg = state.store.message_get(&app.id, &msg_id).await.map_err(named("message"))?;
+    let msg = state
+        .store
+        .message_get(&app.id, &msg_id)
+        .await
+        .map_err(named("message"))?;
     let page = state.store.delivery_targets(&msg.id, list).await?;
     Ok(Json(ListResponse::from_page(page, |d| {
         let (status, status_text) = status_code(d.status);
-        MessageEndpointOut { endpoint: d.endpoint.into(), status, status_text, next_attempt: d.next_attempt_at.map(format_rfc3339) }
+        MessageEndpointOut {
+            endpoint: d.endpoint.into(),
+            status,
+            status_text,
+            next_attempt: d.next_attempt_at.map(format_rfc3339),
+        }
     })))
 }
 
@@ -122,10 +196,21 @@ pub async fn resend(
     Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let app = visible_app(&state, &caller, &app_id).await?;
-    let msg = state.store.message_get(&app.id, &msg_id).await.map_err(named("message"))?;
-    let ep = state.store.endpoint_get(&app.id, &endpoint_id).await.map_err(named("endpoint"))?;
+    let msg = state
+        .store
+        .message_get(&app.id, &msg_id)
+        .await
+        .map_err(named("message"))?;
+    let ep = state
+        .store
+        .endpoint_get(&app.id, &endpoint_id)
+        .await
+        .map_err(named("endpoint"))?;
     let now = now_ms();
-    let job = state.store.resend(&app.id, &msg.id, &ep.id, now, now + RESEND_LEASE_MS).await?;
+    let job = state
+        .store
+        .resend(&app.id, &msg.id, &ep.id, now, now + RESEND_LEASE_MS)
+        .await?;
     (state.hand_off)(vec![job]);
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({}))))
 }

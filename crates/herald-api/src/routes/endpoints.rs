@@ -23,22 +23,38 @@ const DEFAULT_GRACE_SECONDS: i64 = 86_400;
 /// Keys kept per endpoint (current plus those in a grace period).
 const MAX_KEYS: usize = 5;
 
-async fn load(state: &ApiState, caller: &Caller, app_id: &str, endpoint_id: &str) -> ApiResult<(Application, Endpoint)> {
+async fn load(
+    state: &ApiState,
+    caller: &Caller,
+    app_id: &str,
+    endpoint_id: &str,
+) -> ApiResult<(Application, Endpoint)> {
     let app = visible_app(state, caller, app_id).await?;
-    let ep = state.store.endpoint_get(&app.id, endpoint_id).await.map_err(named("endpoint"))?;
+    let ep = state
+        .store
+        .endpoint_get(&app.id, endpoint_id)
+        .await
+        .map_err(named("endpoint"))?;
     Ok((app, ep))
 }
 
 fn parse_secret(text: &str, field: &str) -> ApiResult<String> {
     // Svix also accepts a bare base64 HMAC key without the prefix.
-    let candidate = if text.starts_with("whsec_") || text.starts_with("whsk_") { text.to_string() } else { format!("whsec_{text}") };
+    let candidate = if text.starts_with("whsec_") || text.starts_with("whsk_") {
+        text.to_string()
+    } else {
+        format!("whsec_{text}")
+    };
     let secret = Secret::parse(&candidate).map_err(|e| invalid(&["body", field], e.to_string()))?;
     Ok(secret.expose())
 }
 
 fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
     if headers.len() > validate::MAX_HEADERS {
-        return Err(invalid(&["body", "headers"], format!("at most {} custom headers", validate::MAX_HEADERS)));
+        return Err(invalid(
+            &["body", "headers"],
+            format!("at most {} custom headers", validate::MAX_HEADERS),
+        ));
     }
     for (k, v) in headers {
         validate::custom_header_name(k).map_err(|m| invalid(&["body", "headers", k], m))?;
@@ -51,14 +67,20 @@ fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
 async fn check(state: &ApiState, ep: &Endpoint) -> ApiResult<()> {
     validate::endpoint_url(&ep.url).map_err(|m| invalid(&["body", "url"], m))?;
     if ep.description.len() > validate::MAX_DESCRIPTION_LEN {
-        return Err(invalid(&["body", "description"], "description is longer than 4096 characters"));
+        return Err(invalid(
+            &["body", "description"],
+            "description is longer than 4096 characters",
+        ));
     }
     if let Some(uid) = &ep.uid {
         validate::uid(uid, ids::ENDPOINT).map_err(|m| invalid(&["body", "uid"], m))?;
     }
     if let Some(channels) = &ep.channels {
         if channels.is_empty() || channels.len() > MAX_CHANNELS {
-            return Err(invalid(&["body", "channels"], "channels holds 1 to 10 channels (omit it for all)"));
+            return Err(invalid(
+                &["body", "channels"],
+                "channels holds 1 to 10 channels (omit it for all)",
+            ));
         }
         for c in channels {
             validate::channel(c).map_err(|m| invalid(&["body", "channels"], m))?;
@@ -66,15 +88,24 @@ async fn check(state: &ApiState, ep: &Endpoint) -> ApiResult<()> {
     }
     if let Some(types) = &ep.event_types {
         if types.is_empty() || types.len() > validate::MAX_EVENT_TYPES_PER_ENDPOINT {
-            return Err(invalid(&["body", "filterTypes"], "filterTypes holds 1 to 1000 event types (omit it for all)"));
+            return Err(invalid(
+                &["body", "filterTypes"],
+                "filterTypes holds 1 to 1000 event types (omit it for all)",
+            ));
         }
         let missing = state.store.event_types_missing(types.clone()).await?;
         if !missing.is_empty() {
-            return Err(invalid(&["body", "filterTypes"], format!("unknown event types: {}", missing.join(", "))));
+            return Err(invalid(
+                &["body", "filterTypes"],
+                format!("unknown event types: {}", missing.join(", ")),
+            ));
         }
     }
     if ep.throttle_rate == Some(0) {
-        return Err(invalid(&["body", "throttleRate"], "throttleRate must be at least 1 (omit it for no limit)"));
+        return Err(invalid(
+            &["body", "throttleRate"],
+            "throttleRate must be at least 1 (omit it for no limit)",
+        ));
     }
     validate::metadata(&ep.metadata).map_err(|m| invalid(&["body", "metadata"], m))?;
     check_headers(&ep.headers)
@@ -105,7 +136,10 @@ fn from_input(app_id: &str, body: EndpointIn, now: i64) -> ApiResult<Endpoint> {
         throttle_rate: body.throttle_rate,
         metadata: body.metadata.unwrap_or_default(),
         headers: body.headers.unwrap_or_default(),
-        secrets: vec![StoredSecret { key, expires_at: None }],
+        secrets: vec![StoredSecret {
+            key,
+            expires_at: None,
+        }],
         created_at: now,
         updated_at: now,
     })
@@ -132,7 +166,10 @@ pub async fn create(
     let app = visible_app(&state, &caller, &app_id).await?;
     let ep = from_input(&app.id, body, now_ms())?;
     check(&state, &ep).await?;
-    let ep = state.store.endpoint_insert(ep, state.config.max_endpoints_per_app).await?;
+    let ep = state
+        .store
+        .endpoint_insert(ep, state.config.max_endpoints_per_app)
+        .await?;
     Ok((StatusCode::CREATED, Json(ep.into())))
 }
 
@@ -141,7 +178,9 @@ pub async fn get(
     Extension(caller): Extension<Caller>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<Json<EndpointOut>> {
-    Ok(Json(load(&state, &caller, &app_id, &endpoint_id).await?.1.into()))
+    Ok(Json(
+        load(&state, &caller, &app_id, &endpoint_id).await?.1.into(),
+    ))
 }
 
 /// PUT: replace the endpoint's settings (its secret and headers stay unless given), or
@@ -168,7 +207,10 @@ pub async fn put(
                 ep.secrets = old.secrets;
             }
             check(&state, &ep).await?;
-            Ok((StatusCode::OK, Json(state.store.endpoint_update(ep).await?.into())))
+            Ok((
+                StatusCode::OK,
+                Json(state.store.endpoint_update(ep).await?.into()),
+            ))
         }
         Err(herald_store::StoreError::NotFound) => {
             let mut ep = from_input(&app.id, body, now)?;
@@ -176,7 +218,10 @@ pub async fn put(
                 ep.uid = Some(endpoint_id);
             }
             check(&state, &ep).await?;
-            let ep = state.store.endpoint_insert(ep, state.config.max_endpoints_per_app).await?;
+            let ep = state
+                .store
+                .endpoint_insert(ep, state.config.max_endpoints_per_app)
+                .await?;
             Ok((StatusCode::CREATED, Json(ep.into())))
         }
         Err(e) => Err(e.into()),
@@ -209,7 +254,10 @@ pub async fn patch(
         ep.metadata = md;
     }
     if let Some(secret) = body.secret {
-        ep.secrets = vec![StoredSecret { key: parse_secret(&secret, "secret")?, expires_at: None }];
+        ep.secrets = vec![StoredSecret {
+            key: parse_secret(&secret, "secret")?,
+            expires_at: None,
+        }];
     }
     ep.updated_at = now_ms();
     check(&state, &ep).await?;
@@ -234,7 +282,9 @@ pub async fn secret(
     let (_, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
     let current = ep.secrets.first().ok_or(ApiError::Internal)?;
     let secret = Secret::parse(&current.key).map_err(|_| ApiError::Internal)?;
-    Ok(Json(SecretOut { key: secret.verification_key() }))
+    Ok(Json(SecretOut {
+        key: secret.verification_key(),
+    }))
 }
 
 /// Replaces the signing key; the old one keeps signing (beside the new) for the grace period.
@@ -244,10 +294,17 @@ pub async fn rotate_secret(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<SecretOut>> {
-    let body: RotateIn = if body.iter().all(u8::is_ascii_whitespace) { RotateIn::default() } else { crate::extract::parse_json(&body)? };
+    let body: RotateIn = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateIn::default()
+    } else {
+        crate::extract::parse_json(&body)?
+    };
     let grace = body.grace_period_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
     if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
-        return Err(invalid(&["body", "gracePeriodSeconds"], "gracePeriodSeconds must be between 0 and 604800"));
+        return Err(invalid(
+            &["body", "gracePeriodSeconds"],
+            "gracePeriodSeconds must be between 0 and 604800",
+        ));
     }
     let new_key = match &body.key {
         Some(k) => parse_secret(k, "key")?,
@@ -255,19 +312,27 @@ pub async fn rotate_secret(
     };
     let (_, mut ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
     let now = now_ms();
-    let mut keys = vec![StoredSecret { key: new_key.clone(), expires_at: None }];
+    let mut keys = vec![StoredSecret {
+        key: new_key.clone(),
+        expires_at: None,
+    }];
     for old in ep.secrets.drain(..) {
         // The key being replaced gets the grace period; keys already in one keep theirs.
         let expires_at = old.expires_at.unwrap_or(now + grace * 1000);
         if expires_at > now && old.key != new_key {
-            keys.push(StoredSecret { key: old.key, expires_at: Some(expires_at) });
+            keys.push(StoredSecret {
+                key: old.key,
+                expires_at: Some(expires_at),
+            });
         }
     }
     keys.truncate(MAX_KEYS);
     ep.secrets = keys;
     ep.updated_at = now;
     state.store.endpoint_update(ep).await?;
-    let shown = Secret::parse(&new_key).map_err(|_| ApiError::Internal)?.expose();
+    let shown = Secret::parse(&new_key)
+        .map_err(|_| ApiError::Internal)?
+        .expose();
     Ok(Json(SecretOut { key: shown }))
 }
 
@@ -277,8 +342,14 @@ pub async fn headers(
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<Json<HeadersOut>> {
     let (_, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
-    let (sensitive, shown): (Vec<_>, Vec<_>) = ep.headers.into_iter().partition(|(k, _)| validate::is_sensitive_header(k));
-    Ok(Json(HeadersOut { headers: shown.into_iter().collect(), sensitive: sensitive.into_iter().map(|(k, _)| k).collect() }))
+    let (sensitive, shown): (Vec<_>, Vec<_>) = ep
+        .headers
+        .into_iter()
+        .partition(|(k, _)| validate::is_sensitive_header(k));
+    Ok(Json(HeadersOut {
+        headers: shown.into_iter().collect(),
+        sensitive: sensitive.into_iter().map(|(k, _)| k).collect(),
+    }))
 }
 
 pub async fn put_headers(
@@ -329,13 +400,21 @@ pub async fn stats(
     let until = q.timestamp("until")?.unwrap_or(now + 1);
     let (_, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
     let s = state.store.endpoint_stats(&ep.id, since, until).await?;
-    Ok(Json(StatsOut { success: s.success, pending: s.pending, sending: s.sending, fail: s.fail, canceled: s.canceled }))
+    Ok(Json(StatsOut {
+        success: s.success,
+        pending: s.pending,
+        sending: s.sending,
+        fail: s.fail,
+        canceled: s.canceled,
+    }))
 }
 
 /// An example payload for an event type: the schema's first example when it has one.
 fn example_payload(et: &herald_store::EventType) -> String {
     let example = et.schemas.as_ref().and_then(|s| {
-        s.as_object()?.values().find_map(|schema| schema.get("examples")?.as_array()?.first().cloned())
+        s.as_object()?
+            .values()
+            .find_map(|schema| schema.get("examples")?.as_array()?.first().cloned())
     });
     match example {
         Some(v) if v.is_object() => v.to_string(),
@@ -350,9 +429,16 @@ pub async fn send_example(
     JsonBody(body): JsonBody<SendExampleIn>,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
     let (app, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
-    let et = state.store.event_type_get(&body.event_type).await.map_err(|_| {
-        invalid(&["body", "eventType"], format!("unknown event type '{}'", body.event_type))
-    })?;
+    let et = state
+        .store
+        .event_type_get(&body.event_type)
+        .await
+        .map_err(|_| {
+            invalid(
+                &["body", "eventType"],
+                format!("unknown event type '{}'", body.event_type),
+            )
+        })?;
     let new = NewMessage {
         app_id: app.id,
         event_id: None,
@@ -374,10 +460,12 @@ pub async fn recover(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<RecoverIn>,
 ) -> ApiResult<(StatusCode, Json<TaskOut>)> {
-    let since = parse_rfc3339(&body.since).ok_or_else(|| invalid(&["body", "since"], "since must be an RFC 3339 timestamp"))?;
+    let since = parse_rfc3339(&body.since)
+        .ok_or_else(|| invalid(&["body", "since"], "since must be an RFC 3339 timestamp"))?;
     let now = now_ms();
     let until = match &body.until {
-        Some(u) => parse_rfc3339(u).ok_or_else(|| invalid(&["body", "until"], "until must be an RFC 3339 timestamp"))?,
+        Some(u) => parse_rfc3339(u)
+            .ok_or_else(|| invalid(&["body", "until"], "until must be an RFC 3339 timestamp"))?,
         None => now + 1,
     };
     if until <= since {
@@ -395,6 +483,11 @@ pub async fn recover(
     let task = state.store.task_save(task).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(TaskOut { id: task.id, status: task.status, task: task.kind, updated_at: format_rfc3339(task.updated_at) }),
+        Json(TaskOut {
+            id: task.id,
+            status: task.status,
+            task: task.kind,
+            updated_at: format_rfc3339(task.updated_at),
+        }),
     ))
 }

@@ -28,30 +28,49 @@ fn admin_only(caller: &Caller) -> ApiResult<()> {
 fn check(et: &EventType) -> ApiResult<()> {
     validate::identifier(&et.name, "name").map_err(|m| invalid(&["body", "name"], m))?;
     if et.description.len() > validate::MAX_DESCRIPTION_LEN {
-        return Err(invalid(&["body", "description"], "description is longer than 4096 characters"));
+        return Err(invalid(
+            &["body", "description"],
+            "description is longer than 4096 characters",
+        ));
     }
     if let Some(schemas) = &et.schemas {
-        let map = schemas
-            .as_object()
-            .ok_or_else(|| invalid(&["body", "schemas"], "schemas maps a version such as \"1\" to a JSON Schema object"))?;
+        let map = schemas.as_object().ok_or_else(|| {
+            invalid(
+                &["body", "schemas"],
+                "schemas maps a version such as \"1\" to a JSON Schema object",
+            )
+        })?;
         for (version, schema) in map {
             if !schema.is_object() {
-                return Err(invalid(&["body", "schemas", version], "a JSON Schema must be an object"));
+                return Err(invalid(
+                    &["body", "schemas", version],
+                    "a JSON Schema must be an object",
+                ));
             }
         }
         if schemas.to_string().len() > MAX_SCHEMA_BYTES {
-            return Err(invalid(&["body", "schemas"], "schemas are larger than 256 KiB"));
+            return Err(invalid(
+                &["body", "schemas"],
+                "schemas are larger than 256 KiB",
+            ));
         }
     }
     if let Some(flag) = &et.feature_flag {
-        validate::identifier(flag, "featureFlag").map_err(|m| invalid(&["body", "featureFlag"], m))?;
+        validate::identifier(flag, "featureFlag")
+            .map_err(|m| invalid(&["body", "featureFlag"], m))?;
     }
     Ok(())
 }
 
-pub async fn list(State(state): State<Arc<ApiState>>, q: QueryPairs) -> ApiResult<Json<ListResponse<EventTypeOut>>> {
+pub async fn list(
+    State(state): State<Arc<ApiState>>,
+    q: QueryPairs,
+) -> ApiResult<Json<ListResponse<EventTypeOut>>> {
     let list = q.list(false)?;
-    let page = state.store.event_type_list(list, q.flag("include_archived")?).await?;
+    let page = state
+        .store
+        .event_type_list(list, q.flag("include_archived")?)
+        .await?;
     Ok(Json(ListResponse::from_page(page, EventTypeOut::from)))
 }
 
@@ -73,11 +92,24 @@ pub async fn create(
         updated_at: now,
     };
     check(&et)?;
-    Ok((StatusCode::CREATED, Json(state.store.event_type_save(et, false).await?.into())))
+    Ok((
+        StatusCode::CREATED,
+        Json(state.store.event_type_save(et, false).await?.into()),
+    ))
 }
 
-pub async fn get(State(state): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiResult<Json<EventTypeOut>> {
-    Ok(Json(state.store.event_type_get(&name).await.map_err(named("event type"))?.into()))
+pub async fn get(
+    State(state): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<EventTypeOut>> {
+    Ok(Json(
+        state
+            .store
+            .event_type_get(&name)
+            .await
+            .map_err(named("event type"))?
+            .into(),
+    ))
 }
 
 pub async fn put(
@@ -104,7 +136,10 @@ pub async fn put(
         updated_at: now,
     };
     check(&et)?;
-    Ok((status, Json(state.store.event_type_save(et, true).await?.into())))
+    Ok((
+        status,
+        Json(state.store.event_type_save(et, true).await?.into()),
+    ))
 }
 
 pub async fn patch(
@@ -114,7 +149,11 @@ pub async fn patch(
     JsonBody(body): JsonBody<EventTypePatch>,
 ) -> ApiResult<Json<EventTypeOut>> {
     admin_only(&caller)?;
-    let mut et = state.store.event_type_get(&name).await.map_err(named("event type"))?;
+    let mut et = state
+        .store
+        .event_type_get(&name)
+        .await
+        .map_err(named("event type"))?;
     if let Some(d) = body.description {
         et.description = d;
     }
@@ -140,9 +179,17 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     admin_only(&caller)?;
     if q.flag("expunge")? {
-        state.store.event_type_delete(&name).await.map_err(named("event type"))?;
+        state
+            .store
+            .event_type_delete(&name)
+            .await
+            .map_err(named("event type"))?;
     } else {
-        let mut et = state.store.event_type_get(&name).await.map_err(named("event type"))?;
+        let mut et = state
+            .store
+            .event_type_get(&name)
+            .await
+            .map_err(named("event type"))?;
         et.archived = true;
         et.updated_at = now_ms();
         state.store.event_type_save(et, true).await?;

@@ -12,10 +12,16 @@ use crate::state::ApiState;
 
 pub async fn health(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"database": {"status": "ok"}, "queue": {"status": "ok"}}))),
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"database": {"status": "ok"}, "queue": {"status": "ok"}})),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"database": {"status": "error"}, "queue": {"status": "ok"}})))
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"database": {"status": "error"}, "queue": {"status": "ok"}})),
+            )
         }
     }
 }

@@ -24,16 +24,23 @@ pub async fn create(
     Path(app_id): Path<String>,
     JsonBody(body): JsonBody<MessageIn>,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
-    validate::identifier(&body.event_type, "eventType").map_err(|m| invalid(&["body", "eventType"], m))?;
+    validate::identifier(&body.event_type, "eventType")
+        .map_err(|m| invalid(&["body", "eventType"], m))?;
     if !body.payload.get().trim_start().starts_with('{') {
-        return Err(invalid(&["body", "payload"], "payload must be a JSON object"));
+        return Err(invalid(
+            &["body", "payload"],
+            "payload must be a JSON object",
+        ));
     }
     if let Some(event_id) = &body.event_id {
         validate::identifier(event_id, "eventId").map_err(|m| invalid(&["body", "eventId"], m))?;
     }
     if let Some(channels) = &body.channels {
         if channels.is_empty() || channels.len() > MAX_MESSAGE_CHANNELS {
-            return Err(invalid(&["body", "channels"], "channels holds 1 to 5 channels"));
+            return Err(invalid(
+                &["body", "channels"],
+                "channels holds 1 to 5 channels",
+            ));
         }
         for c in channels {
             validate::channel(c).map_err(|m| invalid(&["body", "channels"], m))?;
@@ -41,12 +48,17 @@ pub async fn create(
     }
     let retention = body.payload_retention_period.unwrap_or(MAX_RETENTION_DAYS);
     if !(1..=MAX_RETENTION_DAYS).contains(&retention) {
-        return Err(invalid(&["body", "payloadRetentionPeriod"], "payloadRetentionPeriod is 1 to 90 days"));
+        return Err(invalid(
+            &["body", "payloadRetentionPeriod"],
+            "payloadRetentionPeriod is 1 to 90 days",
+        ));
     }
     let app = match visible_app(&state, &caller, &app_id).await {
         Ok(app) => app,
         // `application` in the body creates the app on the fly.
-        Err(crate::error::ApiError::NotFound(_)) if body.application.is_some() && caller.app_id.is_none() => {
+        Err(crate::error::ApiError::NotFound(_))
+            if body.application.is_some() && caller.app_id.is_none() =>
+        {
             let mut app_in = body.application.expect("checked");
             if app_in.uid.is_none() && !app_id.starts_with(ids::APP) {
                 app_in.uid = Some(app_id.clone());
@@ -54,7 +66,9 @@ pub async fn create(
             match apps::insert(&state, app_in).await {
                 Ok(app) => app,
                 // Two first messages raced to create it: use the one that won.
-                Err(crate::error::ApiError::Conflict(_)) => visible_app(&state, &caller, &app_id).await?,
+                Err(crate::error::ApiError::Conflict(_)) => {
+                    visible_app(&state, &caller, &app_id).await?
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -88,9 +102,15 @@ pub async fn list(
 }
 
 /// The message filters of list routes; `with_content` defaults to true like Svix.
-pub(crate) fn message_filter(q: &QueryPairs, default_with_content: bool) -> ApiResult<MessageFilter> {
+pub(crate) fn message_filter(
+    q: &QueryPairs,
+    default_with_content: bool,
+) -> ApiResult<MessageFilter> {
     Ok(MessageFilter {
-        channel: q.get("channel").filter(|c| !c.is_empty()).map(str::to_string),
+        channel: q
+            .get("channel")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string),
         before: q.timestamp("before")?,
         after: q.timestamp("after")?,
         event_types: q.all("event_types"),
@@ -107,7 +127,14 @@ pub async fn get(
     Path((app_id, msg_id)): Path<(String, String)>,
 ) -> ApiResult<Json<MessageOut>> {
     let app = visible_app(&state, &caller, &app_id).await?;
-    Ok(Json(state.store.message_get(&app.id, &msg_id).await.map_err(named("message"))?.into()))
+    Ok(Json(
+        state
+            .store
+            .message_get(&app.id, &msg_id)
+            .await
+            .map_err(named("message"))?
+            .into(),
+    ))
 }
 
 pub async fn expunge(
@@ -116,7 +143,15 @@ pub async fn expunge(
     Path((app_id, msg_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let app = visible_app(&state, &caller, &app_id).await?;
-    let msg = state.store.message_get(&app.id, &msg_id).await.map_err(named("message"))?;
-    state.store.message_expunge(&msg.id).await.map_err(|e: StoreError| e)?;
+    let msg = state
+        .store
+        .message_get(&app.id, &msg_id)
+        .await
+        .map_err(named("message"))?;
+    state
+        .store
+        .message_expunge(&msg.id)
+        .await
+        .map_err(|e: StoreError| e)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,7 +14,11 @@ use crate::state::{ApiState, Caller};
 
 /// Looks up an application by id or uid as the caller may see it: an app-scoped token
 /// sees only its own application, and anything else is simply not found.
-pub(crate) async fn visible_app(state: &ApiState, caller: &Caller, id_or_uid: &str) -> Result<Application, ApiError> {
+pub(crate) async fn visible_app(
+    state: &ApiState,
+    caller: &Caller,
+    id_or_uid: &str,
+) -> Result<Application, ApiError> {
     let app = state.store.app_get(id_or_uid).await.map_err(|e| match e {
         StoreError::NotFound => not_found("application"),
         e => e.into(),

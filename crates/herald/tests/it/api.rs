@@ -10,18 +10,40 @@ async fn health_needs_no_token_and_everything_else_does() {
     let r = app.client.get(app.api("/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["database"]["status"], "ok");
-    assert_eq!(app.client.get(app.api("/health/ping")).send().await.unwrap().status(), 204);
+    assert_eq!(
+        app.client
+            .get(app.api("/health/ping"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
     let r = app.client.get(app.api("/app")).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    assert_eq!(r.json::<Value>().await.unwrap()["code"], "authentication_failed");
-    let r = app.client.get(app.api("/app")).bearer_auth("wrong-token").send().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["code"],
+        "authentication_failed"
+    );
+    let r = app
+        .client
+        .get(app.api("/app"))
+        .bearer_auth("wrong-token")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 }
 
 #[tokio::test]
 async fn applications_crud_with_uids_and_trailing_slashes() {
     let app = spawn_app(&[]).await;
-    let (s, created) = app.post("/app/", json!({"name": "Shop", "uid": "shop-1", "metadata": {"tier": "gold"}})).await;
+    let (s, created) = app
+        .post(
+            "/app/",
+            json!({"name": "Shop", "uid": "shop-1", "metadata": {"tier": "gold"}}),
+        )
+        .await;
     assert_eq!(s, 201, "{created}");
     let id = created["id"].as_str().unwrap();
     assert!(id.starts_with("app_") && id.len() == 31);
@@ -30,16 +52,36 @@ async fn applications_crud_with_uids_and_trailing_slashes() {
     let (s, by_uid) = app.get("/app/shop-1").await;
     assert_eq!((s, by_uid["id"].as_str()), (200, Some(id)));
     // Duplicate uid → 409; get_if_exists returns the existing one.
-    let (s, b) = app.post("/app", json!({"name": "Again", "uid": "shop-1"})).await;
+    let (s, b) = app
+        .post("/app", json!({"name": "Again", "uid": "shop-1"}))
+        .await;
     assert_eq!((s, b["code"].as_str()), (409, Some("conflict")));
-    let (s, b) = app.post("/app?get_if_exists=true", json!({"name": "Again", "uid": "shop-1"})).await;
+    let (s, b) = app
+        .post(
+            "/app?get_if_exists=true",
+            json!({"name": "Again", "uid": "shop-1"}),
+        )
+        .await;
     assert_eq!((s, b["id"].as_str()), (200, Some(id)));
     // PATCH keeps what is absent, PUT replaces, PUT on an unknown uid creates.
-    let (s, b) = app.call("PATCH", &format!("/app/{id}"), Some(json!({"name": "Shop 2"}))).await;
-    assert_eq!((s, b["name"].as_str(), b["metadata"]["tier"].as_str()), (200, Some("Shop 2"), Some("gold")));
-    let (s, b) = app.call("PUT", "/app/shop-1", Some(json!({"name": "Shop 3"}))).await;
+    let (s, b) = app
+        .call(
+            "PATCH",
+            &format!("/app/{id}"),
+            Some(json!({"name": "Shop 2"})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["name"].as_str(), b["metadata"]["tier"].as_str()),
+        (200, Some("Shop 2"), Some("gold"))
+    );
+    let (s, b) = app
+        .call("PUT", "/app/shop-1", Some(json!({"name": "Shop 3"})))
+        .await;
     assert_eq!((s, b["metadata"].clone()), (200, json!({})));
-    let (s, b) = app.call("PUT", "/app/new-one", Some(json!({"name": "New"}))).await;
+    let (s, b) = app
+        .call("PUT", "/app/new-one", Some(json!({"name": "New"})))
+        .await;
     assert_eq!((s, b["uid"].as_str()), (201, Some("new-one")));
     let (s, _) = app.call("DELETE", &format!("/app/{id}"), None).await;
     assert_eq!(s, 204);
@@ -52,7 +94,15 @@ async fn bad_input_gets_precise_errors() {
     let app = spawn_app(&[("HERALD_MAX_BODY_BYTES", "4096")]).await;
     let a = app.app("a").await;
     // Malformed JSON → 400 invalid_json.
-    let r = app.client.post(app.api("/app")).bearer_auth(ADMIN_TOKEN).header("content-type", "application/json").body("{\"name\":").send().await.unwrap();
+    let r = app
+        .client
+        .post(app.api("/app"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body("{\"name\":")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_json");
     // Missing field → 422 naming it.
@@ -64,26 +114,62 @@ async fn bad_input_gets_precise_errors() {
     let (s, b) = app.post(&format!("/app/{a}/msg"), big).await;
     assert_eq!((s, b["code"].as_str()), (413, Some("payload_too_large")));
     // Non-object payload, bad URL, bad scheme, unknown event type, bad uid, bad limit.
-    let (s, b) = app.post(&format!("/app/{a}/msg"), json!({"eventType": "a.b", "payload": [1, 2]})).await;
-    assert_eq!((s, b["detail"][0]["loc"].clone()), (422, json!(["body", "payload"])));
+    let (s, b) = app
+        .post(
+            &format!("/app/{a}/msg"),
+            json!({"eventType": "a.b", "payload": [1, 2]}),
+        )
+        .await;
+    assert_eq!(
+        (s, b["detail"][0]["loc"].clone()),
+        (422, json!(["body", "payload"]))
+    );
     for url in ["not a url", "ftp://example.com/x", "http://"] {
-        let (s, b) = app.post(&format!("/app/{a}/endpoint"), json!({"url": url})).await;
-        assert_eq!((s, b["detail"][0]["loc"].clone()), (422, json!(["body", "url"])), "{url}: {b}");
+        let (s, b) = app
+            .post(&format!("/app/{a}/endpoint"), json!({"url": url}))
+            .await;
+        assert_eq!(
+            (s, b["detail"][0]["loc"].clone()),
+            (422, json!(["body", "url"])),
+            "{url}: {b}"
+        );
     }
-    let (s, b) = app.post(&format!("/app/{a}/endpoint"), json!({"url": "https://example.com", "filterTypes": ["nope.nope"]})).await;
+    let (s, b) = app
+        .post(
+            &format!("/app/{a}/endpoint"),
+            json!({"url": "https://example.com", "filterTypes": ["nope.nope"]}),
+        )
+        .await;
     assert_eq!(s, 422);
-    assert!(b["detail"][0]["msg"].as_str().unwrap().contains("nope.nope"));
-    let (s, _) = app.post("/app", json!({"name": "x", "uid": "has space"})).await;
+    assert!(b["detail"][0]["msg"]
+        .as_str()
+        .unwrap()
+        .contains("nope.nope"));
+    let (s, _) = app
+        .post("/app", json!({"name": "x", "uid": "has space"}))
+        .await;
     assert_eq!(s, 422);
     let (s, _) = app.get("/app?limit=251").await;
     assert_eq!(s, 422);
-    let (s, _) = app.post(&format!("/app/{a}/endpoint"), json!({"url": "https://example.com", "secret": "whsec_short"})).await;
+    let (s, _) = app
+        .post(
+            &format!("/app/{a}/endpoint"),
+            json!({"url": "https://example.com", "secret": "whsec_short"}),
+        )
+        .await;
     assert_eq!(s, 422);
-    let (s, _) = app.post(&format!("/app/{a}/endpoint"), json!({"url": "https://example.com", "headers": {"Content-Type": "x"}})).await;
+    let (s, _) = app
+        .post(
+            &format!("/app/{a}/endpoint"),
+            json!({"url": "https://example.com", "headers": {"Content-Type": "x"}}),
+        )
+        .await;
     assert_eq!(s, 422);
     // Another application's ids are not found.
     let b_app = app.app("b").await;
-    let (ep, _) = app.endpoint(&b_app, "https://example.com/b", json!({})).await;
+    let (ep, _) = app
+        .endpoint(&b_app, "https://example.com/b", json!({}))
+        .await;
     let (s, _) = app.get(&format!("/app/{a}/endpoint/{ep}")).await;
     assert_eq!(s, 404);
     // Unknown route and method: JSON bodies.
@@ -101,19 +187,45 @@ async fn pagination_walks_forward_and_back() {
         ids.push(app.app(&format!("app {i}")).await);
     }
     let (_, p1) = app.get("/app?limit=3").await;
-    let got: Vec<&str> = p1["data"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
-    assert_eq!(got, ids[0..3].iter().map(String::as_str).collect::<Vec<_>>());
+    let got: Vec<&str> = p1["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        ids[0..3].iter().map(String::as_str).collect::<Vec<_>>()
+    );
     assert_eq!(p1["done"], false);
     let it = p1["iterator"].as_str().unwrap();
     let (_, p2) = app.get(&format!("/app?limit=3&iterator={it}")).await;
     assert_eq!(p2["data"][0]["id"].as_str(), Some(ids[3].as_str()));
-    let (_, p3) = app.get(&format!("/app?limit=3&iterator={}", p2["iterator"].as_str().unwrap())).await;
+    let (_, p3) = app
+        .get(&format!(
+            "/app?limit=3&iterator={}",
+            p2["iterator"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!(p3["data"].as_array().unwrap().len(), 1);
     assert_eq!(p3["done"], true);
     // prevIterator walks back to the page before.
-    let (_, back) = app.get(&format!("/app?limit=3&iterator={}", p2["prevIterator"].as_str().unwrap())).await;
-    let got: Vec<&str> = back["data"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
-    assert_eq!(got, ids[0..3].iter().map(String::as_str).collect::<Vec<_>>());
+    let (_, back) = app
+        .get(&format!(
+            "/app?limit=3&iterator={}",
+            p2["prevIterator"].as_str().unwrap()
+        ))
+        .await;
+    let got: Vec<&str> = back["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        ids[0..3].iter().map(String::as_str).collect::<Vec<_>>()
+    );
     // Descending order.
     let (_, d) = app.get("/app?limit=2&order=descending").await;
     assert_eq!(d["data"][0]["id"].as_str(), Some(ids[6].as_str()));
@@ -148,22 +260,48 @@ async fn idempotency_key_runs_a_post_once() {
 async fn event_types_with_schemas_archive_and_expunge() {
     let app = spawn_app(&[]).await;
     let schema = json!({"1": {"type": "object", "properties": {"id": {"type": "string"}}, "examples": [{"id": "ord_1"}]}});
-    let (s, b) = app.post("/event-type", json!({"name": "order.created", "description": "An order", "schemas": schema})).await;
+    let (s, b) = app
+        .post(
+            "/event-type",
+            json!({"name": "order.created", "description": "An order", "schemas": schema}),
+        )
+        .await;
     assert_eq!(s, 201, "{b}");
     assert_eq!(b["schemas"], schema);
-    let (s, _) = app.post("/event-type", json!({"name": "order.created", "description": "dup"})).await;
+    let (s, _) = app
+        .post(
+            "/event-type",
+            json!({"name": "order.created", "description": "dup"}),
+        )
+        .await;
     assert_eq!(s, 409);
-    let (s, _) = app.post("/event-type", json!({"name": "bad", "description": "x", "schemas": {"1": 5}})).await;
+    let (s, _) = app
+        .post(
+            "/event-type",
+            json!({"name": "bad", "description": "x", "schemas": {"1": 5}}),
+        )
+        .await;
     assert_eq!(s, 422);
-    let (s, b) = app.call("PATCH", "/event-type/order.created", Some(json!({"deprecated": true}))).await;
-    assert_eq!((s, b["deprecated"].as_bool(), b["description"].as_str()), (200, Some(true), Some("An order")));
+    let (s, b) = app
+        .call(
+            "PATCH",
+            "/event-type/order.created",
+            Some(json!({"deprecated": true})),
+        )
+        .await;
+    assert_eq!(
+        (s, b["deprecated"].as_bool(), b["description"].as_str()),
+        (200, Some(true), Some("An order"))
+    );
     let (s, _) = app.call("DELETE", "/event-type/order.created", None).await;
     assert_eq!(s, 204);
     let (_, list) = app.get("/event-type").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 0);
     let (_, list) = app.get("/event-type?include_archived=true").await;
     assert_eq!(list["data"][0]["archived"], true);
-    let (s, _) = app.call("DELETE", "/event-type/order.created?expunge=true", None).await;
+    let (s, _) = app
+        .call("DELETE", "/event-type/order.created?expunge=true", None)
+        .await;
     assert_eq!(s, 204);
     let (s, _) = app.get("/event-type/order.created").await;
     assert_eq!(s, 404);
@@ -174,24 +312,43 @@ async fn messages_event_id_uniqueness_expunge_and_lists() {
     let app = spawn_app(&[]).await;
     let a = app.app("a").await;
     let m1 = app.send(&a, json!({"eventType": "user.signup", "eventId": "evt-1", "payload": {"u": 1}, "channels": ["eu"]})).await;
-    let (s, b) = app.post(&format!("/app/{a}/msg"), json!({"eventType": "user.signup", "eventId": "evt-1", "payload": {}})).await;
+    let (s, b) = app
+        .post(
+            &format!("/app/{a}/msg"),
+            json!({"eventType": "user.signup", "eventId": "evt-1", "payload": {}}),
+        )
+        .await;
     assert_eq!((s, b["code"].as_str()), (409, Some("conflict")));
-    app.send(&a, json!({"eventType": "user.login", "payload": {"u": 2}})).await;
+    app.send(&a, json!({"eventType": "user.login", "payload": {"u": 2}}))
+        .await;
     let (_, by_event_id) = app.get(&format!("/app/{a}/msg/evt-1")).await;
     assert_eq!(by_event_id["id"].as_str(), Some(m1.as_str()));
     let (_, l) = app.get(&format!("/app/{a}/msg?channel=eu")).await;
     assert_eq!(l["data"].as_array().unwrap().len(), 1);
-    let (_, l) = app.get(&format!("/app/{a}/msg?event_types=user.login")).await;
+    let (_, l) = app
+        .get(&format!("/app/{a}/msg?event_types=user.login"))
+        .await;
     assert_eq!(l["data"][0]["eventType"], "user.login");
     let (_, l) = app.get(&format!("/app/{a}/msg")).await;
     assert_eq!(l["data"].as_array().unwrap().len(), 2);
-    assert_eq!(l["data"][1]["id"].as_str(), Some(m1.as_str()), "newest first");
-    let (s, _) = app.call("DELETE", &format!("/app/{a}/msg/{m1}/content"), None).await;
+    assert_eq!(
+        l["data"][1]["id"].as_str(),
+        Some(m1.as_str()),
+        "newest first"
+    );
+    let (s, _) = app
+        .call("DELETE", &format!("/app/{a}/msg/{m1}/content"), None)
+        .await;
     assert_eq!(s, 204);
     let (_, m) = app.get(&format!("/app/{a}/msg/{m1}")).await;
     assert_eq!(m["payload"], json!({}));
     // `application` creates the app on the fly.
-    let (s, b) = app.post("/app/fresh-app/msg", json!({"eventType": "x", "payload": {}, "application": {"name": "Fresh"}})).await;
+    let (s, b) = app
+        .post(
+            "/app/fresh-app/msg",
+            json!({"eventType": "x", "payload": {}, "application": {"name": "Fresh"}}),
+        )
+        .await;
     assert_eq!(s, 202, "{b}");
     let (s, fresh) = app.get("/app/fresh-app").await;
     assert_eq!((s, fresh["name"].as_str()), (200, Some("Fresh")));
@@ -201,16 +358,30 @@ async fn messages_event_id_uniqueness_expunge_and_lists() {
 async fn endpoint_headers_secret_and_stats_routes() {
     let app = spawn_app(&[]).await;
     let a = app.app("a").await;
-    let (ep, secret) = app.endpoint(&a, "https://example.com/h", json!({"headers": {"X-Tenant": "t1", "Authorization": "Bearer s3cret"}})).await;
+    let (ep, secret) = app
+        .endpoint(
+            &a,
+            "https://example.com/h",
+            json!({"headers": {"X-Tenant": "t1", "Authorization": "Bearer s3cret"}}),
+        )
+        .await;
     assert!(secret.starts_with("whsec_"));
     let (_, h) = app.get(&format!("/app/{a}/endpoint/{ep}/headers")).await;
     assert_eq!(h["headers"], json!({"X-Tenant": "t1"}));
     assert_eq!(h["sensitive"], json!(["Authorization"]));
-    let (s, _) = app.call("PATCH", &format!("/app/{a}/endpoint/{ep}/headers"), Some(json!({"headers": {"X-Tenant": null, "X-New": "n"}}))).await;
+    let (s, _) = app
+        .call(
+            "PATCH",
+            &format!("/app/{a}/endpoint/{ep}/headers"),
+            Some(json!({"headers": {"X-Tenant": null, "X-New": "n"}})),
+        )
+        .await;
     assert_eq!(s, 204);
     let (_, h) = app.get(&format!("/app/{a}/endpoint/{ep}/headers")).await;
     assert_eq!(h["headers"], json!({"X-New": "n"}));
-    let (s, rotated) = app.post(&format!("/app/{a}/endpoint/{ep}/secret/rotate"), json!({})).await;
+    let (s, rotated) = app
+        .post(&format!("/app/{a}/endpoint/{ep}/secret/rotate"), json!({}))
+        .await;
     assert_eq!(s, 200);
     let new_key = rotated["key"].as_str().unwrap();
     assert_ne!(new_key, secret);
@@ -220,6 +391,8 @@ async fn endpoint_headers_secret_and_stats_routes() {
     assert_eq!((s, st["success"].as_i64()), (200, Some(0)));
     // ed25519 endpoints expose their public key.
     let seed = "whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
-    let (_, pk) = app.endpoint(&a, "https://example.com/ed", json!({"secret": seed})).await;
+    let (_, pk) = app
+        .endpoint(&a, "https://example.com/ed", json!({"secret": seed}))
+        .await;
     assert_eq!(pk, "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
 }

@@ -29,7 +29,10 @@ fn start(dir: &std::path::Path, schedule: &str) -> Proc {
         .expect("spawn herald");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().expect("herald prints its address").unwrap();
-    let url = first.strip_prefix("herald listening on ").expect("the listening line").to_string();
+    let url = first
+        .strip_prefix("herald listening on ")
+        .expect("the listening line")
+        .to_string();
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     Proc { child, url }
@@ -42,7 +45,13 @@ fn sigkill(p: &mut Proc) {
 }
 
 async fn call(client: &reqwest::Client, url: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = client.post(format!("{url}/api/v1{path}")).bearer_auth(ADMIN_TOKEN).json(&body).send().await.unwrap();
+    let r = client
+        .post(format!("{url}/api/v1{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
@@ -56,23 +65,42 @@ async fn pending_retries_survive_sigkill_and_run_on_schedule() {
     let mut p = start(&dir.0, "3");
     let (_, app) = call(&client, &p.url, "/app", json!({"name": "crash"})).await;
     let a = app["id"].as_str().unwrap().to_string();
-    call(&client, &p.url, &format!("/app/{a}/endpoint"), json!({"url": rx.url("/")})).await;
+    call(
+        &client,
+        &p.url,
+        &format!("/app/{a}/endpoint"),
+        json!({"url": rx.url("/")}),
+    )
+    .await;
     let mut ids = Vec::new();
     for i in 0..N {
-        let (s, m) = call(&client, &p.url, &format!("/app/{a}/msg"), json!({"eventType": "x", "payload": {"i": i}})).await;
+        let (s, m) = call(
+            &client,
+            &p.url,
+            &format!("/app/{a}/msg"),
+            json!({"eventType": "x", "payload": {"i": i}}),
+        )
+        .await;
         assert_eq!(s, 202);
         ids.push(m["id"].as_str().unwrap().to_string());
     }
     // Every first attempt failed, and its retry is scheduled 3 s later.
     let firsts = rx.wait_for(N, Duration::from_secs(20)).await;
-    let first_at: std::collections::HashMap<String, Instant> =
-        firsts.iter().map(|d| (d.header("webhook-id").to_string(), d.at)).collect();
+    let first_at: std::collections::HashMap<String, Instant> = firsts
+        .iter()
+        .map(|d| (d.header("webhook-id").to_string(), d.at))
+        .collect();
     // Give the attempts a moment to be recorded, measured by the log, not by luck.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut recorded = 0;
         for id in &ids {
-            let r = client.get(format!("{}/api/v1/app/{a}/attempt/msg/{id}", p.url)).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+            let r = client
+                .get(format!("{}/api/v1/app/{a}/attempt/msg/{id}", p.url))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap();
             let v: Value = r.json().await.unwrap();
             recorded += v["data"].as_array().unwrap().len();
         }
@@ -89,8 +117,14 @@ async fn pending_retries_survive_sigkill_and_run_on_schedule() {
     for d in retries {
         let id = d.header("webhook-id");
         let waited = d.at - first_at[id];
-        assert!(waited >= Duration::from_millis(2900), "{id} retried after {waited:?}, scheduled 3 s");
-        assert!(waited < Duration::from_secs(10), "{id} retried after {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(2900),
+            "{id} retried after {waited:?}, scheduled 3 s"
+        );
+        assert!(
+            waited < Duration::from_secs(10),
+            "{id} retried after {waited:?}"
+        );
     }
     let mut retried: Vec<&str> = retries.iter().map(|d| d.header("webhook-id")).collect();
     retried.sort();
@@ -108,19 +142,37 @@ async fn sigkill_during_ingest_loses_no_accepted_message() {
     let mut p = start(&dir.0, "0.2,0.5,1");
     let (_, app) = call(&client, &p.url, "/app", json!({"name": "crash"})).await;
     let a = app["id"].as_str().unwrap().to_string();
-    call(&client, &p.url, &format!("/app/{a}/endpoint"), json!({"url": rx.url("/")})).await;
+    call(
+        &client,
+        &p.url,
+        &format!("/app/{a}/endpoint"),
+        json!({"url": rx.url("/")}),
+    )
+    .await;
     // Eight concurrent senders post until the server dies under them.
     let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let mut senders = Vec::new();
     for w in 0..8 {
-        let (client, url, a, accepted) = (client.clone(), p.url.clone(), a.clone(), accepted.clone());
+        let (client, url, a, accepted) =
+            (client.clone(), p.url.clone(), a.clone(), accepted.clone());
         senders.push(tokio::spawn(async move {
             for i in 0..100_000 {
-                let r = client.post(format!("{url}/api/v1/app/{a}/msg")).bearer_auth(ADMIN_TOKEN).json(&json!({"eventType": "x", "payload": {"w": w, "i": i}})).send().await;
+                let r = client
+                    .post(format!("{url}/api/v1/app/{a}/msg"))
+                    .bearer_auth(ADMIN_TOKEN)
+                    .json(&json!({"eventType": "x", "payload": {"w": w, "i": i}}))
+                    .send()
+                    .await;
                 match r {
                     Ok(r) if r.status() == 202 => {
-                        let v: Value = match r.json().await { Ok(v) => v, Err(_) => return };
-                        accepted.lock().unwrap().push(v["id"].as_str().unwrap().to_string());
+                        let v: Value = match r.json().await {
+                            Ok(v) => v,
+                            Err(_) => return,
+                        };
+                        accepted
+                            .lock()
+                            .unwrap()
+                            .push(v["id"].as_str().unwrap().to_string());
                     }
                     _ => return,
                 }
@@ -142,16 +194,32 @@ async fn sigkill_during_ingest_loses_no_accepted_message() {
     // Every accepted message reaches the receiver (duplicates allowed only for what was in flight).
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let seen: std::collections::HashSet<String> = rx.received().iter().map(|d| d.header("webhook-id").to_string()).collect();
+        let seen: std::collections::HashSet<String> = rx
+            .received()
+            .iter()
+            .map(|d| d.header("webhook-id").to_string())
+            .collect();
         let missing = accepted.iter().filter(|id| !seen.contains(*id)).count();
         if missing == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{missing} of {} accepted messages never arrived", accepted.len());
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} accepted messages never arrived",
+            accepted.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let total = rx.received().len();
-    let unique: std::collections::HashSet<String> = rx.received().iter().map(|d| d.header("webhook-id").to_string()).collect();
-    eprintln!("accepted {} messages before SIGKILL; received {total} deliveries, {} unique", accepted.len(), unique.len());
+    let unique: std::collections::HashSet<String> = rx
+        .received()
+        .iter()
+        .map(|d| d.header("webhook-id").to_string())
+        .collect();
+    eprintln!(
+        "accepted {} messages before SIGKILL; received {total} deliveries, {} unique",
+        accepted.len(),
+        unique.len()
+    );
     sigkill(&mut p);
 }

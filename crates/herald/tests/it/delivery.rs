@@ -14,10 +14,20 @@ async fn delivers_signed_payload_byte_for_byte() {
     let app = spawn_app(&[]).await;
     let rx = Receiver::start().await;
     let a = app.app("a").await;
-    let (_, secret) = app.endpoint(&a, &rx.url("/hook"), json!({"headers": {"X-Tenant": "t1"}})).await;
+    let (_, secret) = app
+        .endpoint(&a, &rx.url("/hook"), json!({"headers": {"X-Tenant": "t1"}}))
+        .await;
     // Odd spacing and key order must survive: the payload is delivered as received.
     let raw = r#"{"eventType":"order.created","payload":{"z": 1,  "a" :[1,2,{"k":"v"}]}}"#;
-    let r = app.client.post(app.api(&format!("/app/{a}/msg"))).bearer_auth(ADMIN_TOKEN).header("content-type", "application/json").body(raw).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.api(&format!("/app/{a}/msg")))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     let msg: serde_json::Value = r.json().await.unwrap();
     let got = rx.wait_for(1, WAIT).await;
@@ -27,9 +37,17 @@ async fn delivers_signed_payload_byte_for_byte() {
     assert_eq!(d.header("content-type"), "application/json");
     assert!(d.header("user-agent").starts_with("Herald/"));
     assert_eq!(d.header("x-tenant"), "t1");
-    assert!(d.header("svix-id").is_empty(), "svix-* headers are off by default");
-    assert!(verify_with_standardwebhooks(&secret, d), "standardwebhooks rejects our signature");
-    let attempts = app.attempts_until(&a, msg["id"].as_str().unwrap(), WAIT, |a| !a.is_empty()).await;
+    assert!(
+        d.header("svix-id").is_empty(),
+        "svix-* headers are off by default"
+    );
+    assert!(
+        verify_with_standardwebhooks(&secret, d),
+        "standardwebhooks rejects our signature"
+    );
+    let attempts = app
+        .attempts_until(&a, msg["id"].as_str().unwrap(), WAIT, |a| !a.is_empty())
+        .await;
     assert_eq!(attempts[0]["status"], 0);
     assert_eq!(attempts[0]["responseStatusCode"], 200);
 }
@@ -52,18 +70,48 @@ async fn fan_out_follows_event_types_channels_and_disabled() {
     let a = app.app("a").await;
     app.event_type("order.created").await;
     app.event_type("order.paid").await;
-    let (all, only_created, eu, off) = (Receiver::start().await, Receiver::start().await, Receiver::start().await, Receiver::start().await);
+    let (all, only_created, eu, off) = (
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    );
     app.endpoint(&a, &all.url("/"), json!({})).await;
-    app.endpoint(&a, &only_created.url("/"), json!({"filterTypes": ["order.created"]})).await;
-    app.endpoint(&a, &eu.url("/"), json!({"channels": ["eu"]})).await;
-    app.endpoint(&a, &off.url("/"), json!({"disabled": true})).await;
-    app.send(&a, json!({"eventType": "order.created", "payload": {"n": 1}})).await;
-    app.send(&a, json!({"eventType": "order.paid", "payload": {"n": 2}, "channels": ["eu", "us"]})).await;
-    let last = app.send(&a, json!({"eventType": "order.created", "payload": {"n": 3}, "channels": ["us"]})).await;
+    app.endpoint(
+        &a,
+        &only_created.url("/"),
+        json!({"filterTypes": ["order.created"]}),
+    )
+    .await;
+    app.endpoint(&a, &eu.url("/"), json!({"channels": ["eu"]}))
+        .await;
+    app.endpoint(&a, &off.url("/"), json!({"disabled": true}))
+        .await;
+    app.send(
+        &a,
+        json!({"eventType": "order.created", "payload": {"n": 1}}),
+    )
+    .await;
+    app.send(
+        &a,
+        json!({"eventType": "order.paid", "payload": {"n": 2}, "channels": ["eu", "us"]}),
+    )
+    .await;
+    let last = app
+        .send(
+            &a,
+            json!({"eventType": "order.created", "payload": {"n": 3}, "channels": ["us"]}),
+        )
+        .await;
     all.wait_for(3, WAIT).await;
     // Wait until the last message's deliveries are all settled, then count.
     app.attempts_until(&a, &last, WAIT, |x| x.len() == 2).await;
-    let ns = |r: &Receiver| r.received().iter().map(|d| d.json()["n"].as_i64().unwrap()).collect::<Vec<_>>();
+    let ns = |r: &Receiver| {
+        r.received()
+            .iter()
+            .map(|d| d.json()["n"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
     let mut created = ns(&only_created);
     created.sort();
     assert_eq!(created, vec![1, 3]);
@@ -71,7 +119,11 @@ async fn fan_out_follows_event_types_channels_and_disabled() {
     assert!(off.received().is_empty());
     let (_, targets) = app.get(&format!("/app/{a}/msg/{last}/endpoint")).await;
     assert_eq!(targets["data"].as_array().unwrap().len(), 2);
-    assert!(targets["data"].as_array().unwrap().iter().all(|t| t["status"] == 0));
+    assert!(targets["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["status"] == 0));
 }
 
 #[tokio::test]
@@ -80,22 +132,40 @@ async fn rotation_signs_with_both_keys_during_grace() {
     let rx = Receiver::start().await;
     let a = app.app("a").await;
     let (ep, old) = app.endpoint(&a, &rx.url("/"), json!({})).await;
-    let (_, new) = app.post(&format!("/app/{a}/endpoint/{ep}/secret/rotate"), json!({"gracePeriodSeconds": 3600})).await;
+    let (_, new) = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/secret/rotate"),
+            json!({"gracePeriodSeconds": 3600}),
+        )
+        .await;
     let new = new["key"].as_str().unwrap().to_string();
-    app.send(&a, json!({"eventType": "x", "payload": {"r": 1}})).await;
+    app.send(&a, json!({"eventType": "x", "payload": {"r": 1}}))
+        .await;
     let d = &rx.wait_for(1, WAIT).await[0];
     assert_eq!(d.header("webhook-signature").split(' ').count(), 2);
     assert!(verify_with_standardwebhooks(&old, d));
     assert!(verify_with_standardwebhooks(&new, d));
     // With no grace period the replaced key stops signing at once; the first key keeps
     // the hour of grace it was given.
-    let (_, newer) = app.post(&format!("/app/{a}/endpoint/{ep}/secret/rotate"), json!({"gracePeriodSeconds": 0})).await;
+    let (_, newer) = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/secret/rotate"),
+            json!({"gracePeriodSeconds": 0}),
+        )
+        .await;
     let newer = newer["key"].as_str().unwrap().to_string();
-    app.send(&a, json!({"eventType": "x", "payload": {"r": 2}})).await;
+    app.send(&a, json!({"eventType": "x", "payload": {"r": 2}}))
+        .await;
     let d = &rx.wait_for(2, WAIT).await[1];
     assert!(verify_with_standardwebhooks(&newer, d));
-    assert!(!verify_with_standardwebhooks(&new, d), "rotated out with 0 s of grace");
-    assert!(verify_with_standardwebhooks(&old, d), "still inside its 1 h grace");
+    assert!(
+        !verify_with_standardwebhooks(&new, d),
+        "rotated out with 0 s of grace"
+    );
+    assert!(
+        verify_with_standardwebhooks(&old, d),
+        "still inside its 1 h grace"
+    );
 }
 
 #[tokio::test]
@@ -104,14 +174,22 @@ async fn ed25519_endpoint_signs_v1a() {
     let rx = Receiver::start().await;
     let a = app.app("a").await;
     let seed = "whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
-    app.endpoint(&a, &rx.url("/"), json!({"secret": seed})).await;
-    app.send(&a, json!({"eventType": "x", "payload": {"ed": true}})).await;
+    app.endpoint(&a, &rx.url("/"), json!({"secret": seed}))
+        .await;
+    app.send(&a, json!({"eventType": "x", "payload": {"ed": true}}))
+        .await;
     let d = &rx.wait_for(1, WAIT).await[0];
     let sig = d.header("webhook-signature");
     assert!(sig.starts_with("v1a,"), "{sig}");
     let secret = herald_core::secret::Secret::parse(seed).unwrap();
     let ts: i64 = d.header("webhook-timestamp").parse().unwrap();
-    assert!(herald_core::signing::verify(&secret, d.header("webhook-id"), ts, &d.body, sig));
+    assert!(herald_core::signing::verify(
+        &secret,
+        d.header("webhook-id"),
+        ts,
+        &d.body,
+        sig
+    ));
 }
 
 #[tokio::test]
@@ -125,11 +203,23 @@ async fn retries_follow_the_schedule_then_succeed() {
     let got = rx.wait_for(3, WAIT).await;
     let gap1 = got[1].at - got[0].at;
     let gap2 = got[2].at - got[1].at;
-    assert!(gap1 >= Duration::from_millis(300) && gap1 < Duration::from_millis(1500), "first retry after {gap1:?}");
-    assert!(gap2 >= Duration::from_millis(600) && gap2 < Duration::from_millis(1800), "second retry after {gap2:?}");
-    assert!(got.iter().all(|d| d.header("webhook-id") == msg), "webhook-id is stable across retries");
+    assert!(
+        gap1 >= Duration::from_millis(300) && gap1 < Duration::from_millis(1500),
+        "first retry after {gap1:?}"
+    );
+    assert!(
+        gap2 >= Duration::from_millis(600) && gap2 < Duration::from_millis(1800),
+        "second retry after {gap2:?}"
+    );
+    assert!(
+        got.iter().all(|d| d.header("webhook-id") == msg),
+        "webhook-id is stable across retries"
+    );
     let attempts = app.attempts_until(&a, &msg, WAIT, |x| x.len() == 3).await;
-    let codes: Vec<i64> = attempts.iter().map(|x| x["responseStatusCode"].as_i64().unwrap()).collect();
+    let codes: Vec<i64> = attempts
+        .iter()
+        .map(|x| x["responseStatusCode"].as_i64().unwrap())
+        .collect();
     assert_eq!(codes, vec![500, 502, 200]);
     assert_eq!(attempts[0]["response"], "boom");
     assert_eq!(attempts[0]["status"], 2);
@@ -143,34 +233,67 @@ async fn exhausted_schedule_fails_and_resend_and_recover_deliver() {
     rx.otherwise(Reply::status(500));
     let a = app.app("a").await;
     let (ep, _) = app.endpoint(&a, &rx.url("/"), json!({})).await;
-    let m1 = app.send(&a, json!({"eventType": "x", "payload": {"m": 1}})).await;
-    let m2 = app.send(&a, json!({"eventType": "x", "payload": {"m": 2}})).await;
+    let m1 = app
+        .send(&a, json!({"eventType": "x", "payload": {"m": 1}}))
+        .await;
+    let m2 = app
+        .send(&a, json!({"eventType": "x", "payload": {"m": 2}}))
+        .await;
     app.attempts_until(&a, &m1, WAIT, |x| x.len() == 2).await;
     app.attempts_until(&a, &m2, WAIT, |x| x.len() == 2).await;
     let (_, per_ep) = app.get(&format!("/app/{a}/endpoint/{ep}/msg")).await;
-    assert!(per_ep["data"].as_array().unwrap().iter().all(|m| m["status"] == 2), "{per_ep}");
+    assert!(
+        per_ep["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["status"] == 2),
+        "{per_ep}"
+    );
     let (_, stats) = app.get(&format!("/app/{a}/endpoint/{ep}/stats")).await;
     assert_eq!(stats["fail"], 2);
     // Two attempts (first + one retry) and no more.
     assert_eq!(rx.received().len(), 4);
     rx.otherwise(Reply::status(200));
-    let (s, _) = app.post(&format!("/app/{a}/msg/{m1}/endpoint/{ep}/resend"), json!({})).await;
+    let (s, _) = app
+        .post(
+            &format!("/app/{a}/msg/{m1}/endpoint/{ep}/resend"),
+            json!({}),
+        )
+        .await;
     assert_eq!(s, 202);
     let attempts = app.attempts_until(&a, &m1, WAIT, |x| x.len() == 3).await;
     assert_eq!(attempts[2]["status"], 0);
     assert_eq!(attempts[2]["triggerType"], 1);
-    let (s, task) = app.post(&format!("/app/{a}/endpoint/{ep}/recover"), json!({"since": "2000-01-01T00:00:00Z"})).await;
+    let (s, task) = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/recover"),
+            json!({"since": "2000-01-01T00:00:00Z"}),
+        )
+        .await;
     assert_eq!(s, 202, "{task}");
     assert!(task["id"].as_str().unwrap().starts_with("qtask_"));
     let attempts = app.attempts_until(&a, &m2, WAIT, |x| x.len() == 3).await;
     assert_eq!(attempts[2]["status"], 0);
     // Filters on the attempt log.
-    let (_, ok) = app.get(&format!("/app/{a}/attempt/endpoint/{ep}?status=0")).await;
+    let (_, ok) = app
+        .get(&format!("/app/{a}/attempt/endpoint/{ep}?status=0"))
+        .await;
     assert_eq!(ok["data"].as_array().unwrap().len(), 2);
-    let (_, fives) = app.get(&format!("/app/{a}/attempt/endpoint/{ep}?status_code_class=500")).await;
+    let (_, fives) = app
+        .get(&format!(
+            "/app/{a}/attempt/endpoint/{ep}?status_code_class=500"
+        ))
+        .await;
     assert_eq!(fives["data"].as_array().unwrap().len(), 4);
     let one = &ok["data"][0];
-    let (s, got) = app.get(&format!("/app/{a}/msg/{}/attempt/{}", one["msgId"].as_str().unwrap(), one["id"].as_str().unwrap())).await;
+    let (s, got) = app
+        .get(&format!(
+            "/app/{a}/msg/{}/attempt/{}",
+            one["msgId"].as_str().unwrap(),
+            one["id"].as_str().unwrap()
+        ))
+        .await;
     assert_eq!((s, &got["id"]), (200, &one["id"]));
 }
 
@@ -184,7 +307,10 @@ async fn retry_after_is_honoured() {
     app.send(&a, json!({"eventType": "x", "payload": {}})).await;
     let got = rx.wait_for(2, WAIT).await;
     let gap = got[1].at - got[0].at;
-    assert!(gap >= Duration::from_secs(2) && gap < Duration::from_secs(4), "retried after {gap:?}, asked for 2 s");
+    assert!(
+        gap >= Duration::from_secs(2) && gap < Duration::from_secs(4),
+        "retried after {gap:?}, asked for 2 s"
+    );
 }
 
 #[tokio::test]
@@ -207,8 +333,16 @@ async fn gone_disables_the_endpoint() {
 
 #[tokio::test]
 async fn timeouts_redirects_and_big_responses_are_bounded() {
-    let app = spawn_app(&[("HERALD_REQUEST_TIMEOUT_SECS", "0.5"), ("HERALD_RETRY_SCHEDULE_SECS", "60")]).await;
-    let (slow, redirect, big) = (Receiver::start().await, Receiver::start().await, Receiver::start().await);
+    let app = spawn_app(&[
+        ("HERALD_REQUEST_TIMEOUT_SECS", "0.5"),
+        ("HERALD_RETRY_SCHEDULE_SECS", "60"),
+    ])
+    .await;
+    let (slow, redirect, big) = (
+        Receiver::start().await,
+        Receiver::start().await,
+        Receiver::start().await,
+    );
     slow.otherwise(Reply::status(200).delay(Duration::from_secs(3)));
     let elsewhere = Receiver::start().await;
     redirect.otherwise(Reply::status(302).header("location", &elsewhere.url("/")));
@@ -219,13 +353,28 @@ async fn timeouts_redirects_and_big_responses_are_bounded() {
     let (e_big, _) = app.endpoint(&a, &big.url("/"), json!({})).await;
     let m = app.send(&a, json!({"eventType": "x", "payload": {}})).await;
     let attempts = app.attempts_until(&a, &m, WAIT, |x| x.len() == 3).await;
-    let by = |ep: &str| attempts.iter().find(|x| x["endpointId"] == ep).unwrap().clone();
+    let by = |ep: &str| {
+        attempts
+            .iter()
+            .find(|x| x["endpointId"] == ep)
+            .unwrap()
+            .clone()
+    };
     let t = by(&e_slow);
-    assert_eq!((t["responseStatusCode"].as_i64(), t["status"].as_i64()), (Some(0), Some(2)));
+    assert_eq!(
+        (t["responseStatusCode"].as_i64(), t["status"].as_i64()),
+        (Some(0), Some(2))
+    );
     assert!(t["response"].as_str().unwrap().contains("timed out"), "{t}");
     let r = by(&e_redirect);
-    assert_eq!((r["responseStatusCode"].as_i64(), r["status"].as_i64()), (Some(302), Some(2)));
-    assert!(elsewhere.received().is_empty(), "redirects are not followed");
+    assert_eq!(
+        (r["responseStatusCode"].as_i64(), r["status"].as_i64()),
+        (Some(302), Some(2))
+    );
+    assert!(
+        elsewhere.received().is_empty(),
+        "redirects are not followed"
+    );
     let b = by(&e_big);
     assert_eq!(b["response"].as_str().unwrap().len(), 20 * 1024);
 }
@@ -237,13 +386,36 @@ async fn send_example_uses_the_schema_example() {
     let (s, _) = app.post("/event-type", json!({"name": "invoice.paid", "description": "d", "schemas": {"1": {"type": "object", "examples": [{"invoice": "inv_1"}]}}})).await;
     assert_eq!(s, 201);
     let a = app.app("a").await;
-    let (ep, _) = app.endpoint(&a, &rx.url("/"), json!({"filterTypes": ["invoice.paid"]})).await;
-    let (other, _) = app.endpoint(&a, &Receiver::start().await.url("/"), json!({})).await;
-    let (s, m) = app.post(&format!("/app/{a}/endpoint/{ep}/send-example"), json!({"eventType": "invoice.paid"})).await;
+    let (ep, _) = app
+        .endpoint(&a, &rx.url("/"), json!({"filterTypes": ["invoice.paid"]}))
+        .await;
+    let (other, _) = app
+        .endpoint(&a, &Receiver::start().await.url("/"), json!({}))
+        .await;
+    let (s, m) = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/send-example"),
+            json!({"eventType": "invoice.paid"}),
+        )
+        .await;
     assert_eq!(s, 202, "{m}");
     let d = &rx.wait_for(1, WAIT).await[0];
     assert_eq!(d.json(), json!({"invoice": "inv_1"}));
-    let (_, targets) = app.get(&format!("/app/{a}/msg/{}/endpoint", m["id"].as_str().unwrap())).await;
-    let ids: Vec<&str> = targets["data"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec![ep.as_str()], "only the chosen endpoint, not {other}");
+    let (_, targets) = app
+        .get(&format!(
+            "/app/{a}/msg/{}/endpoint",
+            m["id"].as_str().unwrap()
+        ))
+        .await;
+    let ids: Vec<&str> = targets["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![ep.as_str()],
+        "only the chosen endpoint, not {other}"
+    );
 }

@@ -25,7 +25,11 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("herald-test-{tag}-{}-{n}-{}", std::process::id(), herald_core::ids::random_base62(6)));
+        let dir = std::env::temp_dir().join(format!(
+            "herald-test-{tag}-{}-{n}-{}",
+            std::process::id(),
+            herald_core::ids::random_base62(6)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
@@ -59,10 +63,21 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
         vars.retain(|(name, _)| name != k);
         vars.push((k.to_string(), v.to_string()));
     }
-    let overrides = Overrides { data_dir: Some(dir.0.clone()), ..Default::default() };
-    let config: Config = Config::load_from(&overrides, |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).unwrap();
+    let overrides = Overrides {
+        data_dir: Some(dir.0.clone()),
+        ..Default::default()
+    };
+    let config: Config = Config::load_from(&overrides, |k| {
+        vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap();
     let server = Server::start(&config).await.expect("server starts");
-    TestApp { url: server.url(), client: reqwest::Client::new(), _server: server, _dir: dir }
+    TestApp {
+        url: server.url(),
+        client: reqwest::Client::new(),
+        _server: server,
+        _dir: dir,
+    }
 }
 
 impl TestApp {
@@ -72,14 +87,22 @@ impl TestApp {
 
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.client.request(m, self.api(path)).bearer_auth(ADMIN_TOKEN);
+        let mut req = self
+            .client
+            .request(m, self.api(path))
+            .bearer_auth(ADMIN_TOKEN);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body for {method} {path}: {text}")) };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|_| panic!("non-JSON body for {method} {path}: {text}"))
+        };
         (status, value)
     }
 
@@ -113,7 +136,9 @@ impl TestApp {
     }
 
     pub async fn event_type(&self, name: &str) {
-        let (s, b) = self.post("/event-type", json!({ "name": name, "description": name })).await;
+        let (s, b) = self
+            .post("/event-type", json!({ "name": name, "description": name }))
+            .await;
         assert_eq!(s, 201, "{b}");
     }
 
@@ -124,15 +149,26 @@ impl TestApp {
     }
 
     /// Polls the attempt log of a message until `pred` holds (bounded by `timeout`).
-    pub async fn attempts_until(&self, app: &str, msg: &str, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub async fn attempts_until(
+        &self,
+        app: &str,
+        msg: &str,
+        timeout: Duration,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + timeout;
         loop {
-            let (_, b) = self.get(&format!("/app/{app}/attempt/msg/{msg}?order=ascending")).await;
+            let (_, b) = self
+                .get(&format!("/app/{app}/attempt/msg/{msg}?order=ascending"))
+                .await;
             let data = b["data"].as_array().cloned().unwrap_or_default();
             if pred(&data) {
                 return data;
             }
-            assert!(Instant::now() < deadline, "timed out waiting on attempts of {msg}: {data:?}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on attempts of {msg}: {data:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -148,7 +184,10 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
     }
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
@@ -166,7 +205,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn status(status: u16) -> Reply {
-        Reply { status, headers: vec![], body: String::new(), delay: Duration::ZERO }
+        Reply {
+            status,
+            headers: vec![],
+            body: String::new(),
+            delay: Duration::ZERO,
+        }
     }
     pub fn header(mut self, k: &str, v: &str) -> Reply {
         self.headers.push((k.into(), v.into()));
@@ -197,8 +241,16 @@ pub struct Receiver {
     state: Arc<ReceiverState>,
 }
 
-async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, body: Bytes) -> Response {
-    state.received.lock().unwrap().push(Received { headers, body, at: Instant::now() });
+async fn receive(
+    State(state): State<Arc<ReceiverState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.received.lock().unwrap().push(Received {
+        headers,
+        body,
+        at: Instant::now(),
+    });
     state.notify.notify_waiters();
     let reply = state
         .script
@@ -212,7 +264,10 @@ async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, bo
     }
     let mut resp = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     for (k, v) in reply.headers {
-        resp.headers_mut().insert(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        resp.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
     }
     resp
 }
@@ -220,7 +275,9 @@ async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, bo
 impl Receiver {
     pub async fn start() -> Receiver {
         let state = Arc::new(ReceiverState::default());
-        let app = axum::Router::new().fallback(receive).with_state(state.clone());
+        let app = axum::Router::new()
+            .fallback(receive)
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -255,7 +312,10 @@ impl Receiver {
                 return got;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                panic!("receiver got {} of {n} requests in {timeout:?}", self.received().len());
+                panic!(
+                    "receiver got {} of {n} requests in {timeout:?}",
+                    self.received().len()
+                );
             }
         }
     }

@@ -20,12 +20,20 @@ async fn official_svix_python_sdk_drives_herald() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/svix_e2e.py");
     let url = app.url.clone();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(python).arg(script).env("HERALD_URL", url).env("HERALD_TOKEN", ADMIN_TOKEN).output().expect("run python")
+        Command::new(python)
+            .arg(script)
+            .env("HERALD_URL", url)
+            .env("HERALD_TOKEN", ADMIN_TOKEN)
+            .output()
+            .expect("run python")
     })
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "SDK script failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "SDK script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
     assert!(stdout.contains("SVIX SDK E2E OK"), "stdout:\n{stdout}");
 }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs Herald's whole test suite: unit, integration, crash and the Svix SDK end-to-end
+# test. Creates (once) a Python venv in target/sdk-venv with the official `svix` SDK.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=target/sdk-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import svix' 2>/dev/null; then
+    echo "== creating $venv with the svix SDK"
+    mkdir -p target
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'svix>=1.40,<3'
+fi
+export HERALD_TEST_PYTHON="$PWD/$venv/bin/python"
+
+if command -v cargo-nextest >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast "$@"
+else
+    cargo test --workspace --no-fail-fast "$@"
+fi
