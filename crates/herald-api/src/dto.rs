@@ -7,6 +7,7 @@ use herald_core::time::format_rfc3339;
 use herald_store::{Application, Attempt, DeliveryStatus, Endpoint, EventType, Message, Page};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
 /// A PATCH field: absent (keep), `null` (clear) or a value (set).
 #[derive(Debug, Clone, Default)]
@@ -60,7 +61,7 @@ impl<T> ListResponse<T> {
 
 // ---- applications ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationIn {
     pub name: String,
@@ -72,20 +73,22 @@ pub struct ApplicationIn {
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationPatch {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub uid: Patch<String>,
     #[serde(default, alias = "rateLimit")]
+    #[schema(value_type = Option<u32>)]
     pub throttle_rate: Patch<u32>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationOut {
     pub id: String,
@@ -115,7 +118,7 @@ impl From<Application> for ApplicationOut {
 
 // ---- endpoints ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointIn {
     pub url: String,
@@ -141,7 +144,7 @@ pub struct EndpointIn {
     pub version: Option<i64>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointPatch {
     #[serde(default)]
@@ -149,16 +152,20 @@ pub struct EndpointPatch {
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub uid: Patch<String>,
     #[serde(default)]
     pub disabled: Option<bool>,
     #[serde(default, alias = "filterTypes")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub event_types: Patch<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
     pub channels: Patch<Vec<String>>,
     #[serde(default)]
     pub secret: Option<String>,
     #[serde(default, alias = "rateLimit")]
+    #[schema(value_type = Option<u32>)]
     pub throttle_rate: Patch<u32>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
@@ -166,7 +173,7 @@ pub struct EndpointPatch {
     pub version: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointOut {
     pub id: String,
@@ -207,12 +214,12 @@ impl From<Endpoint> for EndpointOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SecretOut {
     pub key: String,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RotateIn {
     #[serde(default)]
@@ -221,23 +228,23 @@ pub struct RotateIn {
     pub grace_period_seconds: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct HeadersIn {
     pub headers: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct HeadersPatchIn {
     pub headers: BTreeMap<String, Option<String>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct HeadersOut {
     pub headers: BTreeMap<String, String>,
     pub sensitive: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct StatsOut {
     pub success: i64,
     pub pending: i64,
@@ -246,20 +253,20 @@ pub struct StatsOut {
     pub canceled: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SendExampleIn {
     pub event_type: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RecoverIn {
     pub since: String,
     #[serde(default)]
     pub until: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskOut {
     pub id: String,
@@ -270,7 +277,7 @@ pub struct TaskOut {
 
 // ---- event types ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeIn {
     pub name: String,
@@ -280,13 +287,14 @@ pub struct EventTypeIn {
     #[serde(default)]
     pub deprecated: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub schemas: Option<serde_json::Value>,
     #[serde(default)]
     pub feature_flag: Option<String>,
 }
 
 /// PUT body: like `EventTypeIn` but the name comes from the path.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeUpdate {
     pub description: String,
@@ -295,12 +303,13 @@ pub struct EventTypeUpdate {
     #[serde(default)]
     pub deprecated: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub schemas: Option<serde_json::Value>,
     #[serde(default)]
     pub feature_flag: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypePatch {
     #[serde(default)]
@@ -310,18 +319,21 @@ pub struct EventTypePatch {
     #[serde(default)]
     pub deprecated: Option<bool>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub schemas: Patch<serde_json::Value>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub feature_flag: Patch<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeOut {
     pub name: String,
     pub description: String,
     pub archived: bool,
     pub deprecated: bool,
+    #[schema(value_type = Option<Object>)]
     pub schemas: Option<serde_json::Value>,
     pub feature_flag: Option<String>,
     pub created_at: String,
@@ -345,11 +357,12 @@ impl From<EventType> for EventTypeOut {
 
 // ---- messages ----
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageIn {
     pub event_type: String,
     /// Kept as the exact bytes received, so the receiver gets what the sender sent.
+    #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     #[serde(default)]
     pub event_id: Option<String>,
@@ -361,12 +374,13 @@ pub struct MessageIn {
     pub application: Option<ApplicationIn>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageOut {
     pub id: String,
     pub event_id: Option<String>,
     pub event_type: String,
+    #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     pub channels: Option<Vec<String>>,
     pub timestamp: String,
@@ -391,7 +405,7 @@ impl From<Message> for MessageOut {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointMessageOut {
     #[serde(flatten)]
@@ -401,7 +415,7 @@ pub struct EndpointMessageOut {
     pub next_attempt: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageEndpointOut {
     #[serde(flatten)]
@@ -424,7 +438,7 @@ pub fn status_code(s: DeliveryStatus) -> (i64, &'static str) {
 
 // ---- attempts ----
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttemptOut {
     pub id: String,

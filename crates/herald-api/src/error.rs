@@ -6,12 +6,25 @@ use axum::response::{IntoResponse, Response};
 use herald_store::StoreError;
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ValidationItem {
     pub loc: Vec<String>,
     pub msg: String,
     #[serde(rename = "type")]
     pub kind: String,
+}
+
+/// The body of every error but validation: a stable code and a sentence.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorOut {
+    pub code: String,
+    pub detail: String,
+}
+
+/// The body of a 422: one entry per field that is wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ValidationErrorOut {
+    pub detail: Vec<ValidationItem>,
 }
 
 #[derive(Debug)]

@@ -6,9 +6,10 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 mod idempotency;
+mod openapi;
 mod router;
 mod routes;
 mod state;
 
-pub use router::router;
+pub use router::{openapi_json, router};
 pub use state::{ApiConfig, ApiState, Caller, HandOff};

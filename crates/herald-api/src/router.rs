@@ -4,117 +4,210 @@
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, head, patch, post, put, MethodRouter};
 use axum::Router;
+use utoipa::openapi::path::HttpMethod;
 
+use crate::dto::*;
 use crate::error::ApiError;
 use crate::idempotency;
+use crate::openapi::{self, list_of, object, schema_of, Operation, SchemaFn};
 use crate::routes::{apps, attempts, endpoints, event_types, health, messages};
 use crate::state::{ApiState, Caller};
 
+/// One route: its documentation and its handler, so the router and the OpenAPI
+/// document come from the same table.
+struct Route {
+    op: Operation,
+    handler: MethodRouter<Arc<ApiState>>,
+}
+
+fn route(
+    method: HttpMethod,
+    path: &'static str,
+    id: &'static str,
+    summary: &'static str,
+    tag: &'static str,
+    handler: MethodRouter<Arc<ApiState>>,
+) -> Route {
+    Route {
+        op: Operation {
+            method,
+            path,
+            id,
+            summary,
+            tag,
+            auth: true,
+            list: false,
+            request: None,
+            status: 200,
+            response: None,
+        },
+        handler,
+    }
+}
+
+impl Route {
+    fn body(mut self, schema: SchemaFn) -> Self {
+        self.op.request = Some(schema);
+        self
+    }
+    fn returns(mut self, status: u16, schema: SchemaFn) -> Self {
+        self.op.status = status;
+        self.op.response = Some(schema);
+        self
+    }
+    fn empty(mut self, status: u16) -> Self {
+        self.op.status = status;
+        self.op.response = None;
+        self
+    }
+    fn list(mut self, schema: SchemaFn) -> Self {
+        self.op.list = true;
+        self.returns(200, schema)
+    }
+    fn public(mut self) -> Self {
+        self.op.auth = false;
+        self
+    }
+}
+
+/// Every route of the v1 API.
+fn routes() -> Vec<Route> {
+    use HttpMethod::{
+        Delete as DEL, Get as GET, Head as HEAD, Patch as PATCH, Post as POST, Put as PUT,
+    };
+    const APP: &str = "Application";
+    const EP: &str = "Endpoint";
+    const ET: &str = "Event Type";
+    const MSG: &str = "Message";
+    const ATT: &str = "Message Attempt";
+    const HEALTH: &str = "Health";
+    vec![
+        route(GET, "/health", "v1.health.get", "Health of the server and its store", HEALTH, get(health::health)).public().returns(200, object),
+        route(HEAD, "/health", "v1.health.head", "Health, without a body", HEALTH, head(health::health)).public(),
+        route(GET, "/health/ping", "v1.health.ping", "Liveness", HEALTH, get(health::ping)).public().empty(204),
+        route(HEAD, "/health/ping", "v1.health.ping-head", "Liveness, without a body", HEALTH, head(health::ping)).public().empty(204),
+        route(GET, "/app", "v1.application.list", "List applications", APP, get(apps::list)).list(list_of::<ApplicationOut>),
+        route(POST, "/app", "v1.application.create", "Create an application (?get_if_exists=true returns an existing uid)", APP, post(apps::create))
+            .body(schema_of::<ApplicationIn>).returns(201, schema_of::<ApplicationOut>),
+        route(GET, "/app/{app_id}", "v1.application.get", "Get an application", APP, get(apps::get)).returns(200, schema_of::<ApplicationOut>),
+        route(PUT, "/app/{app_id}", "v1.application.update", "Replace an application, or create it", APP, put(apps::put))
+            .body(schema_of::<ApplicationIn>).returns(200, schema_of::<ApplicationOut>),
+        route(PATCH, "/app/{app_id}", "v1.application.patch", "Change some fields of an application", APP, patch(apps::patch))
+            .body(schema_of::<ApplicationPatch>).returns(200, schema_of::<ApplicationOut>),
+        route(DEL, "/app/{app_id}", "v1.application.delete", "Delete an application and everything in it", APP, delete(apps::delete)).empty(204),
+        route(GET, "/app/{app_id}/endpoint", "v1.endpoint.list", "List endpoints", EP, get(endpoints::list)).list(list_of::<EndpointOut>),
+        route(POST, "/app/{app_id}/endpoint", "v1.endpoint.create", "Create an endpoint", EP, post(endpoints::create))
+            .body(schema_of::<EndpointIn>).returns(201, schema_of::<EndpointOut>),
+        route(GET, "/app/{app_id}/endpoint/{endpoint_id}", "v1.endpoint.get", "Get an endpoint", EP, get(endpoints::get)).returns(200, schema_of::<EndpointOut>),
+        route(PUT, "/app/{app_id}/endpoint/{endpoint_id}", "v1.endpoint.update", "Replace an endpoint, or create it", EP, put(endpoints::put))
+            .body(schema_of::<EndpointIn>).returns(200, schema_of::<EndpointOut>),
+        route(PATCH, "/app/{app_id}/endpoint/{endpoint_id}", "v1.endpoint.patch", "Change some fields of an endpoint", EP, patch(endpoints::patch))
+            .body(schema_of::<EndpointPatch>).returns(200, schema_of::<EndpointOut>),
+        route(DEL, "/app/{app_id}/endpoint/{endpoint_id}", "v1.endpoint.delete", "Delete an endpoint", EP, delete(endpoints::delete)).empty(204),
+        route(GET, "/app/{app_id}/endpoint/{endpoint_id}/secret", "v1.endpoint.get-secret", "The signing secret (the public key for ed25519)", EP, get(endpoints::secret))
+            .returns(200, schema_of::<SecretOut>),
+        route(POST, "/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", "v1.endpoint.rotate-secret", "Rotate the signing secret; the old one signs too during the grace period", EP, post(endpoints::rotate_secret))
+            .body(schema_of::<RotateIn>).returns(200, schema_of::<SecretOut>),
+        route(GET, "/app/{app_id}/endpoint/{endpoint_id}/headers", "v1.endpoint.get-headers", "Custom headers (sensitive values withheld)", EP, get(endpoints::headers))
+            .returns(200, schema_of::<HeadersOut>),
+        route(PUT, "/app/{app_id}/endpoint/{endpoint_id}/headers", "v1.endpoint.update-headers", "Replace the custom headers", EP, put(endpoints::put_headers))
+            .body(schema_of::<HeadersIn>).empty(204),
+        route(PATCH, "/app/{app_id}/endpoint/{endpoint_id}/headers", "v1.endpoint.patch-headers", "Set or (with null) remove custom headers", EP, patch(endpoints::patch_headers))
+            .body(schema_of::<HeadersPatchIn>).empty(204),
+        route(GET, "/app/{app_id}/endpoint/{endpoint_id}/stats", "v1.endpoint.get-stats", "Delivery counts by status (?since&until)", EP, get(endpoints::stats))
+            .returns(200, schema_of::<StatsOut>),
+        route(POST, "/app/{app_id}/endpoint/{endpoint_id}/send-example", "v1.endpoint.send-example", "Send an example event to this endpoint only", EP, post(endpoints::send_example))
+            .body(schema_of::<SendExampleIn>).returns(202, schema_of::<MessageOut>),
+        route(POST, "/app/{app_id}/endpoint/{endpoint_id}/recover", "v1.endpoint.recover", "Re-send every delivery to this endpoint that failed in a window", EP, post(endpoints::recover))
+            .body(schema_of::<RecoverIn>).returns(202, schema_of::<TaskOut>),
+        route(GET, "/app/{app_id}/endpoint/{endpoint_id}/msg", "v1.message-attempt.list-attempted-messages", "Messages sent to an endpoint, with their status", ATT, get(attempts::endpoint_messages))
+            .list(list_of::<EndpointMessageOut>),
+        route(GET, "/event-type", "v1.event-type.list", "List event types (?include_archived=true)", ET, get(event_types::list)).list(list_of::<EventTypeOut>),
+        route(POST, "/event-type", "v1.event-type.create", "Create an event type", ET, post(event_types::create))
+            .body(schema_of::<EventTypeIn>).returns(201, schema_of::<EventTypeOut>),
+        route(GET, "/event-type/{name}", "v1.event-type.get", "Get an event type", ET, get(event_types::get)).returns(200, schema_of::<EventTypeOut>),
+        route(PUT, "/event-type/{name}", "v1.event-type.update", "Replace an event type, or create it", ET, put(event_types::put))
+            .body(schema_of::<EventTypeUpdate>).returns(200, schema_of::<EventTypeOut>),
+        route(PATCH, "/event-type/{name}", "v1.event-type.patch", "Change some fields of an event type", ET, patch(event_types::patch))
+            .body(schema_of::<EventTypePatch>).returns(200, schema_of::<EventTypeOut>),
+        route(DEL, "/event-type/{name}", "v1.event-type.delete", "Archive an event type (?expunge=true deletes it)", ET, delete(event_types::delete)).empty(204),
+        route(GET, "/app/{app_id}/msg", "v1.message.list", "List messages (filters: channel, before, after, event_types, with_content)", MSG, get(messages::list))
+            .list(list_of::<MessageOut>),
+        route(POST, "/app/{app_id}/msg", "v1.message.create", "Send a message: 202 once it and its deliveries are on disk", MSG, post(messages::create))
+            .body(schema_of::<MessageIn>).returns(202, schema_of::<MessageOut>),
+        route(GET, "/app/{app_id}/msg/{msg_id}", "v1.message.get", "Get a message", MSG, get(messages::get)).returns(200, schema_of::<MessageOut>),
+        route(DEL, "/app/{app_id}/msg/{msg_id}/content", "v1.message.expunge-content", "Delete a message's payload", MSG, delete(messages::expunge)).empty(204),
+        route(GET, "/app/{app_id}/msg/{msg_id}/endpoint", "v1.message-attempt.list-attempted-destinations", "Endpoints a message went to, with their status", ATT, get(attempts::message_endpoints))
+            .list(list_of::<MessageEndpointOut>),
+        route(GET, "/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", "v1.message-attempt.get", "Get one attempt", ATT, get(attempts::get))
+            .returns(200, schema_of::<AttemptOut>),
+        route(POST, "/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", "v1.message-attempt.resend", "Send a message to an endpoint again, now", ATT, post(attempts::resend))
+            .returns(202, object),
+        route(GET, "/app/{app_id}/attempt/endpoint/{endpoint_id}", "v1.message-attempt.list-by-endpoint", "Attempts to an endpoint (filters: status, status_code_class, event_types, channel, before, after)", ATT, get(attempts::by_endpoint))
+            .list(list_of::<AttemptOut>),
+        route(GET, "/app/{app_id}/attempt/msg/{msg_id}", "v1.message-attempt.list-by-msg", "Attempts of a message (same filters, and endpoint_id)", ATT, get(attempts::by_message))
+            .list(list_of::<AttemptOut>),
+    ]
+}
+
+/// The OpenAPI document of every route, as JSON.
+pub fn openapi_json() -> String {
+    let ops: Vec<Operation> = routes().into_iter().map(|r| r.op).collect();
+    let mut doc = openapi::document(&ops);
+    let mut spec_route = Operation {
+        method: HttpMethod::Get,
+        path: "/openapi.json",
+        id: "v1.openapi",
+        summary: "This document",
+        tag: "Health",
+        auth: false,
+        list: false,
+        request: None,
+        status: 200,
+        response: Some(object),
+    };
+    spec_route.auth = false;
+    doc.paths
+        .paths
+        .extend(openapi::document(&[spec_route]).paths.paths);
+    doc.to_pretty_json().expect("the document serializes")
+}
+
 /// The whole API under `/api/v1`.
 pub fn router(state: Arc<ApiState>) -> Router {
-    let authed = Router::new()
-        .route("/app", get(apps::list).post(apps::create))
-        .route(
-            "/app/{app_id}",
-            get(apps::get)
-                .put(apps::put)
-                .patch(apps::patch)
-                .delete(apps::delete),
-        )
-        .route(
-            "/app/{app_id}/endpoint",
-            get(endpoints::list).post(endpoints::create),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}",
-            get(endpoints::get)
-                .put(endpoints::put)
-                .patch(endpoints::patch)
-                .delete(endpoints::delete),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/secret",
-            get(endpoints::secret),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/secret/rotate",
-            post(endpoints::rotate_secret),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/headers",
-            get(endpoints::headers)
-                .put(endpoints::put_headers)
-                .patch(endpoints::patch_headers),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/stats",
-            get(endpoints::stats),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/send-example",
-            post(endpoints::send_example),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/recover",
-            post(endpoints::recover),
-        )
-        .route(
-            "/app/{app_id}/endpoint/{endpoint_id}/msg",
-            get(attempts::endpoint_messages),
-        )
-        .route(
-            "/event-type",
-            get(event_types::list).post(event_types::create),
-        )
-        .route(
-            "/event-type/{name}",
-            get(event_types::get)
-                .put(event_types::put)
-                .patch(event_types::patch)
-                .delete(event_types::delete),
-        )
-        .route(
-            "/app/{app_id}/msg",
-            get(messages::list).post(messages::create),
-        )
-        .route("/app/{app_id}/msg/{msg_id}", get(messages::get))
-        .route(
-            "/app/{app_id}/msg/{msg_id}/content",
-            delete(messages::expunge),
-        )
-        .route(
-            "/app/{app_id}/msg/{msg_id}/endpoint",
-            get(attempts::message_endpoints),
-        )
-        .route(
-            "/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}",
-            get(attempts::get),
-        )
-        .route(
-            "/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend",
-            post(attempts::resend),
-        )
-        .route(
-            "/app/{app_id}/attempt/endpoint/{endpoint_id}",
-            get(attempts::by_endpoint),
-        )
-        .route(
-            "/app/{app_id}/attempt/msg/{msg_id}",
-            get(attempts::by_message),
-        )
+    let spec: Arc<str> = Arc::from(openapi_json());
+    let mut public = Router::new().route(
+        "/openapi.json",
+        get(move || {
+            let spec = spec.clone();
+            async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    spec.to_string(),
+                )
+            }
+        }),
+    );
+    let mut authed = Router::new();
+    for r in routes() {
+        if r.op.auth {
+            authed = authed.route(r.op.path, r.handler);
+        } else {
+            public = public.route(r.op.path, r.handler);
+        }
+    }
+    let authed = authed
         .layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::layer,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
-
-    let v1 = Router::new()
-        .route("/health", get(health::health).head(health::health))
-        .route("/health/ping", get(health::ping).head(health::ping))
+    let v1 = public
         .merge(authed)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
 

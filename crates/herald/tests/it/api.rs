@@ -396,3 +396,48 @@ async fn endpoint_headers_secret_and_stats_routes() {
         .await;
     assert_eq!(pk, "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=");
 }
+
+#[tokio::test]
+async fn openapi_document_lists_every_served_route() {
+    let app = spawn_app(&[]).await;
+    let r = app
+        .client
+        .get(app.api("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let doc: Value = r.json().await.unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 20, "only {} paths", paths.len());
+    assert!(doc["components"]["schemas"]["MessageIn"]["properties"]["eventType"].is_object());
+    let mut checked = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let concrete = path.replace("{", "x").replace("}", "");
+            let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let status = app
+                .client
+                .request(m, format!("{}{concrete}", app.url))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            // Every documented route is routed: authed ones answer 401 without a token,
+            // public ones answer 2xx.
+            if op.get("security").is_some() {
+                assert_eq!(status, 401, "{method} {path}");
+            } else {
+                assert!((200..300).contains(&status), "{method} {path}: {status}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "checked {checked} operations");
+}
