@@ -85,10 +85,23 @@ impl Engine {
         &self.inner.config
     }
 
-    /// Starts the scheduler, which releases a dead process's leases and then keeps
-    /// claiming due deliveries (retries, recovered work) for as long as the runtime runs.
-    pub fn start(&self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(scheduler::run(self.clone()))
+    /// Releases the leases a previous process held (its in-flight deliveries become due
+    /// now), then starts the scheduler, which keeps claiming due deliveries (retries,
+    /// recovered work) for as long as the runtime runs. Call it before the API accepts
+    /// messages: releasing after would also release fresh hand-offs and send them twice.
+    pub async fn start(&self) -> Result<tokio::task::JoinHandle<()>, herald_store::StoreError> {
+        let released = self
+            .inner
+            .store
+            .release_leases(herald_core::time::now_ms())
+            .await?;
+        if released > 0 {
+            tracing::info!(
+                deliveries = released,
+                "resuming deliveries that were in flight when the last run stopped"
+            );
+        }
+        Ok(tokio::spawn(scheduler::run(self.clone())))
     }
 
     /// Sends deliveries that were just committed and leased to this process, without

@@ -11,14 +11,6 @@ use crate::Engine;
 const CLAIM_BATCH: usize = 256;
 
 pub(crate) async fn run(engine: Engine) {
-    match engine.inner.store.release_leases(now_ms()).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(
-            deliveries = n,
-            "resuming deliveries that were in flight when the last run stopped"
-        ),
-        Err(e) => tracing::error!(error = %e, "could not release old leases"),
-    }
     let poll = engine.inner.config.poll_interval;
     loop {
         let free = engine.inner.permits.available_permits();

@@ -99,7 +99,10 @@ impl Server {
 
         let engine =
             Engine::new(store.clone(), config.engine()).context("building the HTTP client")?;
-        engine.start();
+        engine
+            .start()
+            .await
+            .context("resuming the delivery queue")?;
         let hand_off: HandOff = {
             let engine = engine.clone();
             Arc::new(move |jobs| engine.hand_off(jobs))

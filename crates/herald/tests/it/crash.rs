@@ -1,47 +1,24 @@
 //! Durability with a real process: `herald serve` is killed with SIGKILL while retries are
 //! pending and while messages are being ingested; the next start finishes everything.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-struct Proc {
-    child: Child,
-    url: String,
+fn start(dir: &std::path::Path, schedule: &str) -> HeraldProcess {
+    HeraldProcess::start(
+        dir,
+        &[
+            ("HERALD_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("HERALD_RETRY_SCHEDULE_SECS", schedule),
+        ],
+    )
 }
 
-fn start(dir: &std::path::Path, schedule: &str) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("HERALD_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("HERALD_RETRY_SCHEDULE_SECS", schedule)
-        .env("HERALD_RETRY_JITTER", "0")
-        .env("HERALD_POLL_INTERVAL_MS", "50")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn herald");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("herald prints its address").unwrap();
-    let url = first
-        .strip_prefix("herald listening on ")
-        .expect("the listening line")
-        .to_string();
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Proc { child, url }
-}
-
-fn sigkill(p: &mut Proc) {
-    // Child::kill sends SIGKILL on Unix: no chance to flush or clean up.
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
+fn sigkill(p: &mut HeraldProcess) {
+    p.sigkill();
 }
 
 async fn call(client: &reqwest::Client, url: &str, path: &str, body: Value) -> (u16, Value) {

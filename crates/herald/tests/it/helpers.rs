@@ -330,3 +330,63 @@ pub fn verify_with_standardwebhooks(secret: &str, r: &Received) -> bool {
     }
     wh.verify(&r.body, &headers).is_ok()
 }
+
+/// The real `herald serve` binary in a child process.
+pub struct HeraldProcess {
+    pub child: std::process::Child,
+    pub url: String,
+    /// What it printed on start, up to and including its `try:` line.
+    pub banner: Vec<String>,
+}
+
+impl HeraldProcess {
+    /// Starts `herald serve` on port 0 with the given environment (retry jitter off and a
+    /// short poll interval unless overridden) and waits for its banner.
+    pub fn start(dir: &std::path::Path, env: &[(&str, &str)]) -> HeraldProcess {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_herald"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env_remove("HERALD_ADMIN_TOKEN")
+            .env("HERALD_RETRY_JITTER", "0")
+            .env("HERALD_POLL_INTERVAL_MS", "50")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn herald");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut banner = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let done = line.trim_start().starts_with("try:");
+            banner.push(line);
+            if done {
+                break;
+            }
+        }
+        let url = banner
+            .first()
+            .and_then(|l| l.strip_prefix("herald listening on "))
+            .unwrap_or_else(|| panic!("no listening line in {banner:?}"))
+            .to_string();
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        HeraldProcess { child, url, banner }
+    }
+
+    /// SIGKILL (what `Child::kill` sends on Unix): no chance to flush or clean up.
+    pub fn sigkill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for HeraldProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
