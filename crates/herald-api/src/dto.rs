@@ -62,7 +62,7 @@ impl<T> ListResponse<T> {
 // ---- applications ----
 
 #[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApplicationIn {
     pub name: String,
     #[serde(default)]
@@ -74,7 +74,7 @@ pub struct ApplicationIn {
 }
 
 #[derive(Deserialize, Default, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ApplicationPatch {
     #[serde(default)]
     pub name: Option<String>,
@@ -119,7 +119,7 @@ impl From<Application> for ApplicationOut {
 // ---- endpoints ----
 
 #[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndpointIn {
     pub url: String,
     #[serde(default)]
@@ -145,7 +145,7 @@ pub struct EndpointIn {
 }
 
 #[derive(Deserialize, Default, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndpointPatch {
     #[serde(default)]
     pub url: Option<String>,
@@ -220,7 +220,7 @@ pub struct SecretOut {
 }
 
 #[derive(Deserialize, Default, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RotateIn {
     #[serde(default)]
     pub key: Option<String>,
@@ -229,13 +229,20 @@ pub struct RotateIn {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct HeadersIn {
     pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeadersPatchIn {
+    /// Headers to set; a `null` value removes that header.
+    #[serde(default)]
     pub headers: BTreeMap<String, Option<String>>,
+    /// Header names to remove.
+    #[serde(default)]
+    pub delete_headers: Vec<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -254,12 +261,20 @@ pub struct StatsOut {
 }
 
 #[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SendExampleIn {
     pub event_type: String,
+    /// Which of the schema's `examples` to send (default the first).
+    #[serde(default)]
+    pub example_index: Option<usize>,
+    /// An explicit example payload, instead of the schema's.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RecoverIn {
     pub since: String,
     #[serde(default)]
@@ -278,8 +293,14 @@ pub struct TaskOut {
 // ---- event types ----
 
 #[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventTypeIn {
+    /// Accepted for SDK compatibility; Herald does not group event types yet.
+    #[serde(default)]
+    pub group_name: Option<String>,
+    /// The SDK's list form of `featureFlag`; its first entry is kept.
+    #[serde(default)]
+    pub feature_flags: Option<Vec<String>>,
     pub name: String,
     pub description: String,
     #[serde(default)]
@@ -295,8 +316,14 @@ pub struct EventTypeIn {
 
 /// PUT body: like `EventTypeIn` but the name comes from the path.
 #[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventTypeUpdate {
+    /// Accepted for SDK compatibility; Herald does not group event types yet.
+    #[serde(default)]
+    pub group_name: Option<String>,
+    /// The SDK's list form of `featureFlag`; its first entry is kept.
+    #[serde(default)]
+    pub feature_flags: Option<Vec<String>>,
     pub description: String,
     #[serde(default)]
     pub archived: Option<bool>,
@@ -310,8 +337,16 @@ pub struct EventTypeUpdate {
 }
 
 #[derive(Deserialize, Default, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventTypePatch {
+    /// Accepted for SDK compatibility; Herald does not group event types yet.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub group_name: Patch<String>,
+    /// The SDK's list form of `featureFlag`; its first entry is kept.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub feature_flags: Patch<Vec<String>>,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
@@ -358,7 +393,7 @@ impl From<EventType> for EventTypeOut {
 // ---- messages ----
 
 #[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MessageIn {
     pub event_type: String,
     /// Kept as the exact bytes received, so the receiver gets what the sender sent.
@@ -370,8 +405,21 @@ pub struct MessageIn {
     pub channels: Option<Vec<String>>,
     #[serde(default)]
     pub payload_retention_period: Option<i64>,
+    /// Retention in hours (wins over `payloadRetentionPeriod` when both are given).
+    #[serde(default)]
+    pub payload_retention_hours: Option<i64>,
     #[serde(default)]
     pub application: Option<ApplicationIn>,
+    /// Tags are accepted for SDK compatibility and not stored.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Send no earlier than this time (RFC 3339): a scheduled message.
+    #[serde(default)]
+    pub deliver_at: Option<String>,
+    /// Transformations are not supported; a message asking for them is refused.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub transformations_params: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, ToSchema)]

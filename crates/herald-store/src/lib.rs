@@ -147,6 +147,12 @@ impl Store {
         self.inner.writer.submit(f).await
     }
 
+    /// (writes run, transactions committed) since the store was opened: how well the
+    /// group commit is grouping.
+    pub fn write_stats(&self) -> (u64, u64) {
+        self.inner.writer.stats()
+    }
+
     /// A health check that touches the database.
     pub async fn ping(&self) -> Result<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))

@@ -93,7 +93,10 @@ fn insert_message(
     now: i64,
 ) -> Result<(Message, Vec<DeliveryJob>)> {
     let id = ids::generate(ids::MESSAGE);
-    let expires_at = now + i64::from(new.retention_days) * 86_400_000;
+    let expires_at = now + i64::from(new.retention_hours) * 3_600_000;
+    // A scheduled message's deliveries are left to the scheduler; others are leased to
+    // the caller for the in-memory hand-off.
+    let scheduled = new.deliver_at.filter(|t| *t > now);
     conn.prepare_cached(
         "INSERT INTO message (id, app_id, event_id, event_type, channels, created_at, expires_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -120,7 +123,7 @@ fn insert_message(
     let mut jobs = Vec::new();
     let mut insert_delivery = conn.prepare_cached(
         "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, 1, 0, ?4, 1, 0, ?5, ?5)",
+         VALUES (?1, ?2, ?3, 1, 0, ?4, ?5, 0, ?6, ?6)",
     )?;
     for ep in endpoints::all_of_app(conn, &new.app_id)? {
         let sub = Subscription {
@@ -135,7 +138,18 @@ fn insert_message(
         if !wanted {
             continue;
         }
-        insert_delivery.execute(params![id, ep.id, new.app_id, now + HANDOFF_LEASE_MS, now])?;
+        if let Some(at) = scheduled {
+            insert_delivery.execute(params![id, ep.id, new.app_id, at, false, now])?;
+            continue;
+        }
+        insert_delivery.execute(params![
+            id,
+            ep.id,
+            new.app_id,
+            now + HANDOFF_LEASE_MS,
+            true,
+            now
+        ])?;
         jobs.push(DeliveryJob {
             delivery_id: conn.last_insert_rowid(),
             msg_id: id.clone(),

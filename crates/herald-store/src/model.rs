@@ -87,7 +87,9 @@ pub struct NewMessage {
     pub event_type: String,
     pub channels: Option<Vec<String>>,
     pub payload: String,
-    pub retention_days: u32,
+    pub retention_hours: u32,
+    /// A scheduled message: its deliveries wait until this time instead of going now.
+    pub deliver_at: Option<i64>,
     /// Deliver to this endpoint only, whatever its filters (send-example).
     pub only_endpoint: Option<String>,
 }

@@ -5,7 +5,8 @@
 //! undo the others), commits once, and only then answers each caller. Under load many
 //! requests share one fsync; idle, a lone request commits immediately.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{mpsc, Arc};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -20,16 +21,34 @@ const MAX_BATCH: usize = 512;
 
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Job>,
+    stats: Arc<WriteStats>,
+}
+
+/// How much the group commit groups: jobs run and transactions committed.
+#[derive(Default, Debug)]
+pub struct WriteStats {
+    pub jobs: AtomicU64,
+    pub commits: AtomicU64,
 }
 
 impl Writer {
     pub(crate) fn start(conn: Connection) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>();
+        let stats = Arc::new(WriteStats::default());
+        let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("herald-store-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, &thread_stats))
             .expect("spawn the store writer thread");
-        Writer { jobs: tx }
+        Writer { jobs: tx, stats }
+    }
+
+    /// (jobs run, transactions committed) since start.
+    pub(crate) fn stats(&self) -> (u64, u64) {
+        (
+            self.stats.jobs.load(Relaxed),
+            self.stats.commits.load(Relaxed),
+        )
     }
 
     pub(crate) async fn submit<T, F>(&self, f: F) -> Result<T>
@@ -64,7 +83,7 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, stats: &WriteStats) {
     let mut completions: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
@@ -82,6 +101,8 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
             }
         }
         let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+        stats.jobs.fetch_add(completions.len() as u64, Relaxed);
+        stats.commits.fetch_add(1, Relaxed);
         if let Err(e) = &committed {
             tracing::error!(error = %e, batch = completions.len(), "store commit failed");
             let _ = conn.execute_batch("ROLLBACK");

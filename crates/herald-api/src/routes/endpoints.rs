@@ -373,6 +373,9 @@ pub async fn patch_headers(
     JsonBody(body): JsonBody<HeadersPatchIn>,
 ) -> ApiResult<StatusCode> {
     let (_, mut ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    for k in body.delete_headers {
+        ep.headers.remove(&k);
+    }
     for (k, v) in body.headers {
         match v {
             Some(v) => {
@@ -409,16 +412,25 @@ pub async fn stats(
     }))
 }
 
-/// An example payload for an event type: the schema's first example when it has one.
-fn example_payload(et: &herald_store::EventType) -> String {
-    let example = et.schemas.as_ref().and_then(|s| {
-        s.as_object()?
-            .values()
-            .find_map(|schema| schema.get("examples")?.as_array()?.first().cloned())
-    });
-    match example {
-        Some(v) if v.is_object() => v.to_string(),
-        _ => serde_json::json!({ "eventType": et.name, "example": true }).to_string(),
+/// An example payload for an event type: example number `index` of its schema, or, for
+/// a schema without examples, a small object naming the type (index 0 only).
+fn example_payload(et: &herald_store::EventType, index: usize) -> Option<String> {
+    let examples: Vec<serde_json::Value> = et
+        .schemas
+        .as_ref()
+        .and_then(|s| {
+            s.as_object()?
+                .values()
+                .find_map(|schema| schema.get("examples")?.as_array().cloned())
+        })
+        .unwrap_or_default();
+    match examples.get(index) {
+        Some(v) if v.is_object() => Some(v.to_string()),
+        Some(_) => None,
+        None if examples.is_empty() && index == 0 => {
+            Some(serde_json::json!({ "eventType": et.name, "example": true }).to_string())
+        }
+        None => None,
     }
 }
 
@@ -439,13 +451,29 @@ pub async fn send_example(
                 format!("unknown event type '{}'", body.event_type),
             )
         })?;
+    let payload = match body.payload {
+        Some(p) if p.get().trim_start().starts_with('{') => p.get().to_string(),
+        Some(_) => {
+            return Err(invalid(
+                &["body", "payload"],
+                "payload must be a JSON object",
+            ))
+        }
+        None => example_payload(&et, body.example_index.unwrap_or(0)).ok_or_else(|| {
+            invalid(
+                &["body", "exampleIndex"],
+                "the event type has no example with that index",
+            )
+        })?,
+    };
     let new = NewMessage {
         app_id: app.id,
         event_id: None,
         event_type: et.name.clone(),
         channels: None,
-        payload: example_payload(&et),
-        retention_days: 90,
+        payload,
+        retention_hours: 90 * 24,
+        deliver_at: None,
         only_endpoint: Some(ep.id),
     };
     let (message, jobs) = state.store.message_create(new, now_ms()).await?;

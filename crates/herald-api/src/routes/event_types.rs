@@ -10,7 +10,7 @@ use herald_core::{time::now_ms, validate};
 use herald_store::{EventType, StoreError};
 
 use super::named;
-use crate::dto::{EventTypeIn, EventTypeOut, EventTypePatch, EventTypeUpdate, ListResponse};
+use crate::dto::{EventTypeIn, EventTypeOut, EventTypePatch, EventTypeUpdate, ListResponse, Patch};
 use crate::error::{invalid, ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::state::{ApiState, Caller};
@@ -87,7 +87,9 @@ pub async fn create(
         archived: body.archived.unwrap_or(false),
         deprecated: body.deprecated.unwrap_or(false),
         schemas: body.schemas,
-        feature_flag: body.feature_flag,
+        feature_flag: body
+            .feature_flag
+            .or(body.feature_flags.and_then(|f| f.into_iter().next())),
         created_at: now,
         updated_at: now,
     };
@@ -131,7 +133,9 @@ pub async fn put(
         archived: body.archived.unwrap_or(false),
         deprecated: body.deprecated.unwrap_or(false),
         schemas: body.schemas,
-        feature_flag: body.feature_flag,
+        feature_flag: body
+            .feature_flag
+            .or(body.feature_flags.and_then(|f| f.into_iter().next())),
         created_at,
         updated_at: now,
     };
@@ -165,6 +169,11 @@ pub async fn patch(
     }
     body.schemas.apply(&mut et.schemas);
     body.feature_flag.apply(&mut et.feature_flag);
+    match body.feature_flags {
+        Patch::Keep => {}
+        Patch::Clear => et.feature_flag = None,
+        Patch::Set(flags) => et.feature_flag = flags.into_iter().next(),
+    }
     et.updated_at = now_ms();
     check(&et)?;
     Ok(Json(state.store.event_type_save(et, true).await?.into()))

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use herald_core::{ids, time::now_ms, validate};
+use herald_core::time::{now_ms, parse_rfc3339};
+use herald_core::{ids, validate};
 use herald_store::messages::MessageFilter;
 use herald_store::{NewMessage, StoreError};
 
@@ -46,11 +47,42 @@ pub async fn create(
             validate::channel(c).map_err(|m| invalid(&["body", "channels"], m))?;
         }
     }
-    let retention = body.payload_retention_period.unwrap_or(MAX_RETENTION_DAYS);
-    if !(1..=MAX_RETENTION_DAYS).contains(&retention) {
+    let retention_hours = match (body.payload_retention_hours, body.payload_retention_period) {
+        (Some(h), _) if (1..=MAX_RETENTION_DAYS * 24).contains(&h) => h,
+        (Some(_), _) => {
+            return Err(invalid(
+                &["body", "payloadRetentionHours"],
+                "payloadRetentionHours is 1 to 2160 hours",
+            ))
+        }
+        (None, Some(d)) if (1..=MAX_RETENTION_DAYS).contains(&d) => d * 24,
+        (None, Some(_)) => {
+            return Err(invalid(
+                &["body", "payloadRetentionPeriod"],
+                "payloadRetentionPeriod is 1 to 90 days",
+            ))
+        }
+        (None, None) => MAX_RETENTION_DAYS * 24,
+    };
+    if body.transformations_params.is_some() {
         return Err(invalid(
-            &["body", "payloadRetentionPeriod"],
-            "payloadRetentionPeriod is 1 to 90 days",
+            &["body", "transformationsParams"],
+            "transformations are not supported by this server",
+        ));
+    }
+    let deliver_at = match &body.deliver_at {
+        None => None,
+        Some(t) => Some(parse_rfc3339(t).ok_or_else(|| {
+            invalid(
+                &["body", "deliverAt"],
+                "deliverAt must be an RFC 3339 timestamp",
+            )
+        })?),
+    };
+    if deliver_at.is_some_and(|t| t > now_ms() + MAX_RETENTION_DAYS * 86_400_000) {
+        return Err(invalid(
+            &["body", "deliverAt"],
+            "deliverAt may be at most 90 days ahead",
         ));
     }
     let app = match visible_app(&state, &caller, &app_id).await {
@@ -80,7 +112,8 @@ pub async fn create(
         event_type: body.event_type,
         channels: body.channels,
         payload: body.payload.get().to_string(),
-        retention_days: retention as u32,
+        retention_hours: retention_hours as u32,
+        deliver_at,
         only_endpoint: None,
     };
     let (message, jobs) = state.store.message_create(new, now_ms()).await?;

@@ -419,3 +419,70 @@ async fn send_example_uses_the_schema_example() {
         "only the chosen endpoint, not {other}"
     );
 }
+
+#[tokio::test]
+async fn scheduled_messages_wait_for_deliver_at() {
+    let app = spawn_app(&[]).await;
+    let rx = Receiver::start().await;
+    let a = app.app("a").await;
+    app.endpoint(&a, &rx.url("/"), json!({})).await;
+    let at_ms = herald_core::time::now_ms() + 1500;
+    let sent = std::time::Instant::now();
+    app.send(&a, json!({"eventType": "x", "payload": {"later": true}, "deliverAt": herald_core::time::format_rfc3339(at_ms)})).await;
+    let d = &rx.wait_for(1, WAIT).await[0];
+    let waited = d.at - sent;
+    assert!(
+        waited >= Duration::from_millis(1300),
+        "arrived after {waited:?}, scheduled 1.5 s"
+    );
+    assert_eq!(d.json(), json!({"later": true}));
+}
+
+#[tokio::test]
+async fn send_example_with_index_or_payload_and_header_deletes() {
+    let app = spawn_app(&[]).await;
+    let rx = Receiver::start().await;
+    let (s, _) = app.post("/event-type", json!({"name": "a.b", "description": "d", "schemas": {"1": {"examples": [{"n": 0}, {"n": 1}]}}})).await;
+    assert_eq!(s, 201);
+    let a = app.app("a").await;
+    let (ep, _) = app
+        .endpoint(
+            &a,
+            &rx.url("/"),
+            json!({"headers": {"X-A": "1", "X-B": "2"}}),
+        )
+        .await;
+    let (s, _) = app
+        .call(
+            "PATCH",
+            &format!("/app/{a}/endpoint/{ep}/headers"),
+            Some(json!({"deleteHeaders": ["X-A"]})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/send-example"),
+            json!({"eventType": "a.b", "exampleIndex": 1}),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let d = &rx.wait_for(1, WAIT).await[0];
+    assert_eq!(d.json(), json!({"n": 1}));
+    assert_eq!((d.header("x-a"), d.header("x-b")), ("", "2"));
+    let (s, _) = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/send-example"),
+            json!({"eventType": "a.b", "exampleIndex": 5}),
+        )
+        .await;
+    assert_eq!(s, 422);
+    let (s, _) = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/send-example"),
+            json!({"eventType": "a.b", "payload": {"mine": 1}}),
+        )
+        .await;
+    assert_eq!(s, 202);
+    assert_eq!(rx.wait_for(2, WAIT).await[1].json(), json!({"mine": 1}));
+}
