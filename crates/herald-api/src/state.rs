@@ -6,8 +6,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use herald_store::{DeliveryJob, Store, TokenInfo};
 use tokio::sync::Notify;
 
-/// Receives deliveries right after they were committed, for immediate sending.
-pub type HandOff = Arc<dyn Fn(Vec<DeliveryJob>) + Send + Sync>;
+/// Where deliveries go right after they were committed, for immediate sending (the
+/// binary plugs the delivery engine in here; the API does not know it).
+pub trait HandOff: Send + Sync {
+    /// Whether there is room for more in-memory work. When there is not, new deliveries
+    /// are committed unleased and the engine's scheduler takes them from the store as it
+    /// catches up: memory stays bounded however far ingest runs ahead of delivery.
+    fn has_room(&self) -> bool;
+    fn hand_off(&self, jobs: Vec<DeliveryJob>);
+}
 
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
@@ -31,7 +38,7 @@ impl Default for ApiConfig {
 pub struct ApiState {
     pub store: Store,
     pub config: ApiConfig,
-    pub hand_off: HandOff,
+    pub hand_off: Arc<dyn HandOff>,
     /// Token hash → token, for tokens already seen (they are never deleted).
     pub(crate) token_cache: RwLock<HashMap<String, TokenInfo>>,
     /// Idempotency keys whose first request is still running.
@@ -39,7 +46,7 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    pub fn new(store: Store, config: ApiConfig, hand_off: HandOff) -> Arc<ApiState> {
+    pub fn new(store: Store, config: ApiConfig, hand_off: Arc<dyn HandOff>) -> Arc<ApiState> {
         Arc::new(ApiState {
             store,
             config,

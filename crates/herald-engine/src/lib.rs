@@ -5,6 +5,7 @@
 mod attempt;
 mod scheduler;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +55,8 @@ struct Inner {
     client: reqwest::Client,
     config: EngineConfig,
     permits: Arc<Semaphore>,
+    /// Deliveries handed to this process and not finished yet (waiting or in flight).
+    queued: AtomicUsize,
     /// Wakes the scheduler when a retry was scheduled sooner than its current sleep.
     wake: Notify,
 }
@@ -76,6 +79,7 @@ impl Engine {
                 client,
                 config,
                 permits,
+                queued: AtomicUsize::new(0),
                 wake: Notify::new(),
             }),
         })
@@ -107,10 +111,26 @@ impl Engine {
     /// Sends deliveries that were just committed and leased to this process, without
     /// waiting for the scheduler's next look at the queue.
     pub fn hand_off(&self, jobs: Vec<DeliveryJob>) {
+        self.inner.queued.fetch_add(jobs.len(), Ordering::Relaxed);
         for job in jobs {
             let engine = self.clone();
-            tokio::spawn(async move { engine.deliver(job).await });
+            tokio::spawn(async move {
+                engine.deliver(job).await;
+                engine.inner.queued.fetch_sub(1, Ordering::Relaxed);
+            });
         }
+    }
+
+    /// Deliveries waiting in memory or in flight in this process.
+    pub fn queued(&self) -> usize {
+        self.inner.queued.load(Ordering::Relaxed)
+    }
+
+    /// Whether more hand-offs are welcome: at most eight times `max_in_flight`
+    /// deliveries wait in memory; beyond that, new work waits in the store.
+    pub fn has_room(&self) -> bool {
+        self.inner.queued.load(Ordering::Relaxed)
+            < self.inner.config.max_in_flight.saturating_mul(8)
     }
 
     /// One pass of the scheduler: claims what is due now and sends it. Returns how many

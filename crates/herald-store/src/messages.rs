@@ -94,9 +94,13 @@ fn insert_message(
 ) -> Result<(Message, Vec<DeliveryJob>)> {
     let id = ids::generate(ids::MESSAGE);
     let expires_at = now + i64::from(new.retention_hours) * 3_600_000;
-    // A scheduled message's deliveries are left to the scheduler; others are leased to
-    // the caller for the in-memory hand-off.
-    let scheduled = new.deliver_at.filter(|t| *t > now);
+    // A scheduled message's deliveries (and all of them when the caller has no room for
+    // a hand-off) are left to the scheduler; others are leased to the caller.
+    let left_to_scheduler = match new.deliver_at.filter(|t| *t > now) {
+        Some(at) => Some(at),
+        None if !new.hand_off => Some(now),
+        None => None,
+    };
     conn.prepare_cached(
         "INSERT INTO message (id, app_id, event_id, event_type, channels, created_at, expires_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -138,7 +142,7 @@ fn insert_message(
         if !wanted {
             continue;
         }
-        if let Some(at) = scheduled {
+        if let Some(at) = left_to_scheduler {
             insert_delivery.execute(params![id, ep.id, new.app_id, at, false, now])?;
             continue;
         }

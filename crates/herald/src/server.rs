@@ -103,10 +103,7 @@ impl Server {
             .start()
             .await
             .context("resuming the delivery queue")?;
-        let hand_off: HandOff = {
-            let engine = engine.clone();
-            Arc::new(move |jobs| engine.hand_off(jobs))
-        };
+        let hand_off: Arc<dyn HandOff> = Arc::new(EngineHandOff(engine.clone()));
         let state = ApiState::new(store.clone(), config.api(), hand_off);
         let router = herald_api::router(state);
         // Trailing slashes are ignored: rewrite the path before routing.
@@ -140,6 +137,18 @@ impl Server {
             .await
             .context("server task")?
             .context("serving HTTP")
+    }
+}
+
+/// The engine as the API's hand-off.
+struct EngineHandOff(Engine);
+
+impl HandOff for EngineHandOff {
+    fn has_room(&self) -> bool {
+        self.0.has_room()
+    }
+    fn hand_off(&self, jobs: Vec<herald_store::DeliveryJob>) {
+        self.0.hand_off(jobs)
     }
 }
 

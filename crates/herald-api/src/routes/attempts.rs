@@ -211,6 +211,6 @@ pub async fn resend(
         .store
         .resend(&app.id, &msg.id, &ep.id, now, now + RESEND_LEASE_MS)
         .await?;
-    (state.hand_off)(vec![job]);
+    state.hand_off.hand_off(vec![job]);
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({}))))
 }

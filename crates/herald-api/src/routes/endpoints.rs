@@ -475,9 +475,10 @@ pub async fn send_example(
         retention_hours: 90 * 24,
         deliver_at: None,
         only_endpoint: Some(ep.id),
+        hand_off: state.hand_off.has_room(),
     };
     let (message, jobs) = state.store.message_create(new, now_ms()).await?;
-    (state.hand_off)(jobs);
+    state.hand_off.hand_off(jobs);
     Ok((StatusCode::ACCEPTED, Json(message.into())))
 }
 

@@ -115,9 +115,10 @@ pub async fn create(
         retention_hours: retention_hours as u32,
         deliver_at,
         only_endpoint: None,
+        hand_off: state.hand_off.has_room(),
     };
     let (message, jobs) = state.store.message_create(new, now_ms()).await?;
-    (state.hand_off)(jobs);
+    state.hand_off.hand_off(jobs);
     Ok((StatusCode::ACCEPTED, Json(message.into())))
 }
 

@@ -486,3 +486,34 @@ async fn send_example_with_index_or_payload_and_header_deletes() {
     assert_eq!(s, 202);
     assert_eq!(rx.wait_for(2, WAIT).await[1].json(), json!({"mine": 1}));
 }
+
+#[tokio::test]
+async fn memory_stays_bounded_when_ingest_outruns_delivery() {
+    // One attempt in flight at a time, so at most 8 deliveries may wait in memory; the
+    // rest wait in the store and the scheduler feeds them in as the receiver catches up.
+    let app = spawn_app(&[("HERALD_MAX_IN_FLIGHT", "1")]).await;
+    let rx = Receiver::start().await;
+    rx.otherwise(Reply::status(200).delay(Duration::from_millis(40)));
+    let a = app.app("a").await;
+    app.endpoint(&a, &rx.url("/"), json!({})).await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(
+            app.send(&a, json!({"eventType": "x", "payload": {"i": i}}))
+                .await,
+        );
+        assert!(
+            app._server.engine.queued() <= 8,
+            "{} queued in memory",
+            app._server.engine.queued()
+        );
+    }
+    let got = rx.wait_for(40, WAIT).await;
+    let mut seen: Vec<String> = got
+        .iter()
+        .map(|d| d.header("webhook-id").to_string())
+        .collect();
+    seen.sort();
+    ids.sort();
+    assert_eq!(seen, ids, "every message delivered exactly once");
+}
