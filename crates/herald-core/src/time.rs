@@ -57,7 +57,7 @@ pub fn format_rfc3339(ms: i64) -> String {
 }
 
 /// Parses RFC 3339 (`2024-05-01T12:00:00Z`, fractional seconds and `±hh:mm` offsets
-/// allowed) into Unix milliseconds.
+/// allowed; a missing offset means UTC) into Unix milliseconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
@@ -93,7 +93,9 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
         rest = &frac[digits..];
     }
     let offset_secs = match rest {
-        "Z" | "z" => 0,
+        // No offset: taken as UTC (Python's isoformat() of a naive datetime, which the
+        // Svix SDK sends for naive values, has none).
+        "Z" | "z" | "" => 0,
         _ if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
             let sign = match rest.as_bytes()[0] {
                 b'+' => 1,
@@ -137,7 +139,15 @@ mod tests {
             parse_rfc3339("2021-02-25T15:02:10.5Z"),
             Some(1_614_265_330_500)
         );
-        assert_eq!(parse_rfc3339("2021-02-25 15:02:10"), None);
+        assert_eq!(
+            parse_rfc3339("2021-02-25 15:02:10"),
+            Some(1_614_265_330_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2021-02-25T15:02:10.123456+00:00"),
+            Some(1_614_265_330_123)
+        );
+        assert_eq!(parse_rfc3339("2021-02-25T15:02:10+0100"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
         assert_eq!(parse_rfc3339("2021-13-25T15:02:10Z"), None);
     }

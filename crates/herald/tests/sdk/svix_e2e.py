@@ -92,4 +92,102 @@ new_secret = svix.endpoint.get_secret(app.id, endpoint.id).key
 assert new_secret != secret
 
 print(json.dumps({"app": app.id, "endpoint": endpoint.id, "msg": msg.id}))
+
+# ---- Coverage of the rest of the SDK surface Herald serves ----
+from datetime import datetime, timedelta, timezone
+
+from svix.api import (
+    ApplicationListOptions,
+    ApplicationPatch,
+    EndpointHeadersIn,
+    EndpointHeadersPatchIn,
+    EndpointPatch,
+    EndpointUpsertIn,
+    EventExampleIn,
+    EventTypePatch,
+    EventTypeUpsertIn,
+    MessageAttemptListByEndpointOptions,
+    MessageListOptions,
+    RecoverIn,
+)
+from svix.exceptions import HttpError, HTTPValidationError
+
+# Applications: pagination through the SDK's iterators, patch, upsert, delete.
+for i in range(4):
+    svix.application.create(ApplicationIn(name=f"page-{i}"))
+seen, iterator = [], None
+while True:
+    page = svix.application.list(ApplicationListOptions(limit=2, iterator=iterator))
+    seen += [a.id for a in page.data]
+    if page.done:
+        break
+    iterator = page.iterator
+assert len(seen) == 5 and len(set(seen)) == 5, seen
+patched = svix.application.patch(app.id, ApplicationPatch(name="Store (renamed)"))
+assert patched.name == "Store (renamed)" and patched.uid == "store-1"
+upserted = svix.application.upsert("made-by-upsert", ApplicationIn(name="Upserted"))
+assert upserted.uid == "made-by-upsert"
+svix.application.delete(upserted.id)
+
+# Errors come back as the SDK's own exception types.
+try:
+    svix.application.get("app_doesnotexist")
+except HttpError as e:
+    assert e.status_code == 404, e.status_code
+else:
+    raise SystemExit("404 not raised")
+try:
+    svix.endpoint.create(app.id, EndpointIn(url="not a url"))
+except HTTPValidationError as e:
+    assert e.status_code == 422, e.status_code
+else:
+    raise SystemExit("422 not raised")
+
+# Event types.
+svix.event_type.upsert("order.shipped", EventTypeUpsertIn(description="Shipped", schemas={"1": {"type": "object", "examples": [{"order": "ord_9"}]}}))
+et = svix.event_type.patch("order.shipped", EventTypePatch(deprecated=True))
+assert et.deprecated is True
+assert {e.name for e in svix.event_type.list().data} >= {"order.created", "order.shipped"}
+
+# Endpoints: patch, upsert, headers, stats, send-example, recover.
+ep = svix.endpoint.patch(app.id, endpoint.id, EndpointPatch(event_types=["order.created", "order.shipped"]))
+assert sorted(ep.event_types) == ["order.created", "order.shipped"], ep
+ep2 = svix.endpoint.upsert(app.id, "backup-endpoint", EndpointUpsertIn(url=receiver_url + "/backup", description="backup"))
+assert ep2.uid == "backup-endpoint"
+assert svix.endpoint.get(app.id, "backup-endpoint").id == ep2.id
+svix.endpoint.set_headers(app.id, endpoint.id, EndpointHeadersIn(headers={"X-Shop": "acme", "Authorization": "Bearer x"}))
+svix.endpoint.patch_headers(app.id, endpoint.id, EndpointHeadersPatchIn(headers={"X-Extra": "1"}))
+hdrs = svix.endpoint.get_headers(app.id, endpoint.id)
+assert hdrs.headers == {"X-Shop": "acme", "X-Extra": "1"} and hdrs.sensitive == ["Authorization"], hdrs
+example = svix.endpoint.send_example(app.id, endpoint.id, EventExampleIn(event_type="order.shipped"))
+headers, body = deliveries.get(timeout=15)
+assert json.loads(body) == {"order": "ord_9"} and headers["x-shop"] == "acme", (headers, body)
+Webhook(new_secret).verify(body, headers)
+for _ in range(100):
+    stats = svix.endpoint.get_stats(app.id, endpoint.id)
+    if stats.success >= 2:
+        break
+    time.sleep(0.05)
+assert stats.success >= 2 and stats.fail == 0, stats
+recovered = svix.endpoint.recover(app.id, endpoint.id, RecoverIn(since=datetime.now(timezone.utc) - timedelta(hours=1)))
+assert recovered.id.startswith("qtask_"), recovered
+
+# Messages and the attempt log.
+msgs = svix.message.list(app.id, MessageListOptions(event_types=["order.shipped"], with_content=True))
+assert [m.id for m in msgs.data] == [example.id], msgs
+by_ep = svix.message_attempt.list_by_endpoint(app.id, endpoint.id, MessageAttemptListByEndpointOptions(status=0))
+assert len(by_ep.data) >= 2, by_ep
+one = svix.message_attempt.get(app.id, msg.id, attempts.data[0].id)
+assert one.id == attempts.data[0].id
+dests = svix.message_attempt.list_attempted_destinations(app.id, msg.id)
+assert [d.id for d in dests.data] == [endpoint.id], dests
+sent_to = svix.message_attempt.list_attempted_messages(app.id, endpoint.id)
+assert msg.id in [m.id for m in sent_to.data], sent_to
+svix.message_attempt.resend(app.id, msg.id, endpoint.id)
+headers, body = deliveries.get(timeout=15)
+assert headers["webhook-id"] == msg.id
+svix.message.expunge_content(app.id, msg.id)
+assert svix.message.get(app.id, msg.id).payload == {}
+svix.endpoint.delete(app.id, ep2.id)
+print("SVIX SDK COVERAGE OK")
 print("SVIX SDK E2E OK")
