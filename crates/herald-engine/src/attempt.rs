@@ -34,6 +34,13 @@ impl Engine {
             return;
         };
         let started_at = now_ms();
+        // A job that waited in memory until its lease nearly ran out is left to whoever
+        // claims it next: starting now could overlap with that claim and send it twice.
+        let needed = self.inner.config.request_timeout.as_millis() as i64 + 5_000;
+        if started_at + needed > job.lease_until {
+            tracing::debug!(msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, "lease too short to attempt; leaving it to the scheduler");
+            return;
+        }
         let outcome = self.send(&job, started_at / 1000).await;
         let next = self.next_step(&job, &outcome);
         let attempt = Attempt {

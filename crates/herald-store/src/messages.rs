@@ -165,6 +165,7 @@ fn insert_message(
             payload: payload.clone(),
             attempts: 0,
             trigger: Trigger::Scheduled,
+            lease_until: now + HANDOFF_LEASE_MS,
         });
     }
     let message = Message {

@@ -157,6 +157,9 @@ pub struct DeliveryJob {
     /// Attempts already made for this delivery.
     pub attempts: u32,
     pub trigger: Trigger,
+    /// When this process's lease on the delivery ends (Unix ms); after that another
+    /// worker may claim it, so an attempt must not start too close to it.
+    pub lease_until: i64,
 }
 
 /// What happens to a delivery after an attempt.

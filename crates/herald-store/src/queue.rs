@@ -38,6 +38,7 @@ fn job_from(
         } else {
             Trigger::Scheduled
         },
+        lease_until: 0,
     }
 }
 
@@ -81,7 +82,9 @@ fn claim_due(
             continue;
         }
         lease.execute(params![id, lease_until, now])?;
-        jobs.push(job_from(&ep, id, msg_id, payload, attempts, trigger, now));
+        let mut job = job_from(&ep, id, msg_id, payload, attempts, trigger, now);
+        job.lease_until = lease_until;
+        jobs.push(job);
     }
     Ok(jobs)
 }
@@ -185,7 +188,9 @@ impl Store {
                 )?
                 .query_row(params![msg_id, ep.id, app_id, lease_until, now], |r| r.get(0))?;
             let attempts: u32 = c.query_row("SELECT attempts FROM delivery WHERE id = ?1", [id], |r| r.get(0))?;
-            Ok(job_from(&ep, id, msg_id, payload, attempts, 1, now))
+            let mut job = job_from(&ep, id, msg_id, payload, attempts, 1, now);
+            job.lease_until = lease_until;
+            Ok(job)
         })
         .await
     }
