@@ -146,6 +146,7 @@ fn routes() -> Vec<Route> {
             .list(list_of::<MessageEndpointOut>),
         route(GET, "/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}", "v1.message-attempt.get", "Get one attempt", ATT, get(attempts::get))
             .returns(200, schema_of::<AttemptOut>),
+        route(DEL, "/app/{app_id}/msg/{msg_id}/attempt/{attempt_id}/content", "v1.message-attempt.expunge-content", "Delete the response body kept for one attempt", ATT, delete(attempts::expunge)).empty(204),
         route(POST, "/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", "v1.message-attempt.resend", "Send a message to an endpoint again, now", ATT, post(attempts::resend))
             .returns(202, object),
         route(GET, "/app/{app_id}/attempt/endpoint/{endpoint_id}", "v1.message-attempt.list-by-endpoint", "Attempts to an endpoint (filters: status, status_code_class, event_types, channel, before, after)", ATT, get(attempts::by_endpoint))

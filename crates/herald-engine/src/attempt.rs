@@ -137,8 +137,7 @@ impl Engine {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(parse_retry_after);
         let mut body = Vec::new();
         let limit = config.response_capture_bytes;
         loop {
@@ -164,6 +163,16 @@ impl Engine {
     }
 }
 
+/// `Retry-After` is either seconds or an HTTP date.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = herald_core::time::parse_http_date(value)?;
+    Some(Duration::from_millis((at - now_ms()).max(0) as u64))
+}
+
 fn describe_error(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
         format!("timed out after {} ms", timeout.as_millis())
@@ -179,5 +188,40 @@ fn describe_error(e: &reqwest::Error, timeout: Duration) -> String {
         "the request could not be sent".to_string()
     } else {
         "the request failed".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_or_http_dates() {
+        assert_eq!(parse_retry_after(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        let in_a_minute = herald_core::time::now_ms() / 1000 + 60;
+        let (d, s) = (in_a_minute / 86_400, in_a_minute % 86_400);
+        // Build the IMF-fixdate for "in a minute" from the civil date of day `d`.
+        let date = herald_core::time::format_rfc3339(d * 86_400_000);
+        let (y, m, day) = (&date[0..4], &date[5..7], &date[8..10]);
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let month = months[m.parse::<usize>().unwrap() - 1];
+        let header = format!(
+            "Mon, {day} {month} {y} {:02}:{:02}:{:02} GMT",
+            s / 3600,
+            s % 3600 / 60,
+            s % 60
+        );
+        let wait = parse_retry_after(&header).unwrap();
+        assert!(
+            wait > Duration::from_secs(55) && wait <= Duration::from_secs(60),
+            "{header}: {wait:?}"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
     }
 }

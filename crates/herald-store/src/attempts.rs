@@ -118,6 +118,18 @@ impl Store {
         .await
     }
 
+    /// Clears the response body kept for one attempt.
+    pub async fn attempt_expunge(&self, attempt_id: &str) -> Result<()> {
+        let id = attempt_id.to_string();
+        self.write(move |c| {
+            match c.execute("UPDATE attempt SET response = '' WHERE id = ?1", [id])? {
+                0 => Err(StoreError::NotFound),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
     /// Messages delivered (or being delivered) to one endpoint, newest first by default.
     pub async fn delivered_messages(
         &self,

@@ -140,6 +140,26 @@ pub async fn get(
     ))
 }
 
+pub async fn expunge(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    let app = visible_app(&state, &caller, &app_id).await?;
+    let msg = state
+        .store
+        .message_get(&app.id, &msg_id)
+        .await
+        .map_err(named("message"))?;
+    let attempt = state
+        .store
+        .attempt_get(&app.id, &msg.id, &attempt_id)
+        .await
+        .map_err(named("attempt"))?;
+    state.store.attempt_expunge(&attempt.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub async fn endpoint_messages(
     State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,

@@ -50,6 +50,24 @@ async fn delivers_signed_payload_byte_for_byte() {
         .await;
     assert_eq!(attempts[0]["status"], 0);
     assert_eq!(attempts[0]["responseStatusCode"], 200);
+    let path = format!(
+        "/app/{a}/msg/{}/attempt/{}",
+        msg["id"].as_str().unwrap(),
+        attempts[0]["id"].as_str().unwrap()
+    );
+    let (s, _) = app.call("DELETE", &format!("{path}/content"), None).await;
+    assert_eq!(s, 204);
+    let (s, _) = app
+        .call(
+            "DELETE",
+            &format!(
+                "/app/{a}/msg/{}/attempt/atmpt_nope/content",
+                msg["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
 }
 
 #[tokio::test]
