@@ -10,7 +10,7 @@ use herald_core::time::{format_rfc3339, now_ms};
 use herald_store::attempts::{AttemptFilter, AttemptScope};
 
 use super::messages::message_filter;
-use super::{named, visible_app};
+use super::{named, visible_endpoint, visible_message};
 use crate::dto::*;
 use crate::error::{invalid, ApiResult};
 use crate::extract::QueryPairs;
@@ -54,12 +54,7 @@ pub async fn by_endpoint(
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<AttemptOut>>> {
     let (list, filter) = (q.list(true)?, attempt_filter(&q)?);
-    let app = visible_app(&state, &caller, &app_id).await?;
-    let ep = state
-        .store
-        .endpoint_get(&app.id, &endpoint_id)
-        .await
-        .map_err(named("endpoint"))?;
+    let (app, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     let page = state
         .store
         .attempt_list(&app.id, AttemptScope::Endpoint(ep.id), filter, list)
@@ -74,12 +69,7 @@ pub async fn by_message(
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<AttemptOut>>> {
     let (list, filter) = (q.list(true)?, attempt_filter(&q)?);
-    let app = visible_app(&state, &caller, &app_id).await?;
-    let msg = state
-        .store
-        .message_get(&app.id, &msg_id)
-        .await
-        .map_err(named("message"))?;
+    let (app, msg) = visible_message(&state, &caller, &app_id, &msg_id).await?;
     let mut filter = filter;
     if let Some(ep) = q.get("endpoint_id").filter(|e| !e.is_empty()) {
         // Svix's per-message list also narrows by endpoint.
@@ -124,12 +114,7 @@ pub async fn get(
     Extension(caller): Extension<Caller>,
     Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
 ) -> ApiResult<Json<AttemptOut>> {
-    let app = visible_app(&state, &caller, &app_id).await?;
-    let msg = state
-        .store
-        .message_get(&app.id, &msg_id)
-        .await
-        .map_err(named("message"))?;
+    let (app, msg) = visible_message(&state, &caller, &app_id, &msg_id).await?;
     Ok(Json(
         state
             .store
@@ -145,12 +130,7 @@ pub async fn expunge(
     Extension(caller): Extension<Caller>,
     Path((app_id, msg_id, attempt_id)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    let app = visible_app(&state, &caller, &app_id).await?;
-    let msg = state
-        .store
-        .message_get(&app.id, &msg_id)
-        .await
-        .map_err(named("message"))?;
+    let (app, msg) = visible_message(&state, &caller, &app_id, &msg_id).await?;
     let attempt = state
         .store
         .attempt_get(&app.id, &msg.id, &attempt_id)
@@ -167,12 +147,7 @@ pub async fn endpoint_messages(
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<EndpointMessageOut>>> {
     let (list, filter) = (q.list(true)?, message_filter(&q, true)?);
-    let app = visible_app(&state, &caller, &app_id).await?;
-    let ep = state
-        .store
-        .endpoint_get(&app.id, &endpoint_id)
-        .await
-        .map_err(named("endpoint"))?;
+    let (_, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     let page = state.store.delivered_messages(&ep.id, filter, list).await?;
     Ok(Json(ListResponse::from_page(page, |d| {
         let (status, status_text) = status_code(d.status);
@@ -192,12 +167,7 @@ pub async fn message_endpoints(
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<MessageEndpointOut>>> {
     let list = q.list(false)?;
-    let app = visible_app(&state, &caller, &app_id).await?;
-    let msg = state
-        .store
-        .message_get(&app.id, &msg_id)
-        .await
-        .map_err(named("message"))?;
+    let (_, msg) = visible_message(&state, &caller, &app_id, &msg_id).await?;
     let page = state.store.delivery_targets(&msg.id, list).await?;
     Ok(Json(ListResponse::from_page(page, |d| {
         let (status, status_text) = status_code(d.status);
@@ -215,12 +185,7 @@ pub async fn resend(
     Extension(caller): Extension<Caller>,
     Path((app_id, msg_id, endpoint_id)): Path<(String, String, String)>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let app = visible_app(&state, &caller, &app_id).await?;
-    let msg = state
-        .store
-        .message_get(&app.id, &msg_id)
-        .await
-        .map_err(named("message"))?;
+    let (app, msg) = visible_message(&state, &caller, &app_id, &msg_id).await?;
     let ep = state
         .store
         .endpoint_get(&app.id, &endpoint_id)

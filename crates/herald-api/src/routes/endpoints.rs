@@ -9,9 +9,9 @@ use axum::{Extension, Json};
 use herald_core::secret::Secret;
 use herald_core::time::{format_rfc3339, now_ms, parse_rfc3339};
 use herald_core::{ids, validate};
-use herald_store::{Application, Endpoint, NewMessage, StoredSecret, Task};
+use herald_store::{Endpoint, NewMessage, StoredSecret, Task};
 
-use super::{named, visible_app};
+use super::{visible_app, visible_endpoint};
 use crate::dto::*;
 use crate::error::{invalid, ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
@@ -22,21 +22,6 @@ const MAX_GRACE_SECONDS: i64 = 604_800;
 const DEFAULT_GRACE_SECONDS: i64 = 86_400;
 /// Keys kept per endpoint (current plus those in a grace period).
 const MAX_KEYS: usize = 5;
-
-async fn load(
-    state: &ApiState,
-    caller: &Caller,
-    app_id: &str,
-    endpoint_id: &str,
-) -> ApiResult<(Application, Endpoint)> {
-    let app = visible_app(state, caller, app_id).await?;
-    let ep = state
-        .store
-        .endpoint_get(&app.id, endpoint_id)
-        .await
-        .map_err(named("endpoint"))?;
-    Ok((app, ep))
-}
 
 fn parse_secret(text: &str, field: &str) -> ApiResult<String> {
     // Svix also accepts a bare base64 HMAC key without the prefix.
@@ -179,7 +164,10 @@ pub async fn get(
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<Json<EndpointOut>> {
     Ok(Json(
-        load(&state, &caller, &app_id, &endpoint_id).await?.1.into(),
+        visible_endpoint(&state, &caller, &app_id, &endpoint_id)
+            .await?
+            .1
+            .into(),
     ))
 }
 
@@ -234,7 +222,7 @@ pub async fn patch(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<EndpointPatch>,
 ) -> ApiResult<Json<EndpointOut>> {
-    let (_, mut ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, mut ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     if let Some(url) = body.url {
         ep.url = url;
     }
@@ -269,7 +257,7 @@ pub async fn delete(
     Extension(caller): Extension<Caller>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let (_, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     state.store.endpoint_delete(&ep.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -279,7 +267,7 @@ pub async fn secret(
     Extension(caller): Extension<Caller>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<Json<SecretOut>> {
-    let (_, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     let current = ep.secrets.first().ok_or(ApiError::Internal)?;
     let secret = Secret::parse(&current.key).map_err(|_| ApiError::Internal)?;
     Ok(Json(SecretOut {
@@ -310,7 +298,7 @@ pub async fn rotate_secret(
         Some(k) => parse_secret(k, "key")?,
         None => Secret::generate_hmac().expose(),
     };
-    let (_, mut ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, mut ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     let now = now_ms();
     let mut keys = vec![StoredSecret {
         key: new_key.clone(),
@@ -341,7 +329,7 @@ pub async fn headers(
     Extension(caller): Extension<Caller>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<Json<HeadersOut>> {
-    let (_, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     let (sensitive, shown): (Vec<_>, Vec<_>) = ep
         .headers
         .into_iter()
@@ -359,7 +347,7 @@ pub async fn put_headers(
     JsonBody(body): JsonBody<HeadersIn>,
 ) -> ApiResult<StatusCode> {
     check_headers(&body.headers)?;
-    let (_, mut ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, mut ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     ep.headers = body.headers;
     ep.updated_at = now_ms();
     state.store.endpoint_update(ep).await?;
@@ -372,7 +360,7 @@ pub async fn patch_headers(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<HeadersPatchIn>,
 ) -> ApiResult<StatusCode> {
-    let (_, mut ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, mut ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     for k in body.delete_headers {
         ep.headers.remove(&k);
     }
@@ -401,7 +389,7 @@ pub async fn stats(
     let now = now_ms();
     let since = q.timestamp("since")?.unwrap_or(now - 28 * 86_400_000);
     let until = q.timestamp("until")?.unwrap_or(now + 1);
-    let (_, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     let s = state.store.endpoint_stats(&ep.id, since, until).await?;
     Ok(Json(StatsOut {
         success: s.success,
@@ -440,7 +428,7 @@ pub async fn send_example(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<SendExampleIn>,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
-    let (app, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let (app, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     let et = state
         .store
         .event_type_get(&body.event_type)
@@ -500,7 +488,7 @@ pub async fn recover(
     if until <= since {
         return Err(invalid(&["body", "until"], "until must be after since"));
     }
-    let (_, ep) = load(&state, &caller, &app_id, &endpoint_id).await?;
+    let (_, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     let count = state.store.recover(&ep.id, since, until, now).await?;
     let task = Task {
         id: ids::generate(ids::TASK),

@@ -10,7 +10,7 @@ use herald_core::{ids, validate};
 use herald_store::messages::MessageFilter;
 use herald_store::{NewMessage, StoreError};
 
-use super::{apps, named, visible_app};
+use super::{apps, visible_app, visible_message};
 use crate::dto::{ListResponse, MessageIn, MessageOut};
 use crate::error::{invalid, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
@@ -160,13 +160,10 @@ pub async fn get(
     Extension(caller): Extension<Caller>,
     Path((app_id, msg_id)): Path<(String, String)>,
 ) -> ApiResult<Json<MessageOut>> {
-    let app = visible_app(&state, &caller, &app_id).await?;
     Ok(Json(
-        state
-            .store
-            .message_get(&app.id, &msg_id)
-            .await
-            .map_err(named("message"))?
+        visible_message(&state, &caller, &app_id, &msg_id)
+            .await?
+            .1
             .into(),
     ))
 }
@@ -176,12 +173,7 @@ pub async fn expunge(
     Extension(caller): Extension<Caller>,
     Path((app_id, msg_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let app = visible_app(&state, &caller, &app_id).await?;
-    let msg = state
-        .store
-        .message_get(&app.id, &msg_id)
-        .await
-        .map_err(named("message"))?;
+    let (_, msg) = visible_message(&state, &caller, &app_id, &msg_id).await?;
     state
         .store
         .message_expunge(&msg.id)

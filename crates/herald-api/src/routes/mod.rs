@@ -7,7 +7,7 @@ pub mod event_types;
 pub mod health;
 pub mod messages;
 
-use herald_store::{Application, StoreError};
+use herald_store::{Application, Endpoint, Message, StoreError};
 
 use crate::error::{not_found, ApiError};
 use crate::state::{ApiState, Caller};
@@ -27,6 +27,38 @@ pub(crate) async fn visible_app(
         Some(scope) if scope != &app.id => Err(not_found("application")),
         _ => Ok(app),
     }
+}
+
+/// An endpoint of an application the caller may see.
+pub(crate) async fn visible_endpoint(
+    state: &ApiState,
+    caller: &Caller,
+    app_id: &str,
+    endpoint_id: &str,
+) -> Result<(Application, Endpoint), ApiError> {
+    let app = visible_app(state, caller, app_id).await?;
+    let ep = state
+        .store
+        .endpoint_get(&app.id, endpoint_id)
+        .await
+        .map_err(named("endpoint"))?;
+    Ok((app, ep))
+}
+
+/// A message (by id or eventId) of an application the caller may see.
+pub(crate) async fn visible_message(
+    state: &ApiState,
+    caller: &Caller,
+    app_id: &str,
+    msg_id: &str,
+) -> Result<(Application, Message), ApiError> {
+    let app = visible_app(state, caller, app_id).await?;
+    let msg = state
+        .store
+        .message_get(&app.id, msg_id)
+        .await
+        .map_err(named("message"))?;
+    Ok((app, msg))
 }
 
 /// Maps a store NotFound to a 404 naming `what`.
