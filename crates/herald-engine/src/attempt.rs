@@ -7,7 +7,8 @@ use herald_core::ids;
 use herald_core::secret::Secret;
 use herald_core::signing::sign_all;
 use herald_core::time::now_ms;
-use herald_store::{Attempt, DeliveryJob, NextStep, Trigger};
+use herald_store::{Attempt, AttemptRecord, DeliveryJob, NextStep, Trigger};
+use tokio::sync::mpsc;
 
 use crate::Engine;
 
@@ -57,17 +58,13 @@ impl Engine {
             created_at: started_at,
         };
         tracing::debug!(msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, status = outcome.status_code, ?next, "attempt");
-        if let Err(e) = self
-            .inner
-            .store
-            .record_attempt(job.delivery_id, attempt, next)
-            .await
-        {
-            // The lease runs out and the delivery is tried again: at-least-once.
-            tracing::error!(error = %e, msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, "could not record an attempt");
-        }
-        if matches!(next, NextStep::RetryAt(_)) {
-            self.inner.wake.notify_one();
+        let record = AttemptRecord {
+            delivery_id: job.delivery_id,
+            attempt,
+            next,
+        };
+        if self.inner.records.send(record).is_err() {
+            tracing::error!(msg.id = %job.msg_id, "the attempt recorder has stopped; the delivery will be retried after its lease");
         }
     }
 
@@ -159,6 +156,28 @@ impl Engine {
             response: String::from_utf8_lossy(&body).into_owned(),
             duration: started.elapsed(),
             retry_after,
+        }
+    }
+}
+
+/// Writes finished attempts to the store, as many per write as have piled up while the
+/// previous write ran. A failed write loses nothing that matters: the deliveries stay
+/// leased, and are attempted again when their leases end (at-least-once).
+pub(crate) async fn run_recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver<AttemptRecord>) {
+    let mut batch = Vec::with_capacity(512);
+    while rx.recv_many(&mut batch, 512).await > 0 {
+        let retries = batch.iter().any(|r| matches!(r.next, NextStep::RetryAt(_)));
+        let n = batch.len();
+        if let Err(e) = engine
+            .inner
+            .store
+            .record_attempts(std::mem::take(&mut batch))
+            .await
+        {
+            tracing::error!(error = %e, attempts = n, "could not record attempts");
+        }
+        if retries {
+            engine.inner.wake.notify_one();
         }
     }
 }

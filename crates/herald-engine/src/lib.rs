@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_core::retry::RetryPolicy;
+use herald_store::AttemptRecord;
 use herald_store::{DeliveryJob, Store};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 
 pub use attempt::AttemptOutcome;
 
@@ -59,6 +60,10 @@ struct Inner {
     queued: AtomicUsize,
     /// Wakes the scheduler when a retry was scheduled sooner than its current sleep.
     wake: Notify,
+    /// Finished attempts on their way to the store, written in batches by the recorder.
+    records: mpsc::UnboundedSender<AttemptRecord>,
+    /// The recorder's end of `records`, taken by `start`.
+    pending_records: std::sync::Mutex<Option<mpsc::UnboundedReceiver<AttemptRecord>>>,
 }
 
 impl Engine {
@@ -73,6 +78,7 @@ impl Engine {
             .tcp_nodelay(true)
             .build()?;
         let permits = Arc::new(Semaphore::new(config.max_in_flight));
+        let (records, records_rx) = mpsc::unbounded_channel();
         Ok(Engine {
             inner: Arc::new(Inner {
                 store,
@@ -80,6 +86,8 @@ impl Engine {
                 config,
                 permits,
                 queued: AtomicUsize::new(0),
+                records,
+                pending_records: std::sync::Mutex::new(Some(records_rx)),
                 wake: Notify::new(),
             }),
         })
@@ -104,6 +112,15 @@ impl Engine {
                 deliveries = released,
                 "resuming deliveries that were in flight when the last run stopped"
             );
+        }
+        if let Some(rx) = self
+            .inner
+            .pending_records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            tokio::spawn(attempt::run_recorder(self.clone(), rx));
         }
         Ok(tokio::spawn(scheduler::run(self.clone())))
     }

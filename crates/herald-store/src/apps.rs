@@ -89,12 +89,12 @@ impl Store {
     /// Deletes the application and, by cascade, its endpoints, messages and log.
     pub async fn app_delete(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.write(
-            move |c| match c.execute("DELETE FROM application WHERE id = ?1", [id])? {
+        self.write_routes(move |c| {
+            match c.execute("DELETE FROM application WHERE id = ?1", [id])? {
                 0 => Err(StoreError::NotFound),
                 _ => Ok(()),
-            },
-        )
+            }
+        })
         .await
     }
 }

@@ -92,7 +92,7 @@ impl Store {
 
     /// Inserts an endpoint, refusing when the application already has `max_per_app`.
     pub async fn endpoint_insert(&self, ep: Endpoint, max_per_app: usize) -> Result<Endpoint> {
-        self.write(move |c| {
+        self.write_routes(move |c| {
             let count: i64 = c.prepare_cached("SELECT count(*) FROM endpoint WHERE app_id = ?1")?.query_row([&ep.app_id], |r| r.get(0))?;
             if count as usize >= max_per_app {
                 return Err(StoreError::Invalid(format!("an application may have at most {max_per_app} endpoints")));
@@ -113,7 +113,7 @@ impl Store {
 
     /// Replaces every mutable field of the endpoint with `ep.id`.
     pub async fn endpoint_update(&self, ep: Endpoint) -> Result<Endpoint> {
-        self.write(move |c| {
+        self.write_routes(move |c| {
             let n = c
                 .prepare_cached(
                     "UPDATE endpoint SET uid = ?2, url = ?3, description = ?4, disabled = ?5, event_types = ?6, \
@@ -136,7 +136,7 @@ impl Store {
 
     pub async fn endpoint_delete(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.write(
+        self.write_routes(
             move |c| match c.execute("DELETE FROM endpoint WHERE id = ?1", [id])? {
                 0 => Err(StoreError::NotFound),
                 _ => Ok(()),

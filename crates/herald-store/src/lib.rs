@@ -15,6 +15,7 @@ pub mod messages;
 pub mod model;
 pub mod page;
 mod queue;
+mod route_cache;
 mod tokens;
 mod writer;
 
@@ -47,7 +48,12 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Maps a UNIQUE violation to `Conflict(message)`.
 pub(crate) fn conflict_on_unique(err: rusqlite::Error, message: &str) -> StoreError {
+    const SQLITE_CONSTRAINT_FOREIGNKEY: i32 = 787;
     match &err {
+        // A parent row vanished under us (say the application was deleted meanwhile).
+        rusqlite::Error::SqliteFailure(e, _) if e.extended_code == SQLITE_CONSTRAINT_FOREIGNKEY => {
+            StoreError::NotFound
+        }
         rusqlite::Error::SqliteFailure(e, _)
             if e.code == rusqlite::ErrorCode::ConstraintViolation =>
         {
@@ -65,6 +71,7 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     writer: writer::Writer,
+    routes: Arc<route_cache::RouteCache>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -98,11 +105,17 @@ impl Store {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 4000;",
         )?;
         conn.execute_batch(include_str!("schema.sql"))?;
-        let writer = writer::Writer::start(conn);
+        let routes = Arc::new(route_cache::RouteCache::default());
+        let on_failed_commit = {
+            let routes = routes.clone();
+            Box::new(move || routes.clear())
+        };
+        let writer = writer::Writer::start(conn, on_failed_commit);
         Ok(Store {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 writer,
+                routes,
                 readers: Mutex::new(Vec::new()),
             }),
         })
@@ -154,6 +167,21 @@ impl Store {
     /// group commit is grouping.
     pub fn write_stats(&self) -> (u64, u64) {
         self.inner.writer.stats()
+    }
+
+    /// Runs `f` in the writer like `write`, then forgets the cached fan-out routes (for
+    /// writes that change endpoints or delete applications).
+    pub(crate) async fn write_routes<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let routes = self.inner.routes.clone();
+        self.write(move |c| {
+            routes.clear();
+            f(c)
+        })
+        .await
     }
 
     /// A health check that touches the database.

@@ -8,9 +8,10 @@ use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::page::{ListQuery, Page};
+use crate::route_cache::RouteCache;
 use crate::{
-    conflict_on_unique, endpoints, json_decode_opt, json_encode, DeliveryJob, Message, NewMessage,
-    Result, Store, StoreError, Trigger,
+    conflict_on_unique, json_decode_opt, json_encode, DeliveryJob, Message, NewMessage, Result,
+    Store, StoreError, Trigger,
 };
 
 const COLUMNS: &str =
@@ -89,6 +90,7 @@ pub const HANDOFF_LEASE_MS: i64 = 120_000;
 /// returns the jobs for the in-memory hand-off. Runs inside the writer's transaction.
 fn insert_message(
     conn: &Connection,
+    routes: &RouteCache,
     new: NewMessage,
     now: i64,
 ) -> Result<(Message, Vec<DeliveryJob>)> {
@@ -129,7 +131,7 @@ fn insert_message(
         "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
          VALUES (?1, ?2, ?3, 1, 0, ?4, ?5, 0, ?6, ?6)",
     )?;
-    for ep in endpoints::all_of_app(conn, &new.app_id)? {
+    for ep in routes.endpoints(conn, &new.app_id)?.iter() {
         let sub = Subscription {
             disabled: ep.disabled,
             event_types: ep.event_types.as_deref(),
@@ -160,8 +162,12 @@ fn insert_message(
             app_id: new.app_id.clone(),
             endpoint_id: ep.id.clone(),
             secrets: ep.signing_keys(now),
-            headers: ep.headers.into_iter().collect(),
-            url: ep.url,
+            headers: ep
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            url: ep.url.clone(),
             payload: payload.clone(),
             attempts: 0,
             trigger: Trigger::Scheduled,
@@ -189,7 +195,9 @@ impl Store {
         new: NewMessage,
         now: i64,
     ) -> Result<(Message, Vec<DeliveryJob>)> {
-        self.write(move |c| insert_message(c, new, now)).await
+        let routes = self.inner.routes.clone();
+        self.write(move |c| insert_message(c, &routes, new, now))
+            .await
     }
 
     pub async fn message_get(&self, app_id: &str, id_or_event_id: &str) -> Result<Message> {

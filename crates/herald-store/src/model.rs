@@ -173,6 +173,14 @@ pub enum NextStep {
     FailedAndDisableEndpoint,
 }
 
+/// One finished attempt and what happens to its delivery next.
+#[derive(Clone, Debug)]
+pub struct AttemptRecord {
+    pub delivery_id: i64,
+    pub attempt: Attempt,
+    pub next: NextStep,
+}
+
 /// Counts of an endpoint's deliveries by status.
 #[derive(Clone, Debug, Default)]
 pub struct EndpointStats {

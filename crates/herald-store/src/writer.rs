@@ -32,13 +32,14 @@ pub struct WriteStats {
 }
 
 impl Writer {
-    pub(crate) fn start(conn: Connection) -> Writer {
+    /// Starts the writer thread; `on_failed_commit` runs after a commit fails.
+    pub(crate) fn start(conn: Connection, on_failed_commit: Box<dyn Fn() + Send>) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(WriteStats::default());
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("herald-store-writer".into())
-            .spawn(move || run(conn, rx, &thread_stats))
+            .spawn(move || run(conn, rx, &thread_stats, on_failed_commit))
             .expect("spawn the store writer thread");
         Writer { jobs: tx, stats }
     }
@@ -83,7 +84,12 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>, stats: &WriteStats) {
+fn run(
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    stats: &WriteStats,
+    on_failed_commit: Box<dyn Fn() + Send>,
+) {
     let mut completions: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = rx.recv() {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
@@ -106,6 +112,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, stats: &WriteStats) {
         if let Err(e) = &committed {
             tracing::error!(error = %e, batch = completions.len(), "store commit failed");
             let _ = conn.execute_batch("ROLLBACK");
+            on_failed_commit();
         }
         for done in completions.drain(..) {
             let outcome = match &committed {
