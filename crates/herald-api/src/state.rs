@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use herald_store::{DeliveryJob, Store, TokenInfo};
+use herald_store::{Application, DeliveryJob, Store, TokenInfo};
 use tokio::sync::Notify;
 
 /// Where deliveries go right after they were committed, for immediate sending (the
@@ -43,6 +43,41 @@ pub struct ApiState {
     pub(crate) token_cache: RwLock<HashMap<String, TokenInfo>>,
     /// Idempotency keys whose first request is still running.
     pub(crate) in_flight_keys: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Applications by id and by uid, so ingest needs no read per message. Every change
+    /// to an application goes through this process's handlers, which evict it.
+    pub(crate) apps: RwLock<HashMap<String, Application>>,
+}
+
+/// Applications kept in `ApiState::apps` at most; past that it starts over.
+const MAX_CACHED_APPS: usize = 10_000;
+
+impl ApiState {
+    pub(crate) fn cached_app(&self, key: &str) -> Option<Application> {
+        self.apps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    pub(crate) fn cache_app(&self, app: &Application) {
+        let mut apps = self.apps.write().unwrap_or_else(|p| p.into_inner());
+        if apps.len() >= MAX_CACHED_APPS {
+            apps.clear();
+        }
+        apps.insert(app.id.clone(), app.clone());
+        if let Some(uid) = &app.uid {
+            apps.insert(uid.clone(), app.clone());
+        }
+    }
+
+    /// Forgets an application under every key (its uid may have just changed).
+    pub(crate) fn evict_app(&self, id: &str) {
+        self.apps
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, a| a.id != id);
+    }
 }
 
 impl ApiState {
@@ -53,6 +88,7 @@ impl ApiState {
             hand_off,
             token_cache: RwLock::new(HashMap::new()),
             in_flight_keys: Mutex::new(HashMap::new()),
+            apps: RwLock::new(HashMap::new()),
         })
     }
 }

@@ -119,10 +119,9 @@ pub async fn put(
             app.throttle_rate = body.throttle_rate;
             app.metadata = body.metadata.unwrap_or_default();
             app.updated_at = now_ms();
-            Ok((
-                StatusCode::OK,
-                Json(state.store.app_update(app).await?.into()),
-            ))
+            let app = state.store.app_update(app).await?;
+            state.evict_app(&app.id);
+            Ok((StatusCode::OK, Json(app.into())))
         }
         Err(ApiError::NotFound(_)) if caller.app_id.is_none() => {
             let mut body = body;
@@ -153,7 +152,9 @@ pub async fn patch(
     }
     check(&app.name, app.uid.as_deref(), Some(&app.metadata))?;
     app.updated_at = now_ms();
-    Ok(Json(state.store.app_update(app).await?.into()))
+    let app = state.store.app_update(app).await?;
+    state.evict_app(&app.id);
+    Ok(Json(app.into()))
 }
 
 pub async fn delete(
@@ -164,5 +165,6 @@ pub async fn delete(
     forbid_scoped(&caller)?;
     let app = visible_app(&state, &caller, &app_id).await?;
     state.store.app_delete(&app.id).await?;
+    state.evict_app(&app.id);
     Ok(StatusCode::NO_CONTENT)
 }

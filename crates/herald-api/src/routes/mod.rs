@@ -19,10 +19,18 @@ pub(crate) async fn visible_app(
     caller: &Caller,
     id_or_uid: &str,
 ) -> Result<Application, ApiError> {
-    let app = state.store.app_get(id_or_uid).await.map_err(|e| match e {
-        StoreError::NotFound => not_found("application"),
-        e => e.into(),
-    })?;
+    let app = match state.cached_app(id_or_uid) {
+        Some(app) => app,
+        None => {
+            let app = state
+                .store
+                .app_get(id_or_uid)
+                .await
+                .map_err(named("application"))?;
+            state.cache_app(&app);
+            app
+        }
+    };
     match &caller.app_id {
         Some(scope) if scope != &app.id => Err(not_found("application")),
         _ => Ok(app),

@@ -575,3 +575,38 @@ async fn concurrent_ingest_shares_commits() {
     // One fsync per message would mean commits == jobs; group commit must do far better.
     assert!(commits * 2 <= jobs, "{commits} commits for {jobs} writes");
 }
+
+#[tokio::test]
+async fn application_changes_are_seen_at_once() {
+    // Ingest resolves applications from memory; every change must show immediately.
+    let app = spawn_app(&[]).await;
+    let (_, a) = app
+        .post("/app", json!({"name": "A", "uid": "old-uid"}))
+        .await;
+    let id = a["id"].as_str().unwrap().to_string();
+    app.send("old-uid", json!({"eventType": "x", "payload": {}}))
+        .await;
+    let (s, _) = app
+        .call(
+            "PATCH",
+            &format!("/app/{id}"),
+            Some(json!({"uid": "new-uid"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = app
+        .post("/app/old-uid/msg", json!({"eventType": "x", "payload": {}}))
+        .await;
+    assert_eq!(s, 404, "the old uid must be gone");
+    app.send("new-uid", json!({"eventType": "x", "payload": {}}))
+        .await;
+    let (s, _) = app.call("DELETE", "/app/new-uid", None).await;
+    assert_eq!(s, 204);
+    let (s, _) = app
+        .post(
+            &format!("/app/{id}/msg"),
+            json!({"eventType": "x", "payload": {}}),
+        )
+        .await;
+    assert_eq!(s, 404, "a deleted application takes no messages");
+}
