@@ -99,14 +99,29 @@ fn run(
             drop(first);
             continue;
         }
-        completions.push(first(&conn));
-        while completions.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => completions.push(job(&conn)),
-                Err(_) => break,
+        let mut next = Some(first);
+        let mut panicked = false;
+        while let Some(job) = next.take() {
+            // A bug in one job must not take the writer thread (and so every later
+            // write) down with it: the batch is rolled back and its callers get errors.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn))) {
+                Ok(done) => completions.push(done),
+                Err(_) => {
+                    panicked = true;
+                    break;
+                }
+            }
+            if completions.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
             }
         }
-        let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+        let committed = if panicked {
+            Err(StoreError::Unavailable(
+                "a write failed unexpectedly; its batch was rolled back".into(),
+            ))
+        } else {
+            conn.execute_batch("COMMIT").map_err(StoreError::from)
+        };
         stats.jobs.fetch_add(completions.len() as u64, Relaxed);
         stats.commits.fetch_add(1, Relaxed);
         if let Err(e) = &committed {
@@ -121,5 +136,53 @@ fn run(
             };
             done(outcome);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (crate::Store, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "herald-writer-{}-{}",
+            std::process::id(),
+            herald_core::ids::random_base62(8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        (crate::Store::open(&dir.join("t.db")).unwrap(), dir)
+    }
+
+    #[tokio::test]
+    async fn a_failing_job_rolls_back_only_itself_and_a_panic_spares_the_writer() {
+        let (store, dir) = store();
+        store
+            .write(|c| Ok(c.execute_batch("CREATE TABLE t (v INTEGER UNIQUE)")?))
+            .await
+            .unwrap();
+        let ok = store.write(|c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?));
+        let dup = store.write(|c| {
+            c.execute("INSERT INTO t VALUES (2)", [])?;
+            Ok(c.execute("INSERT INTO t VALUES (1)", [])?)
+        });
+        let (ok, dup) = tokio::join!(ok, dup);
+        assert!(ok.is_ok() && dup.is_err());
+        let rows: i64 = store
+            .read(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(
+            rows, 1,
+            "the failing job's first insert was rolled back with it"
+        );
+        let boom = store
+            .write(|_| -> crate::Result<()> { panic!("bug in a job") })
+            .await;
+        assert!(matches!(boom, Err(StoreError::Unavailable(_))));
+        store
+            .write(|c| Ok(c.execute("INSERT INTO t VALUES (3)", [])?))
+            .await
+            .expect("the writer survived the panic");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
