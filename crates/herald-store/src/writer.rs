@@ -1,9 +1,17 @@
-//! The single writer thread and its group commit.
+//! The single writer thread, its group commit, and the syncer thread.
 //!
-//! Callers queue closures; the thread takes everything queued (up to a bound), opens one
+//! Callers queue closures; the writer takes everything queued (up to a bound), opens one
 //! transaction, runs each closure in its own savepoint (so one failing request does not
-//! undo the others), commits once, and only then answers each caller. Under load many
-//! requests share one fsync; idle, a lone request commits immediately.
+//! undo the others) and commits once. The database runs in WAL mode with
+//! `synchronous=NORMAL`, so a commit appends its frames to the WAL without waiting for
+//! the disk; the writer then passes the batch's answers to the syncer thread, which
+//! calls `fdatasync` on the WAL file and only then answers the callers. A caller is
+//! therefore told "done" only once its commit is on disk, while the writer goes on with
+//! the next batch during the fsync, and one fsync covers every batch committed while the
+//! previous one ran. (NORMAL keeps the database consistent on its own; the extra fsync
+//! is what makes each acknowledged commit durable. Checkpoints sync the WAL and the
+//! database file themselves in NORMAL mode.) Where the WAL file cannot be opened the
+//! store falls back to `synchronous=FULL`, and the writer answers after each commit.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
@@ -24,31 +32,50 @@ pub(crate) struct Writer {
     stats: Arc<WriteStats>,
 }
 
-/// How much the group commit groups: jobs run and transactions committed.
+/// How much the group commit groups: jobs run, transactions committed, WAL syncs.
 #[derive(Default, Debug)]
 pub struct WriteStats {
     pub jobs: AtomicU64,
     pub commits: AtomicU64,
+    pub syncs: AtomicU64,
 }
 
+/// Answers of committed batches waiting for the WAL to reach the disk.
+type Synced = Vec<Completion>;
+
 impl Writer {
-    /// Starts the writer thread; `on_failed_commit` runs after a commit fails.
-    pub(crate) fn start(conn: Connection, on_failed_commit: Box<dyn Fn() + Send>) -> Writer {
+    /// Starts the writer thread, and the syncer thread when `wal` (the open WAL file)
+    /// is given; `on_failed_commit` runs after a commit fails.
+    pub(crate) fn start(
+        conn: Connection,
+        wal: Option<std::fs::File>,
+        on_failed_commit: Box<dyn Fn() + Send>,
+    ) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(WriteStats::default());
+        let syncer = wal.map(|wal| {
+            let (sync_tx, sync_rx) = mpsc::channel::<Synced>();
+            let sync_stats = stats.clone();
+            std::thread::Builder::new()
+                .name("herald-store-sync".into())
+                .spawn(move || run_syncer(wal, sync_rx, &sync_stats))
+                .expect("spawn the store syncer thread");
+            sync_tx
+        });
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("herald-store-writer".into())
-            .spawn(move || run(conn, rx, &thread_stats, on_failed_commit))
+            .spawn(move || run(conn, rx, syncer, &thread_stats, on_failed_commit))
             .expect("spawn the store writer thread");
         Writer { jobs: tx, stats }
     }
 
-    /// (jobs run, transactions committed) since start.
-    pub(crate) fn stats(&self) -> (u64, u64) {
+    /// (jobs run, transactions committed, WAL syncs) since start.
+    pub(crate) fn stats(&self) -> (u64, u64, u64) {
         (
             self.stats.jobs.load(Relaxed),
             self.stats.commits.load(Relaxed),
+            self.stats.syncs.load(Relaxed),
         )
     }
 
@@ -84,9 +111,33 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
     }
 }
 
+/// Makes committed WAL frames durable, then answers the callers whose batches they hold.
+fn run_syncer(wal: std::fs::File, rx: mpsc::Receiver<Synced>, stats: &WriteStats) {
+    while let Ok(mut waiting) = rx.recv() {
+        // Everything committed by now is covered by this one sync.
+        while let Ok(more) = rx.try_recv() {
+            waiting.extend(more);
+        }
+        let synced = wal.sync_data();
+        stats.syncs.fetch_add(1, Relaxed);
+        if let Err(e) = &synced {
+            tracing::error!(error = %e, "fdatasync of the WAL failed; the writes it held are reported as failed");
+        }
+        for done in waiting {
+            done(match &synced {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Unavailable(format!(
+                    "could not sync the write-ahead log: {e}"
+                ))),
+            });
+        }
+    }
+}
+
 fn run(
     conn: Connection,
     rx: mpsc::Receiver<Job>,
+    syncer: Option<mpsc::Sender<Synced>>,
     stats: &WriteStats,
     on_failed_commit: Box<dyn Fn() + Send>,
 ) {
@@ -129,12 +180,26 @@ fn run(
             let _ = conn.execute_batch("ROLLBACK");
             on_failed_commit();
         }
-        for done in completions.drain(..) {
-            let outcome = match &committed {
-                Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
-            };
-            done(outcome);
+        match (&committed, &syncer) {
+            // Committed but maybe not yet on disk: the syncer answers after its fsync.
+            (Ok(()), Some(syncer)) => {
+                let batch = std::mem::replace(&mut completions, Vec::with_capacity(MAX_BATCH));
+                if let Err(mpsc::SendError(batch)) = syncer.send(batch) {
+                    for done in batch {
+                        done(Err(StoreError::Unavailable(
+                            "the syncer has stopped".into(),
+                        )));
+                    }
+                }
+            }
+            _ => {
+                for done in completions.drain(..) {
+                    done(match &committed {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(StoreError::Unavailable(format!("commit failed: {e}"))),
+                    });
+                }
+            }
         }
     }
 }

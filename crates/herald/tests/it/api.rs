@@ -550,7 +550,7 @@ async fn no_input_makes_the_server_fail() {
 async fn concurrent_ingest_shares_commits() {
     let app = spawn_app(&[]).await;
     let a = app.app("a").await;
-    let (jobs_before, commits_before) = app._server.store.write_stats();
+    let (jobs_before, commits_before, syncs_before) = app._server.store.write_stats();
     let mut tasks = Vec::new();
     for i in 0..400 {
         let (client, url) = (app.client.clone(), app.api(&format!("/app/{a}/msg")));
@@ -569,11 +569,21 @@ async fn concurrent_ingest_shares_commits() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 202);
     }
-    let (jobs, commits) = app._server.store.write_stats();
-    let (jobs, commits) = (jobs - jobs_before, commits - commits_before);
+    let (jobs, commits, syncs) = app._server.store.write_stats();
+    let (jobs, commits, syncs) = (
+        jobs - jobs_before,
+        commits - commits_before,
+        syncs - syncs_before,
+    );
     assert!(jobs >= 400, "{jobs} writes");
     // One fsync per message would mean commits == jobs; group commit must do far better.
     assert!(commits * 2 <= jobs, "{commits} commits for {jobs} writes");
+    // Every acknowledged write went through an fsync of the WAL, and one fsync may
+    // cover several commits.
+    assert!(
+        syncs >= 1 && syncs <= commits,
+        "{syncs} fsyncs for {commits} commits"
+    );
 }
 
 #[tokio::test]
