@@ -47,10 +47,11 @@ CREATE TABLE IF NOT EXISTS message (
     event_type TEXT NOT NULL,
     channels TEXT,
     created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    UNIQUE (app_id, event_id)
+    expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS message_by_app ON message(app_id, id);
+-- Partial: most messages carry no eventId, and they need no entry here.
+CREATE UNIQUE INDEX IF NOT EXISTS message_event_id ON message(app_id, event_id) WHERE event_id IS NOT NULL;
 
 -- Payloads live apart from metadata so retention can drop them and keep the log.
 CREATE TABLE IF NOT EXISTS message_payload (
