@@ -9,7 +9,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import svix' 2>/dev/n
     echo "== creating $venv with the svix SDK"
     mkdir -p target
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'svix>=1.40,<3'
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'svix==2.9.1'
 fi
 export HERALD_TEST_PYTHON="$PWD/$venv/bin/python"
 
