@@ -49,8 +49,9 @@ assert same.id == app.id
 svix.event_type.create(EventTypeIn(name="order.created", description="An order was placed"))
 endpoint = svix.endpoint.create(
     app.id,
-    EndpointIn(url=receiver_url, filter_types=["order.created"], description="shop backend"),
+    EndpointIn(url=receiver_url, event_types=["order.created"], description="shop backend"),
 )
+assert endpoint.event_types == ["order.created"], endpoint
 secret = svix.endpoint.get_secret(app.id, endpoint.id).key
 assert secret.startswith("whsec_"), secret
 
