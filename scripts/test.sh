@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Runs Herald's whole test suite: unit, integration, crash and the Svix SDK end-to-end
-# test. Creates (once) a Python venv in target/sdk-venv with the official `svix` SDK.
+# test. Creates (once) a Python venv in target/sdk-venv with the official `svix` SDK and
+# an OpenAPI validator (the e2e test also checks the served OpenAPI document).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=target/sdk-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import svix' 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import svix, openapi_spec_validator' 2>/dev/null; then
     echo "== creating $venv with the svix SDK"
     mkdir -p target
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'svix==2.9.1'
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'svix==2.9.1' 'openapi-spec-validator==0.9.0'
 fi
 export HERALD_TEST_PYTHON="$PWD/$venv/bin/python"
 

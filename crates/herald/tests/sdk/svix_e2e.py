@@ -190,5 +190,14 @@ assert headers["webhook-id"] == msg.id
 svix.message.expunge_content(app.id, msg.id)
 assert svix.message.get(app.id, msg.id).payload == {}
 svix.endpoint.delete(app.id, ep2.id)
+# The served OpenAPI document is a valid OpenAPI 3.1 document.
+import urllib.request
+
+from openapi_spec_validator import validate as validate_openapi
+
+with urllib.request.urlopen(os.environ["HERALD_URL"] + "/api/v1/openapi.json") as r:
+    spec = json.load(r)
+validate_openapi(spec)
+assert spec["openapi"].startswith("3.1"), spec["openapi"]
 print("SVIX SDK COVERAGE OK")
 print("SVIX SDK E2E OK")
