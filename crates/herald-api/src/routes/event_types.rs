@@ -24,6 +24,16 @@ fn admin_only(caller: &Caller) -> ApiResult<()> {
     }
 }
 
+/// `groupName` is accepted (the SDK sends it) but not stored yet; it is still bounded.
+fn check_group(group: Option<&String>) -> ApiResult<()> {
+    match group {
+        Some(g) => {
+            validate::identifier(g, "groupName").map_err(|m| invalid(&["body", "groupName"], m))
+        }
+        None => Ok(()),
+    }
+}
+
 /// `schemas` maps a version ("1") to a JSON Schema object.
 fn check(et: &EventType) -> ApiResult<()> {
     validate::identifier(&et.name, "name").map_err(|m| invalid(&["body", "name"], m))?;
@@ -80,6 +90,7 @@ pub async fn create(
     JsonBody(body): JsonBody<EventTypeIn>,
 ) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
     admin_only(&caller)?;
+    check_group(body.group_name.as_ref())?;
     let now = now_ms();
     let et = EventType {
         name: body.name,
@@ -121,6 +132,7 @@ pub async fn put(
     JsonBody(body): JsonBody<EventTypeUpdate>,
 ) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
     admin_only(&caller)?;
+    check_group(body.group_name.as_ref())?;
     let now = now_ms();
     let (created_at, status) = match state.store.event_type_get(&name).await {
         Ok(old) => (old.created_at, StatusCode::OK),
@@ -153,6 +165,9 @@ pub async fn patch(
     JsonBody(body): JsonBody<EventTypePatch>,
 ) -> ApiResult<Json<EventTypeOut>> {
     admin_only(&caller)?;
+    if let Patch::Set(group) = &body.group_name {
+        check_group(Some(group))?;
+    }
     let mut et = state
         .store
         .event_type_get(&name)
