@@ -3,7 +3,9 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::page::{ListQuery, Page};
-use crate::{conflict_on_unique, json_decode, json_encode, Application, Result, Store, StoreError};
+use crate::{
+    conflict_on_unique, found, json_decode, json_encode, Application, Result, Store, StoreError,
+};
 
 const COLUMNS: &str = "id, uid, name, throttle_rate, metadata, created_at, updated_at";
 
@@ -78,9 +80,7 @@ impl Store {
                 .prepare_cached("UPDATE application SET uid = ?2, name = ?3, throttle_rate = ?4, metadata = ?5, updated_at = ?6 WHERE id = ?1")?
                 .execute(params![app.id, app.uid, app.name, app.throttle_rate, json_encode(&app.metadata), app.updated_at])
                 .map_err(|e| conflict_on_unique(e, UID_TAKEN))?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
+            found(n)?;
             Ok(app)
         })
         .await
@@ -89,12 +89,7 @@ impl Store {
     /// Deletes the application and, by cascade, its endpoints, messages and log.
     pub async fn app_delete(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.write_routes(move |c| {
-            match c.execute("DELETE FROM application WHERE id = ?1", [id])? {
-                0 => Err(StoreError::NotFound),
-                _ => Ok(()),
-            }
-        })
-        .await
+        self.write_routes(move |c| found(c.execute("DELETE FROM application WHERE id = ?1", [id])?))
+            .await
     }
 }

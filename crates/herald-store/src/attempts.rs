@@ -6,7 +6,8 @@ use rusqlite::{OptionalExtension, Row};
 use crate::messages::{self, MessageFilter};
 use crate::page::{ListQuery, Page};
 use crate::{
-    endpoints, Attempt, DeliveredMessage, DeliveryStatus, DeliveryTarget, Result, Store, StoreError,
+    endpoints, found, Attempt, DeliveredMessage, DeliveryStatus, DeliveryTarget, Result, Store,
+    StoreError,
 };
 
 const COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.app_id, a.url, a.status, a.response_status_code, a.response, \
@@ -122,10 +123,7 @@ impl Store {
     pub async fn attempt_expunge(&self, attempt_id: &str) -> Result<()> {
         let id = attempt_id.to_string();
         self.write(move |c| {
-            match c.execute("UPDATE attempt SET response = '' WHERE id = ?1", [id])? {
-                0 => Err(StoreError::NotFound),
-                _ => Ok(()),
-            }
+            found(c.execute("UPDATE attempt SET response = '' WHERE id = ?1", [id])?)
         })
         .await
     }

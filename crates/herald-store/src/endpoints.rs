@@ -4,8 +4,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::page::{ListQuery, Page};
 use crate::{
-    conflict_on_unique, json_decode, json_decode_opt, json_encode, Endpoint, EndpointStats, Result,
-    Store, StoreError,
+    conflict_on_unique, found, json_decode, json_decode_opt, json_encode, Endpoint, EndpointStats,
+    Result, Store, StoreError,
 };
 
 pub(crate) const COLUMNS: &str =
@@ -126,9 +126,7 @@ impl Store {
                     ep.updated_at
                 ])
                 .map_err(|e| conflict_on_unique(e, UID_TAKEN))?;
-            if n == 0 {
-                return Err(StoreError::NotFound);
-            }
+            found(n)?;
             Ok(ep)
         })
         .await
@@ -136,13 +134,8 @@ impl Store {
 
     pub async fn endpoint_delete(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.write_routes(
-            move |c| match c.execute("DELETE FROM endpoint WHERE id = ?1", [id])? {
-                0 => Err(StoreError::NotFound),
-                _ => Ok(()),
-            },
-        )
-        .await
+        self.write_routes(move |c| found(c.execute("DELETE FROM endpoint WHERE id = ?1", [id])?))
+            .await
     }
 
     /// Delivery counts by status for deliveries created in [since, until).

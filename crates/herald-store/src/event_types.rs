@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::page::{ListQuery, Page};
-use crate::{conflict_on_unique, EventType, Result, Store, StoreError};
+use crate::{conflict_on_unique, found, EventType, Result, Store, StoreError};
 
 const COLUMNS: &str =
     "name, description, archived, deprecated, schemas, feature_flag, created_at, updated_at";
@@ -96,13 +96,8 @@ impl Store {
 
     pub async fn event_type_delete(&self, name: &str) -> Result<()> {
         let name = name.to_string();
-        self.write(
-            move |c| match c.execute("DELETE FROM event_type WHERE name = ?1", [name])? {
-                0 => Err(StoreError::NotFound),
-                _ => Ok(()),
-            },
-        )
-        .await
+        self.write(move |c| found(c.execute("DELETE FROM event_type WHERE name = ?1", [name])?))
+            .await
     }
 
     /// Of `names`, those that are not existing, unarchived event types.

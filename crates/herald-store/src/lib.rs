@@ -209,6 +209,14 @@ impl Store {
     }
 }
 
+/// `NotFound` when a statement that targets one row by key changed none.
+pub(crate) fn found(changed: usize) -> Result<()> {
+    match changed {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
+    }
+}
+
 /// Encodes a value for a JSON text column.
 pub(crate) fn json_encode<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serializes")
