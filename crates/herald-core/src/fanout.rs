@@ -62,3 +62,56 @@ mod tests {
         assert!(!matches(&off, "anything", None));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+
+    /// The rule restated in the simplest way, to check `matches` against at random.
+    fn reference(
+        disabled: bool,
+        types: &Option<Vec<String>>,
+        chans: &Option<Vec<String>>,
+        t: &str,
+        mc: &Option<Vec<String>>,
+    ) -> bool {
+        let type_ok = match types {
+            None => true,
+            Some(v) => v.is_empty() || v.iter().any(|x| x == t),
+        };
+        let chan_ok = match chans {
+            None => true,
+            Some(v) if v.is_empty() => true,
+            Some(v) => mc.as_ref().is_some_and(|m| m.iter().any(|c| v.contains(c))),
+        };
+        !disabled && type_ok && chan_ok
+    }
+
+    #[test]
+    fn matches_agrees_with_the_reference_rule() {
+        let pool = ["a", "b", "c", "d"];
+        let pick = |n: usize| -> Vec<String> {
+            (0..n)
+                .map(|_| pool[rand::random_range(0..4)].to_string())
+                .collect()
+        };
+        let maybe = |p: bool, n: usize| if p { Some(pick(n)) } else { None };
+        for _ in 0..20_000 {
+            let disabled = rand::random_range(0..4) == 0;
+            let types = maybe(rand::random(), rand::random_range(0..3));
+            let chans = maybe(rand::random(), rand::random_range(0..3));
+            let msg_chans = maybe(rand::random(), rand::random_range(0..3));
+            let t = pool[rand::random_range(0..4)];
+            let sub = Subscription {
+                disabled,
+                event_types: types.as_deref(),
+                channels: chans.as_deref(),
+            };
+            assert_eq!(
+                matches(&sub, t, msg_chans.as_deref()),
+                reference(disabled, &types, &chans, t, &msg_chans),
+                "{disabled} {types:?} {chans:?} {t} {msg_chans:?}"
+            );
+        }
+    }
+}

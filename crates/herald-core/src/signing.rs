@@ -82,3 +82,31 @@ pub fn verify(secret: &Secret, msg_id: &str, timestamp: i64, body: &[u8], header
         }
     })
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+
+    #[test]
+    fn signatures_verify_and_any_change_breaks_them() {
+        for i in 0..500 {
+            let secret = if i % 5 == 0 {
+                Secret::parse(&format!("whsk_{}", B64.encode(rand::random::<[u8; 32]>()))).unwrap()
+            } else {
+                Secret::generate_hmac()
+            };
+            let body: Vec<u8> = (0..rand::random_range(0..300usize))
+                .map(|_| rand::random::<u8>())
+                .collect();
+            let id = crate::ids::generate(crate::ids::MESSAGE);
+            let ts = rand::random_range(0..4_000_000_000i64);
+            let sig = sign_one(&secret, &id, ts, &body);
+            assert!(verify(&secret, &id, ts, &body, &sig));
+            let mut tampered = body.clone();
+            tampered.push(b'x');
+            assert!(!verify(&secret, &id, ts, &tampered, &sig));
+            assert!(!verify(&secret, &id, ts + 1, &body, &sig));
+            assert!(!verify(&Secret::generate_hmac(), &id, ts, &body, &sig));
+        }
+    }
+}

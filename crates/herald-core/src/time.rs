@@ -186,3 +186,32 @@ mod tests {
         assert_eq!(parse_rfc3339("2021-13-25T15:02:10Z"), None);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+
+    #[test]
+    fn format_then_parse_is_identity_for_random_instants() {
+        for _ in 0..20_000 {
+            // Any millisecond from 1970 to 2400.
+            let ms = rand::random_range(0..13_569_465_600_000i64);
+            let text = format_rfc3339(ms);
+            assert_eq!(text.len(), 24, "{text}");
+            assert_eq!(parse_rfc3339(&text), Some(ms), "{text}");
+        }
+    }
+
+    #[test]
+    fn parse_never_panics_on_garbage() {
+        let alphabet: Vec<char> = "0123456789-:TZ.+ zt".chars().collect();
+        for _ in 0..20_000 {
+            let len = rand::random_range(0..32usize);
+            let s: String = (0..len)
+                .map(|_| alphabet[rand::random_range(0..alphabet.len())])
+                .collect();
+            let _ = parse_rfc3339(&s);
+            let _ = parse_http_date(&s);
+        }
+    }
+}
