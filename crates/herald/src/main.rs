@@ -3,6 +3,12 @@
 
 use std::path::PathBuf;
 
+// mimalloc instead of glibc's malloc: the server allocates many small, short-lived
+// buffers across threads (requests, JSON, headers), where glibc spent ~10 % of the
+// workers' time in a profile (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use herald::config::{Config, Overrides, DEFAULTS};
