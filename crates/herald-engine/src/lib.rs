@@ -93,10 +93,6 @@ impl Engine {
         })
     }
 
-    pub fn config(&self) -> &EngineConfig {
-        &self.inner.config
-    }
-
     /// Releases the leases a previous process held (its in-flight deliveries become due
     /// now), then starts the scheduler, which keeps claiming due deliveries (retries,
     /// recovered work) for as long as the runtime runs. Call it before the API accepts
@@ -148,12 +144,6 @@ impl Engine {
     pub fn has_room(&self) -> bool {
         self.inner.queued.load(Ordering::Relaxed)
             < self.inner.config.max_in_flight.saturating_mul(8)
-    }
-
-    /// One pass of the scheduler: claims what is due now and sends it. Returns how many
-    /// deliveries it started. Tests use it to drive the engine without waiting.
-    pub async fn run_due_once(&self) -> Result<usize, herald_store::StoreError> {
-        scheduler::claim_and_send(self, 256).await
     }
 
     fn lease_ms(&self) -> i64 {

@@ -63,3 +63,39 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn records_expire_and_are_pruned() {
+        let dir = std::env::temp_dir().join(format!(
+            "herald-idem-{}-{}",
+            std::process::id(),
+            herald_core::ids::random_base62(8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = crate::Store::open(&dir.join("t.db")).unwrap();
+        let hour = 3_600_000;
+        store
+            .idempotency_put("old", 202, b"{}".to_vec(), 1_000)
+            .await
+            .unwrap();
+        store
+            .idempotency_put("new", 201, b"{\"a\":1}".to_vec(), 10 * hour)
+            .await
+            .unwrap();
+        let now = 10 * hour + 1;
+        assert_eq!(
+            store.idempotency_get("old", now, 5 * hour).await.unwrap(),
+            None,
+            "past its time to live"
+        );
+        assert_eq!(
+            store.idempotency_get("new", now, 5 * hour).await.unwrap(),
+            Some((201, b"{\"a\":1}".to_vec()))
+        );
+        assert_eq!(store.idempotency_prune(now, 5 * hour).await.unwrap(), 1);
+        assert_eq!(store.idempotency_prune(now, 5 * hour).await.unwrap(), 0);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

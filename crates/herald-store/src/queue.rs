@@ -244,9 +244,4 @@ impl Store {
         })
         .await
     }
-
-    /// Makes sure the message exists in the app (for resend); returns its id.
-    pub async fn message_id(&self, app_id: &str, id_or_event_id: &str) -> Result<String> {
-        self.message_get(app_id, id_or_event_id).await.map(|m| m.id)
-    }
 }

@@ -104,7 +104,12 @@ impl Server {
             .await
             .context("resuming the delivery queue")?;
         let hand_off: Arc<dyn HandOff> = Arc::new(EngineHandOff(engine.clone()));
-        let state = ApiState::new(store.clone(), config.api(), hand_off);
+        let api_config = config.api();
+        tokio::spawn(prune_idempotency_records(
+            store.clone(),
+            api_config.idempotency_ttl_ms,
+        ));
+        let state = ApiState::new(store.clone(), api_config, hand_off);
         let router = herald_api::router(state);
         // Trailing slashes are ignored: rewrite the path before routing.
         let app = axum::middleware::map_request(strip_trailing_slash).layer(router);
@@ -137,6 +142,20 @@ impl Server {
             .await
             .context("server task")?
             .context("serving HTTP")
+    }
+}
+
+/// Drops idempotency records older than their time to live, now and every 10 minutes,
+/// so the table does not grow without bound.
+async fn prune_idempotency_records(store: Store, ttl_ms: i64) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        match store.idempotency_prune(now_ms(), ttl_ms).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(records = n, "pruned idempotency records"),
+            Err(e) => tracing::warn!(error = %e, "could not prune idempotency records"),
+        }
     }
 }
 
