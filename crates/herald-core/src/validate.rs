@@ -122,12 +122,20 @@ pub fn custom_header_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A header value Herald can send as is: visible ASCII, spaces and tabs only (HTTP
+/// clients refuse anything else, which would fail every delivery later).
 pub fn custom_header_value(name: &str, value: &str) -> Result<(), String> {
-    if value.len() > MAX_HEADER_VALUE_LEN
-        || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0)
+    if value.len() > MAX_HEADER_VALUE_LEN {
+        return Err(format!(
+            "the value of header '{name}' is longer than {MAX_HEADER_VALUE_LEN} bytes"
+        ));
+    }
+    if !value
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..=0x7e).contains(&b))
     {
         return Err(format!(
-            "the value of header '{name}' is too long or holds control characters"
+            "the value of header '{name}' may only hold visible ASCII characters, spaces and tabs"
         ));
     }
     Ok(())
@@ -174,6 +182,8 @@ mod tests {
         assert!(custom_header_name("svix-id").is_err());
         assert!(custom_header_name("bad header").is_err());
         assert!(custom_header_value("x", "a\r\nb").is_err());
+        assert!(custom_header_value("x", "caf\u{e9}").is_err());
+        assert!(custom_header_value("x", "Bearer abc.def\tg").is_ok());
         assert!(is_sensitive_header("Authorization"));
         assert!(!is_sensitive_header("X-Version"));
     }
