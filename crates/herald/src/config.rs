@@ -116,6 +116,9 @@ impl Config {
         if self.max_in_flight == 0 {
             bail!("max_in_flight must be at least 1");
         }
+        if herald_core::validate::custom_header_value("user-agent", &self.user_agent).is_err() {
+            bail!("user_agent may only hold visible ASCII characters and spaces");
+        }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             bail!("log_format must be text or json");
         }
