@@ -77,6 +77,10 @@ struct Inner {
 
 const READ_POOL_SIZE: usize = 8;
 
+/// The schema version `schema.sql` creates, kept in SQLite's `user_version`. A database
+/// from a newer Herald is refused rather than misread.
+const SCHEMA_VERSION: i64 = 1;
+
 fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -101,7 +105,15 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         let conn = open_connection(path, false)?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 4000;")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Invalid(format!(
+                "{} has schema version {version}, newer than this Herald understands ({SCHEMA_VERSION}); run a newer herald",
+                path.display()
+            )));
+        }
         conn.execute_batch(include_str!("schema.sql"))?;
+        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         // Durability: see writer.rs. With the WAL file open for our own fdatasync, SQLite
         // may commit without syncing (NORMAL); without it, it must sync every commit (FULL).
         let wal_path = {
