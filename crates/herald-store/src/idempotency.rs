@@ -98,27 +98,4 @@ mod tests {
         assert_eq!(store.idempotency_prune(now, 5 * hour).await.unwrap(), 0);
         std::fs::remove_dir_all(dir).unwrap();
     }
-
-    #[test]
-    fn a_database_from_a_newer_herald_is_refused() {
-        let dir = std::env::temp_dir().join(format!(
-            "herald-ver-{}-{}",
-            std::process::id(),
-            herald_core::ids::random_base62(8)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.db");
-        drop(crate::Store::open(&path).unwrap());
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        assert_eq!(
-            conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
-                .unwrap(),
-            1
-        );
-        conn.execute_batch("PRAGMA user_version = 99").unwrap();
-        drop(conn);
-        let err = crate::Store::open(&path).err().expect("refused");
-        assert!(err.to_string().contains("schema version 99"), "{err}");
-        std::fs::remove_dir_all(dir).unwrap();
-    }
 }

@@ -244,3 +244,29 @@ pub(crate) fn json_decode<T: serde::de::DeserializeOwned + Default>(text: &str) 
 pub(crate) fn json_decode_opt<T: serde::de::DeserializeOwned>(text: Option<&str>) -> Option<T> {
     text.and_then(|t| serde_json::from_str(t).ok())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_database_from_a_newer_herald_is_refused() {
+        let dir = std::env::temp_dir().join(format!(
+            "herald-ver-{}-{}",
+            std::process::id(),
+            herald_core::ids::random_base62(8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        drop(crate::Store::open(&path).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        assert_eq!(
+            conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+                .unwrap(),
+            1
+        );
+        conn.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(conn);
+        let err = crate::Store::open(&path).err().expect("refused");
+        assert!(err.to_string().contains("schema version 99"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
