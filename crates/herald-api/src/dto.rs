@@ -314,6 +314,22 @@ pub struct EventTypeIn {
     pub feature_flag: Option<String>,
 }
 
+impl EventTypeIn {
+    /// The name, and the rest as a replace body.
+    pub fn into_parts(self) -> (String, EventTypeUpdate) {
+        let rest = EventTypeUpdate {
+            group_name: self.group_name,
+            feature_flags: self.feature_flags,
+            description: self.description,
+            archived: self.archived,
+            deprecated: self.deprecated,
+            schemas: self.schemas,
+            feature_flag: self.feature_flag,
+        };
+        (self.name, rest)
+    }
+}
+
 /// PUT body: like `EventTypeIn` but the name comes from the path.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -84,16 +84,11 @@ pub async fn list(
     Ok(Json(ListResponse::from_page(page, EventTypeOut::from)))
 }
 
-pub async fn create(
-    State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
-    JsonBody(body): JsonBody<EventTypeIn>,
-) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
-    admin_only(&caller)?;
+/// A checked event type from a create or replace body.
+fn build(name: String, body: EventTypeUpdate, created_at: i64, now: i64) -> ApiResult<EventType> {
     check_group(body.group_name.as_ref())?;
-    let now = now_ms();
     let et = EventType {
-        name: body.name,
+        name,
         description: body.description,
         archived: body.archived.unwrap_or(false),
         deprecated: body.deprecated.unwrap_or(false),
@@ -101,10 +96,22 @@ pub async fn create(
         feature_flag: body
             .feature_flag
             .or(body.feature_flags.and_then(|f| f.into_iter().next())),
-        created_at: now,
+        created_at,
         updated_at: now,
     };
     check(&et)?;
+    Ok(et)
+}
+
+pub async fn create(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(body): JsonBody<EventTypeIn>,
+) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
+    admin_only(&caller)?;
+    let (name, body) = body.into_parts();
+    let now = now_ms();
+    let et = build(name, body, now, now)?;
     Ok((
         StatusCode::CREATED,
         Json(state.store.event_type_save(et, false).await?.into()),
@@ -132,26 +139,13 @@ pub async fn put(
     JsonBody(body): JsonBody<EventTypeUpdate>,
 ) -> ApiResult<(StatusCode, Json<EventTypeOut>)> {
     admin_only(&caller)?;
-    check_group(body.group_name.as_ref())?;
     let now = now_ms();
     let (created_at, status) = match state.store.event_type_get(&name).await {
         Ok(old) => (old.created_at, StatusCode::OK),
         Err(StoreError::NotFound) => (now, StatusCode::CREATED),
         Err(e) => return Err(e.into()),
     };
-    let et = EventType {
-        name,
-        description: body.description,
-        archived: body.archived.unwrap_or(false),
-        deprecated: body.deprecated.unwrap_or(false),
-        schemas: body.schemas,
-        feature_flag: body
-            .feature_flag
-            .or(body.feature_flags.and_then(|f| f.into_iter().next())),
-        created_at,
-        updated_at: now,
-    };
-    check(&et)?;
+    let et = build(name, body, created_at, now)?;
     Ok((
         status,
         Json(state.store.event_type_save(et, true).await?.into()),
