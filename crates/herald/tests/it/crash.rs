@@ -32,6 +32,21 @@ async fn call(client: &reqwest::Client, url: &str, path: &str, body: Value) -> (
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// Creates an application with one endpoint pointing at `rx`; returns the app id.
+async fn app_with_endpoint(client: &reqwest::Client, url: &str, rx: &Receiver) -> String {
+    let (_, app) = call(client, url, "/app", json!({"name": "crash"})).await;
+    let a = app["id"].as_str().unwrap().to_string();
+    let (s, _) = call(
+        client,
+        url,
+        &format!("/app/{a}/endpoint"),
+        json!({"url": rx.url("/")}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    a
+}
+
 #[tokio::test]
 async fn pending_retries_survive_sigkill_and_run_on_schedule() {
     let dir = TempDir::new("crash-retry");
@@ -40,15 +55,7 @@ async fn pending_retries_survive_sigkill_and_run_on_schedule() {
     rx.then((0..N).map(|_| Reply::status(500)));
     let client = reqwest::Client::new();
     let mut p = start(&dir.0, "3");
-    let (_, app) = call(&client, &p.url, "/app", json!({"name": "crash"})).await;
-    let a = app["id"].as_str().unwrap().to_string();
-    call(
-        &client,
-        &p.url,
-        &format!("/app/{a}/endpoint"),
-        json!({"url": rx.url("/")}),
-    )
-    .await;
+    let a = app_with_endpoint(&client, &p.url, &rx).await;
     let mut ids = Vec::new();
     for i in 0..N {
         let (s, m) = call(
@@ -117,15 +124,7 @@ async fn sigkill_during_ingest_loses_no_accepted_message() {
     let rx = Receiver::start().await;
     let client = reqwest::Client::new();
     let mut p = start(&dir.0, "0.2,0.5,1");
-    let (_, app) = call(&client, &p.url, "/app", json!({"name": "crash"})).await;
-    let a = app["id"].as_str().unwrap().to_string();
-    call(
-        &client,
-        &p.url,
-        &format!("/app/{a}/endpoint"),
-        json!({"url": rx.url("/")}),
-    )
-    .await;
+    let a = app_with_endpoint(&client, &p.url, &rx).await;
     // Eight concurrent senders post until the server dies under them.
     let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let mut senders = Vec::new();
