@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs Herald's whole test suite: unit, integration, crash and the Svix SDK end-to-end
-# test. Creates (once) a Python venv in target/sdk-venv with the official `svix` SDK and
+# tests (Python and JavaScript). Creates (once) a Python venv in target/sdk-venv with the official `svix` SDK and
 # an OpenAPI validator (the e2e test also checks the served OpenAPI document).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,15 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import svix, openapi_
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'svix==2.9.1' 'openapi-spec-validator==0.9.0'
 fi
 export HERALD_TEST_PYTHON="$PWD/$venv/bin/python"
+
+# The official Svix JavaScript SDK, for the second SDK end-to-end test.
+js=target/js-sdk
+if [ ! -f "$js/node_modules/svix/package.json" ]; then
+    echo "== installing the svix JavaScript SDK into $js"
+    mkdir -p "$js"
+    npm install --silent --no-audit --no-fund --prefix "$js" svix@1.99.1
+fi
+export HERALD_TEST_NODE_PATH="$PWD/$js/node_modules"
 
 if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"
