@@ -92,9 +92,12 @@ fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection>
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     // temp_store = MEMORY keeps the savepoint sub-journals of the group commit off disk.
-    conn.execute_batch(
-        "PRAGMA foreign_keys = ON; PRAGMA cache_size = -16000; PRAGMA temp_store = MEMORY;",
-    )?;
+    // The writer gets a 16 MiB page cache; readers, mostly idle, 2 MiB each, so that a
+    // full read pool costs little memory.
+    let cache_kib = if read_only { 2_000 } else { 16_000 };
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY;"
+    ))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
