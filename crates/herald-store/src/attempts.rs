@@ -39,6 +39,8 @@ pub struct AttemptFilter {
     pub channel: Option<String>,
     pub before: Option<i64>,
     pub after: Option<i64>,
+    /// Only attempts to this endpoint (an id).
+    pub endpoint_id: Option<String>,
 }
 
 /// Which attempts a list covers.
@@ -69,6 +71,10 @@ impl Store {
                     sql.push_str(" AND a.msg_id = ?");
                     params.push(Value::Text(id));
                 }
+            }
+            if let Some(ep) = f.endpoint_id {
+                sql.push_str(" AND a.endpoint_id = ?");
+                params.push(Value::Text(ep));
             }
             if let Some(s) = f.status {
                 sql.push_str(" AND a.status = ?");

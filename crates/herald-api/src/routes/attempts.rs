@@ -44,6 +44,7 @@ fn attempt_filter(q: &QueryPairs) -> ApiResult<AttemptFilter> {
             .map(str::to_string),
         before: q.timestamp("before")?,
         after: q.timestamp("after")?,
+        endpoint_id: None,
     })
 }
 
@@ -68,40 +69,17 @@ pub async fn by_message(
     Path((app_id, msg_id)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<AttemptOut>>> {
-    let (list, filter) = (q.list(true)?, attempt_filter(&q)?);
+    let (list, mut filter) = (q.list(true)?, attempt_filter(&q)?);
     let (app, msg) = visible_message(&state, &caller, &app_id, &msg_id).await?;
-    let mut filter = filter;
     if let Some(ep) = q.get("endpoint_id").filter(|e| !e.is_empty()) {
-        // Svix's per-message list also narrows by endpoint.
+        // Svix's per-message list also narrows by endpoint (id or uid).
         let ep = state
             .store
             .endpoint_get(&app.id, ep)
             .await
             .map_err(named("endpoint"))?;
-        let page = state
-            .store
-            .attempt_list(
-                &app.id,
-                AttemptScope::Endpoint(ep.id),
-                AttemptFilter { ..filter },
-                list,
-            )
-            .await?;
-        let page = page.map(|a| a);
-        let data: Vec<_> = page
-            .data
-            .into_iter()
-            .filter(|a| a.msg_id == msg.id)
-            .map(AttemptOut::from)
-            .collect();
-        return Ok(Json(ListResponse {
-            data,
-            iterator: page.iterator,
-            prev_iterator: page.prev_iterator,
-            done: page.done,
-        }));
+        filter.endpoint_id = Some(ep.id);
     }
-    filter.channel = filter.channel.take();
     let page = state
         .store
         .attempt_list(&app.id, AttemptScope::Message(msg.id), filter, list)

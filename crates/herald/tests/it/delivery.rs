@@ -535,3 +535,36 @@ async fn memory_stays_bounded_when_ingest_outruns_delivery() {
     ids.sort();
     assert_eq!(seen, ids, "every message delivered exactly once");
 }
+
+#[tokio::test]
+async fn attempts_of_a_message_narrow_by_endpoint_and_page() {
+    let app = spawn_app(&[("HERALD_RETRY_SCHEDULE_SECS", "0.05")]).await;
+    let (rx1, rx2) = (Receiver::start().await, Receiver::start().await);
+    rx1.otherwise(Reply::status(500));
+    rx2.otherwise(Reply::status(500));
+    let a = app.app("a").await;
+    let (ep1, _) = app
+        .endpoint(&a, &rx1.url("/"), json!({"uid": "first"}))
+        .await;
+    app.endpoint(&a, &rx2.url("/"), json!({})).await;
+    let m = app.send(&a, json!({"eventType": "x", "payload": {}})).await;
+    app.attempts_until(&a, &m, WAIT, |x| x.len() == 4).await;
+    let (_, p1) = app
+        .get(&format!(
+            "/app/{a}/attempt/msg/{m}?endpoint_id=first&limit=1"
+        ))
+        .await;
+    assert_eq!(p1["data"].as_array().unwrap().len(), 1);
+    assert_eq!(p1["data"][0]["endpointId"].as_str(), Some(ep1.as_str()));
+    assert_eq!(p1["done"], false);
+    let (_, p2) = app
+        .get(&format!(
+            "/app/{a}/attempt/msg/{m}?endpoint_id={ep1}&limit=1&iterator={}",
+            p1["iterator"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(p2["data"].as_array().unwrap().len(), 1);
+    assert_eq!(p2["data"][0]["endpointId"].as_str(), Some(ep1.as_str()));
+    assert_ne!(p2["data"][0]["id"], p1["data"][0]["id"]);
+    assert_eq!(p2["done"], true);
+}
