@@ -456,6 +456,21 @@ fn raw(payload: Option<String>) -> Box<RawValue> {
         .unwrap_or_else(|| RawValue::from_string("{}".into()).expect("valid JSON"))
 }
 
+impl MessageOut {
+    /// The answer to an ingest: the message with the payload exactly as it arrived,
+    /// reusing the already-checked raw JSON instead of parsing the stored text again.
+    pub fn accepted(m: Message, payload: Box<RawValue>) -> Self {
+        MessageOut {
+            id: m.id,
+            event_id: m.event_id,
+            event_type: m.event_type,
+            payload,
+            channels: m.channels,
+            timestamp: format_rfc3339(m.created_at),
+        }
+    }
+}
+
 impl From<Message> for MessageOut {
     fn from(m: Message) -> Self {
         MessageOut {

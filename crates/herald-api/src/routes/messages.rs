@@ -119,7 +119,10 @@ pub async fn create(
     };
     let (message, jobs) = state.store.message_create(new, now_ms()).await?;
     state.hand_off.hand_off(jobs);
-    Ok((StatusCode::ACCEPTED, Json(message.into())))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(MessageOut::accepted(message, body.payload)),
+    ))
 }
 
 pub async fn list(

@@ -8,25 +8,30 @@ use std::process::Command;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn official_svix_python_sdk_drives_herald() {
-    let Ok(python) = std::env::var("HERALD_TEST_PYTHON") else {
+/// Runs one SDK script against a fresh server and checks it printed its OK line. The
+/// program comes from `env_var` (skippable only with HERALD_SKIP_SDK_TEST=1).
+async fn run_sdk_script(
+    env_var: &str,
+    script: &'static str,
+    ok_line: &str,
+    build: fn(String, &str) -> Command,
+) {
+    let Ok(setting) = std::env::var(env_var) else {
         if std::env::var("HERALD_SKIP_SDK_TEST").as_deref() == Ok("1") {
-            eprintln!("SKIPPED on request (HERALD_SKIP_SDK_TEST=1): Svix SDK end-to-end test");
+            eprintln!("SKIPPED on request (HERALD_SKIP_SDK_TEST=1): {script}");
             return;
         }
-        panic!("HERALD_TEST_PYTHON is not set: run scripts/test.sh, which creates a venv with the svix SDK");
+        panic!("{env_var} is not set: run scripts/test.sh, which installs the Svix SDKs");
     };
     let app = spawn_app(&[]).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/svix_e2e.py");
     let url = app.url.clone();
+    let path = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
+        build(setting, &path)
             .env("HERALD_URL", url)
             .env("HERALD_TOKEN", ADMIN_TOKEN)
             .output()
-            .expect("run python")
+            .expect("run the SDK script")
     })
     .await
     .unwrap();
@@ -34,41 +39,39 @@ async fn official_svix_python_sdk_drives_herald() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "SDK script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        "{script} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("SVIX SDK E2E OK"), "stdout:\n{stdout}");
+    assert!(stdout.contains(ok_line), "stdout:\n{stdout}");
+}
+
+#[tokio::test]
+async fn official_svix_python_sdk_drives_herald() {
+    run_sdk_script(
+        "HERALD_TEST_PYTHON",
+        "svix_e2e.py",
+        "SVIX SDK E2E OK",
+        |python, script| {
+            let mut cmd = Command::new(python);
+            cmd.arg(script);
+            cmd
+        },
+    )
+    .await;
 }
 
 /// The same with the official Svix JavaScript SDK (npm `svix`), from the node_modules
-/// folder in HERALD_TEST_NODE_PATH (scripts/test.sh installs it).
+/// folder in HERALD_TEST_NODE_PATH.
 #[tokio::test]
 async fn official_svix_js_sdk_drives_herald() {
-    let Ok(node_path) = std::env::var("HERALD_TEST_NODE_PATH") else {
-        if std::env::var("HERALD_SKIP_SDK_TEST").as_deref() == Ok("1") {
-            eprintln!("SKIPPED on request (HERALD_SKIP_SDK_TEST=1): Svix JS SDK end-to-end test");
-            return;
-        }
-        panic!("HERALD_TEST_NODE_PATH is not set: run scripts/test.sh, which installs the svix npm package");
-    };
-    let app = spawn_app(&[]).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/svix_e2e.js");
-    let url = app.url.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(script)
-            .env("NODE_PATH", node_path)
-            .env("HERALD_URL", url)
-            .env("HERALD_TOKEN", ADMIN_TOKEN)
-            .output()
-            .expect("run node")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "JS SDK script failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(stdout.contains("SVIX JS SDK E2E OK"), "stdout:\n{stdout}");
+    run_sdk_script(
+        "HERALD_TEST_NODE_PATH",
+        "svix_e2e.js",
+        "SVIX JS SDK E2E OK",
+        |node_path, script| {
+            let mut cmd = Command::new("node");
+            cmd.arg(script).env("NODE_PATH", node_path);
+            cmd
+        },
+    )
+    .await;
 }
