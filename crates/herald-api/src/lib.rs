@@ -11,5 +11,5 @@ mod router;
 mod routes;
 mod state;
 
-pub use router::{openapi_json, router};
+pub use router::{health_router, openapi_json, router};
 pub use state::{ApiConfig, ApiState, Caller, HandOff};

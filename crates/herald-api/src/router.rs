@@ -219,6 +219,22 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
+/// The router of a node that serves no API (`--role worker`): only the health routes,
+/// so that load balancers and orchestrators can still watch it.
+pub fn health_router(state: Arc<ApiState>) -> Router {
+    let mut v1 = Router::new();
+    for r in routes()
+        .into_iter()
+        .filter(|r| r.op.path.starts_with("/health"))
+    {
+        v1 = v1.route(r.op.path, r.handler);
+    }
+    Router::new()
+        .nest("/api/v1", v1)
+        .fallback(|| async { ApiError::NotFound("this node serves no API (role worker)".into()) })
+        .with_state(state)
+}
+
 /// Bearer-token auth: the token's hash must be a stored, unexpired token.
 async fn authenticate(
     State(state): State<Arc<ApiState>>,

@@ -3,16 +3,18 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use herald_store::{Application, DeliveryJob, Store, TokenInfo};
+use herald_store::{Application, DeliveryJob, SharedStore, TokenInfo};
 use tokio::sync::Notify;
 
 /// Where deliveries go right after they were committed, for immediate sending (the
 /// binary plugs the delivery engine in here; the API does not know it).
 pub trait HandOff: Send + Sync {
-    /// Whether there is room for more in-memory work. When there is not, new deliveries
-    /// are committed unleased and the engine's scheduler takes them from the store as it
-    /// catches up: memory stays bounded however far ingest runs ahead of delivery.
-    fn has_room(&self) -> bool;
+    /// Until when deliveries committed at `now` may be leased to this process for an
+    /// in-memory hand-off, or `None` when it takes no more: its dispatcher is full (new
+    /// deliveries are then committed unleased and a scheduler takes them from the store
+    /// as it catches up, so memory stays bounded however far ingest runs ahead of
+    /// delivery), or this process does not deliver at all (`--role api`).
+    fn lease_until(&self, now: i64) -> Option<i64>;
     fn hand_off(&self, jobs: Vec<DeliveryJob>);
 }
 
@@ -36,7 +38,7 @@ impl Default for ApiConfig {
 }
 
 pub struct ApiState {
-    pub store: Store,
+    pub store: SharedStore,
     pub config: ApiConfig,
     pub hand_off: Arc<dyn HandOff>,
     /// Token hash → token, for tokens already seen (they are never deleted).
@@ -53,6 +55,10 @@ const MAX_CACHED_APPS: usize = 10_000;
 
 impl ApiState {
     pub(crate) fn cached_app(&self, key: &str) -> Option<Application> {
+        // Another node may change an application of a shared store at any time.
+        if self.store.is_shared() {
+            return None;
+        }
         self.apps
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -81,7 +87,7 @@ impl ApiState {
 }
 
 impl ApiState {
-    pub fn new(store: Store, config: ApiConfig, hand_off: Arc<dyn HandOff>) -> Arc<ApiState> {
+    pub fn new(store: SharedStore, config: ApiConfig, hand_off: Arc<dyn HandOff>) -> Arc<ApiState> {
         Arc::new(ApiState {
             store,
             config,

@@ -7,7 +7,7 @@ use herald_core::ids;
 use herald_core::secret::Secret;
 use herald_core::signing::sign_all;
 use herald_core::time::now_ms;
-use herald_store::{Attempt, AttemptRecord, DeliveryJob, NextStep, Trigger};
+use herald_store::{Attempt, AttemptRecord, DeliveryJob, NextStep, StoreError, Trigger};
 use tokio::sync::mpsc;
 
 use crate::Engine;
@@ -168,13 +168,24 @@ pub(crate) async fn run_recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver
     while rx.recv_many(&mut batch, 512).await > 0 {
         let retries = batch.iter().any(|r| matches!(r.next, NextStep::RetryAt(_)));
         let n = batch.len();
-        if let Err(e) = engine
-            .inner
-            .store
-            .record_attempts(std::mem::take(&mut batch))
-            .await
-        {
-            tracing::error!(error = %e, attempts = n, "could not record attempts");
+        let records = std::mem::take(&mut batch);
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match engine.inner.store.record_attempts(records.clone()).await {
+                Ok(()) => break,
+                // The database is down for a while (a restart, a network cut): keep the
+                // attempts and try again, so that the log loses nothing and deliveries
+                // are not sent again when their leases end.
+                Err(StoreError::Unavailable(e)) => {
+                    tracing::warn!(error = %e, attempts = n, "the store is unavailable; will record these attempts when it is back");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, attempts = n, "could not record attempts");
+                    break;
+                }
+            }
         }
         if retries {
             engine.inner.wake.notify_one();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use herald_core::retry::RetryPolicy;
 use herald_store::AttemptRecord;
-use herald_store::{DeliveryJob, Store};
+use herald_store::{DeliveryJob, SharedStore};
 use tokio::sync::{mpsc, Notify, Semaphore};
 
 pub use attempt::AttemptOutcome;
@@ -30,6 +30,11 @@ pub struct EngineConfig {
     pub poll_interval: Duration,
     /// Bytes of each response body kept in the attempt log.
     pub response_capture_bytes: usize,
+    /// How long a delivery stays leased to this process once claimed or handed off. If
+    /// the process dies, other nodes (or its next start, on a store it owns alone) take
+    /// the delivery over when the lease ends. It must exceed `request_timeout` by
+    /// enough to record the attempt.
+    pub lease: Duration,
 }
 
 impl Default for EngineConfig {
@@ -42,6 +47,7 @@ impl Default for EngineConfig {
             max_in_flight: 512,
             poll_interval: Duration::from_millis(500),
             response_capture_bytes: 20 * 1024,
+            lease: Duration::from_secs(60),
         }
     }
 }
@@ -52,7 +58,7 @@ pub struct Engine {
 }
 
 struct Inner {
-    store: Store,
+    store: SharedStore,
     client: reqwest::Client,
     config: EngineConfig,
     permits: Arc<Semaphore>,
@@ -67,7 +73,7 @@ struct Inner {
 }
 
 impl Engine {
-    pub fn new(store: Store, config: EngineConfig) -> Result<Engine, reqwest::Error> {
+    pub fn new(store: SharedStore, config: EngineConfig) -> Result<Engine, reqwest::Error> {
         let client = reqwest::Client::builder()
             // Redirects are never followed: a 3xx is the endpoint's answer, and following
             // it would let a receiver point Herald at an address nobody vetted.
@@ -118,6 +124,17 @@ impl Engine {
         {
             tokio::spawn(attempt::run_recorder(self.clone(), rx));
         }
+        // Deliveries committed by other nodes (an API-only node, say) wake the scheduler
+        // at once instead of at its next poll.
+        if let Some(due) = self.inner.store.due_signal() {
+            let engine = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    due.notified().await;
+                    engine.inner.wake.notify_one();
+                }
+            });
+        }
         Ok(tokio::spawn(scheduler::run(self.clone())))
     }
 
@@ -146,8 +163,12 @@ impl Engine {
             < self.inner.config.max_in_flight.saturating_mul(8)
     }
 
+    /// The lease for deliveries handed off at `now`, or `None` when there is no room.
+    pub fn lease_until(&self, now: i64) -> Option<i64> {
+        self.has_room().then(|| now + self.lease_ms())
+    }
+
     fn lease_ms(&self) -> i64 {
-        // Long enough for one attempt to time out and be recorded.
-        (self.inner.config.request_timeout.as_millis() as i64) * 2 + 30_000
+        self.inner.config.lease.as_millis() as i64
     }
 }

@@ -1,32 +1,26 @@
-//! Herald's storage: the embedded SQLite store. All SQL lives in this crate.
+//! Herald's storage: the [`Store`] trait every backend implements, the records it reads
+//! and writes, and two backends: the embedded SQLite store (the default) and PostgreSQL
+//! (for several nodes on one database). All SQL lives in this crate.
 //!
-//! Writes go through one writer thread that batches whatever is queued into a single
-//! transaction (group commit): a caller's future resolves only after the batch holding
-//! its write has been committed with `synchronous=FULL`, so durability costs one fsync per
-//! batch, not per request. Reads use a small pool of connections, which WAL mode lets run
-//! beside the writer.
+//! Both backends promise the same things: a write's future resolves only once it is
+//! durable; lists page in the same order with the same cursors; ids and uids resolve the
+//! same way; errors map to the same [`StoreError`] variants. The conformance suite in
+//! `tests/conformance.rs` holds both to that.
 
-mod apps;
-pub mod attempts;
-mod endpoints;
-mod event_types;
-mod idempotency;
-pub mod messages;
+mod filters;
 pub mod model;
 pub mod page;
-mod queue;
-mod route_cache;
-mod tokens;
-mod writer;
+pub mod postgres;
+mod sql;
+pub mod sqlite;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use rusqlite::{Connection, OpenFlags};
-
+pub use filters::{AttemptFilter, AttemptScope, MessageFilter};
 pub use model::*;
 pub use page::{ListQuery, Page};
-pub use rusqlite;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -37,199 +31,227 @@ pub enum StoreError {
     #[error("{0}")]
     Invalid(String),
     #[error("database error: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(String),
     #[error("the store is shut down")]
     Closed,
+    /// The database cannot be reached right now; the caller may try again later.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Maps a UNIQUE violation to `Conflict(message)`.
-pub(crate) fn conflict_on_unique(err: rusqlite::Error, message: &str) -> StoreError {
-    const SQLITE_CONSTRAINT_FOREIGNKEY: i32 = 787;
-    match &err {
-        // A parent row vanished under us (say the application was deleted meanwhile).
-        rusqlite::Error::SqliteFailure(e, _) if e.extended_code == SQLITE_CONSTRAINT_FOREIGNKEY => {
-            StoreError::NotFound
-        }
-        rusqlite::Error::SqliteFailure(e, _)
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            StoreError::Conflict(message.to_string())
-        }
-        _ => StoreError::Db(err),
-    }
-}
+/// A store shared by the whole process.
+pub type SharedStore = Arc<dyn Store>;
 
-#[derive(Clone)]
-pub struct Store {
-    inner: Arc<Inner>,
-}
+/// How long a freshly ingested delivery stays leased to the process that hands it to its
+/// dispatcher in memory, unless the caller asks for another lease.
+pub const HANDOFF_LEASE_MS: i64 = 120_000;
 
-struct Inner {
-    path: PathBuf,
-    writer: writer::Writer,
-    routes: Arc<route_cache::RouteCache>,
-    readers: Mutex<Vec<Connection>>,
-}
+/// Everything Herald keeps, one sub-trait per kind of record (their methods are callable
+/// on a [`SharedStore`] as they are; on a concrete store, `use herald_store::prelude::*`).
+/// Methods that target one row by key answer `NotFound`
+/// when there is none; writes resolve after they are durable.
+#[async_trait::async_trait]
+pub trait Store:
+    Apps
+    + Endpoints
+    + EventTypes
+    + Messages
+    + DeliveryLog
+    + Queue
+    + Tokens
+    + Idempotency
+    + Send
+    + Sync
+    + 'static
+{
+    /// "sqlite" or "postgres".
+    fn backend(&self) -> &'static str;
 
-const READ_POOL_SIZE: usize = 8;
-
-/// The schema version `schema.sql` creates, kept in SQLite's `user_version`. A database
-/// from a newer Herald is refused rather than misread.
-const SCHEMA_VERSION: i64 = 1;
-
-fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
-    let flags = if read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    };
-    let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    // temp_store = MEMORY keeps the savepoint sub-journals of the group commit off disk.
-    // The writer gets a 16 MiB page cache; readers, mostly idle, 2 MiB each, so that a
-    // full read pool costs little memory.
-    let cache_kib = if read_only { 2_000 } else { 16_000 };
-    conn.execute_batch(&format!(
-        "PRAGMA foreign_keys = ON; PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY;"
-    ))?;
-    conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
-}
-
-impl Store {
-    /// Opens (creating if needed) the database at `path`, in WAL mode with full fsync
-    /// on commit, and applies the schema.
-    pub fn open(path: &Path) -> Result<Store> {
-        let conn = open_connection(path, false)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 4000;")?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Invalid(format!(
-                "{} has schema version {version}, newer than this Herald understands ({SCHEMA_VERSION}); run a newer herald",
-                path.display()
-            )));
-        }
-        conn.execute_batch(include_str!("schema.sql"))?;
-        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-        // Durability: see writer.rs. With the WAL file open for our own fdatasync, SQLite
-        // may commit without syncing (NORMAL); without it, it must sync every commit (FULL).
-        let wal_path = {
-            let mut p = path.as_os_str().to_owned();
-            p.push("-wal");
-            PathBuf::from(p)
-        };
-        let wal = match std::fs::File::options()
-            .read(true)
-            .write(true)
-            .open(&wal_path)
-        {
-            Ok(file) => {
-                conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
-                Some(file)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, path = %wal_path.display(), "cannot open the WAL file; every commit will fsync on its own");
-                None
-            }
-        };
-        let routes = Arc::new(route_cache::RouteCache::default());
-        let on_failed_commit = {
-            let routes = routes.clone();
-            Box::new(move || routes.clear())
-        };
-        let writer = writer::Writer::start(conn, wal, on_failed_commit);
-        Ok(Store {
-            inner: Arc::new(Inner {
-                path: path.to_path_buf(),
-                writer,
-                routes,
-                readers: Mutex::new(Vec::new()),
-            }),
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
-
-    /// Runs `f` on a read connection, off the async runtime.
-    pub async fn read<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
-    {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = inner
-                .readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop();
-            let conn = match conn {
-                Some(c) => c,
-                None => open_connection(&inner.path, true)?,
-            };
-            let out = f(&conn);
-            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
-            if pool.len() < READ_POOL_SIZE {
-                pool.push(conn);
-            }
-            out
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?
-    }
-
-    /// Runs `f` inside the writer's current batch; resolves after the batch commits.
-    /// An error from `f` rolls back only `f`'s own changes.
-    pub async fn write<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
-    {
-        self.inner.writer.submit(f).await
-    }
-
-    /// (writes run, transactions committed, WAL fsyncs) since the store was opened: how
-    /// well the group commit is grouping.
-    pub fn write_stats(&self) -> (u64, u64, u64) {
-        self.inner.writer.stats()
-    }
-
-    /// Runs `f` in the writer like `write`, then forgets the cached fan-out routes (for
-    /// writes that change endpoints or delete applications).
-    pub(crate) async fn write_routes<T, F>(&self, f: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
-    {
-        let routes = self.inner.routes.clone();
-        self.write(move |c| {
-            routes.clear();
-            f(c)
-        })
-        .await
-    }
+    /// Whether other processes may write the same data (several nodes on one database).
+    /// When true, callers must not cache rows another node can change.
+    fn is_shared(&self) -> bool;
 
     /// A health check that touches the database.
-    pub async fn ping(&self) -> Result<()> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
-            .await
+    async fn ping(&self) -> Result<()>;
+
+    /// (writes run, transactions committed, fsyncs) since the store was opened, for
+    /// backends that group commits themselves; zeros for the others.
+    fn write_stats(&self) -> (u64, u64, u64) {
+        (0, 0, 0)
+    }
+
+    /// Notified when another process committed deliveries that are due now, for stores
+    /// shared between processes; `None` for a store one process owns.
+    fn due_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
     }
 }
 
-/// `NotFound` when a statement that targets one row by key changed none.
-pub(crate) fn found(changed: usize) -> Result<()> {
-    match changed {
-        0 => Err(StoreError::NotFound),
-        _ => Ok(()),
-    }
+/// Applications.
+#[async_trait::async_trait]
+pub trait Apps: Send + Sync {
+    async fn app_get(&self, id_or_uid: &str) -> Result<Application>;
+    async fn app_list(&self, q: ListQuery) -> Result<Page<Application>>;
+    async fn app_insert(&self, app: Application) -> Result<Application>;
+    /// Replaces the mutable fields of the application with `app.id`.
+    async fn app_update(&self, app: Application) -> Result<Application>;
+    /// Deletes the application and, by cascade, its endpoints, messages and log.
+    async fn app_delete(&self, id: &str) -> Result<()>;
+}
+
+/// Endpoints, their secrets and their delivery statistics.
+#[async_trait::async_trait]
+pub trait Endpoints: Send + Sync {
+    async fn endpoint_get(&self, app_id: &str, id_or_uid: &str) -> Result<Endpoint>;
+    async fn endpoint_list(&self, app_id: &str, q: ListQuery) -> Result<Page<Endpoint>>;
+    /// Inserts an endpoint, refusing (`Invalid`) when the application already has
+    /// `max_per_app`.
+    async fn endpoint_insert(&self, ep: Endpoint, max_per_app: usize) -> Result<Endpoint>;
+    /// Replaces every mutable field of the endpoint with `ep.id`.
+    async fn endpoint_update(&self, ep: Endpoint) -> Result<Endpoint>;
+    async fn endpoint_delete(&self, id: &str) -> Result<()>;
+    /// Delivery counts by status for deliveries created in [since, until).
+    async fn endpoint_stats(
+        &self,
+        endpoint_id: &str,
+        since: i64,
+        until: i64,
+    ) -> Result<EndpointStats>;
+}
+
+/// The event type catalog (global to the server).
+#[async_trait::async_trait]
+pub trait EventTypes: Send + Sync {
+    async fn event_type_get(&self, name: &str) -> Result<EventType>;
+    async fn event_type_list(
+        &self,
+        q: ListQuery,
+        include_archived: bool,
+    ) -> Result<Page<EventType>>;
+    /// Inserts, or with `replace` overwrites, an event type.
+    async fn event_type_save(&self, et: EventType, replace: bool) -> Result<EventType>;
+    async fn event_type_delete(&self, name: &str) -> Result<()>;
+    /// Of `names`, those that are not existing, unarchived event types.
+    async fn event_types_missing(&self, names: Vec<String>) -> Result<Vec<String>>;
+}
+
+/// Messages and their fan-out to deliveries.
+#[async_trait::async_trait]
+pub trait Messages: Send + Sync {
+    /// Stores a message and one delivery per matching endpoint, durably. When
+    /// `new.lease_until` is set, the deliveries are leased to the caller until then and
+    /// returned as jobs for its dispatcher; otherwise they are left due for the scheduler.
+    async fn message_create(
+        &self,
+        new: NewMessage,
+        now: i64,
+    ) -> Result<(Message, Vec<DeliveryJob>)>;
+    async fn message_get(&self, app_id: &str, id_or_event_id: &str) -> Result<Message>;
+    async fn message_list(
+        &self,
+        app_id: &str,
+        filter: MessageFilter,
+        q: ListQuery,
+    ) -> Result<Page<Message>>;
+    /// Deletes a message's payload; the message and its log stay.
+    async fn message_expunge(&self, msg_id: &str) -> Result<()>;
+}
+
+/// The delivery log: attempts, and deliveries seen per endpoint or per message.
+#[async_trait::async_trait]
+pub trait DeliveryLog: Send + Sync {
+    async fn attempt_list(
+        &self,
+        app_id: &str,
+        scope: AttemptScope,
+        f: AttemptFilter,
+        q: ListQuery,
+    ) -> Result<Page<Attempt>>;
+    async fn attempt_get(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt>;
+    /// Clears the response body kept for one attempt.
+    async fn attempt_expunge(&self, attempt_id: &str) -> Result<()>;
+    /// Messages delivered (or being delivered) to one endpoint.
+    async fn delivered_messages(
+        &self,
+        endpoint_id: &str,
+        f: MessageFilter,
+        q: ListQuery,
+    ) -> Result<Page<DeliveredMessage>>;
+    /// Endpoints one message went to, with the delivery status of each.
+    async fn delivery_targets(&self, msg_id: &str, q: ListQuery) -> Result<Page<DeliveryTarget>>;
+}
+
+/// The delivery queue: a delivery row is the unit of work, claimed under a lease.
+#[async_trait::async_trait]
+pub trait Queue: Send + Sync {
+    /// Leases up to `limit` due deliveries until `lease_until` and returns them; due
+    /// deliveries of disabled endpoints are canceled instead. Concurrent callers (other
+    /// nodes) never get the same delivery while its lease runs.
+    async fn claim_due(&self, now: i64, lease_until: i64, limit: usize)
+        -> Result<Vec<DeliveryJob>>;
+    /// The earliest time any pending delivery becomes due.
+    async fn next_due_at(&self) -> Result<Option<i64>>;
+    /// Appends each attempt and moves its delivery to its next state.
+    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<()>;
+    /// At start-up of a process that owns the store alone: deliveries leased by a
+    /// process that died are due again now. A shared store leaves leases to expire.
+    async fn release_leases(&self, now: i64) -> Result<usize>;
+    /// A manual resend of one message to one endpoint: the delivery (created if the
+    /// endpoint was not subscribed) is leased to the caller until `lease_until` and
+    /// returned, or with `None` left due now for a scheduler.
+    async fn resend(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        endpoint_id: &str,
+        now: i64,
+        lease_until: Option<i64>,
+    ) -> Result<Option<DeliveryJob>>;
+    /// Makes every delivery to the endpoint that failed (or was canceled) in
+    /// [since, until) pending again, due now, as a manual attempt. Returns how many.
+    async fn recover(&self, endpoint_id: &str, since: i64, until: i64, now: i64) -> Result<usize>;
+}
+
+/// API tokens, stored only as hashes (the caller hashes).
+#[async_trait::async_trait]
+pub trait Tokens: Send + Sync {
+    async fn token_insert(
+        &self,
+        id: &str,
+        hash: &str,
+        name: &str,
+        app_id: Option<&str>,
+        now: i64,
+        expires_at: Option<i64>,
+    ) -> Result<()>;
+    async fn token_find(&self, hash: &str) -> Result<Option<TokenInfo>>;
+    /// How many admin (unscoped) tokens exist; zero means this is a first start.
+    async fn admin_token_count(&self) -> Result<i64>;
+}
+
+/// Idempotency records (the first answer to a keyed POST) and tasks.
+#[async_trait::async_trait]
+pub trait Idempotency: Send + Sync {
+    /// The stored answer for `key` if it is younger than `max_age_ms`.
+    async fn idempotency_get(
+        &self,
+        key: &str,
+        now: i64,
+        max_age_ms: i64,
+    ) -> Result<Option<(u16, Vec<u8>)>>;
+    async fn idempotency_put(&self, key: &str, status: u16, body: Vec<u8>, now: i64) -> Result<()>;
+    /// Drops idempotency records older than `max_age_ms`.
+    async fn idempotency_prune(&self, now: i64, max_age_ms: i64) -> Result<usize>;
+    async fn task_save(&self, task: Task) -> Result<Task>;
+}
+
+/// The store traits, for calling their methods on a concrete store.
+pub mod prelude {
+    pub use crate::{
+        Apps, DeliveryLog, Endpoints, EventTypes, Idempotency, Messages, Queue, Store, Tokens,
+    };
 }
 
 /// Encodes a value for a JSON text column.
@@ -248,28 +270,95 @@ pub(crate) fn json_decode_opt<T: serde::de::DeserializeOwned>(text: Option<&str>
     text.and_then(|t| serde_json::from_str(t).ok())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_database_from_a_newer_herald_is_refused() {
-        let dir = std::env::temp_dir().join(format!(
-            "herald-ver-{}-{}",
-            std::process::id(),
-            herald_core::ids::random_base62(8)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("t.db");
-        drop(crate::Store::open(&path).unwrap());
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        assert_eq!(
-            conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
-                .unwrap(),
-            1
-        );
-        conn.execute_batch("PRAGMA user_version = 99").unwrap();
-        drop(conn);
-        let err = crate::Store::open(&path).err().expect("refused");
-        assert!(err.to_string().contains("schema version 99"), "{err}");
-        std::fs::remove_dir_all(dir).unwrap();
+/// `NotFound` when a statement that targets one row by key changed none.
+pub(crate) fn found(changed: u64) -> Result<()> {
+    match changed {
+        0 => Err(StoreError::NotFound),
+        _ => Ok(()),
     }
+}
+
+/// A claimed delivery turned into a job for the engine.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn job_from(
+    ep: &Endpoint,
+    delivery_id: i64,
+    msg_id: String,
+    payload: Option<String>,
+    attempts: u32,
+    trigger: i64,
+    now: i64,
+    lease_until: i64,
+) -> DeliveryJob {
+    DeliveryJob {
+        delivery_id,
+        msg_id,
+        app_id: ep.app_id.clone(),
+        endpoint_id: ep.id.clone(),
+        url: ep.url.clone(),
+        // An expunged payload is sent as an empty object rather than not at all.
+        payload: Arc::from(payload.as_deref().unwrap_or("{}")),
+        headers: ep
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        secrets: ep.signing_keys(now),
+        attempts,
+        trigger: if trigger == 1 {
+            Trigger::Manual
+        } else {
+            Trigger::Scheduled
+        },
+        lease_until,
+    }
+}
+
+/// The endpoints of an application a new message goes to.
+pub(crate) fn message_targets<'a>(
+    endpoints: &'a [Endpoint],
+    new: &'a NewMessage,
+) -> impl Iterator<Item = &'a Endpoint> + 'a {
+    endpoints.iter().filter(move |ep| match &new.only_endpoint {
+        Some(only) => &ep.id == only,
+        None => herald_core::fanout::matches(
+            &herald_core::fanout::Subscription {
+                disabled: ep.disabled,
+                event_types: ep.event_types.as_deref(),
+                channels: ep.channels.as_deref(),
+            },
+            &new.event_type,
+            new.channels.as_deref(),
+        ),
+    })
+}
+
+/// Delivery status as the API shows it: a leased pending delivery is being sent.
+pub(crate) fn effective_status(status: i64, leased: bool) -> DeliveryStatus {
+    match DeliveryStatus::from_i64(status) {
+        DeliveryStatus::Pending if leased => DeliveryStatus::Sending,
+        s => s,
+    }
+}
+
+/// The database state a delivery moves to after an attempt: (status, next_attempt_at).
+pub(crate) fn next_state(next: NextStep) -> (i64, Option<i64>) {
+    match next {
+        NextStep::Succeeded => (0, None),
+        NextStep::RetryAt(t) => (1, Some(t)),
+        NextStep::Failed | NextStep::FailedAndDisableEndpoint => (2, None),
+    }
+}
+
+pub(crate) const APP_UID_TAKEN: &str = "an application with this uid already exists";
+pub(crate) const ENDPOINT_UID_TAKEN: &str =
+    "an endpoint with this uid already exists in this application";
+pub(crate) const EVENT_ID_TAKEN: &str =
+    "a message with this eventId already exists in this application";
+pub(crate) const EVENT_TYPE_TAKEN: &str = "an event type with this name already exists";
+
+pub(crate) fn too_many_endpoints(max_per_app: usize) -> StoreError {
+    StoreError::Invalid(format!(
+        "an application may have at most {max_per_app} endpoints"
+    ))
 }

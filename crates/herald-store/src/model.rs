@@ -92,9 +92,9 @@ pub struct NewMessage {
     pub deliver_at: Option<i64>,
     /// Deliver to this endpoint only, whatever its filters (send-example).
     pub only_endpoint: Option<String>,
-    /// Lease the deliveries to the caller for an in-memory hand-off; when false they are
-    /// stored due now and the scheduler takes them.
-    pub hand_off: bool,
+    /// Lease the deliveries to the caller until this time for an in-memory hand-off;
+    /// when `None` they are stored due now and a scheduler takes them.
+    pub lease_until: Option<i64>,
 }
 
 /// Status of a (message, endpoint) delivery, as the API numbers it.

@@ -1,7 +1,7 @@
 //! Cursor pagination shared by every list: rows are ordered by a unique key (an id, or an
 //! event-type name); the cursor is the last key of a page, and a leading `-` walks back.
 
-use rusqlite::types::Value;
+use crate::sql::{Arg, Query};
 
 #[derive(Clone, Debug)]
 pub struct ListQuery {
@@ -34,19 +34,16 @@ impl ListQuery {
         self.iterator.as_deref().is_some_and(|i| i.starts_with('-'))
     }
 
-    /// Appends `AND key <op> ?` and `ORDER BY key … LIMIT n+1` to `sql`, pushing params.
-    pub(crate) fn apply(&self, sql: &mut String, params: &mut Vec<Value>, key: &str) {
+    /// Appends `AND key <op> cursor` and `ORDER BY key … LIMIT n+1` to the statement.
+    pub(crate) fn apply(&self, q: &mut Query, key: &str) {
         // Walking backwards reverses the scan; `finish` restores display order.
         let ascending_scan = self.descending == self.backwards();
         if let Some(it) = &self.iterator {
             let cursor = it.strip_prefix('-').unwrap_or(it);
-            sql.push_str(&format!(
-                " AND {key} {} ?",
-                if ascending_scan { ">" } else { "<" }
-            ));
-            params.push(Value::Text(cursor.to_string()));
+            let op = if ascending_scan { ">" } else { "<" };
+            q.and(Arg::Text(cursor.to_string()), |p| format!("{key} {op} {p}"));
         }
-        sql.push_str(&format!(
+        q.sql.push_str(&format!(
             " ORDER BY {key} {} LIMIT {}",
             if ascending_scan { "ASC" } else { "DESC" },
             self.limit + 1

@@ -27,6 +27,33 @@ pub struct Config {
     pub user_agent: String,
     pub max_in_flight: usize,
     pub poll_interval_ms: u64,
+    pub lease_secs: f64,
+    pub database_url: String,
+    pub database_pool_size: usize,
+    pub wait_for_db_secs: u64,
+    pub role: Role,
+}
+
+/// What a node does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The API and the delivery engine.
+    All,
+    /// The API only: deliveries are left in the database for worker nodes.
+    Api,
+    /// The delivery engine only (and /api/v1/health).
+    Worker,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        self != Role::Worker
+    }
+
+    pub fn delivers(self) -> bool {
+        self != Role::Api
+    }
 }
 
 /// Values given on the command line (they win over everything else).
@@ -35,6 +62,9 @@ pub struct Overrides {
     pub config_file: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub role: Option<Role>,
+    pub wait_for_db_secs: Option<u64>,
 }
 
 impl Config {
@@ -88,6 +118,16 @@ impl Config {
         if let Some(l) = &flags.listen {
             table.insert("listen".into(), toml::Value::String(l.clone()));
         }
+        if let Some(url) = &flags.database_url {
+            table.insert("database_url".into(), toml::Value::String(url.clone()));
+        }
+        if let Some(role) = flags.role {
+            let name = format!("{role:?}").to_ascii_lowercase();
+            table.insert("role".into(), toml::Value::String(name));
+        }
+        if let Some(secs) = flags.wait_for_db_secs {
+            table.insert("wait_for_db_secs".into(), toml::Value::Integer(secs as i64));
+        }
         let config: Config = toml::Value::Table(table)
             .try_into()
             .context("invalid configuration")?;
@@ -122,6 +162,21 @@ impl Config {
         if !matches!(self.log_format.as_str(), "text" | "json") {
             bail!("log_format must be text or json");
         }
+        if !(self.lease_secs.is_finite() && self.lease_secs >= self.request_timeout_secs + 5.0) {
+            bail!("lease_secs must exceed request_timeout_secs by at least 5");
+        }
+        let url = &self.database_url;
+        let postgres_or_empty =
+            url.is_empty() || url.starts_with("postgres://") || url.starts_with("postgresql://");
+        if !postgres_or_empty {
+            bail!("database_url must be a postgres:// or postgresql:// URL");
+        }
+        if self.database_url.is_empty() && self.role != Role::All {
+            bail!("role api or worker needs database_url: the embedded store serves one node");
+        }
+        if self.database_pool_size == 0 {
+            bail!("database_pool_size must be at least 1");
+        }
         Ok(())
     }
 
@@ -147,6 +202,7 @@ impl Config {
             max_in_flight: self.max_in_flight,
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
             response_capture_bytes: 20 * 1024,
+            lease: secs(self.lease_secs),
         }
     }
 

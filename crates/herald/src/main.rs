@@ -11,7 +11,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use herald::config::{Config, Overrides, DEFAULTS};
+use herald::config::{Config, Overrides, Role, DEFAULTS};
 use herald::server::Server;
 
 #[derive(Parser)]
@@ -44,6 +44,17 @@ enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8071 or 0.0.0.0:8071. Also HERALD_LISTEN.
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        #[command(flatten)]
+        db: DatabaseFlags,
+        /// What this node does: all, api (ingest only) or worker (deliveries only).
+        /// Also HERALD_ROLE. Roles other than all need --database-url.
+        #[arg(long, value_enum)]
+        role: Option<Role>,
+    },
+    /// Create or upgrade the database schema, then exit (`serve` also does it at start).
+    Migrate {
+        #[command(flatten)]
+        db: DatabaseFlags,
     },
     /// Manage API tokens.
     Token {
@@ -52,6 +63,25 @@ enum Command {
     },
     /// Print the configuration defaults, with comments (a starting point for a config file).
     Config,
+}
+
+#[derive(clap::Args)]
+struct DatabaseFlags {
+    /// Keep everything in PostgreSQL (postgres://user@host/db) instead of the embedded
+    /// SQLite store. Also HERALD_DATABASE_URL.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// Wait up to SECS for the database to accept connections instead of failing at
+    /// once. Also HERALD_WAIT_FOR_DB_SECS.
+    #[arg(long, value_name = "SECS")]
+    wait_for_db: Option<u64>,
+}
+
+impl DatabaseFlags {
+    fn apply(self, overrides: &mut Overrides) {
+        overrides.database_url = self.database_url;
+        overrides.wait_for_db_secs = self.wait_for_db;
+    }
 }
 
 #[derive(Subcommand)]
@@ -76,19 +106,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut overrides = Overrides {
         config_file: cli.config,
         data_dir: cli.data_dir,
-        listen: None,
+        ..Default::default()
     };
     match cli.command {
         Command::Config => {
             print!("{DEFAULTS}");
             Ok(())
         }
-        Command::Serve { listen } => {
+        Command::Serve { listen, db, role } => {
             overrides.listen = listen;
+            overrides.role = role;
+            db.apply(&mut overrides);
             let config = Config::load(&overrides)?;
             init_logging(&config);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(serve(config))
+        }
+        Command::Migrate { db } => {
+            db.apply(&mut overrides);
+            let config = Config::load(&overrides)?;
+            init_logging(&config);
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let store = herald::server::open_existing_store(&config).await;
+                let store = match store {
+                    Err(e) if config.database_url.is_empty() => {
+                        return Err(
+                            e.context("the embedded store migrates itself at `herald serve`")
+                        )
+                    }
+                    other => other?,
+                };
+                println!("the {} schema is up to date", store.backend());
+                Ok(())
+            })
         }
         Command::Token {
             command: TokenCommand::Create { name },
@@ -96,14 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(&overrides)?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
-                let path = config.database_path();
-                if !path.exists() {
-                    anyhow::bail!(
-                        "no database at {}; run `herald serve` once first",
-                        path.display()
-                    );
-                }
-                let store = herald_store::Store::open(&path)?;
+                let store = herald::server::open_existing_store(&config).await?;
                 let token = herald_core::token::generate();
                 let now = herald_core::time::now_ms();
                 let id = herald_core::ids::generate(herald_core::ids::TOKEN);
@@ -130,7 +174,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let data = std::fs::canonicalize(&config.data_dir).unwrap_or(config.data_dir.clone());
     // The line tests and scripts wait for; keep its shape.
     println!("herald listening on {url}");
-    if server.first_start {
+    if server.store.is_shared() {
+        println!(
+            "  data:  PostgreSQL ({}), role {}",
+            herald_store::postgres::describe_url(&config.database_url),
+            format!("{:?}", config.role).to_lowercase()
+        );
+    } else if server.first_start {
         println!("  data:  {} (SQLite, created now)", data.display());
     } else {
         println!("  data:  {}", data.display());

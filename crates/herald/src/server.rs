@@ -1,5 +1,6 @@
-//! Starting a server: lock the data directory, open the store, make sure an admin token
-//! exists, start the delivery engine, and serve the API.
+//! Starting a server: open the store (the embedded SQLite file, locked for this process,
+//! or a PostgreSQL database shared with other nodes), make sure an admin token exists,
+//! start the delivery engine and serve the API, as the node's role asks.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -11,7 +12,8 @@ use axum::ServiceExt;
 use herald_api::{ApiState, HandOff};
 use herald_core::{ids, time::now_ms, token};
 use herald_engine::Engine;
-use herald_store::Store;
+use herald_store::prelude::*;
+use herald_store::{PgStore, SharedStore, SqliteStore};
 use tower::Layer;
 
 use crate::config::{ensure_dir, Config};
@@ -19,13 +21,14 @@ use crate::config::{ensure_dir, Config};
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
-    pub store: Store,
+    pub store: SharedStore,
     pub engine: Engine,
     /// The admin token generated on this start, if one was (it is shown only once).
     pub new_admin_token: Option<String>,
     pub first_start: bool,
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
-    _lock: File,
+    /// The data directory's lock, held for the embedded store.
+    _lock: Option<File>,
 }
 
 /// Takes an exclusive lock on `<data_dir>/herald.lock` so that two servers never share one
@@ -49,7 +52,10 @@ fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
 
 /// Makes sure an admin token exists: the configured one, or a new one on first start.
 /// Returns the new token when one was generated.
-async fn ensure_admin_token(store: &Store, config: &Config) -> anyhow::Result<Option<String>> {
+async fn ensure_admin_token(
+    store: &SharedStore,
+    config: &Config,
+) -> anyhow::Result<Option<String>> {
     let now = now_ms();
     if !config.admin_token.is_empty() {
         if config.admin_token.len() < 16 {
@@ -89,28 +95,31 @@ async fn ensure_admin_token(store: &Store, config: &Config) -> anyhow::Result<Op
 
 impl Server {
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
-        ensure_dir(&config.data_dir)?;
-        let lock = lock_data_dir(config)?;
-        let db_path = config.database_path();
-        let first_start = !db_path.exists();
-        let store = Store::open(&db_path)
-            .with_context(|| format!("opening the database {}", db_path.display()))?;
+        let (store, lock, first_start) = open_store(config).await?;
         let new_admin_token = ensure_admin_token(&store, config).await?;
 
         let engine =
             Engine::new(store.clone(), config.engine()).context("building the HTTP client")?;
-        engine
-            .start()
-            .await
-            .context("resuming the delivery queue")?;
-        let hand_off: Arc<dyn HandOff> = Arc::new(EngineHandOff(engine.clone()));
+        let hand_off: Arc<dyn HandOff> = if config.role.delivers() {
+            engine
+                .start()
+                .await
+                .context("resuming the delivery queue")?;
+            Arc::new(EngineHandOff(engine.clone()))
+        } else {
+            Arc::new(NoHandOff)
+        };
         let api_config = config.api();
         tokio::spawn(prune_idempotency_records(
             store.clone(),
             api_config.idempotency_ttl_ms,
         ));
         let state = ApiState::new(store.clone(), api_config, hand_off);
-        let router = herald_api::router(state);
+        let router = if config.role.serves_api() {
+            herald_api::router(state)
+        } else {
+            herald_api::health_router(state)
+        };
         // Trailing slashes are ignored: rewrite the path before routing.
         let app = axum::middleware::map_request(strip_trailing_slash).layer(router);
 
@@ -147,7 +156,7 @@ impl Server {
 
 /// Drops idempotency records older than their time to live, now and every 10 minutes,
 /// so the table does not grow without bound.
-async fn prune_idempotency_records(store: Store, ttl_ms: i64) {
+async fn prune_idempotency_records(store: SharedStore, ttl_ms: i64) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         every.tick().await;
@@ -159,12 +168,71 @@ async fn prune_idempotency_records(store: Store, ttl_ms: i64) {
     }
 }
 
+/// Opens the configured store: PostgreSQL when `database_url` is set, else the embedded
+/// SQLite file in the data directory, locked so that no second process opens it.
+/// Returns the store, the lock, and whether this is the store's first start.
+async fn open_store(config: &Config) -> anyhow::Result<(SharedStore, Option<File>, bool)> {
+    if !config.database_url.is_empty() {
+        let wait = std::time::Duration::from_secs(config.wait_for_db_secs);
+        let store = PgStore::connect(&config.database_url, config.database_pool_size, wait)
+            .await
+            .context("opening the PostgreSQL store")?;
+        let first_start = store.admin_token_count().await? == 0;
+        return Ok((Arc::new(store), None, first_start));
+    }
+    ensure_dir(&config.data_dir)?;
+    let lock = lock_data_dir(config)?;
+    let db_path = config.database_path();
+    let first_start = !db_path.exists();
+    let store = SqliteStore::open(&db_path)
+        .with_context(|| format!("opening the database {}", db_path.display()))?;
+    Ok((Arc::new(store), Some(lock), first_start))
+}
+
+/// Opens the configured store for a one-off command (`herald token create`,
+/// `herald migrate`), without taking the data directory's lock: the embedded database
+/// must already exist.
+pub async fn open_existing_store(config: &Config) -> anyhow::Result<SharedStore> {
+    if !config.database_url.is_empty() {
+        let wait = std::time::Duration::from_secs(config.wait_for_db_secs);
+        let store = PgStore::connect(&config.database_url, 2, wait)
+            .await
+            .context("opening the PostgreSQL store")?;
+        return Ok(Arc::new(store));
+    }
+    let path = config.database_path();
+    if !path.exists() {
+        anyhow::bail!(
+            "no database at {}; run `herald serve` once first",
+            path.display()
+        );
+    }
+    Ok(Arc::new(SqliteStore::open(&path)?))
+}
+
+/// The hand-off of a node that does not deliver (`--role api`): deliveries stay in the
+/// database, due now, for the workers (who hear of them through the store).
+struct NoHandOff;
+
+impl HandOff for NoHandOff {
+    fn lease_until(&self, _now: i64) -> Option<i64> {
+        None
+    }
+
+    fn hand_off(&self, jobs: Vec<herald_store::DeliveryJob>) {
+        debug_assert!(
+            jobs.is_empty(),
+            "nothing is leased to a node without an engine"
+        );
+    }
+}
+
 /// The engine as the API's hand-off.
 struct EngineHandOff(Engine);
 
 impl HandOff for EngineHandOff {
-    fn has_room(&self) -> bool {
-        self.0.has_room()
+    fn lease_until(&self, now: i64) -> Option<i64> {
+        self.0.lease_until(now)
     }
     fn hand_off(&self, jobs: Vec<herald_store::DeliveryJob>) {
         self.0.hand_off(jobs)

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use herald_core::time::{format_rfc3339, now_ms};
-use herald_store::attempts::{AttemptFilter, AttemptScope};
+use herald_store::{AttemptFilter, AttemptScope};
 
 use super::messages::message_filter;
 use super::{named, visible_endpoint, visible_message};
@@ -15,9 +15,6 @@ use crate::dto::*;
 use crate::error::{invalid, ApiResult};
 use crate::extract::QueryPairs;
 use crate::state::{ApiState, Caller};
-
-/// How long a manual resend is leased to this process before anyone may retry it.
-const RESEND_LEASE_MS: i64 = 120_000;
 
 fn attempt_filter(q: &QueryPairs) -> ApiResult<AttemptFilter> {
     let status = q.int("status")?;
@@ -172,8 +169,14 @@ pub async fn resend(
     let now = now_ms();
     let job = state
         .store
-        .resend(&app.id, &msg.id, &ep.id, now, now + RESEND_LEASE_MS)
+        .resend(
+            &app.id,
+            &msg.id,
+            &ep.id,
+            now,
+            state.hand_off.lease_until(now),
+        )
         .await?;
-    state.hand_off.hand_off(vec![job]);
+    state.hand_off.hand_off(job.into_iter().collect());
     Ok((StatusCode::ACCEPTED, Json(serde_json::json!({}))))
 }

@@ -454,6 +454,7 @@ pub async fn send_example(
             )
         })?,
     };
+    let now = now_ms();
     let new = NewMessage {
         app_id: app.id,
         event_id: None,
@@ -463,9 +464,9 @@ pub async fn send_example(
         retention_hours: 90 * 24,
         deliver_at: None,
         only_endpoint: Some(ep.id),
-        hand_off: state.hand_off.has_room(),
+        lease_until: state.hand_off.lease_until(now),
     };
-    let (message, jobs) = state.store.message_create(new, now_ms()).await?;
+    let (message, jobs) = state.store.message_create(new, now).await?;
     state.hand_off.hand_off(jobs);
     Ok((StatusCode::ACCEPTED, Json(message.into())))
 }

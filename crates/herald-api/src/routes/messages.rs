@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use herald_core::time::{now_ms, parse_rfc3339};
 use herald_core::{ids, validate};
-use herald_store::messages::MessageFilter;
+use herald_store::MessageFilter;
 use herald_store::{NewMessage, StoreError};
 
 use super::{apps, visible_app, visible_message};
@@ -106,6 +106,7 @@ pub async fn create(
         }
         Err(e) => return Err(e),
     };
+    let now = now_ms();
     let new = NewMessage {
         app_id: app.id,
         event_id: body.event_id,
@@ -115,9 +116,9 @@ pub async fn create(
         retention_hours: retention_hours as u32,
         deliver_at,
         only_endpoint: None,
-        hand_off: state.hand_off.has_room(),
+        lease_until: state.hand_off.lease_until(now),
     };
-    let (message, jobs) = state.store.message_create(new, now_ms()).await?;
+    let (message, jobs) = state.store.message_create(new, now).await?;
     state.hand_off.hand_off(jobs);
     Ok((
         StatusCode::ACCEPTED,

@@ -2,15 +2,14 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::{conflict_on_unique, found, query_rows, SqliteStore};
+use crate::filters::{simple_list, ENDPOINT_COLUMNS as COLUMNS};
 use crate::page::{ListQuery, Page};
+use crate::sql::Dialect;
 use crate::{
-    conflict_on_unique, found, json_decode, json_decode_opt, json_encode, Endpoint, EndpointStats,
-    Result, Store, StoreError,
+    json_decode, json_decode_opt, json_encode, too_many_endpoints, Endpoint, EndpointStats, Result,
+    StoreError, ENDPOINT_UID_TAKEN,
 };
-
-pub(crate) const COLUMNS: &str =
-    "id, app_id, uid, url, description, disabled, event_types, channels, \
-     throttle_rate, metadata, headers, secrets, created_at, updated_at";
 
 pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
     from_row_at(row, 0)
@@ -36,14 +35,6 @@ pub(crate) fn from_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Endpoint
     })
 }
 
-pub(crate) fn prefixed_columns(alias: &str) -> String {
-    COLUMNS
-        .split(", ")
-        .map(|c| format!("{alias}.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 pub(crate) fn find(conn: &Connection, app_id: &str, id_or_uid: &str) -> Result<Endpoint> {
     conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM endpoint WHERE app_id = ?1 AND (id = ?2 OR uid = ?2) ORDER BY id = ?2 DESC LIMIT 1"
@@ -63,39 +54,40 @@ pub(crate) fn all_of_app(conn: &Connection, app_id: &str) -> Result<Vec<Endpoint
         .collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-const UID_TAKEN: &str = "an endpoint with this uid already exists in this application";
-
 fn opt_json<T: serde::Serialize>(v: &Option<T>) -> Option<String> {
     v.as_ref().map(json_encode)
 }
 
-impl Store {
-    pub async fn endpoint_get(&self, app_id: &str, id_or_uid: &str) -> Result<Endpoint> {
+#[async_trait::async_trait]
+impl crate::Endpoints for SqliteStore {
+    async fn endpoint_get(&self, app_id: &str, id_or_uid: &str) -> Result<Endpoint> {
         let (app_id, key) = (app_id.to_string(), id_or_uid.to_string());
         self.read(move |c| find(c, &app_id, &key)).await
     }
 
-    pub async fn endpoint_list(&self, app_id: &str, q: ListQuery) -> Result<Page<Endpoint>> {
+    async fn endpoint_list(&self, app_id: &str, q: ListQuery) -> Result<Page<Endpoint>> {
         let app_id = app_id.to_string();
         self.read(move |c| {
-            let mut sql = format!("SELECT {COLUMNS} FROM endpoint WHERE app_id = ?");
-            let mut params = vec![rusqlite::types::Value::Text(app_id)];
-            q.apply(&mut sql, &mut params, "id");
-            let rows = c
-                .prepare_cached(&sql)?
-                .query_map(rusqlite::params_from_iter(params), from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let select = format!("SELECT {COLUMNS} FROM endpoint");
+            let list = simple_list(
+                Dialect::Sqlite,
+                &select,
+                Some(("app_id", &app_id)),
+                &q,
+                "id",
+            );
+            let rows = query_rows(c, &list, from_row)?;
             Ok(q.finish(rows, |e| e.id.clone()))
         })
         .await
     }
 
     /// Inserts an endpoint, refusing when the application already has `max_per_app`.
-    pub async fn endpoint_insert(&self, ep: Endpoint, max_per_app: usize) -> Result<Endpoint> {
+    async fn endpoint_insert(&self, ep: Endpoint, max_per_app: usize) -> Result<Endpoint> {
         self.write_routes(move |c| {
             let count: i64 = c.prepare_cached("SELECT count(*) FROM endpoint WHERE app_id = ?1")?.query_row([&ep.app_id], |r| r.get(0))?;
             if count as usize >= max_per_app {
-                return Err(StoreError::Invalid(format!("an application may have at most {max_per_app} endpoints")));
+                return Err(too_many_endpoints(max_per_app));
             }
             c.prepare_cached(&format!(
                 "INSERT INTO endpoint ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
@@ -105,14 +97,14 @@ impl Store {
                 opt_json(&ep.channels), ep.throttle_rate, json_encode(&ep.metadata), json_encode(&ep.headers),
                 json_encode(&ep.secrets), ep.created_at, ep.updated_at
             ])
-            .map_err(|e| conflict_on_unique(e, UID_TAKEN))?;
+            .map_err(|e| conflict_on_unique(e, ENDPOINT_UID_TAKEN))?;
             Ok(ep)
         })
         .await
     }
 
     /// Replaces every mutable field of the endpoint with `ep.id`.
-    pub async fn endpoint_update(&self, ep: Endpoint) -> Result<Endpoint> {
+    async fn endpoint_update(&self, ep: Endpoint) -> Result<Endpoint> {
         self.write_routes(move |c| {
             let n = c
                 .prepare_cached(
@@ -125,21 +117,21 @@ impl Store {
                     ep.throttle_rate, json_encode(&ep.metadata), json_encode(&ep.headers), json_encode(&ep.secrets),
                     ep.updated_at
                 ])
-                .map_err(|e| conflict_on_unique(e, UID_TAKEN))?;
+                .map_err(|e| conflict_on_unique(e, ENDPOINT_UID_TAKEN))?;
             found(n)?;
             Ok(ep)
         })
         .await
     }
 
-    pub async fn endpoint_delete(&self, id: &str) -> Result<()> {
+    async fn endpoint_delete(&self, id: &str) -> Result<()> {
         let id = id.to_string();
         self.write_routes(move |c| found(c.execute("DELETE FROM endpoint WHERE id = ?1", [id])?))
             .await
     }
 
     /// Delivery counts by status for deliveries created in [since, until).
-    pub async fn endpoint_stats(
+    async fn endpoint_stats(
         &self,
         endpoint_id: &str,
         since: i64,

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-use crate::{endpoints, Endpoint, Result};
+use super::endpoints;
+use crate::{Endpoint, Result};
 
 /// Applications kept at most; past that the cache starts over (simple and bounded).
 const MAX_APPS: usize = 10_000;

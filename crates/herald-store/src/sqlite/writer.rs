@@ -208,14 +208,14 @@ fn run(
 mod tests {
     use super::*;
 
-    fn store() -> (crate::Store, std::path::PathBuf) {
+    fn store() -> (crate::SqliteStore, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!(
             "herald-writer-{}-{}",
             std::process::id(),
             herald_core::ids::random_base62(8)
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        (crate::Store::open(&dir.join("t.db")).unwrap(), dir)
+        (crate::SqliteStore::open(&dir.join("t.db")).unwrap(), dir)
     }
 
     #[tokio::test]

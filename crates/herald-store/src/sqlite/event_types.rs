@@ -2,8 +2,11 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::{conflict_on_unique, found, query_rows, SqliteStore};
+use crate::filters::simple_list;
 use crate::page::{ListQuery, Page};
-use crate::{conflict_on_unique, found, EventType, Result, Store, StoreError};
+use crate::sql::Dialect;
+use crate::{EventType, Result, StoreError, EVENT_TYPE_TAKEN};
 
 const COLUMNS: &str =
     "name, description, archived, deprecated, schemas, feature_flag, created_at, updated_at";
@@ -34,8 +37,9 @@ pub(crate) fn missing(conn: &Connection, names: &[String]) -> Result<Vec<String>
     Ok(out)
 }
 
-impl Store {
-    pub async fn event_type_get(&self, name: &str) -> Result<EventType> {
+#[async_trait::async_trait]
+impl crate::EventTypes for SqliteStore {
+    async fn event_type_get(&self, name: &str) -> Result<EventType> {
         let name = name.to_string();
         self.read(move |c| {
             c.prepare_cached(&format!("SELECT {COLUMNS} FROM event_type WHERE name = ?1"))?
@@ -46,29 +50,29 @@ impl Store {
         .await
     }
 
-    pub async fn event_type_list(
+    async fn event_type_list(
         &self,
         q: ListQuery,
         include_archived: bool,
     ) -> Result<Page<EventType>> {
         self.read(move |c| {
-            let mut sql = format!("SELECT {COLUMNS} FROM event_type WHERE 1=1");
-            if !include_archived {
-                sql.push_str(" AND archived = 0");
-            }
-            let mut params = Vec::new();
-            q.apply(&mut sql, &mut params, "name");
-            let rows = c
-                .prepare_cached(&sql)?
-                .query_map(rusqlite::params_from_iter(params), from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let select = if include_archived {
+                format!("SELECT {COLUMNS} FROM event_type")
+            } else {
+                format!("SELECT {COLUMNS} FROM (SELECT * FROM event_type WHERE archived = 0) AS t")
+            };
+            let rows = query_rows(
+                c,
+                &simple_list(Dialect::Sqlite, &select, None, &q, "name"),
+                from_row,
+            )?;
             Ok(q.finish(rows, |e| e.name.clone()))
         })
         .await
     }
 
     /// Inserts, or with `replace` overwrites, an event type.
-    pub async fn event_type_save(&self, et: EventType, replace: bool) -> Result<EventType> {
+    async fn event_type_save(&self, et: EventType, replace: bool) -> Result<EventType> {
         self.write(move |c| {
             let verb = if replace {
                 "INSERT OR REPLACE"
@@ -88,20 +92,20 @@ impl Store {
                 et.created_at,
                 et.updated_at
             ])
-            .map_err(|e| conflict_on_unique(e, "an event type with this name already exists"))?;
+            .map_err(|e| conflict_on_unique(e, EVENT_TYPE_TAKEN))?;
             Ok(et)
         })
         .await
     }
 
-    pub async fn event_type_delete(&self, name: &str) -> Result<()> {
+    async fn event_type_delete(&self, name: &str) -> Result<()> {
         let name = name.to_string();
         self.write(move |c| found(c.execute("DELETE FROM event_type WHERE name = ?1", [name])?))
             .await
     }
 
     /// Of `names`, those that are not existing, unarchived event types.
-    pub async fn event_types_missing(&self, names: Vec<String>) -> Result<Vec<String>> {
+    async fn event_types_missing(&self, names: Vec<String>) -> Result<Vec<String>> {
         self.read(move |c| missing(c, &names)).await
     }
 }

@@ -2,10 +2,12 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use crate::{Result, Store, TokenInfo};
+use super::SqliteStore;
+use crate::{Result, TokenInfo};
 
-impl Store {
-    pub async fn token_insert(
+#[async_trait::async_trait]
+impl crate::Tokens for SqliteStore {
+    async fn token_insert(
         &self,
         id: &str,
         hash: &str,
@@ -30,7 +32,7 @@ impl Store {
         .await
     }
 
-    pub async fn token_find(&self, hash: &str) -> Result<Option<TokenInfo>> {
+    async fn token_find(&self, hash: &str) -> Result<Option<TokenInfo>> {
         let hash = hash.to_string();
         self.read(move |c| {
             Ok(
@@ -49,7 +51,7 @@ impl Store {
     }
 
     /// How many admin (unscoped) tokens exist; zero means this is a first start.
-    pub async fn admin_token_count(&self) -> Result<i64> {
+    async fn admin_token_count(&self) -> Result<i64> {
         self.read(|c| {
             Ok(c.query_row(
                 "SELECT count(*) FROM api_token WHERE app_id IS NULL",

@@ -3,47 +3,12 @@
 //! record each attempt together with the row's next state in one write, and at start-up
 //! release the leases a crashed process held.
 
-use std::sync::Arc;
-
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::route_cache::RouteCache;
-use crate::{
-    endpoints, Attempt, AttemptRecord, DeliveryJob, Endpoint, NextStep, Result, Store, Trigger,
-};
-
-fn job_from(
-    ep: &Endpoint,
-    delivery_id: i64,
-    msg_id: String,
-    payload: Option<String>,
-    attempts: u32,
-    trigger: i64,
-    now: i64,
-) -> DeliveryJob {
-    DeliveryJob {
-        delivery_id,
-        msg_id,
-        app_id: ep.app_id.clone(),
-        endpoint_id: ep.id.clone(),
-        url: ep.url.clone(),
-        // An expunged payload is sent as an empty object rather than not at all.
-        payload: Arc::from(payload.as_deref().unwrap_or("{}")),
-        headers: ep
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        secrets: ep.signing_keys(now),
-        attempts,
-        trigger: if trigger == 1 {
-            Trigger::Manual
-        } else {
-            Trigger::Scheduled
-        },
-        lease_until: 0,
-    }
-}
+use super::route_cache::RouteCache;
+use super::{endpoints, SqliteStore};
+use crate::filters::endpoint_columns_of;
+use crate::{job_from, next_state, Attempt, AttemptRecord, DeliveryJob, NextStep, Result};
 
 fn claim_due(
     conn: &Connection,
@@ -55,7 +20,7 @@ fn claim_due(
         "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, p.payload, {} FROM delivery d \
          JOIN endpoint e ON e.id = d.endpoint_id LEFT JOIN message_payload p ON p.msg_id = d.msg_id \
          WHERE d.status = 1 AND d.next_attempt_at <= ?1 ORDER BY d.next_attempt_at LIMIT ?2",
-        endpoints::prefixed_columns("e")
+        endpoint_columns_of("e")
     ))?;
     let rows = stmt
         .query_map(params![now, limit as i64], |r| {
@@ -85,9 +50,16 @@ fn claim_due(
             continue;
         }
         lease.execute(params![id, lease_until, now])?;
-        let mut job = job_from(&ep, id, msg_id, payload, attempts, trigger, now);
-        job.lease_until = lease_until;
-        jobs.push(job);
+        jobs.push(job_from(
+            &ep,
+            id,
+            msg_id,
+            payload,
+            attempts,
+            trigger,
+            now,
+            lease_until,
+        ));
     }
     Ok(jobs)
 }
@@ -108,11 +80,7 @@ fn record(
         attempt.response_status_code, attempt.response, attempt.response_duration_ms, attempt.trigger_type,
         attempt.created_at
     ])?;
-    let (status, next_at) = match next {
-        NextStep::Succeeded => (0, None),
-        NextStep::RetryAt(t) => (1, Some(t)),
-        NextStep::Failed | NextStep::FailedAndDisableEndpoint => (2, None),
-    };
+    let (status, next_at) = next_state(next);
     conn.prepare_cached(
         "UPDATE delivery SET status = ?2, attempts = attempts + 1, next_attempt_at = ?3, leased = 0, updated_at = ?4 WHERE id = ?1",
     )?
@@ -125,9 +93,10 @@ fn record(
     Ok(())
 }
 
-impl Store {
+#[async_trait::async_trait]
+impl crate::Queue for SqliteStore {
     /// Leases up to `limit` due deliveries until `lease_until` and returns them.
-    pub async fn claim_due(
+    async fn claim_due(
         &self,
         now: i64,
         lease_until: i64,
@@ -138,7 +107,7 @@ impl Store {
     }
 
     /// The earliest time any pending delivery becomes due.
-    pub async fn next_due_at(&self) -> Result<Option<i64>> {
+    async fn next_due_at(&self) -> Result<Option<i64>> {
         self.read(|c| {
             Ok(
                 c.prepare_cached("SELECT min(next_attempt_at) FROM delivery WHERE status = 1")?
@@ -152,7 +121,7 @@ impl Store {
     /// the whole batch, so recording costs one savepoint, not one per attempt.
     /// When the batch fails (say one delivery's application was deleted meanwhile), each
     /// record is tried on its own so that one bad row does not lose the others.
-    pub async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<()> {
+    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<()> {
         let routes = self.inner.routes.clone();
         let batch = records.clone();
         let whole = self
@@ -181,7 +150,7 @@ impl Store {
 
     /// At start-up of the process that owns the file: deliveries leased by a process that
     /// died are due again now. Scheduled retries keep their time.
-    pub async fn release_leases(&self, now: i64) -> Result<usize> {
+    async fn release_leases(&self, now: i64) -> Result<usize> {
         self.write(move |c| {
             Ok(c.execute("UPDATE delivery SET leased = 0, next_attempt_at = ?1 WHERE status = 1 AND leased = 1", [now])?)
         })
@@ -190,14 +159,14 @@ impl Store {
 
     /// A manual resend of one message to one endpoint: the delivery (created if the
     /// endpoint was not subscribed) is leased to the caller for one immediate attempt.
-    pub async fn resend(
+    async fn resend(
         &self,
         app_id: &str,
         msg_id: &str,
         endpoint_id: &str,
         now: i64,
-        lease_until: i64,
-    ) -> Result<DeliveryJob> {
+        lease_until: Option<i64>,
+    ) -> Result<Option<DeliveryJob>> {
         let (app_id, msg_id, endpoint_id) = (
             app_id.to_string(),
             msg_id.to_string(),
@@ -212,28 +181,20 @@ impl Store {
             let id: i64 = c
                 .prepare_cached(
                     "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
-                     VALUES (?1, ?2, ?3, 1, 0, ?4, 1, 1, ?5, ?5) \
-                     ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, next_attempt_at = ?4, leased = 1, trigger_type = 1, updated_at = ?5 \
+                     VALUES (?1, ?2, ?3, 1, 0, ?4, ?6, 1, ?5, ?5) \
+                     ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, next_attempt_at = ?4, leased = ?6, trigger_type = 1, updated_at = ?5 \
                      RETURNING id",
                 )?
-                .query_row(params![msg_id, ep.id, app_id, lease_until, now], |r| r.get(0))?;
+                .query_row(params![msg_id, ep.id, app_id, lease_until.unwrap_or(now), now, lease_until.is_some()], |r| r.get(0))?;
             let attempts: u32 = c.query_row("SELECT attempts FROM delivery WHERE id = ?1", [id], |r| r.get(0))?;
-            let mut job = job_from(&ep, id, msg_id, payload, attempts, 1, now);
-            job.lease_until = lease_until;
-            Ok(job)
+            Ok(lease_until.map(|until| job_from(&ep, id, msg_id, payload, attempts, 1, now, until)))
         })
         .await
     }
 
     /// Makes every delivery to the endpoint that failed (or was canceled) in [since, until)
     /// pending again, due now, as a manual attempt. Returns how many.
-    pub async fn recover(
-        &self,
-        endpoint_id: &str,
-        since: i64,
-        until: i64,
-        now: i64,
-    ) -> Result<usize> {
+    async fn recover(&self, endpoint_id: &str, since: i64, until: i64, now: i64) -> Result<usize> {
         let id = endpoint_id.to_string();
         self.write(move |c| {
             Ok(c.execute(

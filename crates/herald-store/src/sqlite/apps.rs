@@ -2,10 +2,11 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::{conflict_on_unique, found, query_rows, SqliteStore};
+use crate::filters::simple_list;
 use crate::page::{ListQuery, Page};
-use crate::{
-    conflict_on_unique, found, json_decode, json_encode, Application, Result, Store, StoreError,
-};
+use crate::sql::Dialect;
+use crate::{json_decode, json_encode, Application, Result, StoreError, APP_UID_TAKEN};
 
 const COLUMNS: &str = "id, uid, name, throttle_rate, metadata, created_at, updated_at";
 
@@ -31,29 +32,27 @@ pub(crate) fn find(conn: &Connection, id_or_uid: &str) -> Result<Application> {
     .ok_or(StoreError::NotFound)
 }
 
-const UID_TAKEN: &str = "an application with this uid already exists";
-
-impl Store {
-    pub async fn app_get(&self, id_or_uid: &str) -> Result<Application> {
+#[async_trait::async_trait]
+impl crate::Apps for SqliteStore {
+    async fn app_get(&self, id_or_uid: &str) -> Result<Application> {
         let key = id_or_uid.to_string();
         self.read(move |c| find(c, &key)).await
     }
 
-    pub async fn app_list(&self, q: ListQuery) -> Result<Page<Application>> {
+    async fn app_list(&self, q: ListQuery) -> Result<Page<Application>> {
         self.read(move |c| {
-            let mut sql = format!("SELECT {COLUMNS} FROM application WHERE 1=1");
-            let mut params = Vec::new();
-            q.apply(&mut sql, &mut params, "id");
-            let rows = c
-                .prepare_cached(&sql)?
-                .query_map(rusqlite::params_from_iter(params), from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let select = format!("SELECT {COLUMNS} FROM application");
+            let rows = query_rows(
+                c,
+                &simple_list(Dialect::Sqlite, &select, None, &q, "id"),
+                from_row,
+            )?;
             Ok(q.finish(rows, |a| a.id.clone()))
         })
         .await
     }
 
-    pub async fn app_insert(&self, app: Application) -> Result<Application> {
+    async fn app_insert(&self, app: Application) -> Result<Application> {
         self.write(move |c| {
             c.prepare_cached(&format!(
                 "INSERT INTO application ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
@@ -67,19 +66,19 @@ impl Store {
                 app.created_at,
                 app.updated_at
             ])
-            .map_err(|e| conflict_on_unique(e, UID_TAKEN))?;
+            .map_err(|e| conflict_on_unique(e, APP_UID_TAKEN))?;
             Ok(app)
         })
         .await
     }
 
     /// Replaces the mutable fields of the application with `app.id`.
-    pub async fn app_update(&self, app: Application) -> Result<Application> {
+    async fn app_update(&self, app: Application) -> Result<Application> {
         self.write(move |c| {
             let n = c
                 .prepare_cached("UPDATE application SET uid = ?2, name = ?3, throttle_rate = ?4, metadata = ?5, updated_at = ?6 WHERE id = ?1")?
                 .execute(params![app.id, app.uid, app.name, app.throttle_rate, json_encode(&app.metadata), app.updated_at])
-                .map_err(|e| conflict_on_unique(e, UID_TAKEN))?;
+                .map_err(|e| conflict_on_unique(e, APP_UID_TAKEN))?;
             found(n)?;
             Ok(app)
         })
@@ -87,7 +86,7 @@ impl Store {
     }
 
     /// Deletes the application and, by cascade, its endpoints, messages and log.
-    pub async fn app_delete(&self, id: &str) -> Result<()> {
+    async fn app_delete(&self, id: &str) -> Result<()> {
         let id = id.to_string();
         self.write_routes(move |c| found(c.execute("DELETE FROM application WHERE id = ?1", [id])?))
             .await

@@ -1,0 +1,208 @@
+//! Filters of the message and attempt lists, and the list statements built from them.
+//! The statements are shared by both backends; see `sql.rs`.
+
+use crate::page::ListQuery;
+use crate::sql::{Arg, Dialect, Query};
+
+/// Filters for message lists.
+#[derive(Clone, Debug, Default)]
+pub struct MessageFilter {
+    pub channel: Option<String>,
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+    pub event_types: Vec<String>,
+    pub with_content: bool,
+}
+
+impl MessageFilter {
+    /// Appends the conditions for the message table aliased `m`.
+    pub(crate) fn apply(&self, q: &mut Query) {
+        if let Some(ch) = &self.channel {
+            let p = q.bind_text(ch.clone());
+            let cond = q.json_array_contains("m.channels", &p);
+            q.sql.push_str(" AND ");
+            q.sql.push_str(&cond);
+        }
+        if let Some(t) = self.before {
+            q.and(Arg::Int(t), |p| format!("m.created_at < {p}"));
+        }
+        if let Some(t) = self.after {
+            q.and(Arg::Int(t), |p| format!("m.created_at > {p}"));
+        }
+        if !self.event_types.is_empty() {
+            let marks: Vec<String> = self
+                .event_types
+                .iter()
+                .map(|t| q.bind_text(t.clone()))
+                .collect();
+            q.sql
+                .push_str(&format!(" AND m.event_type IN ({})", marks.join(", ")));
+        }
+    }
+}
+
+/// Filters for attempt lists.
+#[derive(Clone, Debug, Default)]
+pub struct AttemptFilter {
+    pub status: Option<i64>,
+    /// 0, 100, 200, 300, 400 or 500: the hundred the response code falls in.
+    pub status_code_class: Option<i64>,
+    pub event_types: Vec<String>,
+    pub channel: Option<String>,
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+    /// Only attempts to this endpoint (an id).
+    pub endpoint_id: Option<String>,
+}
+
+/// Which attempts a list covers.
+#[derive(Clone, Debug)]
+pub enum AttemptScope {
+    Endpoint(String),
+    Message(String),
+}
+
+pub(crate) const MESSAGE_COLUMNS: &str =
+    "m.id, m.app_id, m.event_id, m.event_type, m.channels, m.created_at, m.expires_at";
+
+pub(crate) const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.app_id, a.url, a.status, a.response_status_code, a.response, \
+     a.response_duration_ms, a.trigger_type, a.created_at";
+
+pub(crate) const ENDPOINT_COLUMNS: &str =
+    "id, app_id, uid, url, description, disabled, event_types, channels, \
+     throttle_rate, metadata, headers, secrets, created_at, updated_at";
+
+/// `ENDPOINT_COLUMNS` qualified by a table alias.
+pub(crate) fn endpoint_columns_of(alias: &str) -> String {
+    ENDPOINT_COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Messages of an application: `MESSAGE_COLUMNS`, then the payload when asked for.
+pub(crate) fn message_list(
+    dialect: Dialect,
+    app_id: &str,
+    filter: &MessageFilter,
+    list: &ListQuery,
+) -> Query {
+    let mut q = Query::new(
+        dialect,
+        if filter.with_content {
+            format!("SELECT {MESSAGE_COLUMNS}, p.payload FROM message m LEFT JOIN message_payload p ON p.msg_id = m.id WHERE 1=1")
+        } else {
+            format!("SELECT {MESSAGE_COLUMNS} FROM message m WHERE 1=1")
+        },
+    );
+    q.and(Arg::Text(app_id.to_string()), |p| format!("m.app_id = {p}"));
+    filter.apply(&mut q);
+    list.apply(&mut q, "m.id");
+    q
+}
+
+/// Attempts of an application in a scope: `ATTEMPT_COLUMNS`.
+pub(crate) fn attempt_list(
+    dialect: Dialect,
+    app_id: &str,
+    scope: &AttemptScope,
+    f: &AttemptFilter,
+    list: &ListQuery,
+) -> Query {
+    let mut q = Query::new(
+        dialect,
+        format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempt a JOIN message m ON m.id = a.msg_id WHERE 1=1"
+        ),
+    );
+    q.and(Arg::Text(app_id.to_string()), |p| format!("a.app_id = {p}"));
+    match scope {
+        AttemptScope::Endpoint(id) => {
+            q.and(Arg::Text(id.clone()), |p| format!("a.endpoint_id = {p}"))
+        }
+        AttemptScope::Message(id) => q.and(Arg::Text(id.clone()), |p| format!("a.msg_id = {p}")),
+    }
+    if let Some(ep) = &f.endpoint_id {
+        q.and(Arg::Text(ep.clone()), |p| format!("a.endpoint_id = {p}"));
+    }
+    if let Some(s) = f.status {
+        q.and(Arg::Int(s), |p| format!("a.status = {p}"));
+    }
+    if let Some(class) = f.status_code_class {
+        q.and(Arg::Int(class), |p| {
+            format!("a.response_status_code >= {p}")
+        });
+        q.and(Arg::Int(class + 100), |p| {
+            format!("a.response_status_code < {p}")
+        });
+    }
+    if let Some(t) = f.before {
+        q.and(Arg::Int(t), |p| format!("a.created_at < {p}"));
+    }
+    if let Some(t) = f.after {
+        q.and(Arg::Int(t), |p| format!("a.created_at > {p}"));
+    }
+    let msg_filter = MessageFilter {
+        channel: f.channel.clone(),
+        event_types: f.event_types.clone(),
+        ..Default::default()
+    };
+    msg_filter.apply(&mut q);
+    list.apply(&mut q, "a.id");
+    q
+}
+
+/// Deliveries to one endpoint joined with their messages: `MESSAGE_COLUMNS`, payload,
+/// then status, leased, next_attempt_at (columns 7 to 10).
+pub(crate) fn delivered_messages(
+    dialect: Dialect,
+    endpoint_id: &str,
+    f: &MessageFilter,
+    list: &ListQuery,
+) -> Query {
+    let mut q = Query::new(
+        dialect,
+        format!(
+            "SELECT {MESSAGE_COLUMNS}, p.payload, d.status, d.leased, d.next_attempt_at FROM delivery d \
+             JOIN message m ON m.id = d.msg_id LEFT JOIN message_payload p ON p.msg_id = m.id WHERE 1=1"
+        ),
+    );
+    q.and(Arg::Text(endpoint_id.to_string()), |p| {
+        format!("d.endpoint_id = {p}")
+    });
+    f.apply(&mut q);
+    list.apply(&mut q, "m.id");
+    q
+}
+
+/// Deliveries of one message joined with their endpoints: the endpoint's columns, then
+/// status, leased, next_attempt_at (columns 14 to 16).
+pub(crate) fn delivery_targets(dialect: Dialect, msg_id: &str, list: &ListQuery) -> Query {
+    let mut q = Query::new(
+        dialect,
+        format!(
+            "SELECT {}, d.status, d.leased, d.next_attempt_at FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id WHERE 1=1",
+            endpoint_columns_of("e")
+        ),
+    );
+    q.and(Arg::Text(msg_id.to_string()), |p| format!("d.msg_id = {p}"));
+    list.apply(&mut q, "e.id");
+    q
+}
+
+/// Applications, endpoints of an application, event types: simple keyed lists.
+pub(crate) fn simple_list(
+    dialect: Dialect,
+    select: &str,
+    scope: Option<(&str, &str)>,
+    list: &ListQuery,
+    key: &str,
+) -> Query {
+    let mut q = Query::new(dialect, format!("{select} WHERE 1=1"));
+    if let Some((column, value)) = scope {
+        q.and(Arg::Text(value.to_string()), |p| format!("{column} = {p}"));
+    }
+    list.apply(&mut q, key);
+    q
+}

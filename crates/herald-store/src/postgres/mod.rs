@@ -1,0 +1,258 @@
+//! The PostgreSQL store: several Herald nodes on one database.
+//!
+//! Every write is a PostgreSQL transaction committed with the server's default
+//! `synchronous_commit = on`, so a resolved write is on the database's disk. Nodes share
+//! nothing but the database: deliveries are claimed with `FOR UPDATE SKIP LOCKED` under
+//! a lease (see queue.rs), idempotency records live in a table, and new deliveries left
+//! for the workers are announced with `NOTIFY herald_due` (see `listen_for_due_work`).
+//! Lost connections surface as `StoreError::Unavailable`, and the pool reconnects on the
+//! next use, so a database restart heals by itself.
+
+mod catalog;
+mod log;
+mod pool;
+mod queue;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+use crate::sql::{Arg, Query};
+use crate::{Result, StoreError};
+use pool::Pool;
+
+/// The schema version `schema.sql` creates, kept in `herald_schema`.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Key of the advisory lock that serialises migrations between nodes starting together.
+const MIGRATION_LOCK: i64 = 0x4845_5241_4c44; // "HERALD"
+
+/// The channel new due deliveries are announced on.
+const DUE_CHANNEL: &str = "herald_due";
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Arc<Pool>,
+    due: Arc<Notify>,
+}
+
+/// Where a database URL points, without its password, for messages; "an invalid URL"
+/// when it does not parse.
+pub fn describe_url(url: &str) -> String {
+    url.parse::<tokio_postgres::Config>()
+        .map(|c| describe(&c))
+        .unwrap_or_else(|_| "an invalid URL".into())
+}
+
+/// How to reach the database, without the password, for messages.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    format!("postgres://{host}:{port}/{db}")
+}
+
+impl PgStore {
+    /// Connects to the database at `url`, waiting up to `wait` for it to accept
+    /// connections, and brings its schema up to date.
+    pub async fn connect(url: &str, pool_size: usize, wait: Duration) -> Result<PgStore> {
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Invalid(format!("invalid database URL: {e}")))?;
+        config
+            .connect_timeout(Duration::from_secs(5))
+            .application_name("herald");
+        let place = describe(&config);
+        let pool = Arc::new(Pool::new(config, pool_size));
+        let deadline = Instant::now() + wait;
+        loop {
+            match migrate(&pool).await {
+                Ok(()) => break,
+                Err(StoreError::Unavailable(e)) if Instant::now() < deadline => {
+                    tracing::warn!(database = %place, error = %e, "PostgreSQL is not reachable yet; waiting");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(StoreError::Unavailable(e)) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "cannot reach PostgreSQL at {place}: {e}"
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let due = Arc::new(Notify::new());
+        tokio::spawn(listen_for_due_work(pool.clone(), due.clone()));
+        Ok(PgStore { pool, due })
+    }
+
+    /// Runs a statement built by `sql.rs` and maps each row.
+    async fn query_built<T>(
+        &self,
+        q: &Query,
+        map: impl Fn(&tokio_postgres::Row) -> T,
+    ) -> Result<Vec<T>> {
+        let args: Vec<Box<dyn ToSql + Sync + Send>> = q
+            .args
+            .iter()
+            .map(|a| -> Box<dyn ToSql + Sync + Send> {
+                match a {
+                    Arg::Text(t) => Box::new(t.clone()),
+                    Arg::Int(i) => Box::new(*i),
+                }
+            })
+            .collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref() as _).collect();
+        let mut conn = self.pool.get().await?;
+        let rows = conn.query(&q.sql, &refs).await?;
+        Ok(rows.iter().map(map).collect())
+    }
+}
+
+/// Creates or upgrades the schema, one node at a time (advisory lock).
+async fn migrate(pool: &Pool) -> Result<()> {
+    let mut conn = pool.get().await?;
+    conn.batch("SELECT pg_advisory_lock(".to_string() + &MIGRATION_LOCK.to_string() + ")")
+        .await?;
+    let outcome = async {
+        conn.batch(
+            "CREATE TABLE IF NOT EXISTS herald_schema (version BIGINT NOT NULL, migrated_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+                .to_string(),
+        )
+        .await?;
+        let version: i64 = conn
+            .query("SELECT coalesce(max(version), 0) FROM herald_schema", &[])
+            .await?[0]
+            .get(0);
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Invalid(format!(
+                "the database has schema version {version}, newer than this Herald understands ({SCHEMA_VERSION}); run a newer herald"
+            )));
+        }
+        if version < SCHEMA_VERSION {
+            conn.batch(format!(
+                "BEGIN; {} INSERT INTO herald_schema (version) VALUES ({SCHEMA_VERSION}); COMMIT;",
+                include_str!("schema.sql")
+            ))
+            .await?;
+            tracing::info!(version = SCHEMA_VERSION, "PostgreSQL schema migrated");
+        }
+        Ok(())
+    }
+    .await;
+    let unlock = conn
+        .batch(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+        .await;
+    outcome.and(unlock)
+}
+
+/// Keeps one connection listening on `herald_due` and wakes `due` for each notification,
+/// reconnecting after a loss (and waking once then, since notifications may have been
+/// missed meanwhile).
+async fn listen_for_due_work(pool: Arc<Pool>, due: Arc<Notify>) {
+    use tokio_postgres::AsyncMessage;
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match pool.connect_raw().await {
+            Ok((client, mut connection)) => {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    while let Some(message) =
+                        std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                    {
+                        match message {
+                            Ok(AsyncMessage::Notification(_)) => {
+                                let _ = tx.send(());
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                });
+                if client
+                    .batch_execute(&format!("LISTEN {DUE_CHANNEL}"))
+                    .await
+                    .is_ok()
+                {
+                    wait = Duration::from_millis(200);
+                    due.notify_one();
+                    while rx.recv().await.is_some() {
+                        due.notify_one();
+                    }
+                }
+                driver.abort();
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "LISTEN connection failed; the scheduler polls meanwhile");
+            }
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> StoreError {
+        classify(e, "")
+    }
+}
+
+/// Maps a database error: lost connections and a server shutting down or starting up
+/// are `Unavailable`; a unique violation is `Conflict(conflict)`; a foreign-key
+/// violation (a parent row deleted meanwhile) is `NotFound`.
+fn classify(e: tokio_postgres::Error, conflict: &str) -> StoreError {
+    if e.is_closed() {
+        return StoreError::Unavailable("the connection to PostgreSQL was lost".into());
+    }
+    match e.code() {
+        Some(c) if *c == SqlState::UNIQUE_VIOLATION && !conflict.is_empty() => {
+            StoreError::Conflict(conflict.to_string())
+        }
+        Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => StoreError::NotFound,
+        Some(c)
+            if c.code().starts_with("08")
+                || *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CRASH_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+                || *c == SqlState::TOO_MANY_CONNECTIONS =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        Some(_) => StoreError::Db(e.to_string()),
+        // No SQL state: an I/O error or a protocol failure on the connection.
+        None => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        conn.batch("SELECT 1".into()).await
+    }
+
+    fn due_signal(&self) -> Option<Arc<Notify>> {
+        Some(self.due.clone())
+    }
+}

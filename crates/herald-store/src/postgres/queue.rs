@@ -1,0 +1,211 @@
+//! The delivery queue on PostgreSQL. Due deliveries are claimed with
+//! `FOR UPDATE SKIP LOCKED`: concurrent claims by other nodes skip the rows this one is
+//! leasing instead of waiting for them or taking them twice. A claimed row stays
+//! pending with `leased = true` and `next_attempt_at` at the lease's end, so if this
+//! node dies its work becomes due for everyone when the lease runs out.
+
+use super::catalog::endpoint_from_row;
+use super::{PgStore, DUE_CHANNEL};
+use crate::filters::endpoint_columns_of;
+use crate::{job_from, next_state, AttemptRecord, DeliveryJob, NextStep, Result};
+
+impl PgStore {
+    /// Writes a batch of attempts and their deliveries' next states in one transaction
+    /// of three statements, whatever the batch's size.
+    async fn record_batch(&self, records: &[AttemptRecord]) -> Result<()> {
+        let a: Vec<_> = records.iter().map(|r| &r.attempt).collect();
+        let ids: Vec<&str> = a.iter().map(|x| x.id.as_str()).collect();
+        let msg_ids: Vec<&str> = a.iter().map(|x| x.msg_id.as_str()).collect();
+        let endpoint_ids: Vec<&str> = a.iter().map(|x| x.endpoint_id.as_str()).collect();
+        let app_ids: Vec<&str> = a.iter().map(|x| x.app_id.as_str()).collect();
+        let urls: Vec<&str> = a.iter().map(|x| x.url.as_str()).collect();
+        let statuses: Vec<i64> = a.iter().map(|x| x.status).collect();
+        let codes: Vec<i64> = a.iter().map(|x| x.response_status_code).collect();
+        let responses: Vec<&str> = a.iter().map(|x| x.response.as_str()).collect();
+        let durations: Vec<i64> = a.iter().map(|x| x.response_duration_ms).collect();
+        let triggers: Vec<i64> = a.iter().map(|x| x.trigger_type).collect();
+        let created: Vec<i64> = a.iter().map(|x| x.created_at).collect();
+        let delivery_ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
+        let (next_status, next_at): (Vec<i64>, Vec<Option<i64>>) =
+            records.iter().map(|r| next_state(r.next)).unzip();
+        let gone: Vec<&str> = records
+            .iter()
+            .filter(|r| r.next == NextStep::FailedAndDisableEndpoint)
+            .map(|r| r.attempt.endpoint_id.as_str())
+            .collect();
+        let latest = created.iter().copied().max().unwrap_or(0);
+
+        let mut conn = self.pool.get().await?;
+        conn.begin().await?;
+        let outcome = async {
+            conn.execute(
+                "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code, response, \
+                 response_duration_ms, trigger_type, created_at) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], \
+                 $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::int8[])",
+                &[&ids, &msg_ids, &endpoint_ids, &app_ids, &urls, &statuses, &codes, &responses, &durations, &triggers, &created],
+            )
+            .await?;
+            conn.execute(
+                "UPDATE delivery d SET status = u.status, attempts = d.attempts + 1, next_attempt_at = u.next_at, \
+                 leased = FALSE, updated_at = u.at \
+                 FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[]) AS u(id, status, next_at, at) WHERE d.id = u.id",
+                &[&delivery_ids, &next_status, &next_at, &created],
+            )
+            .await?;
+            if !gone.is_empty() {
+                conn.execute(
+                    "UPDATE endpoint SET disabled = TRUE, updated_at = $2 WHERE id = ANY($1)",
+                    &[&gone, &latest],
+                )
+                .await?;
+            }
+            Ok(())
+        }
+        .await;
+        conn.finish(outcome).await
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Queue for PgStore {
+    async fn claim_due(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<DeliveryJob>> {
+        let mut conn = self.pool.get().await?;
+        let rows = conn
+            .query(
+                &format!(
+                    "WITH due AS (SELECT id FROM delivery WHERE status = 1 AND next_attempt_at <= $1 \
+                     ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED), \
+                     claimed AS (UPDATE delivery d SET leased = TRUE, next_attempt_at = $3, updated_at = $1 FROM due \
+                     WHERE d.id = due.id RETURNING d.id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type) \
+                     SELECT c.id, c.msg_id, c.attempts, c.trigger_type, p.payload, {} FROM claimed c \
+                     JOIN endpoint e ON e.id = c.endpoint_id LEFT JOIN message_payload p ON p.msg_id = c.msg_id",
+                    endpoint_columns_of("e")
+                ),
+                &[&now, &(limit as i64), &lease_until],
+            )
+            .await?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        let mut canceled: Vec<i64> = Vec::new();
+        for r in rows {
+            let ep = endpoint_from_row(&r, 5);
+            let id: i64 = r.get(0);
+            if ep.disabled {
+                // A disabled endpoint receives nothing; its pending work is canceled, and
+                // recover brings it back once the endpoint is enabled again.
+                canceled.push(id);
+                continue;
+            }
+            let attempts: i64 = r.get(2);
+            jobs.push(job_from(
+                &ep,
+                id,
+                r.get(1),
+                r.get(4),
+                attempts as u32,
+                r.get(3),
+                now,
+                lease_until,
+            ));
+        }
+        if !canceled.is_empty() {
+            conn.execute(
+                "UPDATE delivery SET status = 4, leased = FALSE, updated_at = $2 WHERE id = ANY($1)",
+                &[&canceled, &now],
+            )
+            .await?;
+        }
+        Ok(jobs)
+    }
+
+    async fn next_due_at(&self) -> Result<Option<i64>> {
+        let mut conn = self.pool.get().await?;
+        Ok(conn
+            .query(
+                "SELECT min(next_attempt_at) FROM delivery WHERE status = 1",
+                &[],
+            )
+            .await?[0]
+            .get(0))
+    }
+
+    /// When the batch fails (say one delivery's application was deleted meanwhile),
+    /// each record is tried on its own so that one bad row does not lose the others.
+    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<()> {
+        let whole = self.record_batch(&records).await;
+        if whole.is_ok()
+            || records.len() == 1
+            || matches!(whole, Err(crate::StoreError::Unavailable(_)))
+        {
+            return whole;
+        }
+        let mut first_error = None;
+        for r in records.chunks(1) {
+            if let Err(e) = self.record_batch(r).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Other nodes may hold leases: nothing is released; leases run out on their own.
+    async fn release_leases(&self, _now: i64) -> Result<usize> {
+        Ok(0)
+    }
+
+    async fn resend(
+        &self,
+        app_id: &str,
+        msg_id: &str,
+        endpoint_id: &str,
+        now: i64,
+        lease_until: Option<i64>,
+    ) -> Result<Option<DeliveryJob>> {
+        let ep = self.find_endpoint(app_id, endpoint_id).await?;
+        let mut conn = self.pool.get().await?;
+        conn.begin().await?;
+        let outcome = async {
+            let payload: Option<String> = conn
+                .query_opt("SELECT payload FROM message_payload WHERE msg_id = $1", &[&msg_id])
+                .await?
+                .map(|r| r.get(0));
+            let row = conn
+                .query(
+                    "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
+                     VALUES ($1, $2, $3, 1, 0, $4, $6, 1, $5, $5) \
+                     ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, next_attempt_at = $4, leased = $6, trigger_type = 1, updated_at = $5 \
+                     RETURNING id, attempts",
+                    &[&msg_id, &ep.id, &app_id, &lease_until.unwrap_or(now), &now, &lease_until.is_some()],
+                )
+                .await?;
+            if lease_until.is_none() {
+                conn.execute("SELECT pg_notify($1, '')", &[&DUE_CHANNEL]).await?;
+            }
+            let (id, attempts): (i64, i64) = (row[0].get(0), row[0].get(1));
+            Ok(lease_until.map(|until| job_from(&ep, id, msg_id.to_string(), payload, attempts as u32, 1, now, until)))
+        }
+        .await;
+        conn.finish(outcome).await
+    }
+
+    async fn recover(&self, endpoint_id: &str, since: i64, until: i64, now: i64) -> Result<usize> {
+        let mut conn = self.pool.get().await?;
+        let n = conn
+            .execute(
+                "UPDATE delivery SET status = 1, next_attempt_at = $4, leased = FALSE, trigger_type = 1, updated_at = $4 \
+                 WHERE endpoint_id = $1 AND status IN (2, 4) AND created_at >= $2 AND created_at < $3",
+                &[&endpoint_id, &since, &until, &now],
+            )
+            .await?;
+        if n > 0 {
+            conn.execute("SELECT pg_notify($1, '')", &[&DUE_CHANNEL])
+                .await?;
+        }
+        Ok(n as usize)
+    }
+}

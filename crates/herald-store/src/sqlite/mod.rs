@@ -1,0 +1,273 @@
+//! The embedded SQLite store, Herald's default backend.
+//!
+//! Writes go through one writer thread that batches whatever is queued into a single
+//! transaction (group commit): a caller's future resolves only after the batch holding
+//! its write is durable, so durability costs one fsync per batch, not per request (see
+//! writer.rs). Reads use a small pool of connections, which WAL mode lets run beside the
+//! writer. One process owns the file (the server takes a lock file).
+
+mod apps;
+mod attempts;
+mod endpoints;
+mod event_types;
+mod idempotency;
+mod messages;
+mod queue;
+mod route_cache;
+mod tokens;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::sql::{Arg, Query};
+use crate::{Result, StoreError};
+
+const SQLITE_CONSTRAINT_FOREIGNKEY: i32 = 787;
+
+/// A foreign-key failure means a parent row vanished meanwhile (say the application was
+/// deleted): `NotFound`, as on PostgreSQL.
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> StoreError {
+        match &err {
+            rusqlite::Error::SqliteFailure(e, _)
+                if e.extended_code == SQLITE_CONSTRAINT_FOREIGNKEY =>
+            {
+                StoreError::NotFound
+            }
+            _ => StoreError::Db(err.to_string()),
+        }
+    }
+}
+
+/// Maps a UNIQUE violation to `Conflict(message)`, and a vanished parent row (say the
+/// application was deleted meanwhile) to `NotFound`.
+pub(crate) fn conflict_on_unique(err: rusqlite::Error, message: &str) -> StoreError {
+    match &err {
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.code == rusqlite::ErrorCode::ConstraintViolation
+                && e.extended_code != SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
+            StoreError::Conflict(message.to_string())
+        }
+        _ => err.into(),
+    }
+}
+
+/// `NotFound` when a statement that targets one row by key changed none.
+pub(crate) fn found(changed: usize) -> Result<()> {
+    crate::found(changed as u64)
+}
+
+/// Runs a statement built by `sql.rs` and maps each row.
+pub(crate) fn query_rows<T>(
+    conn: &Connection,
+    q: &Query,
+    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let params = q.args.iter().map(|a| match a {
+        Arg::Text(t) => rusqlite::types::Value::Text(t.clone()),
+        Arg::Int(i) => rusqlite::types::Value::Integer(*i),
+    });
+    Ok(conn
+        .prepare_cached(&q.sql)?
+        .query_map(rusqlite::params_from_iter(params), map)?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: writer::Writer,
+    routes: Arc<route_cache::RouteCache>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+const READ_POOL_SIZE: usize = 8;
+
+/// The schema version `schema.sql` creates, kept in SQLite's `user_version`. A database
+/// from a newer Herald is refused rather than misread.
+const SCHEMA_VERSION: i64 = 1;
+
+fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // temp_store = MEMORY keeps the savepoint sub-journals of the group commit off disk.
+    // The writer gets a 16 MiB page cache; readers, mostly idle, 2 MiB each, so that a
+    // full read pool costs little memory.
+    let cache_kib = if read_only { 2_000 } else { 16_000 };
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY;"
+    ))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, in WAL mode with full fsync
+    /// on commit, and applies the schema.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let conn = open_connection(path, false)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 4000;")?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Invalid(format!(
+                "{} has schema version {version}, newer than this Herald understands ({SCHEMA_VERSION}); run a newer herald",
+                path.display()
+            )));
+        }
+        conn.execute_batch(include_str!("schema.sql"))?;
+        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        // Durability: see writer.rs. With the WAL file open for our own fdatasync, SQLite
+        // may commit without syncing (NORMAL); without it, it must sync every commit (FULL).
+        let wal_path = {
+            let mut p = path.as_os_str().to_owned();
+            p.push("-wal");
+            PathBuf::from(p)
+        };
+        let wal = match std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(&wal_path)
+        {
+            Ok(file) => {
+                conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+                Some(file)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, path = %wal_path.display(), "cannot open the WAL file; every commit will fsync on its own");
+                None
+            }
+        };
+        let routes = Arc::new(route_cache::RouteCache::default());
+        let on_failed_commit = {
+            let routes = routes.clone();
+            Box::new(move || routes.clear())
+        };
+        let writer = writer::Writer::start(conn, wal, on_failed_commit);
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                writer,
+                routes,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on a read connection, off the async runtime.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = inner
+                .readers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
+            let conn = match conn {
+                Some(c) => c,
+                None => open_connection(&inner.path, true)?,
+            };
+            let out = f(&conn);
+            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < READ_POOL_SIZE {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` inside the writer's current batch; resolves after the batch commits.
+    /// An error from `f` rolls back only `f`'s own changes.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner.writer.submit(f).await
+    }
+
+    /// Runs `f` in the writer like `write`, then forgets the cached fan-out routes (for
+    /// writes that change endpoints or delete applications).
+    pub(crate) async fn write_routes<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let routes = self.inner.routes.clone();
+        self.write(move |c| {
+            routes.clear();
+            f(c)
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    fn write_stats(&self) -> (u64, u64, u64) {
+        self.inner.writer.stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_database_from_a_newer_herald_is_refused() {
+        let dir = std::env::temp_dir().join(format!(
+            "herald-ver-{}-{}",
+            std::process::id(),
+            herald_core::ids::random_base62(8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        drop(crate::SqliteStore::open(&path).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        assert_eq!(
+            conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+                .unwrap(),
+            1
+        );
+        conn.execute_batch("PRAGMA user_version = 99").unwrap();
+        drop(conn);
+        let err = crate::SqliteStore::open(&path).err().expect("refused");
+        assert!(err.to_string().contains("schema version 99"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,956 @@
+//! The store conformance suite: every check here runs against both backends through the
+//! `Store` trait. The SQLite half always runs; the PostgreSQL half runs whenever
+//! `HERALD_TEST_DATABASE_URL` is set (each test then gets a database of its own, created
+//! from that URL and dropped afterwards). With the variable set, an unreachable database
+//! fails the tests instead of skipping them.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_core::ids;
+use herald_store::*;
+
+/// A backend under test, and what to clean up after it.
+struct Backend {
+    store: SharedStore,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Dir(std::path::PathBuf),
+    Database { admin_url: String, name: String },
+}
+
+impl Backend {
+    async fn sqlite() -> Backend {
+        let dir = std::env::temp_dir().join(format!(
+            "herald-conformance-{}-{}",
+            std::process::id(),
+            ids::random_base62(10)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SqliteStore::open(&dir.join("herald.db")).unwrap();
+        Backend {
+            store: Arc::new(store),
+            cleanup: Cleanup::Dir(dir),
+        }
+    }
+
+    /// A fresh database on the server of `HERALD_TEST_DATABASE_URL`, or `None` when the
+    /// variable is not set.
+    async fn postgres() -> Option<Backend> {
+        let admin_url = std::env::var("HERALD_TEST_DATABASE_URL").ok()?;
+        let name = format!("herald_conf_{}", ids::random_base62(12).to_lowercase());
+        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .expect("HERALD_TEST_DATABASE_URL is set but the database cannot be reached");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let url = with_database(&admin_url, &name);
+        let store = PgStore::connect(&url, 8, Duration::ZERO).await.unwrap();
+        Some(Backend {
+            store: Arc::new(store),
+            cleanup: Cleanup::Database { admin_url, name },
+        })
+    }
+
+    async fn finish(self) {
+        drop(self.store);
+        match self.cleanup {
+            Cleanup::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Database { admin_url, name } => {
+                if let Ok((client, connection)) =
+                    tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(connection);
+                    let _ = client
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    format!("{base}/{name}{query}")
+}
+
+/// Declares each check once per backend: `sqlite::<name>` and `postgres::<name>`.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = super::Backend::sqlite().await;
+                    super::$name(backend.store.clone()).await;
+                    backend.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(backend) = super::Backend::postgres().await else {
+                        eprintln!("HERALD_TEST_DATABASE_URL is not set: PostgreSQL not tested");
+                        return;
+                    };
+                    super::$name(backend.store.clone()).await;
+                    backend.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    applications_resolve_by_id_or_uid_and_refuse_duplicates,
+    lists_page_in_byte_order_both_ways,
+    endpoints_are_bounded_per_application_and_count_their_deliveries,
+    event_types_save_replace_archive_and_report_missing,
+    messages_fan_out_to_matching_endpoints,
+    message_lists_filter_by_channel_type_and_time,
+    claimed_deliveries_are_leased_until_the_lease_ends,
+    attempts_move_deliveries_and_fill_the_log,
+    a_410_disables_the_endpoint_and_its_due_work_is_canceled,
+    resend_and_recover_make_deliveries_due_again,
+    concurrent_claims_never_share_a_delivery,
+    idempotency_records_expire_and_are_pruned,
+    tokens_are_found_by_hash,
+    deleting_an_application_removes_everything_under_it,
+);
+
+const T0: i64 = 1_700_000_000_000;
+
+fn app(id: &str, uid: Option<&str>) -> Application {
+    Application {
+        id: id.into(),
+        uid: uid.map(Into::into),
+        name: format!("name of {id}"),
+        throttle_rate: None,
+        metadata: BTreeMap::from([("k".to_string(), "v".to_string())]),
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn endpoint(app_id: &str, id: &str, event_types: Option<&[&str]>) -> Endpoint {
+    Endpoint {
+        id: id.into(),
+        app_id: app_id.into(),
+        uid: None,
+        url: format!("http://127.0.0.1:9/{id}"),
+        description: String::new(),
+        disabled: false,
+        event_types: event_types.map(|t| t.iter().map(|s| s.to_string()).collect()),
+        channels: None,
+        throttle_rate: Some(10),
+        metadata: BTreeMap::new(),
+        headers: BTreeMap::from([("x-test".to_string(), id.to_string())]),
+        secrets: vec![StoredSecret {
+            key: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            expires_at: None,
+        }],
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn message(app_id: &str, event_type: &str, lease_until: Option<i64>) -> NewMessage {
+    NewMessage {
+        app_id: app_id.into(),
+        event_id: None,
+        event_type: event_type.into(),
+        channels: None,
+        payload: r#"{"n":1}"#.into(),
+        retention_hours: 24,
+        deliver_at: None,
+        only_endpoint: None,
+        lease_until,
+    }
+}
+
+fn list(limit: usize) -> ListQuery {
+    ListQuery {
+        limit,
+        iterator: None,
+        descending: false,
+    }
+}
+
+fn attempt_for(job: &DeliveryJob, status_code: i64, at: i64) -> Attempt {
+    Attempt {
+        id: ids::generate(ids::ATTEMPT),
+        msg_id: job.msg_id.clone(),
+        endpoint_id: job.endpoint_id.clone(),
+        app_id: job.app_id.clone(),
+        url: job.url.clone(),
+        status: if (200..300).contains(&status_code) {
+            0
+        } else {
+            2
+        },
+        response_status_code: status_code,
+        response: format!("answered {status_code}"),
+        response_duration_ms: 3,
+        trigger_type: job.trigger as i64,
+        created_at: at,
+    }
+}
+
+/// An application with one endpoint that takes every event type.
+async fn app_with_endpoint(store: &SharedStore) -> (String, String) {
+    let app_id = ids::generate(ids::APP);
+    let ep_id = ids::generate(ids::ENDPOINT);
+    store.app_insert(app(&app_id, None)).await.unwrap();
+    store
+        .endpoint_insert(endpoint(&app_id, &ep_id, None), 10)
+        .await
+        .unwrap();
+    (app_id, ep_id)
+}
+
+async fn applications_resolve_by_id_or_uid_and_refuse_duplicates(store: SharedStore) {
+    store.app_insert(app("app_1", Some("shop"))).await.unwrap();
+    assert_eq!(
+        store.app_get("app_1").await.unwrap().uid.as_deref(),
+        Some("shop")
+    );
+    let by_uid = store.app_get("shop").await.unwrap();
+    assert_eq!(by_uid.id, "app_1");
+    assert_eq!(by_uid.metadata["k"], "v");
+    assert!(matches!(
+        store.app_insert(app("app_2", Some("shop"))).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // A uid that equals another application's id: the id wins.
+    store.app_insert(app("app_3", Some("app_1"))).await.unwrap();
+    assert_eq!(store.app_get("app_1").await.unwrap().id, "app_1");
+
+    let mut renamed = app("app_1", Some("shop-2"));
+    renamed.name = "renamed".into();
+    renamed.throttle_rate = Some(7);
+    store.app_update(renamed).await.unwrap();
+    let got = store.app_get("shop-2").await.unwrap();
+    assert_eq!((got.name.as_str(), got.throttle_rate), ("renamed", Some(7)));
+    assert!(matches!(
+        store.app_get("shop").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.app_update(app("app_404", None)).await,
+        Err(StoreError::NotFound)
+    ));
+    store.app_delete("app_1").await.unwrap();
+    assert!(matches!(
+        store.app_delete("app_1").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        store.app_get("app_1").await.unwrap().id,
+        "app_3",
+        "now only a uid"
+    );
+    store.app_delete("app_3").await.unwrap();
+    assert!(matches!(
+        store.app_get("app_1").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn lists_page_in_byte_order_both_ways(store: SharedStore) {
+    // Mixed case and digits: byte order differs from most locales' collation.
+    let mut keys = vec![
+        "app_b", "app_A", "app_a", "app_B", "app_0", "app_Z", "app_z",
+    ];
+    for k in &keys {
+        store.app_insert(app(k, None)).await.unwrap();
+    }
+    keys.sort();
+    let mut seen = Vec::new();
+    let mut q = list(3);
+    loop {
+        let page = store.app_list(q.clone()).await.unwrap();
+        seen.extend(page.data.iter().map(|a| a.id.clone()));
+        if page.done {
+            break;
+        }
+        q.iterator = page.iterator;
+    }
+    assert_eq!(seen, keys, "forward walk in byte order");
+
+    // From the last page, walk back with prev_iterator.
+    let mut q = list(3);
+    q.iterator = Some("app_b".into());
+    let page = store.app_list(q.clone()).await.unwrap();
+    assert_eq!(
+        page.data.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["app_z"]
+    );
+    q.iterator = page.prev_iterator;
+    let back = store.app_list(q).await.unwrap();
+    assert_eq!(
+        back.data.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["app_Z", "app_a", "app_b"]
+    );
+
+    let mut q = list(2);
+    q.descending = true;
+    let page = store.app_list(q).await.unwrap();
+    assert_eq!(
+        page.data.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["app_z", "app_b"]
+    );
+    assert!(!page.done);
+}
+
+async fn endpoints_are_bounded_per_application_and_count_their_deliveries(store: SharedStore) {
+    store.app_insert(app("app_e", None)).await.unwrap();
+    let mut first = endpoint("app_e", "ep_1", None);
+    first.uid = Some("primary".into());
+    store.endpoint_insert(first, 2).await.unwrap();
+    store
+        .endpoint_insert(endpoint("app_e", "ep_2", None), 2)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .endpoint_insert(endpoint("app_e", "ep_3", None), 2)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    let mut dup = endpoint("app_e", "ep_4", None);
+    dup.uid = Some("primary".into());
+    assert!(matches!(
+        store.endpoint_insert(dup, 10).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .endpoint_insert(endpoint("app_missing", "ep_5", None), 10)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    let got = store.endpoint_get("app_e", "primary").await.unwrap();
+    assert_eq!(got.id, "ep_1");
+    assert_eq!(got.headers["x-test"], "ep_1");
+    assert_eq!(got.secrets.len(), 1);
+    assert_eq!(got.throttle_rate, Some(10));
+    assert!(matches!(
+        store.endpoint_get("app_other", "ep_1").await,
+        Err(StoreError::NotFound)
+    ));
+
+    let mut changed = got.clone();
+    changed.disabled = true;
+    changed.event_types = Some(vec!["a.b".into()]);
+    changed.channels = Some(vec!["c1".into()]);
+    store.endpoint_update(changed).await.unwrap();
+    let got = store.endpoint_get("app_e", "ep_1").await.unwrap();
+    assert!(got.disabled);
+    assert_eq!(got.event_types, Some(vec!["a.b".to_string()]));
+    assert_eq!(got.channels, Some(vec!["c1".to_string()]));
+
+    let page = store.endpoint_list("app_e", list(10)).await.unwrap();
+    assert_eq!(page.data.len(), 2);
+
+    // Deliveries: one pending to ep_2.
+    store
+        .message_create(message("app_e", "x.y", None), T0)
+        .await
+        .unwrap();
+    let stats = store.endpoint_stats("ep_2", T0 - 1, T0 + 1).await.unwrap();
+    assert_eq!((stats.pending, stats.success, stats.fail), (1, 0, 0));
+    let stats = store.endpoint_stats("ep_2", T0 + 1, T0 + 2).await.unwrap();
+    assert_eq!(stats.pending, 0, "outside the window");
+
+    store.endpoint_delete("ep_2").await.unwrap();
+    assert!(matches!(
+        store.endpoint_delete("ep_2").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn event_types_save_replace_archive_and_report_missing(store: SharedStore) {
+    let et = |name: &str, archived: bool| EventType {
+        name: name.into(),
+        description: format!("about {name}"),
+        archived,
+        deprecated: false,
+        schemas: Some(serde_json::json!({"1": {"type": "object"}})),
+        feature_flag: None,
+        created_at: T0,
+        updated_at: T0,
+    };
+    store
+        .event_type_save(et("user.created", false), false)
+        .await
+        .unwrap();
+    store
+        .event_type_save(et("user.deleted", true), false)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .event_type_save(et("user.created", false), false)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let mut replaced = et("user.created", false);
+    replaced.description = "new words".into();
+    store.event_type_save(replaced, true).await.unwrap();
+    let got = store.event_type_get("user.created").await.unwrap();
+    assert_eq!(got.description, "new words");
+    assert_eq!(got.schemas.unwrap()["1"]["type"], "object");
+
+    let active = store.event_type_list(list(10), false).await.unwrap();
+    assert_eq!(active.data.len(), 1);
+    let all = store.event_type_list(list(10), true).await.unwrap();
+    assert_eq!(all.data.len(), 2);
+
+    let missing = store
+        .event_types_missing(vec![
+            "user.created".into(),
+            "user.deleted".into(),
+            "nope".into(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(missing, ["user.deleted", "nope"]);
+    store.event_type_delete("user.deleted").await.unwrap();
+    assert!(matches!(
+        store.event_type_get("user.deleted").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn messages_fan_out_to_matching_endpoints(store: SharedStore) {
+    store.app_insert(app("app_m", None)).await.unwrap();
+    store
+        .endpoint_insert(endpoint("app_m", "ep_all", None), 10)
+        .await
+        .unwrap();
+    store
+        .endpoint_insert(endpoint("app_m", "ep_orders", Some(&["order.paid"])), 10)
+        .await
+        .unwrap();
+    let mut channel_only = endpoint("app_m", "ep_eu", None);
+    channel_only.channels = Some(vec!["eu".into()]);
+    store.endpoint_insert(channel_only, 10).await.unwrap();
+    let mut off = endpoint("app_m", "ep_off", None);
+    off.disabled = true;
+    store.endpoint_insert(off, 10).await.unwrap();
+
+    let lease = T0 + 60_000;
+    let (msg, jobs) = store
+        .message_create(message("app_m", "order.paid", Some(lease)), T0)
+        .await
+        .unwrap();
+    let mut targets: Vec<_> = jobs.iter().map(|j| j.endpoint_id.as_str()).collect();
+    targets.sort();
+    assert_eq!(targets, ["ep_all", "ep_orders"]);
+    let job = jobs.iter().find(|j| j.endpoint_id == "ep_orders").unwrap();
+    assert_eq!(&*job.payload, r#"{"n":1}"#);
+    assert_eq!(job.lease_until, lease);
+    assert_eq!(
+        job.headers,
+        [("x-test".to_string(), "ep_orders".to_string())]
+    );
+    assert_eq!(job.secrets.len(), 1);
+    assert_eq!(msg.expires_at, T0 + 24 * 3_600_000);
+
+    let mut eu = message("app_m", "user.created", Some(lease));
+    eu.channels = Some(vec!["eu".into()]);
+    eu.event_id = Some("evt-1".into());
+    let (eu_msg, jobs) = store.message_create(eu.clone(), T0).await.unwrap();
+    let mut targets: Vec<_> = jobs.iter().map(|j| j.endpoint_id.as_str()).collect();
+    targets.sort();
+    assert_eq!(targets, ["ep_all", "ep_eu"]);
+    assert!(matches!(
+        store.message_create(eu, T0).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.message_get("app_m", "evt-1").await.unwrap().id,
+        eu_msg.id
+    );
+    let got = store.message_get("app_m", &msg.id).await.unwrap();
+    assert_eq!(got.payload.as_deref(), Some(r#"{"n":1}"#));
+    assert!(matches!(
+        store.message_get("app_other", &msg.id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    // send-example style: one endpoint whatever its filters.
+    let mut only = message("app_m", "order.paid", Some(lease));
+    only.only_endpoint = Some("ep_eu".into());
+    let (_, jobs) = store.message_create(only, T0).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].endpoint_id, "ep_eu");
+
+    store.message_expunge(&msg.id).await.unwrap();
+    assert_eq!(
+        store.message_get("app_m", &msg.id).await.unwrap().payload,
+        None
+    );
+    assert!(matches!(
+        store
+            .message_create(message("app_gone", "x", None), T0)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn message_lists_filter_by_channel_type_and_time(store: SharedStore) {
+    store.app_insert(app("app_l", None)).await.unwrap();
+    for (i, (event_type, channel)) in [("a", "red"), ("b", "red"), ("a", "blue"), ("c", "blue")]
+        .into_iter()
+        .enumerate()
+    {
+        let mut m = message("app_l", event_type, None);
+        m.channels = Some(vec![channel.into(), "all".into()]);
+        store.message_create(m, T0 + i as i64 * 1000).await.unwrap();
+    }
+    let types = |page: &Page<Message>| {
+        page.data
+            .iter()
+            .map(|m| m.event_type.clone())
+            .collect::<Vec<_>>()
+    };
+    let by = |f: MessageFilter| {
+        let store = store.clone();
+        async move { store.message_list("app_l", f, list(10)).await.unwrap() }
+    };
+    assert_eq!(
+        types(&by(MessageFilter::default()).await),
+        ["a", "b", "a", "c"]
+    );
+    let red = by(MessageFilter {
+        channel: Some("red".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(types(&red), ["a", "b"]);
+    assert!(red.data[0].payload.is_none(), "content only when asked");
+    let a_or_c = by(MessageFilter {
+        event_types: vec!["a".into(), "c".into()],
+        with_content: true,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(types(&a_or_c), ["a", "a", "c"]);
+    assert_eq!(a_or_c.data[0].payload.as_deref(), Some(r#"{"n":1}"#));
+    let window = by(MessageFilter {
+        after: Some(T0),
+        before: Some(T0 + 3000),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(types(&window), ["b", "a"]);
+    let none = by(MessageFilter {
+        channel: Some("green".into()),
+        ..Default::default()
+    })
+    .await;
+    assert!(none.data.is_empty() && none.done);
+}
+
+async fn claimed_deliveries_are_leased_until_the_lease_ends(store: SharedStore) {
+    let (app_id, ep_id) = app_with_endpoint(&store).await;
+    let (msg, jobs) = store
+        .message_create(message(&app_id, "x", None), T0)
+        .await
+        .unwrap();
+    assert!(jobs.is_empty(), "no lease asked: left to the scheduler");
+    assert_eq!(store.next_due_at().await.unwrap(), Some(T0));
+
+    let claimed = store.claim_due(T0, T0 + 30_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (claimed[0].msg_id.as_str(), claimed[0].endpoint_id.as_str()),
+        (msg.id.as_str(), ep_id.as_str())
+    );
+    assert_eq!(claimed[0].lease_until, T0 + 30_000);
+    assert!(
+        store
+            .claim_due(T0 + 1, T0 + 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    let targets = store.delivery_targets(&msg.id, list(10)).await.unwrap();
+    assert_eq!(targets.data[0].status, DeliveryStatus::Sending);
+
+    // The holder died: once the lease ends, anyone may claim it.
+    let again = store.claim_due(T0 + 30_000, T0 + 60_000, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].delivery_id, claimed[0].delivery_id);
+
+    // Scheduled messages wait for their time.
+    let mut later = message(&app_id, "x", Some(T0 + 99_000));
+    later.deliver_at = Some(T0 + 5_000);
+    let (_, jobs) = store.message_create(later, T0).await.unwrap();
+    assert!(jobs.is_empty(), "scheduled messages are never handed off");
+    assert!(store
+        .claim_due(T0 + 4_999, T0 + 9_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .claim_due(T0 + 5_000, T0 + 9_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+async fn attempts_move_deliveries_and_fill_the_log(store: SharedStore) {
+    let (app_id, ep_id) = app_with_endpoint(&store).await;
+    let (msg, jobs) = store
+        .message_create(message(&app_id, "x", Some(T0 + 60_000)), T0)
+        .await
+        .unwrap();
+    let job = &jobs[0];
+    let failed = attempt_for(job, 500, T0 + 10);
+    store
+        .record_attempts(vec![AttemptRecord {
+            delivery_id: job.delivery_id,
+            attempt: failed.clone(),
+            next: NextStep::RetryAt(T0 + 5_000),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(store.next_due_at().await.unwrap(), Some(T0 + 5_000));
+    let delivered = store
+        .delivered_messages(&ep_id, MessageFilter::default(), list(10))
+        .await
+        .unwrap();
+    assert_eq!(delivered.data[0].status, DeliveryStatus::Pending);
+    assert_eq!(delivered.data[0].next_attempt_at, Some(T0 + 5_000));
+
+    let retry = store.claim_due(T0 + 5_000, T0 + 65_000, 10).await.unwrap();
+    assert_eq!(retry[0].attempts, 1);
+    let ok = attempt_for(&retry[0], 204, T0 + 5_010);
+    store
+        .record_attempts(vec![AttemptRecord {
+            delivery_id: retry[0].delivery_id,
+            attempt: ok.clone(),
+            next: NextStep::Succeeded,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(store.next_due_at().await.unwrap(), None);
+    let targets = store.delivery_targets(&msg.id, list(10)).await.unwrap();
+    assert_eq!(targets.data[0].status, DeliveryStatus::Succeeded);
+    assert_eq!(targets.data[0].next_attempt_at, None);
+
+    let log = store
+        .attempt_list(
+            &app_id,
+            AttemptScope::Message(msg.id.clone()),
+            AttemptFilter::default(),
+            list(10),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<_> = log.data.iter().map(|a| a.id.clone()).collect();
+    let mut expected = vec![failed.id.clone(), ok.id.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    let fives = store
+        .attempt_list(
+            &app_id,
+            AttemptScope::Endpoint(ep_id.clone()),
+            AttemptFilter {
+                status_code_class: Some(500),
+                ..Default::default()
+            },
+            list(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(fives.data.len(), 1);
+    assert_eq!(fives.data[0].response, "answered 500");
+    let successes = store
+        .attempt_list(
+            &app_id,
+            AttemptScope::Endpoint(ep_id),
+            AttemptFilter {
+                status: Some(0),
+                ..Default::default()
+            },
+            list(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(successes.data.len(), 1);
+
+    let got = store.attempt_get(&app_id, &msg.id, &ok.id).await.unwrap();
+    assert_eq!(
+        (got.response_status_code, got.response_duration_ms),
+        (204, 3)
+    );
+    assert!(matches!(
+        store.attempt_get("app_other", &msg.id, &ok.id).await,
+        Err(StoreError::NotFound)
+    ));
+    store.attempt_expunge(&ok.id).await.unwrap();
+    assert_eq!(
+        store
+            .attempt_get(&app_id, &msg.id, &ok.id)
+            .await
+            .unwrap()
+            .response,
+        ""
+    );
+}
+
+async fn a_410_disables_the_endpoint_and_its_due_work_is_canceled(store: SharedStore) {
+    let (app_id, ep_id) = app_with_endpoint(&store).await;
+    let (_, jobs) = store
+        .message_create(message(&app_id, "x", Some(T0 + 60_000)), T0)
+        .await
+        .unwrap();
+    let (second, _) = store
+        .message_create(message(&app_id, "x", None), T0)
+        .await
+        .unwrap();
+    store
+        .record_attempts(vec![AttemptRecord {
+            delivery_id: jobs[0].delivery_id,
+            attempt: attempt_for(&jobs[0], 410, T0 + 1),
+            next: NextStep::FailedAndDisableEndpoint,
+        }])
+        .await
+        .unwrap();
+    assert!(store.endpoint_get(&app_id, &ep_id).await.unwrap().disabled);
+    assert!(store
+        .claim_due(T0 + 2, T0 + 60_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let targets = store.delivery_targets(&second.id, list(10)).await.unwrap();
+    assert_eq!(targets.data[0].status, DeliveryStatus::Canceled);
+    let stats = store.endpoint_stats(&ep_id, T0, T0 + 1).await.unwrap();
+    assert_eq!((stats.fail, stats.canceled), (1, 1));
+}
+
+async fn resend_and_recover_make_deliveries_due_again(store: SharedStore) {
+    let (app_id, ep_id) = app_with_endpoint(&store).await;
+    let (msg, jobs) = store
+        .message_create(message(&app_id, "x", Some(T0 + 60_000)), T0)
+        .await
+        .unwrap();
+    store
+        .record_attempts(vec![AttemptRecord {
+            delivery_id: jobs[0].delivery_id,
+            attempt: attempt_for(&jobs[0], 500, T0 + 1),
+            next: NextStep::Failed,
+        }])
+        .await
+        .unwrap();
+    let resent = store
+        .resend(&app_id, &msg.id, &ep_id, T0 + 10, Some(T0 + 70_000))
+        .await
+        .unwrap()
+        .expect("leased to the caller");
+    assert_eq!(resent.delivery_id, jobs[0].delivery_id);
+    assert_eq!((resent.trigger, resent.attempts), (Trigger::Manual, 1));
+    assert_eq!(&*resent.payload, r#"{"n":1}"#);
+    store
+        .record_attempts(vec![AttemptRecord {
+            delivery_id: resent.delivery_id,
+            attempt: attempt_for(&resent, 500, T0 + 11),
+            next: NextStep::Failed,
+        }])
+        .await
+        .unwrap();
+    assert!(store
+        .resend(&app_id, &msg.id, &ep_id, T0 + 20, None)
+        .await
+        .unwrap()
+        .is_none());
+    let due = store.claim_due(T0 + 20, T0 + 80_000, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "an unleased resend is due now");
+    store
+        .record_attempts(vec![AttemptRecord {
+            delivery_id: due[0].delivery_id,
+            attempt: attempt_for(&due[0], 500, T0 + 21),
+            next: NextStep::Failed,
+        }])
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.resend(&app_id, &msg.id, "ep_nope", T0, None).await,
+        Err(StoreError::NotFound)
+    ));
+
+    assert_eq!(
+        store
+            .recover(&ep_id, T0 + 1, T0 + 100, T0 + 30)
+            .await
+            .unwrap(),
+        0,
+        "outside the window"
+    );
+    assert_eq!(
+        store.recover(&ep_id, T0, T0 + 100, T0 + 30).await.unwrap(),
+        1
+    );
+    let due = store.claim_due(T0 + 30, T0 + 90_000, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].trigger, Trigger::Manual);
+}
+
+async fn concurrent_claims_never_share_a_delivery(store: SharedStore) {
+    let (app_id, _) = app_with_endpoint(&store).await;
+    const N: usize = 120;
+    for _ in 0..N {
+        store
+            .message_create(message(&app_id, "x", None), T0)
+            .await
+            .unwrap();
+    }
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        workers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let jobs = store.claim_due(T0 + 1, T0 + 60_000, 7).await.unwrap();
+                if jobs.is_empty() {
+                    return mine;
+                }
+                mine.extend(jobs.into_iter().map(|j| j.delivery_id));
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(unique.len(), all.len(), "a delivery was claimed twice");
+    assert_eq!(all.len(), N, "every delivery was claimed");
+}
+
+async fn idempotency_records_expire_and_are_pruned(store: SharedStore) {
+    let hour = 3_600_000;
+    store
+        .idempotency_put("old", 202, b"{}".to_vec(), 1_000)
+        .await
+        .unwrap();
+    store
+        .idempotency_put("new", 201, b"{\"a\":1}".to_vec(), 10 * hour)
+        .await
+        .unwrap();
+    let now = 10 * hour + 1;
+    assert_eq!(
+        store.idempotency_get("old", now, 5 * hour).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.idempotency_get("new", now, 5 * hour).await.unwrap(),
+        Some((201, b"{\"a\":1}".to_vec()))
+    );
+    store
+        .idempotency_put("new", 200, b"[]".to_vec(), 10 * hour)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.idempotency_get("new", now, 5 * hour).await.unwrap(),
+        Some((200, b"[]".to_vec())),
+        "a later answer replaces the first"
+    );
+    assert_eq!(store.idempotency_prune(now, 5 * hour).await.unwrap(), 1);
+    assert_eq!(store.idempotency_prune(now, 5 * hour).await.unwrap(), 0);
+
+    let task = Task {
+        id: "qtask_1".into(),
+        kind: "recover".into(),
+        status: "running".into(),
+        data: serde_json::json!({}),
+        updated_at: T0,
+    };
+    store.task_save(task.clone()).await.unwrap();
+    let done = Task {
+        status: "finished".into(),
+        ..task
+    };
+    assert_eq!(store.task_save(done).await.unwrap().status, "finished");
+}
+
+async fn tokens_are_found_by_hash(store: SharedStore) {
+    assert_eq!(store.admin_token_count().await.unwrap(), 0);
+    store
+        .token_insert("tok_1", "hash-1", "admin", None, T0, None)
+        .await
+        .unwrap();
+    store.app_insert(app("app_t", None)).await.unwrap();
+    store
+        .token_insert(
+            "tok_2",
+            "hash-2",
+            "portal",
+            Some("app_t"),
+            T0,
+            Some(T0 + 1000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.admin_token_count().await.unwrap(), 1);
+    let scoped = store.token_find("hash-2").await.unwrap().unwrap();
+    assert_eq!(scoped.app_id.as_deref(), Some("app_t"));
+    assert_eq!(scoped.expires_at, Some(T0 + 1000));
+    assert!(store.token_find("hash-3").await.unwrap().is_none());
+}
+
+async fn deleting_an_application_removes_everything_under_it(store: SharedStore) {
+    let (app_id, ep_id) = app_with_endpoint(&store).await;
+    let (msg, jobs) = store
+        .message_create(message(&app_id, "x", Some(T0 + 60_000)), T0)
+        .await
+        .unwrap();
+    store.app_delete(&app_id).await.unwrap();
+    assert!(matches!(
+        store.message_get(&app_id, &msg.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.endpoint_get(&app_id, &ep_id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.next_due_at().await.unwrap(), None);
+    // An attempt that finishes after the delete is dropped, not an error for the rest.
+    let result = store
+        .record_attempts(vec![AttemptRecord {
+            delivery_id: jobs[0].delivery_id,
+            attempt: attempt_for(&jobs[0], 200, T0 + 1),
+            next: NextStep::Succeeded,
+        }])
+        .await;
+    assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+}
