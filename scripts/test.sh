@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs Herald's whole test suite: unit, integration, crash and the Svix SDK end-to-end
+# Runs Herald's whole test suite: unit, integration, crash, the store conformance suite
+# (SQLite, and PostgreSQL when one is reachable), multi-node, and the Svix SDK end-to-end
 # tests (Python and JavaScript). Creates (once) a Python venv in target/sdk-venv with the official `svix` SDK and
 # an OpenAPI validator (the e2e test also checks the served OpenAPI document).
 set -euo pipefail
@@ -22,6 +23,15 @@ if [ ! -f "$js/node_modules/svix/package.json" ]; then
     npm install --silent --no-audit --no-fund --prefix "$js" svix@1.99.1
 fi
 export HERALD_TEST_NODE_PATH="$PWD/$js/node_modules"
+
+# PostgreSQL: the store conformance suite and the multi-node tests run against it when
+# HERALD_TEST_DATABASE_URL is set. When it is not, and a PostgreSQL answers on
+# 127.0.0.1:5432 (user postgres), use it; otherwise those tests say they were skipped.
+if [ -z "${HERALD_TEST_DATABASE_URL:-}" ] && command -v pg_isready >/dev/null 2>&1 \
+    && pg_isready -q -h 127.0.0.1 -p 5432 -U postgres 2>/dev/null; then
+    export HERALD_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+    echo "== PostgreSQL found on 127.0.0.1:5432: its tests run too"
+fi
 
 if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"

@@ -2,9 +2,11 @@
 //! real HTTP, delivering to real HTTP receivers on loopback.
 
 mod helpers;
+mod pg;
 
 mod api;
 mod cli;
+mod cluster;
 mod crash;
 mod delivery;
 mod sdk;
