@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Reproduces the BENCHMARKS.md figures: builds release herald and hookbench, then for
-# each run starts `herald serve` on a fresh data directory, drives it with hookbench
-# (extra arguments are passed to hookbench), and stops it.
+# each run starts `herald serve` on a fresh store, drives it with hookbench (extra
+# arguments are passed to hookbench), and stops it.
 #   scripts/bench.sh [runs] -- [hookbench args…]
 # e.g. scripts/bench.sh 3 -- --messages 20000 --endpoints 5
+# On PostgreSQL: HERALD_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
+# (a fresh database is created beside it for each run) and HERALD_BENCH_NODES=2 for two
+# nodes, which hookbench's messages are spread over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -12,19 +15,45 @@ shift || true
 cargo build --release -q -p herald
 cargo build --release -q --manifest-path ../shared/tools/hookbench/Cargo.toml --target-dir target/hookbench
 token="bench-admin-token-$(date +%s)"
-port=18071
+admin_url=${HERALD_BENCH_DATABASE_URL:-}
+nodes=${HERALD_BENCH_NODES:-1}
+base_port=18071
 for i in $(seq 1 "$runs"); do
     dir=$(mktemp -d /tmp/herald-bench.XXXXXX)
-    HERALD_ADMIN_TOKEN=$token HERALD_LOG_LEVEL=warn target/release/herald serve --data-dir "$dir" --listen 127.0.0.1:$port >"$dir/serve.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 1 100); do
-        curl -sf "http://127.0.0.1:$port/api/v1/health/ping" >/dev/null && break
-        sleep 0.1
+    db_url=""
+    label="herald-sqlite-run$i"
+    if [ -n "$admin_url" ]; then
+        db="herald_bench_$$_$i"
+        psql "$admin_url" -qc "CREATE DATABASE $db"
+        db_url="${admin_url%/*}/$db"
+        label="herald-postgres-${nodes}node-run$i"
+    elif [ "$nodes" != 1 ]; then
+        echo "HERALD_BENCH_NODES needs HERALD_BENCH_DATABASE_URL" >&2
+        exit 1
+    fi
+    pids=()
+    apis=()
+    for n in $(seq 1 "$nodes"); do
+        port=$((base_port + n - 1))
+        HERALD_ADMIN_TOKEN=$token HERALD_LOG_LEVEL=warn HERALD_DATABASE_URL=$db_url \
+            target/release/herald serve --data-dir "$dir/node$n" --listen 127.0.0.1:$port >"$dir/serve$n.log" 2>&1 &
+        pids+=($!)
+        apis+=("http://127.0.0.1:$port")
+        for _ in $(seq 1 100); do
+            curl -sf "http://127.0.0.1:$port/api/v1/health/ping" >/dev/null && break
+            sleep 0.1
+        done
     done
-    target/hookbench/release/hookbench --api "http://127.0.0.1:$port" --token "$token" --label "herald-sqlite-run$i" "$@"
-    rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
-    echo "{\"run\": $i, \"herald_peak_rss_mb\": $((rss_kb / 1024))}"
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
+    api_list=$(IFS=,; echo "${apis[*]}")
+    target/hookbench/release/hookbench --api "$api_list" --token "$token" --label "$label" "$@"
+    for pid in "${pids[@]}"; do
+        rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+        echo "{\"run\": $i, \"pid\": $pid, \"herald_peak_rss_mb\": $((rss_kb / 1024))}"
+        kill "$pid"
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ -n "$admin_url" ]; then
+        psql "$admin_url" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+    fi
     rm -rf "$dir"
 done

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use herald_core::ids;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::catalog::endpoint_from_row;
@@ -51,6 +52,8 @@ fn attempt_from_row(r: &Row) -> Attempt {
 
 #[async_trait::async_trait]
 impl crate::Messages for PgStore {
+    /// Two round trips: `BEGIN`, the message, its payload and the endpoints go out
+    /// together; then the deliveries (and the `NOTIFY`) with the `COMMIT`.
     async fn message_create(
         &self,
         new: NewMessage,
@@ -62,50 +65,87 @@ impl crate::Messages for PgStore {
             .lease_until
             .filter(|_| new.deliver_at.is_none_or(|t| t <= now));
         let due_at = new.deliver_at.filter(|t| *t > now).unwrap_or(now);
+        let channels = new.channels.as_ref().map(json_encode);
         let mut conn = self.pool.get().await?;
-        conn.begin().await?;
-        let outcome = async {
-            conn.execute(
+        let insert_message = conn
+            .prepare(
                 "INSERT INTO message (id, app_id, event_id, event_type, channels, created_at, expires_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&id, &new.app_id, &new.event_id, &new.event_type, &new.channels.as_ref().map(json_encode), &now, &expires_at],
             )
-            .await
-            .map_err(|e| classify(e, EVENT_ID_TAKEN))?;
-            conn.execute("INSERT INTO message_payload (msg_id, payload) VALUES ($1, $2)", &[&id, &new.payload])
-                .await?;
-            // Read inside the transaction, never from a cache: another node may have
-            // changed the endpoints a moment ago.
-            let endpoints: Vec<_> = conn
-                .query(&format!("SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE app_id = $1 ORDER BY id"), &[&new.app_id])
-                .await?
-                .iter()
-                .map(|r| endpoint_from_row(r, 0))
-                .collect();
+            .await?;
+        let insert_payload = conn
+            .prepare("INSERT INTO message_payload (msg_id, payload) VALUES ($1, $2)")
+            .await?;
+        // Read inside the transaction, never from a cache: another node may have
+        // changed the endpoints a moment ago.
+        let select_endpoints = conn
+            .prepare(&format!(
+                "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE app_id = $1 ORDER BY id"
+            ))
+            .await?;
+        let insert_deliveries = conn
+            .prepare(
+                "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
+                 SELECT $1, e, $3, 1, 0, $4, $5, 0, $6, $6 FROM unnest($2::text[]) AS e RETURNING id, endpoint_id",
+            )
+            .await?;
+        let notify = conn.prepare("SELECT pg_notify($1, '')").await?;
+
+        conn.begin_pipelined();
+        let first = {
+            let c = conn.client();
+            let message_args: [&(dyn ToSql + Sync); 7] = [
+                &id,
+                &new.app_id,
+                &new.event_id,
+                &new.event_type,
+                &channels,
+                &now,
+                &expires_at,
+            ];
+            let payload_args: [&(dyn ToSql + Sync); 2] = [&id, &new.payload];
+            let endpoint_args: [&(dyn ToSql + Sync); 1] = [&new.app_id];
+            tokio::try_join!(
+                c.batch_execute("BEGIN"),
+                c.execute(&insert_message, &message_args),
+                c.execute(&insert_payload, &payload_args),
+                c.query(&select_endpoints, &endpoint_args),
+            )
+        };
+        let outcome = async {
+            let (_, _, _, rows) = first.map_err(|e| classify(e, EVENT_ID_TAKEN))?;
+            let endpoints: Vec<_> = rows.iter().map(|r| endpoint_from_row(r, 0)).collect();
             let targets: Vec<_> = message_targets(&endpoints, &new).collect();
-            if targets.is_empty() {
-                return Ok(Vec::new());
-            }
             let target_ids: Vec<&str> = targets.iter().map(|e| e.id.as_str()).collect();
-            let rows = conn
-                .query(
-                    "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
-                     SELECT $1, e, $3, 1, 0, $4, $5, 0, $6, $6 FROM unnest($2::text[]) AS e RETURNING id, endpoint_id",
-                    &[&id, &target_ids, &new.app_id, &lease_until.unwrap_or(due_at), &lease_until.is_some(), &now],
-                )
-                .await?;
-            let Some(lease_until) = lease_until else {
-                if due_at <= now {
-                    // Delivered to the listening workers when this transaction commits.
-                    conn.execute("SELECT pg_notify($1, '')", &[&DUE_CHANNEL]).await?;
+            let announce = lease_until.is_none() && due_at <= now && !targets.is_empty();
+            let c = conn.client();
+            let deliveries = async {
+                if targets.is_empty() {
+                    return Ok(Vec::new());
                 }
+                let (at, leased) = (lease_until.unwrap_or(due_at), lease_until.is_some());
+                let args: [&(dyn ToSql + Sync); 6] =
+                    [&id, &target_ids, &new.app_id, &at, &leased, &now];
+                c.query(&insert_deliveries, &args).await
+            };
+            let announced = async {
+                if announce {
+                    // Delivered to the listening workers when this transaction commits.
+                    c.query(&notify, &[&DUE_CHANNEL]).await?;
+                }
+                Ok(())
+            };
+            let (rows, ()) = tokio::try_join!(deliveries, announced)?;
+            let Some(lease_until) = lease_until else {
                 return Ok(Vec::new());
             };
             let payload: Arc<str> = Arc::from(new.payload.as_str());
             let mut jobs = Vec::with_capacity(rows.len());
             for row in rows {
                 let endpoint_id: String = row.get(1);
-                let Some(ep) = targets.iter().find(|e| e.id == endpoint_id) else { continue };
+                let Some(ep) = targets.iter().find(|e| e.id == endpoint_id) else {
+                    continue;
+                };
                 jobs.push(DeliveryJob {
                     delivery_id: row.get(0),
                     msg_id: id.clone(),
@@ -113,7 +153,11 @@ impl crate::Messages for PgStore {
                     endpoint_id,
                     url: ep.url.clone(),
                     payload: payload.clone(),
-                    headers: ep.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    headers: ep
+                        .headers
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
                     secrets: ep.signing_keys(now),
                     attempts: 0,
                     trigger: Trigger::Scheduled,

@@ -113,7 +113,8 @@ impl PooledConn<'_> {
         self.conn.as_mut().expect("present until dropped")
     }
 
-    async fn statement(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+    /// The prepared statement for `sql`, from this connection's cache.
+    pub(crate) async fn prepare(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
         let conn = self.conn();
         if let Some(s) = conn.statements.get(sql) {
             return Ok(s.clone());
@@ -131,7 +132,7 @@ impl PooledConn<'_> {
         sql: &str,
         params: Params<'_>,
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        let statement = self.statement(sql).await?;
+        let statement = self.prepare(sql).await?;
         self.conn().client.query(&statement, params).await
     }
 
@@ -140,7 +141,7 @@ impl PooledConn<'_> {
         sql: &str,
         params: Params<'_>,
     ) -> Result<Option<Row>, tokio_postgres::Error> {
-        let statement = self.statement(sql).await?;
+        let statement = self.prepare(sql).await?;
         self.conn().client.query_opt(&statement, params).await
     }
 
@@ -149,8 +150,20 @@ impl PooledConn<'_> {
         sql: &str,
         params: Params<'_>,
     ) -> Result<u64, tokio_postgres::Error> {
-        let statement = self.statement(sql).await?;
+        let statement = self.prepare(sql).await?;
         self.conn().client.execute(&statement, params).await
+    }
+
+    /// The client, for requests sent together: tokio-postgres pipelines requests that
+    /// are polled concurrently, so they share one round trip.
+    pub(crate) fn client(&self) -> &Client {
+        &self.conn.as_ref().expect("present until dropped").client
+    }
+
+    /// Starts a transaction whose `BEGIN` the caller sends itself (pipelined with the
+    /// first statements); `finish` ends it.
+    pub(crate) fn begin_pipelined(&mut self) {
+        self.in_transaction = true;
     }
 
     /// Runs statements without parameters (simple query protocol).
