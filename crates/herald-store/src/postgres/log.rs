@@ -105,15 +105,18 @@ impl crate::Messages for PgStore {
             ];
             let payload_args: [&(dyn ToSql + Sync); 2] = [&id, &new.payload];
             let endpoint_args: [&(dyn ToSql + Sync); 1] = [&new.app_id];
-            tokio::try_join!(
+            // All four complete; the first failure in statement order is the cause (the
+            // later ones only say the transaction was aborted).
+            let (begin, message, payload, endpoints) = tokio::join!(
                 c.batch_execute("BEGIN"),
                 c.execute(&insert_message, &message_args),
                 c.execute(&insert_payload, &payload_args),
                 c.query(&select_endpoints, &endpoint_args),
-            )
+            );
+            begin.and(message).and(payload).and(endpoints)
         };
         let outcome = async {
-            let (_, _, _, rows) = first.map_err(|e| classify(e, EVENT_ID_TAKEN))?;
+            let rows = first.map_err(|e| classify(e, EVENT_ID_TAKEN))?;
             let endpoints: Vec<_> = rows.iter().map(|r| endpoint_from_row(r, 0)).collect();
             let targets: Vec<_> = message_targets(&endpoints, &new).collect();
             let target_ids: Vec<&str> = targets.iter().map(|e| e.id.as_str()).collect();
@@ -135,7 +138,9 @@ impl crate::Messages for PgStore {
                 }
                 Ok(())
             };
-            let (rows, ()) = tokio::try_join!(deliveries, announced)?;
+            let (rows, announced) = tokio::join!(deliveries, announced);
+            // The first failure in statement order is the cause.
+            let rows = rows.and_then(|rows| announced.map(|()| rows))?;
             let Some(lease_until) = lease_until else {
                 return Ok(Vec::new());
             };
