@@ -1,23 +1,17 @@
-//! Messages (ingest with fan-out) and the delivery log.
+//! Messages and the delivery log (ingest itself is in ingest.rs).
 
-use std::sync::Arc;
-
-use herald_core::ids;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::catalog::endpoint_from_row;
-use super::{classify, PgStore, DUE_CHANNEL};
+use super::PgStore;
 use crate::filters::{
-    self, AttemptFilter, AttemptScope, MessageFilter, ATTEMPT_COLUMNS, ENDPOINT_COLUMNS,
-    MESSAGE_COLUMNS,
+    self, AttemptFilter, AttemptScope, MessageFilter, ATTEMPT_COLUMNS, MESSAGE_COLUMNS,
 };
 use crate::page::{ListQuery, Page};
 use crate::sql::Dialect;
 use crate::{
-    effective_status, found, json_decode_opt, json_encode, message_targets, Attempt,
-    DeliveredMessage, DeliveryJob, DeliveryTarget, Message, NewMessage, Result, StoreError,
-    Trigger, EVENT_ID_TAKEN,
+    effective_status, found, json_decode_opt, Attempt, DeliveredMessage, DeliveryJob,
+    DeliveryTarget, Message, NewMessage, Result, StoreError,
 };
 
 /// Maps `MESSAGE_COLUMNS` followed by an optional payload column at index 7.
@@ -52,138 +46,14 @@ fn attempt_from_row(r: &Row) -> Attempt {
 
 #[async_trait::async_trait]
 impl crate::Messages for PgStore {
-    /// Two round trips: `BEGIN`, the message, its payload and the endpoints go out
-    /// together; then the deliveries (and the `NOTIFY`) with the `COMMIT`.
+    /// Queued for a batcher, which stores it in one transaction with whatever else is
+    /// queued (see ingest.rs).
     async fn message_create(
         &self,
         new: NewMessage,
         now: i64,
     ) -> Result<(Message, Vec<DeliveryJob>)> {
-        let id = ids::generate(ids::MESSAGE);
-        let expires_at = now + i64::from(new.retention_hours) * 3_600_000;
-        let lease_until = new
-            .lease_until
-            .filter(|_| new.deliver_at.is_none_or(|t| t <= now));
-        let due_at = new.deliver_at.filter(|t| *t > now).unwrap_or(now);
-        let channels = new.channels.as_ref().map(json_encode);
-        let mut conn = self.pool.get().await?;
-        let insert_message = conn
-            .prepare(
-                "INSERT INTO message (id, app_id, event_id, event_type, channels, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .await?;
-        let insert_payload = conn
-            .prepare("INSERT INTO message_payload (msg_id, payload) VALUES ($1, $2)")
-            .await?;
-        // Read inside the transaction, never from a cache: another node may have
-        // changed the endpoints a moment ago.
-        let select_endpoints = conn
-            .prepare(&format!(
-                "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE app_id = $1 ORDER BY id"
-            ))
-            .await?;
-        let insert_deliveries = conn
-            .prepare(
-                "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
-                 SELECT $1, e, $3, 1, 0, $4, $5, 0, $6, $6 FROM unnest($2::text[]) AS e RETURNING id, endpoint_id",
-            )
-            .await?;
-        let notify = conn.prepare("SELECT pg_notify($1, '')").await?;
-
-        conn.begin_pipelined();
-        let first = {
-            let c = conn.client();
-            let message_args: [&(dyn ToSql + Sync); 7] = [
-                &id,
-                &new.app_id,
-                &new.event_id,
-                &new.event_type,
-                &channels,
-                &now,
-                &expires_at,
-            ];
-            let payload_args: [&(dyn ToSql + Sync); 2] = [&id, &new.payload];
-            let endpoint_args: [&(dyn ToSql + Sync); 1] = [&new.app_id];
-            // All four complete; the first failure in statement order is the cause (the
-            // later ones only say the transaction was aborted).
-            let (begin, message, payload, endpoints) = tokio::join!(
-                c.batch_execute("BEGIN"),
-                c.execute(&insert_message, &message_args),
-                c.execute(&insert_payload, &payload_args),
-                c.query(&select_endpoints, &endpoint_args),
-            );
-            begin.and(message).and(payload).and(endpoints)
-        };
-        let outcome = async {
-            let rows = first.map_err(|e| classify(e, EVENT_ID_TAKEN))?;
-            let endpoints: Vec<_> = rows.iter().map(|r| endpoint_from_row(r, 0)).collect();
-            let targets: Vec<_> = message_targets(&endpoints, &new).collect();
-            let target_ids: Vec<&str> = targets.iter().map(|e| e.id.as_str()).collect();
-            let announce = lease_until.is_none() && due_at <= now && !targets.is_empty();
-            let c = conn.client();
-            let deliveries = async {
-                if targets.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let (at, leased) = (lease_until.unwrap_or(due_at), lease_until.is_some());
-                let args: [&(dyn ToSql + Sync); 6] =
-                    [&id, &target_ids, &new.app_id, &at, &leased, &now];
-                c.query(&insert_deliveries, &args).await
-            };
-            let announced = async {
-                if announce {
-                    // Delivered to the listening workers when this transaction commits.
-                    c.query(&notify, &[&DUE_CHANNEL]).await?;
-                }
-                Ok(())
-            };
-            let (rows, announced) = tokio::join!(deliveries, announced);
-            // The first failure in statement order is the cause.
-            let rows = rows.and_then(|rows| announced.map(|()| rows))?;
-            let Some(lease_until) = lease_until else {
-                return Ok(Vec::new());
-            };
-            let payload: Arc<str> = Arc::from(new.payload.as_str());
-            let mut jobs = Vec::with_capacity(rows.len());
-            for row in rows {
-                let endpoint_id: String = row.get(1);
-                let Some(ep) = targets.iter().find(|e| e.id == endpoint_id) else {
-                    continue;
-                };
-                jobs.push(DeliveryJob {
-                    delivery_id: row.get(0),
-                    msg_id: id.clone(),
-                    app_id: new.app_id.clone(),
-                    endpoint_id,
-                    url: ep.url.clone(),
-                    payload: payload.clone(),
-                    headers: ep
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                    secrets: ep.signing_keys(now),
-                    attempts: 0,
-                    trigger: Trigger::Scheduled,
-                    lease_until,
-                });
-            }
-            Ok(jobs)
-        }
-        .await;
-        let jobs = conn.finish(outcome).await?;
-        let message = Message {
-            id,
-            app_id: new.app_id,
-            event_id: new.event_id,
-            event_type: new.event_type,
-            channels: new.channels,
-            payload: Some(new.payload),
-            created_at: now,
-            expires_at,
-        };
-        Ok((message, jobs))
+        self.ingest.submit(new, now).await
     }
 
     async fn message_get(&self, app_id: &str, id_or_event_id: &str) -> Result<Message> {

@@ -9,6 +9,7 @@
 //! next use, so a database restart heals by itself.
 
 mod catalog;
+mod ingest;
 mod log;
 mod pool;
 mod queue;
@@ -37,6 +38,7 @@ const DUE_CHANNEL: &str = "herald_due";
 pub struct PgStore {
     pool: Arc<Pool>,
     due: Arc<Notify>,
+    ingest: Arc<ingest::Ingest>,
 }
 
 /// Where a database URL points, without its password, for messages; "an invalid URL"
@@ -96,7 +98,8 @@ impl PgStore {
         }
         let due = Arc::new(Notify::new());
         tokio::spawn(listen_for_due_work(pool.clone(), due.clone()));
-        Ok(PgStore { pool, due })
+        let ingest = Arc::new(ingest::Ingest::start(pool.clone()));
+        Ok(PgStore { pool, due, ingest })
     }
 
     /// Runs a statement built by `sql.rs` and maps each row.
