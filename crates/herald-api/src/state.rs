@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use herald_store::{Application, DeliveryJob, SharedStore, TokenInfo};
 use tokio::sync::Notify;
@@ -47,8 +48,11 @@ pub struct ApiState {
     pub(crate) in_flight_keys: Mutex<HashMap<String, Arc<Notify>>>,
     /// Applications by id and by uid, so ingest needs no read per message. Every change
     /// to an application goes through this process's handlers, which evict it.
-    pub(crate) apps: RwLock<HashMap<String, Application>>,
+    pub(crate) apps: RwLock<HashMap<String, (Application, Instant)>>,
 }
+
+/// How long ingest on a shared store trusts a cached application id (see `ingest_app`).
+const SHARED_INGEST_APP_TTL: Duration = Duration::from_secs(2);
 
 /// Applications kept in `ApiState::apps` at most; past that it starts over.
 const MAX_CACHED_APPS: usize = 10_000;
@@ -63,7 +67,17 @@ impl ApiState {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(key)
-            .cloned()
+            .map(|(app, _)| app.clone())
+    }
+
+    /// For ingest on a shared store: the application cached under its own id (never a
+    /// uid, which another node may move) if cached within `SHARED_INGEST_APP_TTL`.
+    /// Ingest needs only the id, which never changes, and a message for an application
+    /// deleted meanwhile fails on its foreign key all the same.
+    pub(crate) fn cached_app_id_for_ingest(&self, key: &str) -> Option<Application> {
+        let apps = self.apps.read().unwrap_or_else(|p| p.into_inner());
+        let (app, at) = apps.get(key)?;
+        (app.id == key && at.elapsed() < SHARED_INGEST_APP_TTL).then(|| app.clone())
     }
 
     pub(crate) fn cache_app(&self, app: &Application) {
@@ -71,9 +85,10 @@ impl ApiState {
         if apps.len() >= MAX_CACHED_APPS {
             apps.clear();
         }
-        apps.insert(app.id.clone(), app.clone());
+        let now = Instant::now();
+        apps.insert(app.id.clone(), (app.clone(), now));
         if let Some(uid) = &app.uid {
-            apps.insert(uid.clone(), app.clone());
+            apps.insert(uid.clone(), (app.clone(), now));
         }
     }
 
@@ -82,7 +97,7 @@ impl ApiState {
         self.apps
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, a| a.id != id);
+            .retain(|_, (a, _)| a.id != id);
     }
 }
 

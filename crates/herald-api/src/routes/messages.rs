@@ -10,7 +10,7 @@ use herald_core::{ids, validate};
 use herald_store::MessageFilter;
 use herald_store::{NewMessage, StoreError};
 
-use super::{apps, visible_app, visible_message};
+use super::{apps, ingest_app, visible_app, visible_message};
 use crate::dto::{ListResponse, MessageIn, MessageOut};
 use crate::error::{invalid, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
@@ -85,7 +85,7 @@ pub async fn create(
             "deliverAt may be at most 90 days ahead",
         ));
     }
-    let app = match visible_app(&state, &caller, &app_id).await {
+    let app = match ingest_app(&state, &caller, &app_id).await {
         Ok(app) => app,
         // `application` in the body creates the app on the fly.
         Err(crate::error::ApiError::NotFound(_))

@@ -37,6 +37,26 @@ pub(crate) async fn visible_app(
     }
 }
 
+/// The application a message is posted to: like `visible_app`, but on a shared store it
+/// may use an application id looked up within the last two seconds (see
+/// `ApiState::cached_app_id_for_ingest`), which saves a database read per message.
+pub(crate) async fn ingest_app(
+    state: &ApiState,
+    caller: &Caller,
+    id_or_uid: &str,
+) -> Result<Application, ApiError> {
+    if state.store.is_shared() {
+        if let Some(app) = state.cached_app_id_for_ingest(id_or_uid) {
+            return match &caller.app_id {
+                Some(scope) if scope != &app.id => Err(not_found("application")),
+                _ => Ok(app),
+            };
+        }
+    }
+    // On a miss this reads the application and caches it (under its id and uid).
+    visible_app(state, caller, id_or_uid).await
+}
+
 /// An endpoint of an application the caller may see.
 pub(crate) async fn visible_endpoint(
     state: &ApiState,

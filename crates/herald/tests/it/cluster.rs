@@ -425,3 +425,91 @@ async fn an_unreachable_database_fails_start_or_is_waited_for() {
         .unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_on_one_node_are_seen_at_once_by_another() {
+    let Some(db) = ScratchDb::create("caches").await else {
+        eprintln!("HERALD_TEST_DATABASE_URL is not set: cross-node test skipped");
+        return;
+    };
+    let rx = Receiver::start().await;
+    let (a_node, _d1) = node(&db.url, "node-1", &[]);
+    let (b_node, _d2) = node(&db.url, "node-2", &[]);
+    let client = reqwest::Client::new();
+    let (s, app) = post(
+        &client,
+        &a_node.url,
+        "/app",
+        json!({"name": "x", "uid": "shop"}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let id = app["id"].as_str().unwrap().to_string();
+    let msg = json!({"eventType": "x", "payload": {}});
+    // node-2 reads the application (and may keep its id for a moment).
+    assert_eq!(
+        post(&client, &b_node.url, &format!("/app/{id}/msg"), msg.clone())
+            .await
+            .0,
+        202
+    );
+    assert_eq!(
+        post(&client, &b_node.url, "/app/shop/msg", msg.clone())
+            .await
+            .0,
+        202
+    );
+
+    // A uid moved on node-1 is followed by node-2 at once.
+    let r = client
+        .put(format!("{}/api/v1/app/{id}", a_node.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"name": "x", "uid": "store"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        post(&client, &b_node.url, "/app/shop/msg", msg.clone())
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        post(&client, &b_node.url, "/app/store/msg", msg.clone())
+            .await
+            .0,
+        202
+    );
+    // An endpoint added on node-1 gets node-2's next message.
+    let (s, _) = post(
+        &client,
+        &a_node.url,
+        &format!("/app/{id}/endpoint"),
+        json!({"url": rx.url("/")}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, m) = post(&client, &b_node.url, &format!("/app/{id}/msg"), msg.clone()).await;
+    assert_eq!(s, 202);
+    let got = rx.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].header("webhook-id"), m["id"].as_str().unwrap());
+
+    // Deleted on node-1: node-2 refuses messages for it at once, cached id or not.
+    let r = client
+        .delete(format!("{}/api/v1/app/{id}", a_node.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (s, body) = post(&client, &b_node.url, &format!("/app/{id}/msg"), msg).await;
+    assert_eq!(s, 404, "{body}");
+    let r = client
+        .get(format!("{}/api/v1/app/{id}", b_node.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
