@@ -301,4 +301,45 @@ mod tests {
         let env = |k: &str| (k == "HERALD_REQUEST_TIMEOUT_SECS").then(|| "99".to_string());
         assert!(Config::load_from(&Overrides::default(), env).is_err());
     }
+
+    #[test]
+    fn database_settings_are_checked_together() {
+        let load = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Config::load_from(&Overrides::default(), |k| {
+                vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+            })
+        };
+        let err = load(&[("HERALD_ROLE", "api")]).unwrap_err().to_string();
+        assert!(err.contains("needs database_url"), "{err}");
+        let err = load(&[("HERALD_DATABASE_URL", "mysql://x/y")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("postgres://"), "{err}");
+        let err = load(&[("HERALD_LEASE_SECS", "10")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lease_secs"), "{err}");
+        let ok = load(&[
+            ("HERALD_DATABASE_URL", "postgres://u@h/db"),
+            ("HERALD_ROLE", "worker"),
+            ("HERALD_WAIT_FOR_DB_SECS", "30"),
+        ])
+        .unwrap();
+        assert_eq!(ok.role, Role::Worker);
+        assert_eq!(ok.wait_for_db_secs, 30);
+        let flags = Overrides {
+            database_url: Some("postgresql://u@h/other".into()),
+            role: Some(Role::Api),
+            ..Default::default()
+        };
+        let c = Config::load_from(&flags, |_| None).unwrap();
+        assert_eq!(
+            (c.database_url.as_str(), c.role),
+            ("postgresql://u@h/other", Role::Api)
+        );
+    }
 }

@@ -513,3 +513,39 @@ async fn changes_on_one_node_are_seen_at_once_by_another() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_migrating_at_once_take_turns() {
+    let Some(db) = ScratchDb::create("migrate").await else {
+        eprintln!("HERALD_TEST_DATABASE_URL is not set: migration test skipped");
+        return;
+    };
+    let migrations: Vec<_> = (0..3)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+                .args(["migrate", "--database-url", &db.url])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for m in migrations {
+        let out = m.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "the postgres schema is up to date"
+        );
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM herald_schema").await,
+        1,
+        "migrated once"
+    );
+    assert_eq!(db.count("SELECT max(version) FROM herald_schema").await, 1);
+}
