@@ -36,7 +36,7 @@ for i in $(seq 1 "$runs"); do
     for n in $(seq 1 "$nodes"); do
         port=$((base_port + n - 1))
         HERALD_ADMIN_TOKEN=$token HERALD_LOG_LEVEL=warn HERALD_DATABASE_URL=$db_url \
-            target/release/herald serve --data-dir "$dir/node$n" --listen 127.0.0.1:$port >"$dir/serve$n.log" 2>&1 &
+            target/release/herald serve --dev --data-dir "$dir/node$n" --listen 127.0.0.1:$port >"$dir/serve$n.log" 2>&1 &
         pids+=($!)
         apis+=("http://127.0.0.1:$port")
         for _ in $(seq 1 100); do

@@ -23,6 +23,11 @@ pub trait HandOff: Send + Sync {
 pub struct ApiConfig {
     /// Largest request body accepted (413 above).
     pub max_body_bytes: usize,
+    /// Where deliveries may go: endpoint URLs with a literal address outside it are
+    /// refused with 422.
+    pub destinations: Arc<herald_core::netguard::DestinationPolicy>,
+    /// Endpoint URLs must be https.
+    pub https_only: bool,
     pub max_endpoints_per_app: usize,
     /// How long an idempotency key's answer is replayed.
     pub idempotency_ttl_ms: i64,
@@ -32,6 +37,8 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             max_body_bytes: 1024 * 1024,
+            destinations: Arc::default(),
+            https_only: false,
             max_endpoints_per_app: 100,
             idempotency_ttl_ms: 12 * 3600 * 1000,
         }

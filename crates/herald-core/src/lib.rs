@@ -4,6 +4,7 @@
 
 pub mod fanout;
 pub mod ids;
+pub mod netguard;
 pub mod retry;
 pub mod secret;
 pub mod signing;

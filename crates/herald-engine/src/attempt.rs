@@ -87,6 +87,16 @@ impl Engine {
 
     async fn send(&self, job: &DeliveryJob, timestamp: i64) -> AttemptOutcome {
         let config = &self.inner.config;
+        if let Err(blocked) =
+            crate::guard::check_destination(&config.destinations, config.https_only, &job.url)
+        {
+            return AttemptOutcome {
+                status_code: 0,
+                response: blocked.to_string(),
+                duration: Duration::ZERO,
+                retry_after: None,
+            };
+        }
         let secrets: Vec<Secret> = job
             .secrets
             .iter()
@@ -204,6 +214,14 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 fn describe_error(e: &reqwest::Error, timeout: Duration) -> String {
+    // The SSRF guard's refusal, from the resolver, is reported as it is.
+    let mut source: Option<&dyn std::error::Error> = Some(e);
+    while let Some(s) = source {
+        if let Some(blocked) = s.downcast_ref::<crate::guard::Blocked>() {
+            return blocked.to_string();
+        }
+        source = s.source();
+    }
     if e.is_timeout() {
         format!("timed out after {} ms", timeout.as_millis())
     } else if e.is_connect() {

@@ -3,6 +3,7 @@
 //! connects the two by handing freshly committed deliveries to [`Engine::hand_off`].
 
 mod attempt;
+pub mod guard;
 mod scheduler;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +36,16 @@ pub struct EngineConfig {
     /// the delivery over when the lease ends. It must exceed `request_timeout` by
     /// enough to record the attempt.
     pub lease: Duration,
+    /// Where deliveries may go (the SSRF guard); by default global addresses only.
+    pub destinations: Arc<herald_core::netguard::DestinationPolicy>,
+    /// Refuse plain-http endpoints.
+    pub https_only: bool,
+    /// Fixed DNS answers for chosen host names (still checked by `destinations`).
+    pub resolve: Vec<(String, std::net::IpAddr)>,
+    /// An outbound proxy (`http://`, `https://` or `socks5://`) for every delivery. The
+    /// proxy resolves host names itself, so it is then in charge of egress filtering;
+    /// literal IP addresses are still checked here.
+    pub proxy: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +59,10 @@ impl Default for EngineConfig {
             poll_interval: Duration::from_millis(500),
             response_capture_bytes: 20 * 1024,
             lease: Duration::from_secs(60),
+            destinations: Arc::default(),
+            https_only: false,
+            resolve: Vec::new(),
+            proxy: None,
         }
     }
 }
@@ -74,7 +89,27 @@ struct Inner {
 
 impl Engine {
     pub fn new(store: SharedStore, config: EngineConfig) -> Result<Engine, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        match &config.proxy {
+            Some(proxy) => builder = builder.proxy(reqwest::Proxy::all(proxy)?),
+            None => {
+                let mut overrides: std::collections::HashMap<String, Vec<std::net::IpAddr>> =
+                    std::collections::HashMap::new();
+                for (host, ip) in &config.resolve {
+                    overrides
+                        .entry(host.to_ascii_lowercase())
+                        .or_default()
+                        .push(*ip);
+                }
+                builder = builder
+                    .no_proxy()
+                    .dns_resolver(Arc::new(guard::GuardedResolver {
+                        policy: config.destinations.clone(),
+                        overrides,
+                    }));
+            }
+        }
+        let client = builder
             // Redirects are never followed: a 3xx is the endpoint's answer, and following
             // it would let a receiver point Herald at an address nobody vetted.
             .redirect(reqwest::redirect::Policy::none())

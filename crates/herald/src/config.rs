@@ -9,6 +9,12 @@ use serde::Deserialize;
 
 pub const DEFAULTS: &str = include_str!("../config.default.toml");
 
+/// Settings that are lists of strings (comma-separated in the environment).
+const STRING_LISTS: &[&str] = &["allowed_subnets", "resolve"];
+
+/// What `serve --dev` opens: loopback, for receivers on the developer's machine.
+pub const DEV_SUBNETS: &[&str] = &["127.0.0.0/8", "::1/128"];
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -32,6 +38,10 @@ pub struct Config {
     pub database_pool_size: usize,
     pub wait_for_db_secs: u64,
     pub role: Role,
+    pub allowed_subnets: Vec<String>,
+    pub https_only: bool,
+    pub outbound_proxy: String,
+    pub resolve: Vec<String>,
 }
 
 /// What a node does.
@@ -65,6 +75,8 @@ pub struct Overrides {
     pub database_url: Option<String>,
     pub role: Option<Role>,
     pub wait_for_db_secs: Option<u64>,
+    /// `serve --dev`: open loopback to deliveries.
+    pub dev: bool,
 }
 
 impl Config {
@@ -104,7 +116,7 @@ impl Config {
         for key in keys {
             let name = format!("HERALD_{}", key.to_ascii_uppercase());
             if let Some(raw) = env(&name) {
-                let value = env_value(&table[&key], &raw)
+                let value = env_value(&key, &table[&key], &raw)
                     .with_context(|| format!("invalid value in {name}"))?;
                 table.insert(key, value);
             }
@@ -128,9 +140,14 @@ impl Config {
         if let Some(secs) = flags.wait_for_db_secs {
             table.insert("wait_for_db_secs".into(), toml::Value::Integer(secs as i64));
         }
-        let config: Config = toml::Value::Table(table)
+        let mut config: Config = toml::Value::Table(table)
             .try_into()
             .context("invalid configuration")?;
+        if flags.dev {
+            config
+                .allowed_subnets
+                .extend(DEV_SUBNETS.iter().map(|s| s.to_string()));
+        }
         config.check()?;
         Ok(config)
     }
@@ -174,6 +191,15 @@ impl Config {
         if self.database_url.is_empty() && self.role != Role::All {
             bail!("role api or worker needs database_url: the embedded store serves one node");
         }
+        self.destinations()?;
+        self.resolve_overrides()?;
+        if !self.outbound_proxy.is_empty()
+            && !["http://", "https://", "socks5://", "socks5h://"]
+                .iter()
+                .any(|p| self.outbound_proxy.starts_with(p))
+        {
+            bail!("outbound_proxy must be an http://, https:// or socks5:// URL");
+        }
         if self.database_pool_size == 0 {
             bail!("database_pool_size must be at least 1");
         }
@@ -182,6 +208,30 @@ impl Config {
 
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("herald.db")
+    }
+
+    /// The SSRF guard's policy: global addresses plus `allowed_subnets`.
+    pub fn destinations(&self) -> anyhow::Result<herald_core::netguard::DestinationPolicy> {
+        let allowed = herald_core::netguard::DestinationPolicy::parse_list(&self.allowed_subnets)
+            .map_err(|e| anyhow::anyhow!("allowed_subnets: {e}"))?;
+        Ok(herald_core::netguard::DestinationPolicy { allowed })
+    }
+
+    /// `resolve` as (host, address) pairs.
+    pub fn resolve_overrides(&self) -> anyhow::Result<Vec<(String, std::net::IpAddr)>> {
+        self.resolve
+            .iter()
+            .map(|entry| {
+                let (host, ip) = entry
+                    .split_once('=')
+                    .with_context(|| format!("resolve entry '{entry}' is not host=address"))?;
+                let ip = ip
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("resolve entry '{entry}' has no valid address"))?;
+                Ok((host.trim().to_ascii_lowercase(), ip))
+            })
+            .collect()
     }
 
     pub fn engine(&self) -> herald_engine::EngineConfig {
@@ -203,6 +253,10 @@ impl Config {
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
             response_capture_bytes: 20 * 1024,
             lease: secs(self.lease_secs),
+            destinations: std::sync::Arc::new(self.destinations().expect("checked at load")),
+            https_only: self.https_only,
+            resolve: self.resolve_overrides().expect("checked at load"),
+            proxy: (!self.outbound_proxy.is_empty()).then(|| self.outbound_proxy.clone()),
         }
     }
 
@@ -210,13 +264,21 @@ impl Config {
         herald_api::ApiConfig {
             max_body_bytes: self.max_body_bytes,
             max_endpoints_per_app: self.max_endpoints_per_app,
+            destinations: std::sync::Arc::new(self.destinations().expect("checked at load")),
+            https_only: self.https_only,
             ..Default::default()
         }
     }
 }
 
 /// Parses an environment value as the same TOML type as the default it replaces.
-fn env_value(default: &toml::Value, raw: &str) -> anyhow::Result<toml::Value> {
+fn env_value(key: &str, default: &toml::Value, raw: &str) -> anyhow::Result<toml::Value> {
+    if STRING_LISTS.contains(&key) {
+        let items = raw.split(',').map(str::trim).filter(|s| !s.is_empty());
+        return Ok(toml::Value::Array(
+            items.map(|s| toml::Value::String(s.to_string())).collect(),
+        ));
+    }
     Ok(match default {
         toml::Value::String(_) => toml::Value::String(raw.to_string()),
         toml::Value::Integer(_) => match raw.trim().parse::<i64>() {
@@ -341,5 +403,29 @@ mod tests {
             (c.database_url.as_str(), c.role),
             ("postgresql://u@h/other", Role::Api)
         );
+    }
+
+    #[test]
+    fn the_ssrf_guard_is_closed_by_default_and_opened_on_purpose() {
+        let plain = Config::load_from(&Overrides::default(), |_| None).unwrap();
+        let loopback: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(plain.destinations().unwrap().check(loopback).is_err());
+        let dev = Overrides {
+            dev: true,
+            ..Default::default()
+        };
+        let c = Config::load_from(&dev, |_| None).unwrap();
+        assert!(c.destinations().unwrap().check(loopback).is_ok());
+        let env = |k: &str| match k {
+            "HERALD_ALLOWED_SUBNETS" => Some("10.0.0.0/8, fd00::/8".to_string()),
+            "HERALD_RESOLVE" => Some("a.test=10.0.0.1".to_string()),
+            _ => None,
+        };
+        let c = Config::load_from(&Overrides::default(), env).unwrap();
+        assert_eq!(c.allowed_subnets, ["10.0.0.0/8", "fd00::/8"]);
+        assert_eq!(c.resolve_overrides().unwrap()[0].0, "a.test");
+        let bad = |k: &str| (k == "HERALD_ALLOWED_SUBNETS").then(|| "10.0.0.0/40".to_string());
+        let err = Config::load_from(&Overrides::default(), bad).unwrap_err();
+        assert!(format!("{err:#}").contains("allowed_subnets"), "{err:#}");
     }
 }

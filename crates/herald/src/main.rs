@@ -50,6 +50,10 @@ enum Command {
         /// Also HERALD_ROLE. Roles other than all need --database-url.
         #[arg(long, value_enum)]
         role: Option<Role>,
+        /// Development mode: let deliveries reach loopback (127.0.0.0/8, ::1), for
+        /// receivers on this machine. Never on a server others can reach.
+        #[arg(long)]
+        dev: bool,
     },
     /// Create or upgrade the database schema, then exit (`serve` also does it at start).
     Migrate {
@@ -113,14 +117,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{DEFAULTS}");
             Ok(())
         }
-        Command::Serve { listen, db, role } => {
+        Command::Serve {
+            listen,
+            db,
+            role,
+            dev,
+        } => {
             overrides.listen = listen;
             overrides.role = role;
+            overrides.dev = dev;
             db.apply(&mut overrides);
             let config = Config::load(&overrides)?;
             init_logging(&config);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(serve(config))
+            runtime.block_on(serve(config, dev))
         }
         Command::Migrate { db } => {
             db.apply(&mut overrides);
@@ -168,7 +178,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
+    if dev {
+        tracing::warn!(
+            "DEVELOPMENT MODE (--dev): deliveries may reach loopback addresses on this machine; \
+             do not use --dev on a server that others can reach"
+        );
+    }
     let server = Server::start(&config).await?;
     let url = server.url();
     let data = std::fs::canonicalize(&config.data_dir).unwrap_or(config.data_dir.clone());
@@ -186,6 +202,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         println!("  data:  {}", data.display());
     }
     println!("  API:   {url}/api/v1   docs: {url}/api/v1/openapi.json");
+    if dev {
+        println!("  DEV MODE: deliveries to loopback (127.0.0.0/8, ::1) are allowed");
+    }
     match &server.new_admin_token {
         Some(token) => {
             println!(

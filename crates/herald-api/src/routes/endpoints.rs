@@ -50,7 +50,20 @@ fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
 
 /// Checks every field of an endpoint about to be saved.
 async fn check(state: &ApiState, ep: &Endpoint) -> ApiResult<()> {
-    validate::endpoint_url(&ep.url).map_err(|m| invalid(&["body", "url"], m))?;
+    let url = validate::endpoint_url(&ep.url).map_err(|m| invalid(&["body", "url"], m))?;
+    if state.config.https_only && url.scheme() != "https" {
+        return Err(invalid(
+            &["body", "url"],
+            "url must be https on this server (https_only)",
+        ));
+    }
+    // A literal address that deliveries would refuse is refused now; host names are
+    // checked when deliveries resolve them.
+    state
+        .config
+        .destinations
+        .check_url(&url)
+        .map_err(|m| invalid(&["body", "url"], m))?;
     if ep.description.len() > validate::MAX_DESCRIPTION_LEN {
         return Err(invalid(
             &["body", "description"],

@@ -18,6 +18,9 @@ use tokio::sync::Notify;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// The subnets tests open to deliveries: their receivers listen on loopback.
+pub const LOOPBACK: &str = "127.0.0.0/8,::1/128";
+
 /// A fresh, unique directory under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -58,6 +61,8 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
         ("HERALD_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
         ("HERALD_RETRY_JITTER".into(), "0".into()),
         ("HERALD_POLL_INTERVAL_MS".into(), "50".into()),
+        // Receivers run on loopback, which the SSRF guard refuses unless opened.
+        ("HERALD_ALLOWED_SUBNETS".into(), LOOPBACK.into()),
     ];
     for (k, v) in env {
         vars.retain(|(name, _)| name != k);
@@ -350,6 +355,7 @@ impl HeraldProcess {
             .env_remove("HERALD_ADMIN_TOKEN")
             .env("HERALD_RETRY_JITTER", "0")
             .env("HERALD_POLL_INTERVAL_MS", "50")
+            .env("HERALD_ALLOWED_SUBNETS", LOOPBACK)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit());

@@ -10,3 +10,4 @@ mod cluster;
 mod crash;
 mod delivery;
 mod sdk;
+mod ssrf;
