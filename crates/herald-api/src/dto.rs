@@ -550,3 +550,38 @@ impl From<Attempt> for AttemptOut {
         }
     }
 }
+
+// ---- authentication ----
+
+/// `POST /auth/app-portal-access/{app_id}`: a token for one application.
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AppPortalAccessIn {
+    /// Creates the application when the path's id or uid does not exist yet.
+    #[serde(default)]
+    pub application: Option<ApplicationIn>,
+    /// Seconds the token is valid for: 1 to 604800 (7 days, the default).
+    #[serde(default)]
+    pub expiry: Option<u64>,
+    /// Finer-grained capabilities are not supported: a token manages its whole
+    /// application. Only an empty list is accepted.
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    #[serde(default)]
+    pub feature_flags: Option<Vec<String>>,
+    /// Read-only tokens are not supported yet; only `false` is accepted.
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppPortalAccessOut {
+    /// Where the application's consumer portal opens with this token (in the URL's
+    /// fragment, which browsers do not send to servers).
+    pub url: String,
+    /// An API token scoped to the one application.
+    pub token: String,
+}

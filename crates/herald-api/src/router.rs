@@ -15,7 +15,7 @@ use crate::dto::*;
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::openapi::{self, list_of, object, schema_of, Operation, SchemaFn};
-use crate::routes::{apps, attempts, endpoints, event_types, health, messages};
+use crate::routes::{apps, attempts, auth, endpoints, event_types, health, messages};
 use crate::state::{ApiState, Caller};
 
 /// One route: its documentation and its handler, so the router and the OpenAPI
@@ -86,7 +86,11 @@ fn routes() -> Vec<Route> {
     const MSG: &str = "Message";
     const ATT: &str = "Message Attempt";
     const HEALTH: &str = "Health";
+    const AUTH: &str = "Authentication";
     vec![
+        route(POST, "/auth/app-portal-access/{app_id}", "v1.authentication.app-portal-access", "A token (and portal link) for one application", AUTH, post(auth::app_portal_access))
+            .body(schema_of::<AppPortalAccessIn>).returns(200, schema_of::<AppPortalAccessOut>),
+        route(POST, "/auth/logout", "v1.authentication.logout", "End the token this request is made with", AUTH, post(auth::logout)).empty(204),
         route(GET, "/health", "v1.health.get", "Health of the server and its store", HEALTH, get(health::health)).public().returns(200, object),
         route(HEAD, "/health", "v1.health.head", "Health, without a body", HEALTH, head(health::health)).public(),
         route(GET, "/health/ping", "v1.health.ping", "Liveness", HEALTH, get(health::ping)).public().empty(204),
@@ -260,7 +264,10 @@ async fn authenticate(
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .get(&hash)
-        .cloned();
+        .filter(|(_, read_at)| {
+            !state.store.is_shared() || read_at.elapsed() < crate::state::SHARED_TOKEN_TTL
+        })
+        .map(|(info, _)| info.clone());
     let info = match cached {
         Some(info) => info,
         None => match state.store.token_find(&hash).await {
@@ -269,7 +276,7 @@ async fn authenticate(
                     .token_cache
                     .write()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(hash.clone(), info.clone());
+                    .insert(hash.clone(), (info.clone(), std::time::Instant::now()));
                 info
             }
             Ok(None) => return ApiError::Unauthorized("invalid token".into()).into_response(),

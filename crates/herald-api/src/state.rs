@@ -28,6 +28,8 @@ pub struct ApiConfig {
     pub destinations: Arc<herald_core::netguard::DestinationPolicy>,
     /// Endpoint URLs must be https.
     pub https_only: bool,
+    /// The server's address as its users reach it, for links it hands out.
+    pub public_url: String,
     pub max_endpoints_per_app: usize,
     /// How long an idempotency key's answer is replayed.
     pub idempotency_ttl_ms: i64,
@@ -39,6 +41,7 @@ impl Default for ApiConfig {
             max_body_bytes: 1024 * 1024,
             destinations: Arc::default(),
             https_only: false,
+            public_url: "http://127.0.0.1:8071".into(),
             max_endpoints_per_app: 100,
             idempotency_ttl_ms: 12 * 3600 * 1000,
         }
@@ -49,14 +52,18 @@ pub struct ApiState {
     pub store: SharedStore,
     pub config: ApiConfig,
     pub hand_off: Arc<dyn HandOff>,
-    /// Token hash → token, for tokens already seen (they are never deleted).
-    pub(crate) token_cache: RwLock<HashMap<String, TokenInfo>>,
+    /// Token hash → token and when it was read. On a shared store another node may end
+    /// a token (logout), so entries are trusted for `SHARED_TOKEN_TTL` only there.
+    pub(crate) token_cache: RwLock<HashMap<String, (TokenInfo, Instant)>>,
     /// Idempotency keys whose first request is still running.
     pub(crate) in_flight_keys: Mutex<HashMap<String, Arc<Notify>>>,
     /// Applications by id and by uid, so ingest needs no read per message. Every change
     /// to an application goes through this process's handlers, which evict it.
     pub(crate) apps: RwLock<HashMap<String, (Application, Instant)>>,
 }
+
+/// How long a node of a shared store trusts a cached token.
+pub(crate) const SHARED_TOKEN_TTL: Duration = Duration::from_secs(5);
 
 /// How long ingest on a shared store trusts a cached application id (see `ingest_app`).
 const SHARED_INGEST_APP_TTL: Duration = Duration::from_secs(2);

@@ -229,6 +229,8 @@ pub trait Tokens: Send + Sync {
     async fn token_find(&self, hash: &str) -> Result<Option<TokenInfo>>;
     /// How many admin (unscoped) tokens exist; zero means this is a first start.
     async fn admin_token_count(&self) -> Result<i64>;
+    /// Makes the token with this hash expire at `at` (or keeps an earlier expiry).
+    async fn token_expire(&self, hash: &str, at: i64) -> Result<()>;
 }
 
 /// Idempotency records (the first answer to a keyed POST) and tasks.

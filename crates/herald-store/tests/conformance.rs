@@ -933,6 +933,31 @@ async fn tokens_are_found_by_hash(store: SharedStore) {
     assert_eq!(scoped.app_id.as_deref(), Some("app_t"));
     assert_eq!(scoped.expires_at, Some(T0 + 1000));
     assert!(store.token_find("hash-3").await.unwrap().is_none());
+    store.token_expire("hash-1", T0 + 50).await.unwrap();
+    assert_eq!(
+        store
+            .token_find("hash-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
+        Some(T0 + 50)
+    );
+    store.token_expire("hash-2", T0 + 5000).await.unwrap();
+    assert_eq!(
+        store
+            .token_find("hash-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
+        Some(T0 + 1000),
+        "an earlier expiry is kept"
+    );
+    assert!(matches!(
+        store.token_expire("hash-3", T0).await,
+        Err(StoreError::NotFound)
+    ));
 }
 
 async fn deleting_an_application_removes_everything_under_it(store: SharedStore) {

@@ -42,6 +42,7 @@ pub struct Config {
     pub https_only: bool,
     pub outbound_proxy: String,
     pub resolve: Vec<String>,
+    pub public_url: String,
 }
 
 /// What a node does.
@@ -266,6 +267,7 @@ impl Config {
             max_endpoints_per_app: self.max_endpoints_per_app,
             destinations: std::sync::Arc::new(self.destinations().expect("checked at load")),
             https_only: self.https_only,
+            public_url: self.public_url.clone(),
             ..Default::default()
         }
     }

@@ -109,7 +109,14 @@ impl Server {
         } else {
             Arc::new(NoHandOff)
         };
-        let api_config = config.api();
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let mut api_config = config.api();
+        if api_config.public_url.is_empty() {
+            api_config.public_url = format!("http://{addr}");
+        }
         tokio::spawn(prune_idempotency_records(
             store.clone(),
             api_config.idempotency_ttl_ms,
@@ -123,10 +130,6 @@ impl Server {
         // Trailing slashes are ignored: rewrite the path before routing.
         let app = axum::middleware::map_request(strip_trailing_slash).layer(router);
 
-        let listener = tokio::net::TcpListener::bind(&config.listen)
-            .await
-            .with_context(|| format!("listening on {}", config.listen))?;
-        let addr = listener.local_addr()?;
         let serve = tokio::spawn(async move {
             axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await
         });

@@ -375,6 +375,17 @@ impl crate::Tokens for PgStore {
         }))
     }
 
+    async fn token_expire(&self, hash: &str, at: i64) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        found(
+            conn.execute(
+                "UPDATE api_token SET expires_at = least(coalesce(expires_at, $2), $2) WHERE hash = $1",
+                &[&hash, &at],
+            )
+            .await?,
+        )
+    }
+
     async fn admin_token_count(&self) -> Result<i64> {
         let mut conn = self.pool.get().await?;
         Ok(conn

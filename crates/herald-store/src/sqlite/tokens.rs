@@ -51,6 +51,17 @@ impl crate::Tokens for SqliteStore {
     }
 
     /// How many admin (unscoped) tokens exist; zero means this is a first start.
+    async fn token_expire(&self, hash: &str, at: i64) -> Result<()> {
+        let hash = hash.to_string();
+        self.write(move |c| {
+            super::found(c.execute(
+                "UPDATE api_token SET expires_at = min(coalesce(expires_at, ?2), ?2) WHERE hash = ?1",
+                rusqlite::params![hash, at],
+            )?)
+        })
+        .await
+    }
+
     async fn admin_token_count(&self) -> Result<i64> {
         self.read(|c| {
             Ok(c.query_row(

@@ -9,5 +9,6 @@ mod cli;
 mod cluster;
 mod crash;
 mod delivery;
+mod scoped;
 mod sdk;
 mod ssrf;

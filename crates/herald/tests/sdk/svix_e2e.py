@@ -190,6 +190,25 @@ assert headers["webhook-id"] == msg.id
 svix.message.expunge_content(app.id, msg.id)
 assert svix.message.get(app.id, msg.id).payload == {}
 svix.endpoint.delete(app.id, ep2.id)
+# An application-scoped token from app-portal-access sees its application only.
+from svix.api import AppPortalAccessIn
+
+access = svix.authentication.app_portal_access(app.id, AppPortalAccessIn(expiry=3600))
+assert access.url.endswith(f"/portal/{app.id}#token={access.token}"), access.url
+portal = Svix(access.token, SvixOptions(server_url=os.environ["HERALD_URL"]))
+assert portal.application.get(app.id).id == app.id
+other = svix.application.create(ApplicationIn(name="Someone else"))
+try:
+    portal.application.get(other.id)
+    raise AssertionError("an app token read another application")
+except Exception as e:  # the SDK raises its HttpError for the 404
+    assert "404" in str(getattr(e, "status_code", "")) or "not_found" in str(e), e
+portal.authentication.logout()
+try:
+    portal.application.get(app.id)
+    raise AssertionError("the token still works after logout")
+except Exception as e:
+    assert "401" in str(getattr(e, "status_code", "")) or "authentication_failed" in str(e), e
 # The served OpenAPI document is a valid OpenAPI 3.1 document.
 import urllib.request
 
