@@ -15,6 +15,8 @@ shift || true
 cargo build --release -q -p herald
 cargo build --release -q --manifest-path ../shared/tools/hookbench/Cargo.toml --target-dir target/hookbench
 token="bench-admin-token-$(date +%s)"
+# Nodes of one database share one main key (it seals endpoint secrets).
+export HERALD_MAIN_KEY=${HERALD_MAIN_KEY:-$(target/release/herald keygen)}
 admin_url=${HERALD_BENCH_DATABASE_URL:-}
 nodes=${HERALD_BENCH_NODES:-1}
 base_port=18071

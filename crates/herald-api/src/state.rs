@@ -30,6 +30,8 @@ pub struct ApiConfig {
     pub https_only: bool,
     /// The server's address as its users reach it, for links it hands out.
     pub public_url: String,
+    /// Seals endpoint signing keys before they are stored, and opens them to show.
+    pub sealer: Arc<herald_core::sealing::Sealer>,
     pub max_endpoints_per_app: usize,
     /// How long an idempotency key's answer is replayed.
     pub idempotency_ttl_ms: i64,
@@ -42,6 +44,7 @@ impl Default for ApiConfig {
             destinations: Arc::default(),
             https_only: false,
             public_url: "http://127.0.0.1:8071".into(),
+            sealer: Arc::new(herald_core::sealing::Sealer::ephemeral()),
             max_endpoints_per_app: 100,
             idempotency_ttl_ms: 12 * 3600 * 1000,
         }

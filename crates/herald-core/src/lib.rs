@@ -6,6 +6,7 @@ pub mod fanout;
 pub mod ids;
 pub mod netguard;
 pub mod retry;
+pub mod sealing;
 pub mod secret;
 pub mod signing;
 pub mod time;

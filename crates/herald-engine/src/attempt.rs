@@ -97,11 +97,23 @@ impl Engine {
                 retry_after: None,
             };
         }
-        let secrets: Vec<Secret> = job
-            .secrets
-            .iter()
-            .filter_map(|s| Secret::parse(s).ok())
-            .collect();
+        let mut secrets: Vec<Secret> = Vec::with_capacity(job.secrets.len());
+        for sealed in &job.secrets {
+            match config
+                .sealer
+                .open(sealed)
+                .map(|plain| Secret::parse(&plain))
+            {
+                Ok(Ok(secret)) => secrets.push(secret),
+                // Never send a delivery its receiver could not verify.
+                Ok(Err(e)) => {
+                    return unsendable(format!("the endpoint's signing key is invalid: {e}"))
+                }
+                Err(e) => {
+                    return unsendable(format!("cannot open the endpoint's signing key: {e}"))
+                }
+            }
+        }
         let signature = sign_all(&secrets, &job.msg_id, timestamp, job.payload.as_bytes());
         let ts = timestamp.to_string();
         let mut request = self
@@ -200,6 +212,17 @@ pub(crate) async fn run_recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver
         if retries {
             engine.inner.wake.notify_one();
         }
+    }
+}
+
+/// An attempt that failed before anything was sent.
+fn unsendable(why: String) -> AttemptOutcome {
+    tracing::error!(reason = %why, "a delivery could not be sent");
+    AttemptOutcome {
+        status_code: 0,
+        response: why,
+        duration: Duration::ZERO,
+        retry_after: None,
     }
 }
 

@@ -46,6 +46,8 @@ pub struct EngineConfig {
     /// proxy resolves host names itself, so it is then in charge of egress filtering;
     /// literal IP addresses are still checked here.
     pub proxy: Option<String>,
+    /// Opens the sealed signing keys of deliveries.
+    pub sealer: Arc<herald_core::sealing::Sealer>,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +65,7 @@ impl Default for EngineConfig {
             https_only: false,
             resolve: Vec::new(),
             proxy: None,
+            sealer: Arc::new(herald_core::sealing::Sealer::ephemeral()),
         }
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 pub const DEFAULTS: &str = include_str!("../config.default.toml");
 
 /// Settings that are lists of strings (comma-separated in the environment).
-const STRING_LISTS: &[&str] = &["allowed_subnets", "resolve"];
+const STRING_LISTS: &[&str] = &["allowed_subnets", "resolve", "previous_main_keys"];
 
 /// What `serve --dev` opens: loopback, for receivers on the developer's machine.
 pub const DEV_SUBNETS: &[&str] = &["127.0.0.0/8", "::1/128"];
@@ -43,6 +43,9 @@ pub struct Config {
     pub outbound_proxy: String,
     pub resolve: Vec<String>,
     pub public_url: String,
+    pub main_key: String,
+    pub main_key_file: String,
+    pub previous_main_keys: Vec<String>,
 }
 
 /// What a node does.
@@ -235,7 +238,10 @@ impl Config {
             .collect()
     }
 
-    pub fn engine(&self) -> herald_engine::EngineConfig {
+    pub fn engine(
+        &self,
+        sealer: std::sync::Arc<herald_core::sealing::Sealer>,
+    ) -> herald_engine::EngineConfig {
         let secs = |s: f64| Duration::from_secs_f64(s);
         herald_engine::EngineConfig {
             retry: herald_core::retry::RetryPolicy {
@@ -258,16 +264,21 @@ impl Config {
             https_only: self.https_only,
             resolve: self.resolve_overrides().expect("checked at load"),
             proxy: (!self.outbound_proxy.is_empty()).then(|| self.outbound_proxy.clone()),
+            sealer,
         }
     }
 
-    pub fn api(&self) -> herald_api::ApiConfig {
+    pub fn api(
+        &self,
+        sealer: std::sync::Arc<herald_core::sealing::Sealer>,
+    ) -> herald_api::ApiConfig {
         herald_api::ApiConfig {
             max_body_bytes: self.max_body_bytes,
             max_endpoints_per_app: self.max_endpoints_per_app,
             destinations: std::sync::Arc::new(self.destinations().expect("checked at load")),
             https_only: self.https_only,
             public_url: self.public_url.clone(),
+            sealer,
             ..Default::default()
         }
     }

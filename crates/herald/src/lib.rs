@@ -3,4 +3,6 @@
 //! port 0.
 
 pub mod config;
+pub mod keys;
+pub mod rotate;
 pub mod server;

@@ -67,6 +67,16 @@ enum Command {
     },
     /// Print the configuration defaults, with comments (a starting point for a config file).
     Config,
+    /// Print a new random main key (base64), for HERALD_MAIN_KEY.
+    Keygen,
+    /// Re-seal every endpoint signing key with a new main key. With the key file, a new
+    /// key is generated and written there; with HERALD_MAIN_KEY, set the new key there and
+    /// the old one in HERALD_PREVIOUS_MAIN_KEYS first. Stop the embedded-store server
+    /// before running it.
+    RotateMainKey {
+        #[command(flatten)]
+        db: DatabaseFlags,
+    },
 }
 
 #[derive(clap::Args)]
@@ -131,6 +141,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(&config);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(serve(config, dev))
+        }
+        Command::Keygen => {
+            println!("{}", herald_core::sealing::MainKey::generate().expose());
+            Ok(())
+        }
+        Command::RotateMainKey { db } => {
+            db.apply(&mut overrides);
+            let config = Config::load(&overrides)?;
+            init_logging(&config);
+            // The embedded store's server must be stopped: take its lock.
+            let _lock = if config.database_url.is_empty() {
+                Some(herald::server::lock_data_dir(&config)?)
+            } else {
+                None
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let store = herald::server::open_existing_store(&config).await?;
+                let done = herald::rotate::rotate_main_key(&config, store).await?;
+                println!(
+                    "re-sealed the signing keys of {} endpoints with main key {}",
+                    done.endpoints, done.key_id
+                );
+                match done.key_file {
+                    Some(path) => println!("the new key is in {}", path.display()),
+                    None => println!(
+                        "every secret is sealed with HERALD_MAIN_KEY now; HERALD_PREVIOUS_MAIN_KEYS can be removed"
+                    ),
+                }
+                Ok(())
+            })
         }
         Command::Migrate { db } => {
             db.apply(&mut overrides);
@@ -204,6 +245,13 @@ async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
     println!("  API:   {url}/api/v1   docs: {url}/api/v1/openapi.json");
     if dev {
         println!("  DEV MODE: deliveries to loopback (127.0.0.0/8, ::1) are allowed");
+    }
+    if let herald::keys::KeySource::Generated(path) = &server.key_source {
+        println!(
+            "  main key: generated {} (mode 0600). It seals endpoint signing keys: keep it \
+             out of database backups, or move it to a secret store and pass it as HERALD_MAIN_KEY.",
+            path.display()
+        );
     }
     match &server.new_admin_token {
         Some(token) => {

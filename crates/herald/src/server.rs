@@ -26,6 +26,8 @@ pub struct Server {
     /// The admin token generated on this start, if one was (it is shown only once).
     pub new_admin_token: Option<String>,
     pub first_start: bool,
+    /// Where the main key came from (a generated key file is announced at start).
+    pub key_source: crate::keys::KeySource,
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
     /// The data directory's lock, held for the embedded store.
     _lock: Option<File>,
@@ -33,7 +35,7 @@ pub struct Server {
 
 /// Takes an exclusive lock on `<data_dir>/herald.lock` so that two servers never share one
 /// embedded database.
-fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
+pub fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
     let path = config.data_dir.join("herald.lock");
     let file = File::options()
         .create(true)
@@ -96,10 +98,12 @@ async fn ensure_admin_token(
 impl Server {
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
         let (store, lock, first_start) = open_store(config).await?;
+        let (sealer, key_source) = crate::keys::load_sealer(config)?;
+        let sealer = Arc::new(sealer);
         let new_admin_token = ensure_admin_token(&store, config).await?;
 
-        let engine =
-            Engine::new(store.clone(), config.engine()).context("building the HTTP client")?;
+        let engine = Engine::new(store.clone(), config.engine(sealer.clone()))
+            .context("building the HTTP client")?;
         let hand_off: Arc<dyn HandOff> = if config.role.delivers() {
             engine
                 .start()
@@ -113,7 +117,7 @@ impl Server {
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let mut api_config = config.api();
+        let mut api_config = config.api(sealer);
         if api_config.public_url.is_empty() {
             api_config.public_url = format!("http://{addr}");
         }
@@ -139,6 +143,7 @@ impl Server {
             engine,
             new_admin_token,
             first_start,
+            key_source,
             serve,
             _lock: lock,
         })

@@ -34,6 +34,15 @@ fn parse_secret(text: &str, field: &str) -> ApiResult<String> {
     Ok(secret.expose())
 }
 
+/// Opens a sealed signing key. Failing to is an operator's problem (a missing main
+/// key), logged with its cause; the caller sees a 500 that reveals nothing.
+fn open_key(state: &ApiState, sealed: &str) -> ApiResult<String> {
+    state.config.sealer.open(sealed).map_err(|e| {
+        tracing::error!(error = %e, "cannot open an endpoint's signing key");
+        ApiError::Internal
+    })
+}
+
 fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
     if headers.len() > validate::MAX_HEADERS {
         return Err(invalid(
@@ -117,7 +126,8 @@ fn dedup(v: Option<Vec<String>>) -> Option<Vec<String>> {
     })
 }
 
-fn from_input(app_id: &str, body: EndpointIn, now: i64) -> ApiResult<Endpoint> {
+/// A new endpoint from its input; its signing key is sealed (see `herald_core::sealing`).
+fn from_input(state: &ApiState, app_id: &str, body: EndpointIn, now: i64) -> ApiResult<Endpoint> {
     let key = match &body.secret {
         Some(s) => parse_secret(s, "secret")?,
         None => Secret::generate_hmac().expose(),
@@ -135,7 +145,7 @@ fn from_input(app_id: &str, body: EndpointIn, now: i64) -> ApiResult<Endpoint> {
         metadata: body.metadata.unwrap_or_default(),
         headers: body.headers.unwrap_or_default(),
         secrets: vec![StoredSecret {
-            key,
+            key: state.config.sealer.seal(&key),
             expires_at: None,
         }],
         created_at: now,
@@ -162,7 +172,7 @@ pub async fn create(
     JsonBody(body): JsonBody<EndpointIn>,
 ) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
     let app = visible_app(&state, &caller, &app_id).await?;
-    let ep = from_input(&app.id, body, now_ms())?;
+    let ep = from_input(&state, &app.id, body, now_ms())?;
     check(&state, &ep).await?;
     let ep = state
         .store
@@ -197,7 +207,7 @@ pub async fn put(
     match state.store.endpoint_get(&app.id, &endpoint_id).await {
         Ok(old) => {
             let secret_given = body.secret.is_some();
-            let mut ep = from_input(&app.id, body, now)?;
+            let mut ep = from_input(&state, &app.id, body, now)?;
             ep.id = old.id;
             ep.uid = ep.uid.or(old.uid);
             ep.created_at = old.created_at;
@@ -214,7 +224,7 @@ pub async fn put(
             ))
         }
         Err(herald_store::StoreError::NotFound) => {
-            let mut ep = from_input(&app.id, body, now)?;
+            let mut ep = from_input(&state, &app.id, body, now)?;
             if ep.uid.is_none() && !endpoint_id.starts_with(ids::ENDPOINT) {
                 ep.uid = Some(endpoint_id);
             }
@@ -256,7 +266,7 @@ pub async fn patch(
     }
     if let Some(secret) = body.secret {
         ep.secrets = vec![StoredSecret {
-            key: parse_secret(&secret, "secret")?,
+            key: state.config.sealer.seal(&parse_secret(&secret, "secret")?),
             expires_at: None,
         }];
     }
@@ -282,7 +292,8 @@ pub async fn secret(
 ) -> ApiResult<Json<SecretOut>> {
     let (_, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     let current = ep.secrets.first().ok_or(ApiError::Internal)?;
-    let secret = Secret::parse(&current.key).map_err(|_| ApiError::Internal)?;
+    let plain = open_key(&state, &current.key)?;
+    let secret = Secret::parse(&plain).map_err(|_| ApiError::Internal)?;
     Ok(Json(SecretOut {
         key: secret.verification_key(),
     }))
@@ -314,13 +325,13 @@ pub async fn rotate_secret(
     let (_, mut ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     let now = now_ms();
     let mut keys = vec![StoredSecret {
-        key: new_key.clone(),
+        key: state.config.sealer.seal(&new_key),
         expires_at: None,
     }];
     for old in ep.secrets.drain(..) {
         // The key being replaced gets the grace period; keys already in one keep theirs.
         let expires_at = old.expires_at.unwrap_or(now + grace * 1000);
-        if expires_at > now && old.key != new_key {
+        if expires_at > now && open_key(&state, &old.key)? != new_key {
             keys.push(StoredSecret {
                 key: old.key,
                 expires_at: Some(expires_at),

@@ -13,6 +13,9 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 use crate::pg::{host_port, via, ScratchDb, TcpProxy};
 
+/// The main key every node of a test cluster shares.
+const CLUSTER_MAIN_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
 /// A node on `db_url`, named `name` (its deliveries carry it as User-Agent), with a
 /// short lease so that a dead node's work comes back quickly.
 fn node(db_url: &str, name: &str, extra: &[(&str, &str)]) -> (HeraldProcess, TempDir) {
@@ -20,6 +23,7 @@ fn node(db_url: &str, name: &str, extra: &[(&str, &str)]) -> (HeraldProcess, Tem
     let mut env = vec![
         ("HERALD_ADMIN_TOKEN", ADMIN_TOKEN),
         ("HERALD_DATABASE_URL", db_url),
+        ("HERALD_MAIN_KEY", CLUSTER_MAIN_KEY),
         ("HERALD_USER_AGENT", name),
         ("HERALD_REQUEST_TIMEOUT_SECS", "2"),
         ("HERALD_LEASE_SECS", "8"),
@@ -263,6 +267,14 @@ async fn an_api_node_and_a_worker_node_split_ingest_and_delivery() {
         .received()
         .iter()
         .all(|d| d.header("user-agent") == "worker-node"));
+    // The shared tables hold sealed signing keys and hashed tokens only.
+    let plain = "SELECT count(*) FROM endpoint WHERE secrets LIKE '%whsec_%'";
+    assert_eq!(db.count(plain).await, 0);
+    let sealed = "SELECT count(*) FROM endpoint WHERE secrets LIKE '%sealed1:%'";
+    assert_eq!(db.count(sealed).await, 1);
+    let token = format!("SELECT count(*) FROM api_token WHERE hash = '{ADMIN_TOKEN}'");
+    assert_eq!(db.count(&token).await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM api_token").await, 1);
 
     // The worker serves health, not the API.
     let health = client
@@ -415,6 +427,7 @@ async fn an_unreachable_database_fails_start_or_is_waited_for() {
                 ("HERALD_ADMIN_TOKEN", ADMIN_TOKEN),
                 ("HERALD_DATABASE_URL", &url2),
                 ("HERALD_WAIT_FOR_DB_SECS", "30"),
+                ("HERALD_MAIN_KEY", CLUSTER_MAIN_KEY),
             ],
         )
     });

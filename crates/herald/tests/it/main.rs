@@ -11,4 +11,5 @@ mod crash;
 mod delivery;
 mod scoped;
 mod sdk;
+mod secrets;
 mod ssrf;
