@@ -39,6 +39,10 @@ pub enum ApiError {
     MethodNotAllowed,
     Conflict(String),
     PayloadTooLarge(String),
+    /// 414: the request line's URL is longer than the server reads.
+    UriTooLong(String),
+    /// 408: the request took longer than the server waits (a slow client).
+    Timeout(String),
     Validation(Vec<ValidationItem>),
     Unavailable(String),
     Internal,
@@ -98,6 +102,8 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(d) => (StatusCode::CONFLICT, "conflict", d),
             ApiError::PayloadTooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", d),
             ApiError::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", d),
+            ApiError::UriTooLong(d) => (StatusCode::URI_TOO_LONG, "uri_too_long", d),
+            ApiError::Timeout(d) => (StatusCode::REQUEST_TIMEOUT, "request_timeout", d),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",

@@ -220,7 +220,34 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .nest("/api/v1", v1)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_limits,
+        ))
         .with_state(state)
+}
+
+/// Bounds every request: its URL's length (414) and the time it may take, reading a
+/// slow body included (408). Body size is bounded by `DefaultBodyLimit` (413); the
+/// header section by the HTTP server (431).
+async fn request_limits(State(state): State<Arc<ApiState>>, req: Request, next: Next) -> Response {
+    let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if uri_len > state.config.max_uri_bytes {
+        return ApiError::UriTooLong(format!(
+            "the URL is {uri_len} bytes long; the server reads at most {}",
+            state.config.max_uri_bytes
+        ))
+        .into_response();
+    }
+    let deadline = state.config.request_deadline;
+    match tokio::time::timeout(deadline, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(format!(
+            "the request was not complete within {} s",
+            deadline.as_secs_f64()
+        ))
+        .into_response(),
+    }
 }
 
 /// The router of a node that serves no API (`--role worker`): only the health routes,

@@ -28,6 +28,11 @@ pub struct ApiConfig {
     pub destinations: Arc<herald_core::netguard::DestinationPolicy>,
     /// Endpoint URLs must be https.
     pub https_only: bool,
+    /// The longest a request may take, reading its body included; a slower one gets
+    /// 408 (so a client trickling a body cannot hold a connection for long).
+    pub request_deadline: std::time::Duration,
+    /// The longest URL (path and query) accepted; longer ones get 414.
+    pub max_uri_bytes: usize,
     /// The server's address as its users reach it, for links it hands out.
     pub public_url: String,
     /// Seals endpoint signing keys before they are stored, and opens them to show.
@@ -44,6 +49,8 @@ impl Default for ApiConfig {
             destinations: Arc::default(),
             https_only: false,
             public_url: "http://127.0.0.1:8071".into(),
+            request_deadline: std::time::Duration::from_secs(60),
+            max_uri_bytes: 8 * 1024,
             sealer: Arc::new(herald_core::sealing::Sealer::ephemeral()),
             max_endpoints_per_app: 100,
             idempotency_ttl_ms: 12 * 3600 * 1000,

@@ -46,6 +46,8 @@ pub struct Config {
     pub main_key: String,
     pub main_key_file: String,
     pub previous_main_keys: Vec<String>,
+    pub header_read_timeout_secs: f64,
+    pub api_request_deadline_secs: f64,
 }
 
 /// What a node does.
@@ -204,6 +206,9 @@ impl Config {
         {
             bail!("outbound_proxy must be an http://, https:// or socks5:// URL");
         }
+        if !(self.header_read_timeout_secs > 0.0 && self.api_request_deadline_secs > 0.0) {
+            bail!("header_read_timeout_secs and api_request_deadline_secs must be more than 0");
+        }
         if self.database_pool_size == 0 {
             bail!("database_pool_size must be at least 1");
         }
@@ -279,6 +284,7 @@ impl Config {
             https_only: self.https_only,
             public_url: self.public_url.clone(),
             sealer,
+            request_deadline: Duration::from_secs_f64(self.api_request_deadline_secs),
             ..Default::default()
         }
     }

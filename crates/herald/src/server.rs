@@ -5,15 +5,16 @@
 use std::fs::File;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::Request;
-use axum::ServiceExt;
 use herald_api::{ApiState, HandOff};
 use herald_core::{ids, time::now_ms, token};
 use herald_engine::Engine;
 use herald_store::prelude::*;
 use herald_store::{PgStore, SharedStore, SqliteStore};
+use tokio::net::TcpListener;
 use tower::Layer;
 
 use crate::config::{ensure_dir, Config};
@@ -134,9 +135,8 @@ impl Server {
         // Trailing slashes are ignored: rewrite the path before routing.
         let app = axum::middleware::map_request(strip_trailing_slash).layer(router);
 
-        let serve = tokio::spawn(async move {
-            axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await
-        });
+        let header_timeout = Duration::from_secs_f64(config.header_read_timeout_secs);
+        let serve = tokio::spawn(serve_http(listener, app, header_timeout));
         Ok(Server {
             addr,
             store,
@@ -159,6 +159,57 @@ impl Server {
             .await
             .context("server task")?
             .context("serving HTTP")
+    }
+}
+
+/// Largest request head (request line and headers) read; larger ones get 431.
+const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
+
+/// Serves HTTP/1.1 on `listener`. Our own accept loop rather than `axum::serve`, for
+/// the limits a server on the internet needs: a client has `header_timeout` to send a
+/// request's head (slowloris), and the head's size is bounded (its field count is too,
+/// by hyper's default of 100: more get 431).
+async fn serve_http<S>(
+    listener: TcpListener,
+    app: S,
+    header_timeout: Duration,
+) -> std::io::Result<()>
+where
+    S: tower::Service<
+            Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of file descriptors and the like: wait a moment rather than spin.
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
+                });
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_header_size(MAX_REQUEST_HEAD_BYTES);
+            if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
     }
 }
 

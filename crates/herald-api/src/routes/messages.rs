@@ -33,6 +33,15 @@ pub async fn create(
             "payload must be a JSON object",
         ));
     }
+    if validate::json_depth(body.payload.get()) > validate::MAX_JSON_DEPTH {
+        return Err(invalid(
+            &["body", "payload"],
+            format!(
+                "payload nests objects and arrays deeper than {} levels",
+                validate::MAX_JSON_DEPTH
+            ),
+        ));
+    }
     if let Some(event_id) = &body.event_id {
         validate::identifier(event_id, "eventId").map_err(|m| invalid(&["body", "eventId"], m))?;
     }

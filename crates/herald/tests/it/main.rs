@@ -2,6 +2,7 @@
 //! real HTTP, delivering to real HTTP receivers on loopback.
 
 mod helpers;
+mod limits;
 mod pg;
 
 mod api;
