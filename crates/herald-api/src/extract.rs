@@ -167,3 +167,48 @@ impl QueryPairs {
         })
     }
 }
+
+#[cfg(test)]
+mod parser_properties {
+    use super::parse_json;
+    use crate::dto::{EndpointIn, MessageIn};
+    use crate::error::ApiError;
+
+    /// Every truncation and every one-byte change of valid bodies parses or fails with
+    /// 400/422, and never panics.
+    #[test]
+    fn damaged_bodies_fail_cleanly() {
+        let bodies: [&[u8]; 2] = [
+            br#"{"eventType":"user.created","eventId":"e-1","payload":{"a":[1,2,{"b":"\u00e9"}]},"channels":["x"],"payloadRetentionPeriod":5}"#,
+            br#"{"url":"https://example.com/h","filterTypes":["a"],"channels":["b"],"metadata":{"k":"v"},"headers":{"x-a":"1"},"rateLimit":5}"#,
+        ];
+        let replacements = [
+            b'"', b'{', b'}', b'[', b']', b':', b',', b'\\', 0u8, 0xff, b'1', b' ',
+        ];
+        for body in bodies {
+            let mut variants: Vec<Vec<u8>> = (0..=body.len()).map(|n| body[..n].to_vec()).collect();
+            for i in 0..body.len() {
+                for r in replacements {
+                    let mut v = body.to_vec();
+                    v[i] = r;
+                    variants.push(v);
+                }
+            }
+            for v in variants {
+                for outcome in [
+                    parse_json::<MessageIn>(&v).map(|_| ()),
+                    parse_json::<EndpointIn>(&v).map(|_| ()),
+                ] {
+                    match outcome {
+                        Ok(())
+                        | Err(ApiError::BadRequest { .. })
+                        | Err(ApiError::Validation(_)) => {}
+                        Err(other) => {
+                            panic!("{:?}: unexpected {other:?}", String::from_utf8_lossy(&v))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
