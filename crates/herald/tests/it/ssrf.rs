@@ -164,3 +164,21 @@ async fn https_only_refuses_plain_http_endpoints() {
     assert_eq!(s, 422, "{b}");
     assert!(b["detail"][0]["msg"].as_str().unwrap().contains("https"));
 }
+
+#[tokio::test]
+async fn deliveries_go_through_the_outbound_proxy() {
+    // The receiver plays an HTTP proxy: it gets the request meant for the endpoint.
+    let proxy = Receiver::start().await;
+    let app = spawn_app(&[
+        ("HERALD_OUTBOUND_PROXY", &proxy.url("")),
+        ("HERALD_ALLOWED_SUBNETS", ""),
+    ])
+    .await;
+    let a = app.app("proxied").await;
+    app.endpoint(&a, "http://hooks.example.test/in", json!({}))
+        .await;
+    let msg = app.send(&a, json!({"eventType": "x", "payload": {}})).await;
+    let got = proxy.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].header("host"), "hooks.example.test");
+    assert_eq!(got[0].header("webhook-id"), msg);
+}
