@@ -32,6 +32,12 @@ impl AttemptOutcome {
 impl Engine {
     pub(crate) async fn deliver(&self, job: DeliveryJob) {
         let Ok(_permit) = self.inner.permits.clone().acquire_owned().await else {
+            // The engine is stopping: give the delivery back rather than hold its lease.
+            self.inner
+                .given_back
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(job.delivery_id);
             return;
         };
         let started_at = now_ms();
@@ -63,6 +69,9 @@ impl Engine {
             attempt,
             next,
         };
+        self.inner
+            .unrecorded
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if self.inner.records.send(record).is_err() {
             tracing::error!(msg.id = %job.msg_id, "the attempt recorder has stopped; the delivery will be retried after its lease");
         }
@@ -209,6 +218,10 @@ pub(crate) async fn run_recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver
                 }
             }
         }
+        engine
+            .inner
+            .unrecorded
+            .fetch_sub(n, std::sync::atomic::Ordering::SeqCst);
         if retries {
             engine.inner.wake.notify_one();
         }

@@ -17,6 +17,20 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 
 pub use attempt::AttemptOutcome;
 
+/// What `Engine::shutdown` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Deliveries in memory (waiting or in flight) when the stop began.
+    pub in_flight_at_stop: usize,
+    /// Attempts still running when the grace period ended (their leases will expire
+    /// and they will be sent again: at least once).
+    pub unfinished: usize,
+    /// Finished attempts that could not be recorded in time.
+    pub unrecorded: usize,
+    /// Unstarted deliveries given back to the queue.
+    pub given_back: usize,
+}
+
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     pub retry: RetryPolicy,
@@ -86,6 +100,12 @@ struct Inner {
     wake: Notify,
     /// Finished attempts on their way to the store, written in batches by the recorder.
     records: mpsc::UnboundedSender<AttemptRecord>,
+    /// Attempt records sent to the recorder and not written yet.
+    unrecorded: AtomicUsize,
+    /// Set by `shutdown`: no more claims, no more hand-offs, no new attempts.
+    stopping: std::sync::atomic::AtomicBool,
+    /// Deliveries handed to this process that it will not attempt (it is stopping).
+    given_back: std::sync::Mutex<Vec<i64>>,
     /// The recorder's end of `records`, taken by `start`.
     pending_records: std::sync::Mutex<Option<mpsc::UnboundedReceiver<AttemptRecord>>>,
 }
@@ -130,6 +150,9 @@ impl Engine {
                 config,
                 permits,
                 queued: AtomicUsize::new(0),
+                unrecorded: AtomicUsize::new(0),
+                stopping: std::sync::atomic::AtomicBool::new(false),
+                given_back: std::sync::Mutex::new(Vec::new()),
                 records,
                 pending_records: std::sync::Mutex::new(Some(records_rx)),
                 wake: Notify::new(),
@@ -201,9 +224,60 @@ impl Engine {
             < self.inner.config.max_in_flight.saturating_mul(8)
     }
 
-    /// The lease for deliveries handed off at `now`, or `None` when there is no room.
+    /// The lease for deliveries handed off at `now`, or `None` when there is no room
+    /// (or the engine is stopping).
     pub fn lease_until(&self, now: i64) -> Option<i64> {
-        self.has_room().then(|| now + self.lease_ms())
+        (self.has_room() && !self.is_stopping()).then(|| now + self.lease_ms())
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.inner.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Stops gracefully: no new claims or attempts; attempts in flight get up to
+    /// `grace` to finish and are recorded; deliveries handed to this process but not
+    /// started are given back to the queue (due now, for this node's next start or any
+    /// other node). Returns what happened.
+    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        let started = std::time::Instant::now();
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+        // Jobs waiting for a permit stop waiting; attempts holding one go on.
+        self.inner.permits.close();
+        let in_flight_at_stop = self.queued();
+        while self.queued() > 0 && started.elapsed() < grace {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let unfinished = self.queued();
+        while self.inner.unrecorded.load(Ordering::SeqCst) > 0 && started.elapsed() < grace {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let unrecorded = self.inner.unrecorded.load(Ordering::SeqCst);
+        let ids = std::mem::take(
+            &mut *self
+                .inner
+                .given_back
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let given_back = match self
+            .inner
+            .store
+            .release_deliveries(ids.clone(), herald_core::time::now_ms())
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, deliveries = ids.len(), "could not give back unstarted deliveries; their leases will run out");
+                0
+            }
+        };
+        ShutdownReport {
+            in_flight_at_stop,
+            unfinished,
+            unrecorded,
+            given_back,
+        }
     }
 
     fn lease_ms(&self) -> i64 {

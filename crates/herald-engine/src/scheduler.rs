@@ -13,6 +13,9 @@ const CLAIM_BATCH: usize = 256;
 pub(crate) async fn run(engine: Engine) {
     let poll = engine.inner.config.poll_interval;
     loop {
+        if engine.is_stopping() {
+            return;
+        }
         let free = engine.inner.permits.available_permits();
         let claimed = if free == 0 {
             0

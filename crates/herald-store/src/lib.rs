@@ -198,6 +198,9 @@ pub trait Queue: Send + Sync {
     /// At start-up of a process that owns the store alone: deliveries leased by a
     /// process that died are due again now. A shared store leaves leases to expire.
     async fn release_leases(&self, now: i64) -> Result<usize>;
+    /// Gives back deliveries this process leased but will not attempt (it is shutting
+    /// down): they are due again at `now`, for any node. Returns how many.
+    async fn release_deliveries(&self, delivery_ids: Vec<i64>, now: i64) -> Result<usize>;
     /// A manual resend of one message to one endpoint: the delivery (created if the
     /// endpoint was not subscribed) is leased to the caller until `lease_until` and
     /// returned, or with `None` left due now for a scheduler.

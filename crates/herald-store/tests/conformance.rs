@@ -608,6 +608,20 @@ async fn claimed_deliveries_are_leased_until_the_lease_ends(store: SharedStore) 
     let targets = store.delivery_targets(&msg.id, list(10)).await.unwrap();
     assert_eq!(targets.data[0].status, DeliveryStatus::Sending);
 
+    // The holder gives it back (shutting down): due again at once.
+    let given_back = store
+        .release_deliveries(vec![claimed[0].delivery_id], T0 + 2)
+        .await
+        .unwrap();
+    assert_eq!(given_back, 1);
+    let retaken = store.claim_due(T0 + 2, T0 + 30_000, 10).await.unwrap();
+    assert_eq!(retaken.len(), 1);
+    assert_eq!(
+        store.release_deliveries(vec![], T0 + 3).await.unwrap(),
+        0,
+        "nothing to give back"
+    );
+
     // The holder died: once the lease ends, anyone may claim it.
     let again = store.claim_due(T0 + 30_000, T0 + 60_000, 10).await.unwrap();
     assert_eq!(again.len(), 1);

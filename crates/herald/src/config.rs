@@ -48,6 +48,7 @@ pub struct Config {
     pub previous_main_keys: Vec<String>,
     pub header_read_timeout_secs: f64,
     pub api_request_deadline_secs: f64,
+    pub shutdown_grace_secs: f64,
 }
 
 /// What a node does.

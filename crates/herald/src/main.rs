@@ -226,7 +226,7 @@ async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
              do not use --dev on a server that others can reach"
         );
     }
-    let server = Server::start(&config).await?;
+    let mut server = Server::start(&config).await?;
     let url = server.url();
     let data = std::fs::canonicalize(&config.data_dir).unwrap_or(config.data_dir.clone());
     // The line tests and scripts wait for; keep its shape.
@@ -266,12 +266,23 @@ async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
         ),
     }
     tokio::select! {
-        r = server.wait() => r,
-        _ = shutdown_signal() => {
-            tracing::info!("shutting down");
-            Ok(())
-        }
+        r = server.wait() => return r,
+        _ = shutdown_signal() => {}
     }
+    tracing::info!("shutting down: no new connections; finishing attempts in flight");
+    let report = server.shutdown().await;
+    tracing::info!(
+        in_flight = report.in_flight_at_stop,
+        unfinished = report.unfinished,
+        unrecorded = report.unrecorded,
+        given_back = report.given_back,
+        "stopped"
+    );
+    println!(
+        "herald stopped: {} deliveries in memory at the stop, {} given back to the queue, {} attempts cut off",
+        report.in_flight_at_stop, report.given_back, report.unfinished
+    );
+    Ok(())
 }
 
 async fn shutdown_signal() {

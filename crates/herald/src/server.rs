@@ -30,6 +30,9 @@ pub struct Server {
     /// Where the main key came from (a generated key file is announced at start).
     pub key_source: crate::keys::KeySource,
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Tells the accept loop to stop taking connections.
+    stop_accepting: Arc<tokio::sync::Notify>,
+    shutdown_grace: Duration,
     /// The data directory's lock, held for the embedded store.
     _lock: Option<File>,
 }
@@ -136,7 +139,13 @@ impl Server {
         let app = axum::middleware::map_request(strip_trailing_slash).layer(router);
 
         let header_timeout = Duration::from_secs_f64(config.header_read_timeout_secs);
-        let serve = tokio::spawn(serve_http(listener, app, header_timeout));
+        let stop_accepting = Arc::new(tokio::sync::Notify::new());
+        let serve = tokio::spawn(serve_http(
+            listener,
+            app,
+            header_timeout,
+            stop_accepting.clone(),
+        ));
         Ok(Server {
             addr,
             store,
@@ -145,8 +154,17 @@ impl Server {
             first_start,
             key_source,
             serve,
+            stop_accepting,
+            shutdown_grace: Duration::from_secs_f64(config.shutdown_grace_secs),
             _lock: lock,
         })
+    }
+
+    /// Stops gracefully: no new connections, then the engine's own graceful stop (see
+    /// `Engine::shutdown`), within `shutdown_grace_secs`.
+    pub async fn shutdown(&self) -> herald_engine::ShutdownReport {
+        self.stop_accepting.notify_one();
+        self.engine.shutdown(self.shutdown_grace).await
     }
 
     pub fn url(&self) -> String {
@@ -154,8 +172,9 @@ impl Server {
     }
 
     /// Runs until the listener fails (or forever).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.serve
+    /// Runs until the HTTP server stops (it only does on a fatal listener error).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.serve)
             .await
             .context("server task")?
             .context("serving HTTP")
@@ -173,6 +192,7 @@ async fn serve_http<S>(
     listener: TcpListener,
     app: S,
     header_timeout: Duration,
+    stop: Arc<tokio::sync::Notify>,
 ) -> std::io::Result<()>
 where
     S: tower::Service<
@@ -186,7 +206,11 @@ where
 {
     use hyper_util::rt::{TokioIo, TokioTimer};
     loop {
-        let (stream, _) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.notified() => return Ok(()),
+        };
+        let (stream, _) = match accepted {
             Ok(accepted) => accepted,
             // Out of file descriptors and the like: wait a moment rather than spin.
             Err(e) => {

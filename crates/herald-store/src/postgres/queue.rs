@@ -158,6 +158,21 @@ impl crate::Queue for PgStore {
         Ok(0)
     }
 
+    async fn release_deliveries(&self, delivery_ids: Vec<i64>, now: i64) -> Result<usize> {
+        let mut conn = self.pool.get().await?;
+        let n = conn
+            .execute(
+                "UPDATE delivery SET leased = FALSE, next_attempt_at = $2 WHERE id = ANY($1) AND status = 1 AND leased",
+                &[&delivery_ids, &now],
+            )
+            .await?;
+        if n > 0 {
+            conn.execute("SELECT pg_notify($1, '')", &[&DUE_CHANNEL])
+                .await?;
+        }
+        Ok(n as usize)
+    }
+
     async fn resend(
         &self,
         app_id: &str,

@@ -157,6 +157,20 @@ impl crate::Queue for SqliteStore {
         .await
     }
 
+    async fn release_deliveries(&self, delivery_ids: Vec<i64>, now: i64) -> Result<usize> {
+        self.write(move |c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE delivery SET leased = 0, next_attempt_at = ?2 WHERE id = ?1 AND status = 1 AND leased = 1",
+            )?;
+            let mut n = 0;
+            for id in delivery_ids {
+                n += stmt.execute(params![id, now])?;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
     /// A manual resend of one message to one endpoint: the delivery (created if the
     /// endpoint was not subscribed) is leased to the caller for one immediate attempt.
     async fn resend(

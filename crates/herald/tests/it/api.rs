@@ -579,9 +579,10 @@ async fn concurrent_ingest_shares_commits() {
     // One fsync per message would mean commits == jobs; group commit must do far better.
     assert!(commits * 2 <= jobs, "{commits} commits for {jobs} writes");
     // Every acknowledged write went through an fsync of the WAL, and one fsync may
-    // cover several commits.
+    // cover several commits. (The sync of the commit just before the first snapshot may
+    // land inside the window: hence the + 1.)
     assert!(
-        syncs >= 1 && syncs <= commits,
+        syncs >= 1 && syncs <= commits + 1,
         "{syncs} fsyncs for {commits} commits"
     );
 }

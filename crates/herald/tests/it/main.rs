@@ -13,4 +13,5 @@ mod delivery;
 mod scoped;
 mod sdk;
 mod secrets;
+mod shutdown;
 mod ssrf;
