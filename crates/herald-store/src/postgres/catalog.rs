@@ -140,11 +140,15 @@ impl crate::Apps for PgStore {
     }
 
     async fn app_delete(&self, id: &str) -> Result<()> {
-        let mut conn = self.pool.get().await?;
-        found(
-            conn.execute("DELETE FROM application WHERE id = $1", &[&id])
-                .await?,
-        )
+        // A cascading delete may deadlock with the recording of an attempt under it.
+        super::retrying_conflicts(|| async {
+            let mut conn = self.pool.get().await?;
+            found(
+                conn.execute("DELETE FROM application WHERE id = $1", &[&id])
+                    .await?,
+            )
+        })
+        .await
     }
 }
 
@@ -224,11 +228,15 @@ impl crate::Endpoints for PgStore {
     }
 
     async fn endpoint_delete(&self, id: &str) -> Result<()> {
-        let mut conn = self.pool.get().await?;
-        found(
-            conn.execute("DELETE FROM endpoint WHERE id = $1", &[&id])
-                .await?,
-        )
+        // A cascading delete may deadlock with the recording of an attempt under it.
+        super::retrying_conflicts(|| async {
+            let mut conn = self.pool.get().await?;
+            found(
+                conn.execute("DELETE FROM endpoint WHERE id = $1", &[&id])
+                    .await?,
+            )
+        })
+        .await
     }
 
     async fn endpoint_stats(

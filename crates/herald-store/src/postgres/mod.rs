@@ -225,6 +225,15 @@ fn classify(e: tokio_postgres::Error, conflict: &str) -> StoreError {
             StoreError::Conflict(conflict.to_string())
         }
         Some(c) if *c == SqlState::FOREIGN_KEY_VIOLATION => StoreError::NotFound,
+        // Two transactions waited on each other (say an application's cascading delete
+        // and the recording of one of its attempts): one was cancelled, and running it
+        // again succeeds.
+        Some(c)
+            if *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::T_R_SERIALIZATION_FAILURE =>
+        {
+            StoreError::Unavailable(format!("{}; try again", describe_db_error(&e)))
+        }
         Some(c)
             if c.code().starts_with("08")
                 || *c == SqlState::ADMIN_SHUTDOWN
@@ -234,9 +243,36 @@ fn classify(e: tokio_postgres::Error, conflict: &str) -> StoreError {
         {
             StoreError::Unavailable(e.to_string())
         }
-        Some(_) => StoreError::Db(e.to_string()),
+        Some(_) => StoreError::Db(describe_db_error(&e)),
         // No SQL state: an I/O error or a protocol failure on the connection.
         None => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+/// A database error with its SQL state and message ("db error" alone says nothing).
+fn describe_db_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// Runs `op` again (up to three times in all) when it failed on a deadlock or a
+/// serialization conflict, which PostgreSQL resolves by cancelling one side.
+pub(crate) async fn retrying_conflicts<T, F, Fut>(mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match op().await {
+            Err(StoreError::Unavailable(why)) if tries < 3 && why.ends_with("try again") => {
+                tokio::time::sleep(Duration::from_millis(20 * tries)).await;
+            }
+            other => return other,
+        }
     }
 }
 
