@@ -218,6 +218,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
 
     Router::new()
         .nest("/api/v1", v1)
+        .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(
@@ -262,6 +263,7 @@ pub fn health_router(state: Arc<ApiState>) -> Router {
     }
     Router::new()
         .nest("/api/v1", v1)
+        .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::NotFound("this node serves no API (role worker)".into()) })
         .with_state(state)
 }

@@ -17,6 +17,10 @@ pub trait HandOff: Send + Sync {
     /// delivery), or this process does not deliver at all (`--role api`).
     fn lease_until(&self, now: i64) -> Option<i64>;
     fn hand_off(&self, jobs: Vec<DeliveryJob>);
+    /// Deliveries waiting in this process's memory or in flight, for `/metrics`.
+    fn in_memory(&self) -> usize {
+        0
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -35,6 +39,8 @@ pub struct ApiConfig {
     pub max_uri_bytes: usize,
     /// The server's address as its users reach it, for links it hands out.
     pub public_url: String,
+    /// Counters shown at `/metrics` (shared with the engine).
+    pub metrics: Arc<herald_core::metrics::Metrics>,
     /// Seals endpoint signing keys before they are stored, and opens them to show.
     pub sealer: Arc<herald_core::sealing::Sealer>,
     pub max_endpoints_per_app: usize,
@@ -52,6 +58,7 @@ impl Default for ApiConfig {
             request_deadline: std::time::Duration::from_secs(60),
             max_uri_bytes: 8 * 1024,
             sealer: Arc::new(herald_core::sealing::Sealer::ephemeral()),
+            metrics: Arc::default(),
             max_endpoints_per_app: 100,
             idempotency_ttl_ms: 12 * 3600 * 1000,
         }

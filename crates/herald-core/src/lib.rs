@@ -4,6 +4,7 @@
 
 pub mod fanout;
 pub mod ids;
+pub mod metrics;
 pub mod netguard;
 pub mod retry;
 pub mod sealing;

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use herald_core::ids;
+use herald_core::metrics::{Outcome, StoreOp};
 use herald_core::secret::Secret;
 use herald_core::signing::sign_all;
 use herald_core::time::now_ms;
@@ -49,6 +50,15 @@ impl Engine {
             return;
         }
         let outcome = self.send(&job, started_at / 1000).await;
+        let counted = match outcome.status_code {
+            200..=299 => Outcome::Success,
+            0 => Outcome::NoResponse,
+            _ => Outcome::HttpError,
+        };
+        self.inner
+            .config
+            .metrics
+            .attempt(counted, &job.endpoint_id, outcome.duration);
         let next = self.next_step(&job, &outcome);
         let attempt = Attempt {
             id: ids::generate(ids::ATTEMPT),
@@ -202,7 +212,14 @@ pub(crate) async fn run_recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver
         let records = std::mem::take(&mut batch);
         let mut wait = Duration::from_millis(100);
         loop {
-            match engine.inner.store.record_attempts(records.clone()).await {
+            let started = Instant::now();
+            let written = engine.inner.store.record_attempts(records.clone()).await;
+            engine
+                .inner
+                .config
+                .metrics
+                .store(StoreOp::RecordAttempts, started.elapsed());
+            match written {
                 Ok(()) => break,
                 // The database is down for a while (a restart, a network cut): keep the
                 // attempts and try again, so that the log loses nothing and deliveries

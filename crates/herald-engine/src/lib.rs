@@ -62,6 +62,8 @@ pub struct EngineConfig {
     pub proxy: Option<String>,
     /// Opens the sealed signing keys of deliveries.
     pub sealer: Arc<herald_core::sealing::Sealer>,
+    /// Where attempts and store latencies are counted.
+    pub metrics: Arc<herald_core::metrics::Metrics>,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +82,7 @@ impl Default for EngineConfig {
             resolve: Vec::new(),
             proxy: None,
             sealer: Arc::new(herald_core::sealing::Sealer::ephemeral()),
+            metrics: Arc::default(),
         }
     }
 }

@@ -59,11 +59,18 @@ pub(crate) async fn claim_and_send(
     limit: usize,
 ) -> Result<usize, herald_store::StoreError> {
     let now = now_ms();
+    let started = std::time::Instant::now();
     let jobs = engine
         .inner
         .store
         .claim_due(now, now + engine.lease_ms(), limit)
-        .await?;
+        .await;
+    engine
+        .inner
+        .config
+        .metrics
+        .store(herald_core::metrics::StoreOp::ClaimDue, started.elapsed());
+    let jobs = jobs?;
     let n = jobs.len();
     engine.hand_off(jobs);
     Ok(n)

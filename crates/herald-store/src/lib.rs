@@ -193,6 +193,8 @@ pub trait Queue: Send + Sync {
         -> Result<Vec<DeliveryJob>>;
     /// The earliest time any pending delivery becomes due.
     async fn next_due_at(&self) -> Result<Option<i64>>;
+    /// For monitoring: (pending deliveries, the earliest due time of those not leased).
+    async fn queue_stats(&self) -> Result<(i64, Option<i64>)>;
     /// Appends each attempt and moves its delivery to its next state.
     async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<()>;
     /// At start-up of a process that owns the store alone: deliveries leased by a

@@ -589,6 +589,7 @@ async fn claimed_deliveries_are_leased_until_the_lease_ends(store: SharedStore) 
         .unwrap();
     assert!(jobs.is_empty(), "no lease asked: left to the scheduler");
     assert_eq!(store.next_due_at().await.unwrap(), Some(T0));
+    assert_eq!(store.queue_stats().await.unwrap(), (1, Some(T0)));
 
     let claimed = store.claim_due(T0, T0 + 30_000, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
@@ -597,6 +598,11 @@ async fn claimed_deliveries_are_leased_until_the_lease_ends(store: SharedStore) 
         (msg.id.as_str(), ep_id.as_str())
     );
     assert_eq!(claimed[0].lease_until, T0 + 30_000);
+    assert_eq!(
+        store.queue_stats().await.unwrap(),
+        (1, None),
+        "a leased delivery is pending but not overdue"
+    );
     assert!(
         store
             .claim_due(T0 + 1, T0 + 30_000, 10)

@@ -271,6 +271,8 @@ impl Config {
             resolve: self.resolve_overrides().expect("checked at load"),
             proxy: (!self.outbound_proxy.is_empty()).then(|| self.outbound_proxy.clone()),
             sealer,
+            // The server shares one `Metrics` between the engine and the API.
+            metrics: Default::default(),
         }
     }
 

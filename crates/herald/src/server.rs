@@ -104,10 +104,13 @@ impl Server {
         let (store, lock, first_start) = open_store(config).await?;
         let (sealer, key_source) = crate::keys::load_sealer(config)?;
         let sealer = Arc::new(sealer);
+        let metrics = Arc::new(herald_core::metrics::Metrics::default());
         let new_admin_token = ensure_admin_token(&store, config).await?;
 
-        let engine = Engine::new(store.clone(), config.engine(sealer.clone()))
-            .context("building the HTTP client")?;
+        let mut engine_config = config.engine(sealer.clone());
+        engine_config.metrics = metrics.clone();
+        let engine =
+            Engine::new(store.clone(), engine_config).context("building the HTTP client")?;
         let hand_off: Arc<dyn HandOff> = if config.role.delivers() {
             engine
                 .start()
@@ -122,6 +125,7 @@ impl Server {
             .with_context(|| format!("listening on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let mut api_config = config.api(sealer);
+        api_config.metrics = metrics;
         if api_config.public_url.is_empty() {
             api_config.public_url = format!("http://{addr}");
         }
@@ -319,6 +323,9 @@ impl HandOff for EngineHandOff {
     }
     fn hand_off(&self, jobs: Vec<herald_store::DeliveryJob>) {
         self.0.hand_off(jobs)
+    }
+    fn in_memory(&self) -> usize {
+        self.0.queued()
     }
 }
 

@@ -26,6 +26,32 @@ pub async fn health(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
     }
 }
 
+/// Prometheus metrics (text format). Public like the health routes: it holds counts and
+/// endpoint ids, nothing secret.
+pub async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
+    let now = herald_core::time::now_ms();
+    let (pending, oldest_due, up) = match state.store.queue_stats().await {
+        Ok((pending, oldest)) => (pending, oldest, true),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: the store did not answer");
+            (0, None, false)
+        }
+    };
+    let gauges = herald_core::metrics::Gauges {
+        in_memory: state.hand_off.in_memory(),
+        queue_pending: pending,
+        oldest_due_age_secs: oldest_due.map_or(0.0, |t| ((now - t).max(0) as f64) / 1000.0),
+        store_up: up,
+    };
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.config.metrics.render(gauges),
+    )
+}
+
 pub async fn ping() -> StatusCode {
     StatusCode::NO_CONTENT
 }

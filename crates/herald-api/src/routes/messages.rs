@@ -5,10 +5,12 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use herald_core::metrics::StoreOp;
 use herald_core::time::{now_ms, parse_rfc3339};
 use herald_core::{ids, validate};
 use herald_store::MessageFilter;
 use herald_store::{NewMessage, StoreError};
+use std::sync::atomic::Ordering;
 
 use super::{apps, ingest_app, visible_app, visible_message};
 use crate::dto::{ListResponse, MessageIn, MessageOut};
@@ -127,7 +129,12 @@ pub async fn create(
         only_endpoint: None,
         lease_until: state.hand_off.lease_until(now),
     };
-    let (message, jobs) = state.store.message_create(new, now).await?;
+    let started = std::time::Instant::now();
+    let stored = state.store.message_create(new, now).await;
+    let metrics = &state.config.metrics;
+    metrics.store(StoreOp::MessageCreate, started.elapsed());
+    let (message, jobs) = stored?;
+    metrics.messages_ingested.fetch_add(1, Ordering::Relaxed);
     state.hand_off.hand_off(jobs);
     Ok((
         StatusCode::ACCEPTED,

@@ -158,6 +158,17 @@ impl crate::Queue for PgStore {
         Ok(0)
     }
 
+    async fn queue_stats(&self) -> Result<(i64, Option<i64>)> {
+        let mut conn = self.pool.get().await?;
+        let row = conn
+            .query(
+                "SELECT count(*), min(CASE WHEN NOT leased THEN next_attempt_at END) FROM delivery WHERE status = 1",
+                &[],
+            )
+            .await?;
+        Ok((row[0].get(0), row[0].get(1)))
+    }
+
     async fn release_deliveries(&self, delivery_ids: Vec<i64>, now: i64) -> Result<usize> {
         let mut conn = self.pool.get().await?;
         let n = conn

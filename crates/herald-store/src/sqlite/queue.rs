@@ -157,6 +157,16 @@ impl crate::Queue for SqliteStore {
         .await
     }
 
+    async fn queue_stats(&self) -> Result<(i64, Option<i64>)> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT count(*), min(CASE WHEN leased = 0 THEN next_attempt_at END) FROM delivery WHERE status = 1",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?)
+        })
+        .await
+    }
+
     async fn release_deliveries(&self, delivery_ids: Vec<i64>, now: i64) -> Result<usize> {
         self.write(move |c| {
             let mut stmt = c.prepare_cached(

@@ -3,6 +3,7 @@
 
 mod helpers;
 mod limits;
+mod observability;
 mod pg;
 
 mod api;

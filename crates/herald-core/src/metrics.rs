@@ -1,0 +1,259 @@
+//! Counters and histograms for `/metrics`, rendered in the Prometheus text format. A
+//! handful of fixed series, kept in atomics so that the hot paths pay one atomic add;
+//! no registry and no global state: the binary creates one `Metrics` and hands it to
+//! the API and the engine.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency histograms' buckets.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0,
+];
+
+/// Endpoints tracked by name in the per-endpoint failure counter; the rest are summed
+/// under `endpoint_id="other"`, so the series count stays bounded.
+pub const MAX_ENDPOINT_SERIES: usize = 100;
+
+#[derive(Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    /// Sum in microseconds.
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if secs <= *bound {
+                self.buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add(d.as_micros() as u64, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            let n = self.buckets[i].load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {n}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braces} {sum}");
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+/// How an attempt ended, for `herald_attempts_total{outcome}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A 2xx answer.
+    Success,
+    /// Any other HTTP answer.
+    HttpError,
+    /// No answer: connection failure, timeout, or refused by the SSRF guard.
+    NoResponse,
+}
+
+/// Store operations whose latency is measured.
+#[derive(Clone, Copy, Debug)]
+pub enum StoreOp {
+    MessageCreate,
+    RecordAttempts,
+    ClaimDue,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    pub messages_ingested: AtomicU64,
+    attempts: [AtomicU64; 3],
+    attempt_seconds: Histogram,
+    store_seconds: [Histogram; 3],
+    endpoint_failures: Mutex<HashMap<String, u64>>,
+    other_endpoint_failures: AtomicU64,
+}
+
+/// Values read at scrape time from elsewhere (the engine and the store).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Gauges {
+    /// Deliveries waiting in this process's memory or in flight.
+    pub in_memory: usize,
+    /// Pending deliveries in the store (due now or later, leased or not).
+    pub queue_pending: i64,
+    /// Seconds since the oldest pending delivery became due (0 when none is overdue).
+    pub oldest_due_age_secs: f64,
+    /// Whether the store answered the scrape's queries.
+    pub store_up: bool,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics { .. }")
+    }
+}
+
+impl Metrics {
+    pub fn attempt(&self, outcome: Outcome, endpoint_id: &str, took: Duration) {
+        self.attempts[outcome as usize].fetch_add(1, Relaxed);
+        self.attempt_seconds.observe(took);
+        if outcome != Outcome::Success {
+            let mut failures = self
+                .endpoint_failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = failures.get_mut(endpoint_id) {
+                *n += 1;
+            } else if failures.len() < MAX_ENDPOINT_SERIES {
+                failures.insert(endpoint_id.to_string(), 1);
+            } else {
+                self.other_endpoint_failures.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    pub fn store(&self, op: StoreOp, took: Duration) {
+        self.store_seconds[op as usize].observe(took);
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self, gauges: Gauges) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let _ = writeln!(
+            out,
+            "# HELP herald_build_info Herald's version.\n# TYPE herald_build_info gauge"
+        );
+        let _ = writeln!(
+            out,
+            "herald_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+
+        let _ = writeln!(out, "# HELP herald_messages_ingested_total Messages accepted (202) by this node.\n# TYPE herald_messages_ingested_total counter");
+        let _ = writeln!(
+            out,
+            "herald_messages_ingested_total {}",
+            self.messages_ingested.load(Relaxed)
+        );
+
+        let _ = writeln!(out, "# HELP herald_attempts_total Delivery attempts by outcome.\n# TYPE herald_attempts_total counter");
+        for (i, name) in ["success", "http_error", "no_response"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "herald_attempts_total{{outcome=\"{name}\"}} {}",
+                self.attempts[i].load(Relaxed)
+            );
+        }
+
+        let _ = writeln!(out, "# HELP herald_attempt_duration_seconds Time from sending a delivery to its answer.\n# TYPE herald_attempt_duration_seconds histogram");
+        self.attempt_seconds
+            .render(&mut out, "herald_attempt_duration_seconds", "");
+
+        let _ = writeln!(out, "# HELP herald_endpoint_failures_total Failed attempts per endpoint (the first {MAX_ENDPOINT_SERIES} endpoints to fail by id, the rest as \"other\").\n# TYPE herald_endpoint_failures_total counter");
+        let failures = self
+            .endpoint_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut ids: Vec<_> = failures.iter().collect();
+        ids.sort();
+        for (id, n) in ids {
+            let _ = writeln!(
+                out,
+                "herald_endpoint_failures_total{{endpoint_id=\"{id}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "herald_endpoint_failures_total{{endpoint_id=\"other\"}} {}",
+            self.other_endpoint_failures.load(Relaxed)
+        );
+        drop(failures);
+
+        let _ = writeln!(out, "# HELP herald_store_operation_seconds Latency of the store's hot operations.\n# TYPE herald_store_operation_seconds histogram");
+        for (i, op) in ["message_create", "record_attempts", "claim_due"]
+            .iter()
+            .enumerate()
+        {
+            self.store_seconds[i].render(
+                &mut out,
+                "herald_store_operation_seconds",
+                &format!("op=\"{op}\""),
+            );
+        }
+
+        let _ = writeln!(out, "# HELP herald_deliveries_in_memory Deliveries waiting in this node's memory or in flight.\n# TYPE herald_deliveries_in_memory gauge");
+        let _ = writeln!(out, "herald_deliveries_in_memory {}", gauges.in_memory);
+        let _ = writeln!(out, "# HELP herald_queue_pending Pending deliveries in the store.\n# TYPE herald_queue_pending gauge");
+        let _ = writeln!(out, "herald_queue_pending {}", gauges.queue_pending);
+        let _ = writeln!(out, "# HELP herald_queue_oldest_due_age_seconds How long the most overdue pending delivery has been due.\n# TYPE herald_queue_oldest_due_age_seconds gauge");
+        let _ = writeln!(
+            out,
+            "herald_queue_oldest_due_age_seconds {}",
+            gauges.oldest_due_age_secs
+        );
+        let _ = writeln!(out, "# HELP herald_store_up Whether the store answered this scrape.\n# TYPE herald_store_up gauge");
+        let _ = writeln!(out, "herald_store_up {}", u8::from(gauges.store_up));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_render_with_bounded_endpoint_labels() {
+        let m = Metrics::default();
+        m.messages_ingested.fetch_add(3, Relaxed);
+        m.attempt(Outcome::Success, "ep_a", Duration::from_millis(3));
+        m.attempt(Outcome::HttpError, "ep_a", Duration::from_millis(30));
+        for i in 0..(MAX_ENDPOINT_SERIES + 5) {
+            m.attempt(
+                Outcome::NoResponse,
+                &format!("ep_{i:03}"),
+                Duration::from_secs(20),
+            );
+        }
+        m.store(StoreOp::MessageCreate, Duration::from_micros(700));
+        let text = m.render(Gauges {
+            in_memory: 2,
+            queue_pending: 9,
+            oldest_due_age_secs: 1.5,
+            store_up: true,
+        });
+        assert!(text.contains("herald_messages_ingested_total 3\n"));
+        assert!(text.contains("herald_attempts_total{outcome=\"success\"} 1\n"));
+        assert!(text.contains("herald_attempts_total{outcome=\"no_response\"} 105\n"));
+        assert!(text.contains("herald_attempt_duration_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(text.contains("herald_attempt_duration_seconds_bucket{le=\"+Inf\"} 107\n"));
+        assert!(text.contains("herald_endpoint_failures_total{endpoint_id=\"ep_a\"} 1\n"));
+        assert!(text.contains("herald_endpoint_failures_total{endpoint_id=\"other\"} 6\n"));
+        let endpoint_series = text
+            .lines()
+            .filter(|l| l.starts_with("herald_endpoint_failures_total{"))
+            .count();
+        assert_eq!(endpoint_series, MAX_ENDPOINT_SERIES + 1);
+        assert!(text.contains(
+            "herald_store_operation_seconds_bucket{op=\"message_create\",le=\"0.001\"} 1\n"
+        ));
+        assert!(text.contains("herald_queue_oldest_due_age_seconds 1.5\n"));
+        assert!(text.contains("herald_store_up 1\n"));
+        // Every sample line is `name{labels} value` or `name value`.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let value = line.rsplit(' ').next().unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+}
