@@ -32,7 +32,13 @@ impl AttemptOutcome {
 
 impl Engine {
     pub(crate) async fn deliver(&self, job: DeliveryJob) {
-        let Ok(_permit) = self.inner.permits.clone().acquire_owned().await else {
+        let gate = self.inner.gates.get(&job.endpoint_id, job.throttle_rate);
+        let slot = gate.enter().await;
+        let permit = match slot {
+            Some(_) => self.inner.permits.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        let (Some(_slot), Some(_permit)) = (slot, permit) else {
             // The engine is stopping: give the delivery back rather than hold its lease.
             self.inner
                 .given_back
@@ -59,6 +65,11 @@ impl Engine {
             .config
             .metrics
             .attempt(counted, &job.endpoint_id, outcome.duration);
+        if matches!(outcome.status_code, 429 | 503) {
+            // The endpoint asked for air: hold back what is queued behind this one.
+            let max = self.inner.config.retry.max_retry_after;
+            gate.pause(outcome.retry_after.unwrap_or(DEFAULT_PAUSE).min(max));
+        }
         let next = self.next_step(&job, &outcome);
         let attempt = Attempt {
             id: ids::generate(ids::ATTEMPT),
@@ -244,6 +255,9 @@ pub(crate) async fn run_recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver
         }
     }
 }
+
+/// How long an endpoint that answered 429 or 503 without `Retry-After` is left alone.
+const DEFAULT_PAUSE: Duration = Duration::from_secs(5);
 
 /// An attempt that failed before anything was sent.
 fn unsendable(why: String) -> AttemptOutcome {

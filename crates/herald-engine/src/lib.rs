@@ -3,6 +3,7 @@
 //! connects the two by handing freshly committed deliveries to [`Engine::hand_off`].
 
 mod attempt;
+mod gate;
 pub mod guard;
 mod scheduler;
 
@@ -41,6 +42,9 @@ pub struct EngineConfig {
     pub svix_headers: bool,
     /// Attempts in flight at once, across all endpoints.
     pub max_in_flight: usize,
+    /// Attempts in flight at once to any one endpoint: an endpoint that hangs holds at
+    /// most this many of `max_in_flight`.
+    pub max_in_flight_per_endpoint: usize,
     /// The longest the scheduler sleeps before looking for due work again.
     pub poll_interval: Duration,
     /// Bytes of each response body kept in the attempt log.
@@ -74,6 +78,7 @@ impl Default for EngineConfig {
             user_agent: format!("Herald/{}", env!("CARGO_PKG_VERSION")),
             svix_headers: false,
             max_in_flight: 512,
+            max_in_flight_per_endpoint: 32,
             poll_interval: Duration::from_millis(500),
             response_capture_bytes: 20 * 1024,
             lease: Duration::from_secs(60),
@@ -97,6 +102,8 @@ struct Inner {
     client: reqwest::Client,
     config: EngineConfig,
     permits: Arc<Semaphore>,
+    /// Per-endpoint admission (in-flight cap, throttleRate, pauses after 429/503).
+    gates: gate::Gates,
     /// Deliveries handed to this process and not finished yet (waiting or in flight).
     queued: AtomicUsize,
     /// Wakes the scheduler when a retry was scheduled sooner than its current sleep.
@@ -145,6 +152,7 @@ impl Engine {
             .tcp_nodelay(true)
             .build()?;
         let permits = Arc::new(Semaphore::new(config.max_in_flight));
+        let gates = gate::Gates::new(config.max_in_flight_per_endpoint.max(1));
         let (records, records_rx) = mpsc::unbounded_channel();
         Ok(Engine {
             inner: Arc::new(Inner {
@@ -152,6 +160,7 @@ impl Engine {
                 client,
                 config,
                 permits,
+                gates,
                 queued: AtomicUsize::new(0),
                 unrecorded: AtomicUsize::new(0),
                 stopping: std::sync::atomic::AtomicBool::new(false),
@@ -247,6 +256,7 @@ impl Engine {
         self.inner.wake.notify_one();
         // Jobs waiting for a permit stop waiting; attempts holding one go on.
         self.inner.permits.close();
+        self.inner.gates.close();
         let in_flight_at_stop = self.queued();
         while self.queued() > 0 && started.elapsed() < grace {
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -318,6 +318,7 @@ pub(crate) fn job_from(
             Trigger::Scheduled
         },
         lease_until,
+        throttle_rate: ep.throttle_rate,
     }
 }
 

@@ -160,6 +160,8 @@ pub struct DeliveryJob {
     /// When this process's lease on the delivery ends (Unix ms); after that another
     /// worker may claim it, so an attempt must not start too close to it.
     pub lease_until: i64,
+    /// The endpoint's `throttleRate` (deliveries per second), if it has one.
+    pub throttle_rate: Option<u32>,
 }
 
 /// What happens to a delivery after an attempt.

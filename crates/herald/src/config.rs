@@ -32,6 +32,7 @@ pub struct Config {
     pub svix_headers: bool,
     pub user_agent: String,
     pub max_in_flight: usize,
+    pub max_in_flight_per_endpoint: usize,
     pub poll_interval_ms: u64,
     pub lease_secs: f64,
     pub database_url: String,
@@ -177,8 +178,8 @@ impl Config {
         if self.max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024");
         }
-        if self.max_in_flight == 0 {
-            bail!("max_in_flight must be at least 1");
+        if self.max_in_flight == 0 || self.max_in_flight_per_endpoint == 0 {
+            bail!("max_in_flight and max_in_flight_per_endpoint must be at least 1");
         }
         if herald_core::validate::custom_header_value("user-agent", &self.user_agent).is_err() {
             bail!("user_agent may only hold visible ASCII characters and spaces");
@@ -263,6 +264,7 @@ impl Config {
             },
             svix_headers: self.svix_headers,
             max_in_flight: self.max_in_flight,
+            max_in_flight_per_endpoint: self.max_in_flight_per_endpoint,
             poll_interval: Duration::from_millis(self.poll_interval_ms.max(10)),
             response_capture_bytes: 20 * 1024,
             lease: secs(self.lease_secs),

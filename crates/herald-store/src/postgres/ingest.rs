@@ -302,6 +302,7 @@ async fn insert_batch(
                 attempts: 0,
                 trigger: Trigger::Scheduled,
                 lease_until,
+                throttle_rate: ep.throttle_rate,
             });
         }
         Ok(jobs)

@@ -101,6 +101,7 @@ fn insert_message(
             attempts: 0,
             trigger: Trigger::Scheduled,
             lease_until,
+            throttle_rate: ep.throttle_rate,
         });
     }
     let message = Message {

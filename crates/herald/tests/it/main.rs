@@ -2,6 +2,7 @@
 //! real HTTP, delivering to real HTTP receivers on loopback.
 
 mod helpers;
+mod isolation;
 mod limits;
 mod observability;
 mod pg;

@@ -1,0 +1,177 @@
+//! Endpoint isolation and rate limits: an endpoint that hangs holds only its own share
+//! of the engine, `throttleRate` is kept at the receiver, and a 429 with `Retry-After`
+//! holds back what is queued behind it instead of spending its attempts.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// Sends `n` messages to `app`, one every `gap`; returns when each was sent, by `i`.
+async fn send_paced(
+    app: &TestApp,
+    a: &str,
+    phase: &str,
+    n: usize,
+    gap: Duration,
+) -> HashMap<usize, Instant> {
+    let mut sent = HashMap::new();
+    for i in 0..n {
+        sent.insert(i, Instant::now());
+        app.send(
+            a,
+            json!({"eventType": "x", "payload": {"phase": phase, "i": i}}),
+        )
+        .await;
+        tokio::time::sleep(gap).await;
+    }
+    sent
+}
+
+/// Delivery latencies (receipt minus send) of one phase across receivers, sorted.
+fn latencies(receivers: &[Receiver], phase: &str, sent: &HashMap<usize, Instant>) -> Vec<Duration> {
+    let mut out = Vec::new();
+    for rx in receivers {
+        for d in rx.received() {
+            let body = d.json();
+            if body["phase"] == phase {
+                let i = body["i"].as_u64().unwrap() as usize;
+                out.push(d.at.saturating_duration_since(sent[&i]));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn p90(v: &[Duration]) -> Duration {
+    v[(v.len() * 9 / 10).min(v.len() - 1)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_endpoint_does_not_slow_the_healthy_ones() {
+    let app = spawn_app(&[
+        ("HERALD_MAX_IN_FLIGHT", "16"),
+        ("HERALD_MAX_IN_FLIGHT_PER_ENDPOINT", "4"),
+        ("HERALD_REQUEST_TIMEOUT_SECS", "2"),
+        ("HERALD_LEASE_SECS", "60"),
+        ("HERALD_RETRY_SCHEDULE_SECS", ""),
+    ])
+    .await;
+    const N: usize = 60;
+    let gap = Duration::from_millis(20);
+
+    // Baseline: ten healthy endpoints.
+    let mut baseline_rx = Vec::new();
+    let base = app.app("baseline").await;
+    for _ in 0..10 {
+        let rx = Receiver::start().await;
+        app.endpoint(&base, &rx.url("/"), json!({})).await;
+        baseline_rx.push(rx);
+    }
+    let sent = send_paced(&app, &base, "base", N, gap).await;
+    for rx in &baseline_rx {
+        rx.wait_for(N, Duration::from_secs(30)).await;
+    }
+    let baseline = latencies(&baseline_rx, "base", &sent);
+
+    // Nine healthy endpoints and one that never answers (each attempt times out).
+    let mixed = app.app("mixed").await;
+    let hanging = Receiver::start().await;
+    hanging.otherwise(Reply::status(200).delay(Duration::from_secs(60)));
+    app.endpoint(&mixed, &hanging.url("/"), json!({})).await;
+    let mut healthy_rx = Vec::new();
+    for _ in 0..9 {
+        let rx = Receiver::start().await;
+        app.endpoint(&mixed, &rx.url("/"), json!({})).await;
+        healthy_rx.push(rx);
+    }
+    let sent = send_paced(&app, &mixed, "mixed", N, gap).await;
+    for rx in &healthy_rx {
+        rx.wait_for(N, Duration::from_secs(30)).await;
+    }
+    let with_hanging = latencies(&healthy_rx, "mixed", &sent);
+    let (b, h) = (p90(&baseline), p90(&with_hanging));
+    eprintln!("healthy p90 latency: {b:?} alone, {h:?} beside a hanging endpoint");
+    assert!(
+        h <= b * 3 + Duration::from_millis(25),
+        "healthy p90 went from {b:?} to {h:?} beside a hanging endpoint"
+    );
+    assert!(
+        hanging.received().len() <= 4 + N / 10,
+        "the hanging endpoint held at most its share"
+    );
+}
+
+#[tokio::test]
+async fn throttle_rate_is_kept_at_the_receiver_without_loss() {
+    let rx = Receiver::start().await;
+    let app = spawn_app(&[]).await;
+    let a = app.app("throttled").await;
+    app.endpoint(&a, &rx.url("/"), json!({"throttleRate": 5}))
+        .await;
+    const N: usize = 25;
+    for i in 0..N {
+        app.send(&a, json!({"eventType": "x", "payload": {"i": i}}))
+            .await;
+    }
+    let got = rx.wait_for(N, Duration::from_secs(30)).await;
+    let span = got[N - 1].at - got[0].at;
+    // A burst of one second's worth (5), then 5 per second: 20 more need about 4 s.
+    assert!(
+        span >= Duration::from_millis(3700),
+        "25 deliveries in {span:?} at 5/s"
+    );
+    let unique: std::collections::HashSet<_> = got
+        .iter()
+        .map(|d| d.header("webhook-id").to_string())
+        .collect();
+    assert_eq!(unique.len(), N, "every message, once");
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_holds_back_the_queue() {
+    let rx = Receiver::start().await;
+    rx.then([Reply::status(429).header("retry-after", "2")]);
+    let app = spawn_app(&[
+        ("HERALD_MAX_IN_FLIGHT_PER_ENDPOINT", "1"),
+        ("HERALD_RETRY_SCHEDULE_SECS", "1"),
+    ])
+    .await;
+    let a = app.app("busy").await;
+    app.endpoint(&a, &rx.url("/"), json!({})).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            app.send(&a, json!({"eventType": "x", "payload": {"i": i}}))
+                .await,
+        );
+    }
+    let got = rx.wait_for(6, Duration::from_secs(20)).await;
+    let first = got[0].at;
+    for d in &got[1..] {
+        assert!(
+            d.at - first >= Duration::from_millis(1900),
+            "a delivery went out {:?} after the 429",
+            d.at - first
+        );
+    }
+    // The four queued behind the 429 were attempted once each, all successfully.
+    for id in &ids {
+        let attempts = app
+            .attempts_until(&a, id, Duration::from_secs(10), |d| {
+                d.iter().any(|x| x["status"] == 0)
+            })
+            .await;
+        let refused = attempts
+            .iter()
+            .filter(|x| x["responseStatusCode"] == 429)
+            .count();
+        assert!(
+            attempts.len() == 1 || (attempts.len() == 2 && refused == 1),
+            "{id}: {attempts:?}"
+        );
+    }
+}
