@@ -157,6 +157,13 @@ pub trait Messages: Send + Sync {
     ) -> Result<Page<Message>>;
     /// Deletes a message's payload; the message and its log stay.
     async fn message_expunge(&self, msg_id: &str) -> Result<()>;
+    /// Retention: deletes the payloads of up to `limit` messages whose retention ended
+    /// before `now`. Returns how many; call again while it returns `limit`.
+    async fn purge_expired_payloads(&self, now: i64, limit: usize) -> Result<usize>;
+    /// Retention: deletes up to `limit` messages created before `created_before`, with
+    /// their deliveries and attempts, except messages that still have pending
+    /// deliveries. Returns how many.
+    async fn prune_messages(&self, created_before: i64, limit: usize) -> Result<usize>;
 }
 
 /// The delivery log: attempts, and deliveries seen per endpoint or per message.

@@ -143,6 +143,7 @@ conformance!(
     idempotency_records_expire_and_are_pruned,
     tokens_are_found_by_hash,
     deleting_an_application_removes_everything_under_it,
+    retention_purges_payloads_then_prunes_old_messages_in_batches,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -1005,4 +1006,97 @@ async fn deleting_an_application_removes_everything_under_it(store: SharedStore)
         }])
         .await;
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+}
+
+async fn retention_purges_payloads_then_prunes_old_messages_in_batches(store: SharedStore) {
+    let (app_id, _) = app_with_endpoint(&store).await;
+    let hour = 3_600_000;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut m = message(&app_id, "x", Some(T0 + 60_000));
+        m.retention_hours = 1;
+        let (msg, jobs) = store.message_create(m, T0 + i).await.unwrap();
+        // Three of them are delivered; two stay pending.
+        if i < 3 {
+            store
+                .record_attempts(vec![AttemptRecord {
+                    delivery_id: jobs[0].delivery_id,
+                    attempt: attempt_for(&jobs[0], 200, T0 + 10),
+                    next: NextStep::Succeeded,
+                }])
+                .await
+                .unwrap();
+        }
+        ids.push(msg.id);
+    }
+    let (young, _) = store
+        .message_create(message(&app_id, "x", None), T0 + 2 * hour)
+        .await
+        .unwrap();
+
+    // Nothing has expired yet.
+    assert_eq!(
+        store
+            .purge_expired_payloads(T0 + hour - 1, 10)
+            .await
+            .unwrap(),
+        0
+    );
+    // Payloads go in bounded batches; the messages and their log stay.
+    assert_eq!(
+        store
+            .purge_expired_payloads(T0 + 2 * hour, 3)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .purge_expired_payloads(T0 + 2 * hour, 3)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .purge_expired_payloads(T0 + 2 * hour, 3)
+            .await
+            .unwrap(),
+        0
+    );
+    for id in &ids {
+        assert_eq!(store.message_get(&app_id, id).await.unwrap().payload, None);
+    }
+    assert!(store
+        .message_get(&app_id, &young.id)
+        .await
+        .unwrap()
+        .payload
+        .is_some());
+
+    // Metadata older than the cutoff goes too, except what is still pending.
+    assert_eq!(store.prune_messages(T0 + hour, 2).await.unwrap(), 2);
+    assert_eq!(store.prune_messages(T0 + hour, 2).await.unwrap(), 1);
+    assert_eq!(store.prune_messages(T0 + hour, 2).await.unwrap(), 0);
+    let mut left = Vec::new();
+    for id in &ids {
+        if store.message_get(&app_id, id).await.is_ok() {
+            left.push(id.clone());
+        }
+    }
+    assert_eq!(left, ids[3..], "pending messages are kept");
+    assert!(store.message_get(&app_id, &young.id).await.is_ok());
+    let log = store
+        .attempt_list(
+            &app_id,
+            AttemptScope::Message(ids[0].clone()),
+            AttemptFilter::default(),
+            list(10),
+        )
+        .await
+        .unwrap();
+    assert!(
+        log.data.is_empty(),
+        "the pruned message's attempts went with it"
+    );
 }

@@ -50,6 +50,8 @@ pub struct Config {
     pub header_read_timeout_secs: f64,
     pub api_request_deadline_secs: f64,
     pub shutdown_grace_secs: f64,
+    pub message_retention_days: f64,
+    pub retention_sweep_secs: f64,
 }
 
 /// What a node does.
@@ -210,6 +212,9 @@ impl Config {
         }
         if !(self.header_read_timeout_secs > 0.0 && self.api_request_deadline_secs > 0.0) {
             bail!("header_read_timeout_secs and api_request_deadline_secs must be more than 0");
+        }
+        if !(self.message_retention_days > 0.0 && self.retention_sweep_secs > 0.0) {
+            bail!("message_retention_days and retention_sweep_secs must be more than 0");
         }
         if self.database_pool_size == 0 {
             bail!("database_pool_size must be at least 1");

@@ -133,6 +133,11 @@ impl Server {
             store.clone(),
             api_config.idempotency_ttl_ms,
         ));
+        tokio::spawn(sweep_retention(
+            store.clone(),
+            Duration::from_secs_f64(config.retention_sweep_secs),
+            (config.message_retention_days * 86_400_000.0) as i64,
+        ));
         let state = ApiState::new(store.clone(), api_config, hand_off);
         let router = if config.role.serves_api() {
             herald_api::router(state)
@@ -238,6 +243,50 @@ where
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
+    }
+}
+
+/// Rows deleted per statement by the retention sweep: small enough that a sweep never
+/// holds the store for long.
+const RETENTION_BATCH: usize = 1000;
+
+/// Deletes expired payloads, then messages older than `keep_ms` (with their log), every
+/// `every`, in batches, so the store does not grow without bound.
+async fn sweep_retention(store: SharedStore, every: Duration, keep_ms: i64) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let now = now_ms();
+        let (mut payloads, mut messages) = (0, 0);
+        let swept = async {
+            loop {
+                let n = store.purge_expired_payloads(now, RETENTION_BATCH).await?;
+                payloads += n;
+                if n < RETENTION_BATCH {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            loop {
+                let n = store.prune_messages(now - keep_ms, RETENTION_BATCH).await?;
+                messages += n;
+                if n < RETENTION_BATCH {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok::<_, herald_store::StoreError>(())
+        }
+        .await;
+        match swept {
+            Ok(()) if payloads + messages > 0 => {
+                tracing::info!(payloads, messages, "retention sweep")
+            }
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, payloads, messages, "retention sweep stopped early")
+            }
+        }
     }
 }
 

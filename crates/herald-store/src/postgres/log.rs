@@ -84,6 +84,33 @@ impl crate::Messages for PgStore {
         Ok(q.finish(rows, |m| m.id.clone()))
     }
 
+    async fn purge_expired_payloads(&self, now: i64, limit: usize) -> Result<usize> {
+        let mut conn = self.pool.get().await?;
+        let n = conn
+            .execute(
+                "DELETE FROM message_payload WHERE msg_id IN (SELECT m.id FROM message m \
+                 JOIN message_payload p ON p.msg_id = m.id WHERE m.expires_at < $1 LIMIT $2)",
+                &[&now, &(limit as i64)],
+            )
+            .await?;
+        Ok(n as usize)
+    }
+
+    async fn prune_messages(&self, created_before: i64, limit: usize) -> Result<usize> {
+        super::retrying_conflicts(|| async {
+            let mut conn = self.pool.get().await?;
+            let n = conn
+                .execute(
+                    "DELETE FROM message WHERE id IN (SELECT m.id FROM message m WHERE m.created_at < $1 \
+                     AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.status = 1) LIMIT $2)",
+                    &[&created_before, &(limit as i64)],
+                )
+                .await?;
+            Ok(n as usize)
+        })
+        .await
+    }
+
     async fn message_expunge(&self, msg_id: &str) -> Result<()> {
         let mut conn = self.pool.get().await?;
         conn.execute("DELETE FROM message_payload WHERE msg_id = $1", &[&msg_id])

@@ -25,8 +25,14 @@ use crate::sql::{Arg, Query};
 use crate::{Result, StoreError};
 use pool::Pool;
 
-/// The schema version `schema.sql` creates, kept in `herald_schema`.
-const SCHEMA_VERSION: i64 = 1;
+/// The migrations, in order: version N is `MIGRATIONS[N - 1]`. The version a database
+/// is at is kept in `herald_schema`; each migration runs in its own transaction.
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/1_schema.sql"),
+    include_str!("migrations/2_retention.sql"),
+];
+
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Key of the advisory lock that serialises migrations between nodes starting together.
 const MIGRATION_LOCK: i64 = 0x4845_5241_4c44; // "HERALD"
@@ -145,13 +151,13 @@ async fn migrate(pool: &Pool) -> Result<()> {
                 "the database has schema version {version}, newer than this Herald understands ({SCHEMA_VERSION}); run a newer herald"
             )));
         }
-        if version < SCHEMA_VERSION {
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let to = i as i64 + 1;
             conn.batch(format!(
-                "BEGIN; {} INSERT INTO herald_schema (version) VALUES ({SCHEMA_VERSION}); COMMIT;",
-                include_str!("schema.sql")
+                "BEGIN; {sql} INSERT INTO herald_schema (version) VALUES ({to}); COMMIT;"
             ))
             .await?;
-            tracing::info!(version = SCHEMA_VERSION, "PostgreSQL schema migrated");
+            tracing::info!(version = to, "PostgreSQL schema migrated");
         }
         Ok(())
     }

@@ -149,6 +149,28 @@ impl crate::Messages for SqliteStore {
         .await
     }
 
+    async fn purge_expired_payloads(&self, now: i64, limit: usize) -> Result<usize> {
+        self.write(move |c| {
+            Ok(c.prepare_cached(
+                "DELETE FROM message_payload WHERE msg_id IN (SELECT m.id FROM message m \
+                 JOIN message_payload p ON p.msg_id = m.id WHERE m.expires_at < ?1 LIMIT ?2)",
+            )?
+            .execute(params![now, limit as i64])?)
+        })
+        .await
+    }
+
+    async fn prune_messages(&self, created_before: i64, limit: usize) -> Result<usize> {
+        self.write(move |c| {
+            Ok(c.prepare_cached(
+                "DELETE FROM message WHERE id IN (SELECT m.id FROM message m WHERE m.created_at < ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.status = 1) LIMIT ?2)",
+            )?
+            .execute(params![created_before, limit as i64])?)
+        })
+        .await
+    }
+
     async fn message_expunge(&self, msg_id: &str) -> Result<()> {
         let id = msg_id.to_string();
         self.write(move |c| {

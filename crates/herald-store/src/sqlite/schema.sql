@@ -1,5 +1,6 @@
 -- Herald's SQLite schema. Times are Unix milliseconds. JSON columns hold arrays/objects
--- as text. Version 1.
+-- as text. Version 2; every statement is IF NOT EXISTS, so opening a database of an
+-- older version brings it up to date.
 CREATE TABLE IF NOT EXISTS application (
     id TEXT PRIMARY KEY,
     uid TEXT UNIQUE,
@@ -51,6 +52,9 @@ CREATE TABLE IF NOT EXISTS message (
 );
 CREATE INDEX IF NOT EXISTS message_by_app ON message(app_id, id);
 -- Partial: most messages carry no eventId, and they need no entry here.
+-- For the retention sweeps (version 2).
+CREATE INDEX IF NOT EXISTS message_expires ON message(expires_at);
+CREATE INDEX IF NOT EXISTS message_created ON message(created_at);
 CREATE UNIQUE INDEX IF NOT EXISTS message_event_id ON message(app_id, event_id) WHERE event_id IS NOT NULL;
 
 -- Payloads live apart from metadata so retention can drop them and keep the log.

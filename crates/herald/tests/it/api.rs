@@ -621,3 +621,39 @@ async fn application_changes_are_seen_at_once() {
         .await;
     assert_eq!(s, 404, "a deleted application takes no messages");
 }
+
+#[tokio::test]
+async fn the_retention_sweep_prunes_old_messages_and_keeps_pending_ones() {
+    let rx = Receiver::start().await;
+    rx.otherwise(Reply::status(500));
+    // Messages are kept two seconds here (a fraction of a day), swept every 200 ms.
+    let app = spawn_app(&[
+        ("HERALD_MESSAGE_RETENTION_DAYS", "0.0000231"),
+        ("HERALD_RETENTION_SWEEP_SECS", "0.2"),
+        ("HERALD_RETRY_SCHEDULE_SECS", "3600"),
+    ])
+    .await;
+    let a = app.app("retained").await;
+    let delivered = app.send(&a, json!({"eventType": "x", "payload": {}})).await;
+    app.endpoint(&a, &rx.url("/"), json!({})).await;
+    let pending = app.send(&a, json!({"eventType": "x", "payload": {}})).await;
+    app.attempts_until(&a, &pending, std::time::Duration::from_secs(10), |d| {
+        d.len() == 1
+    })
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (s, _) = app.get(&format!("/app/{a}/msg/{delivered}")).await;
+        if s == 404 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old message was never pruned"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The message whose retry is still pending is kept.
+    let (s, _) = app.get(&format!("/app/{a}/msg/{pending}")).await;
+    assert_eq!(s, 200);
+}

@@ -1,4 +1,4 @@
--- Herald's PostgreSQL schema, version 1: the same tables as the SQLite schema, with
+-- Version 1, Herald's PostgreSQL schema: the same tables as the SQLite schema, with
 -- BIGINT numbers (Unix milliseconds for times), BOOLEAN flags and JSON kept as text.
 -- Keys use the "C" collation so that lists page in byte order, exactly as on SQLite,
 -- whatever the database's default collation.
