@@ -290,6 +290,31 @@ pub struct TaskOut {
     pub updated_at: String,
 }
 
+/// A background task with what it did (`data`: counts and the targets it worked on).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackgroundTaskOut {
+    pub id: String,
+    /// `running`, `finished` or `failed`.
+    pub status: String,
+    /// `endpoint.replay-missing`, `endpoint.bulk-replay` or `endpoint.recover`.
+    pub task: String,
+    pub data: serde_json::Value,
+    pub updated_at: String,
+}
+
+impl From<herald_store::Task> for BackgroundTaskOut {
+    fn from(t: herald_store::Task) -> Self {
+        BackgroundTaskOut {
+            id: t.id,
+            status: t.status,
+            task: t.kind,
+            data: t.data,
+            updated_at: format_rfc3339(t.updated_at),
+        }
+    }
+}
+
 // ---- event types ----
 
 #[derive(Deserialize, ToSchema)]

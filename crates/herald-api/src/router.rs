@@ -15,7 +15,7 @@ use crate::dto::*;
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::openapi::{self, list_of, object, schema_of, Operation, SchemaFn};
-use crate::routes::{apps, attempts, auth, endpoints, event_types, health, messages};
+use crate::routes::{apps, attempts, auth, endpoints, event_types, health, messages, tasks};
 use crate::state::{ApiState, Caller};
 
 /// One route: its documentation and its handler, so the router and the OpenAPI
@@ -87,7 +87,14 @@ fn routes() -> Vec<Route> {
     const ATT: &str = "Message Attempt";
     const HEALTH: &str = "Health";
     const AUTH: &str = "Authentication";
+    const TASK: &str = "Background Task";
     vec![
+        route(GET, "/background-task", "v1.background-task.list", "List background tasks (?status=, ?task=)", TASK, get(tasks::list)).list(list_of::<BackgroundTaskOut>),
+        route(GET, "/background-task/{task_id}", "v1.background-task.get", "Get a background task", TASK, get(tasks::get)).returns(200, schema_of::<BackgroundTaskOut>),
+        route(POST, "/app/{app_id}/endpoint/{endpoint_id}/replay-missing", "v1.endpoint.replay-missing", "Send the endpoint the messages of a window it never got", EP, post(tasks::replay_missing))
+            .body(schema_of::<RecoverIn>).returns(202, schema_of::<BackgroundTaskOut>),
+        route(POST, "/app/{app_id}/endpoint/{endpoint_id}/bulk-replay", "v1.endpoint.bulk-replay", "Send every message of a window to the endpoint again", EP, post(tasks::bulk_replay))
+            .body(schema_of::<RecoverIn>).returns(202, schema_of::<BackgroundTaskOut>),
         route(POST, "/auth/app-portal-access/{app_id}", "v1.authentication.app-portal-access", "A token (and portal link) for one application", AUTH, post(auth::app_portal_access))
             .body(schema_of::<AppPortalAccessIn>).returns(200, schema_of::<AppPortalAccessOut>),
         route(POST, "/auth/logout", "v1.authentication.logout", "End the token this request is made with", AUTH, post(auth::logout)).empty(204),

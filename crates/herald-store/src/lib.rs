@@ -222,8 +222,22 @@ pub trait Queue: Send + Sync {
         lease_until: Option<i64>,
     ) -> Result<Option<DeliveryJob>>;
     /// Makes every delivery to the endpoint that failed (or was canceled) in
-    /// [since, until) pending again, due now, as a manual attempt. Returns how many.
-    async fn recover(&self, endpoint_id: &str, since: i64, until: i64, now: i64) -> Result<usize>;
+    /// [since, until) pending again, due now, as a manual attempt; with
+    /// `include_succeeded`, successful ones too (a bulk replay). Returns how many.
+    async fn recover(
+        &self,
+        endpoint_id: &str,
+        since: i64,
+        until: i64,
+        now: i64,
+        include_succeeded: bool,
+    ) -> Result<usize>;
+    /// Creates a delivery, due now as a manual attempt, to `ep` for each message of its
+    /// application created in [since, until) that matches its filters and was never
+    /// meant for it (it was created later, disabled or filtered otherwise). At most
+    /// `REPLAY_MISSING_MAX` per call. Returns how many.
+    async fn replay_missing(&self, ep: Endpoint, since: i64, until: i64, now: i64)
+        -> Result<usize>;
 }
 
 /// API tokens, stored only as hashes (the caller hashes).
@@ -259,6 +273,14 @@ pub trait Idempotency: Send + Sync {
     /// Drops idempotency records older than `max_age_ms`.
     async fn idempotency_prune(&self, now: i64, max_age_ms: i64) -> Result<usize>;
     async fn task_save(&self, task: Task) -> Result<Task>;
+    async fn task_get(&self, id: &str) -> Result<Task>;
+    /// Tasks, by id, optionally of one status and one kind.
+    async fn task_list(
+        &self,
+        q: ListQuery,
+        status: Option<String>,
+        kind: Option<String>,
+    ) -> Result<Page<Task>>;
 }
 
 /// The store traits, for calling their methods on a concrete store.
@@ -266,6 +288,44 @@ pub mod prelude {
     pub use crate::{
         Apps, DeliveryLog, Endpoints, EventTypes, Idempotency, Messages, Queue, Store, Tokens,
     };
+}
+
+/// Messages one `replay_missing` call considers at most.
+pub const REPLAY_MISSING_MAX: usize = 100_000;
+
+/// Whether a message with this event type and channels goes to `ep` (disabled or not:
+/// a replay is asked for explicitly).
+pub(crate) fn endpoint_wants(ep: &Endpoint, event_type: &str, channels: Option<&[String]>) -> bool {
+    herald_core::fanout::matches(
+        &herald_core::fanout::Subscription {
+            disabled: false,
+            event_types: ep.event_types.as_deref(),
+            channels: ep.channels.as_deref(),
+        },
+        event_type,
+        channels,
+    )
+}
+
+/// The task list statement shared by both backends.
+pub(crate) fn task_list_query(
+    dialect: sql::Dialect,
+    q: &ListQuery,
+    status: Option<String>,
+    kind: Option<String>,
+) -> sql::Query {
+    let mut query = sql::Query::new(
+        dialect,
+        "SELECT id, kind, status, data, updated_at FROM task WHERE 1=1",
+    );
+    if let Some(s) = status {
+        query.and(sql::Arg::Text(s), |p| format!("status = {p}"));
+    }
+    if let Some(k) = kind {
+        query.and(sql::Arg::Text(k), |p| format!("kind = {p}"));
+    }
+    q.apply(&mut query, "id");
+    query
 }
 
 /// Encodes a value for a JSON text column.

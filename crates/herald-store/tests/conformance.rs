@@ -144,6 +144,7 @@ conformance!(
     tokens_are_found_by_hash,
     deleting_an_application_removes_everything_under_it,
     retention_purges_payloads_then_prunes_old_messages_in_batches,
+    replays_send_what_was_missed_or_everything_again,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -837,14 +838,17 @@ async fn resend_and_recover_make_deliveries_due_again(store: SharedStore) {
 
     assert_eq!(
         store
-            .recover(&ep_id, T0 + 1, T0 + 100, T0 + 30)
+            .recover(&ep_id, T0 + 1, T0 + 100, T0 + 30, false)
             .await
             .unwrap(),
         0,
         "outside the window"
     );
     assert_eq!(
-        store.recover(&ep_id, T0, T0 + 100, T0 + 30).await.unwrap(),
+        store
+            .recover(&ep_id, T0, T0 + 100, T0 + 30, false)
+            .await
+            .unwrap(),
         1
     );
     let due = store.claim_due(T0 + 30, T0 + 90_000, 10).await.unwrap();
@@ -1099,4 +1103,110 @@ async fn retention_purges_payloads_then_prunes_old_messages_in_batches(store: Sh
         log.data.is_empty(),
         "the pruned message's attempts went with it"
     );
+}
+
+async fn replays_send_what_was_missed_or_everything_again(store: SharedStore) {
+    store.app_insert(app("app_r", None)).await.unwrap();
+    // Four messages before the endpoint exists: three of the type it will want.
+    for (i, t) in ["order.paid", "order.paid", "user.created", "order.paid"]
+        .iter()
+        .enumerate()
+    {
+        store
+            .message_create(message("app_r", t, None), T0 + i as i64)
+            .await
+            .unwrap();
+    }
+    let ep = endpoint("app_r", "ep_late", Some(&["order.paid"]));
+    store.endpoint_insert(ep.clone(), 10).await.unwrap();
+    // Only the window's matching messages, once.
+    assert_eq!(
+        store
+            .replay_missing(ep.clone(), T0 + 1, T0 + 10, T0 + 100)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .replay_missing(ep.clone(), T0, T0 + 10, T0 + 100)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .replay_missing(ep.clone(), T0, T0 + 10, T0 + 100)
+            .await
+            .unwrap(),
+        0
+    );
+    let due = store.claim_due(T0 + 100, T0 + 60_000, 10).await.unwrap();
+    assert_eq!(due.len(), 3);
+    assert!(due.iter().all(|j| j.trigger == Trigger::Manual));
+    for job in &due {
+        store
+            .record_attempts(vec![AttemptRecord {
+                delivery_id: job.delivery_id,
+                attempt: attempt_for(job, 204, T0 + 101),
+                next: NextStep::Succeeded,
+            }])
+            .await
+            .unwrap();
+    }
+    // A recover leaves successes alone; a bulk replay sends them again.
+    assert_eq!(
+        store
+            .recover("ep_late", T0, T0 + 1000, T0 + 200, false)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .recover("ep_late", T0, T0 + 1000, T0 + 200, true)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        store
+            .claim_due(T0 + 200, T0 + 60_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // Tasks are kept and listed.
+    for (id, status) in [("qtask_1", "running"), ("qtask_2", "finished")] {
+        store
+            .task_save(Task {
+                id: id.into(),
+                kind: "endpoint.replay-missing".into(),
+                status: status.into(),
+                data: serde_json::json!({"appId": "app_r"}),
+                updated_at: T0,
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store.task_get("qtask_2").await.unwrap().data["appId"],
+        "app_r"
+    );
+    assert!(matches!(
+        store.task_get("qtask_3").await,
+        Err(StoreError::NotFound)
+    ));
+    let finished = store
+        .task_list(list(10), Some("finished".into()), None)
+        .await
+        .unwrap();
+    assert_eq!(finished.data.len(), 1);
+    let all = store
+        .task_list(list(10), None, Some("endpoint.replay-missing".into()))
+        .await
+        .unwrap();
+    assert_eq!(all.data.len(), 2);
 }

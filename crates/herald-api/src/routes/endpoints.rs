@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use herald_core::secret::Secret;
-use herald_core::time::{format_rfc3339, now_ms, parse_rfc3339};
+use herald_core::time::{format_rfc3339, now_ms};
 use herald_core::{ids, validate};
 use herald_store::{Endpoint, NewMessage, StoredSecret, Task};
 
@@ -502,24 +502,18 @@ pub async fn recover(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<RecoverIn>,
 ) -> ApiResult<(StatusCode, Json<TaskOut>)> {
-    let since = parse_rfc3339(&body.since)
-        .ok_or_else(|| invalid(&["body", "since"], "since must be an RFC 3339 timestamp"))?;
     let now = now_ms();
-    let until = match &body.until {
-        Some(u) => parse_rfc3339(u)
-            .ok_or_else(|| invalid(&["body", "until"], "until must be an RFC 3339 timestamp"))?,
-        None => now + 1,
-    };
-    if until <= since {
-        return Err(invalid(&["body", "until"], "until must be after since"));
-    }
-    let (_, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
-    let count = state.store.recover(&ep.id, since, until, now).await?;
+    let (since, until) = super::tasks::window(&body, now)?;
+    let (app, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
+    let count = state
+        .store
+        .recover(&ep.id, since, until, now, false)
+        .await?;
     let task = Task {
         id: ids::generate(ids::TASK),
         kind: "endpoint.recover".into(),
         status: "finished".into(),
-        data: serde_json::json!({ "endpointId": ep.id, "messagesRequeued": count }),
+        data: serde_json::json!({ "appId": app.id, "endpointId": ep.id, "messages": count }),
         updated_at: now,
     };
     let task = state.store.task_save(task).await?;

@@ -442,6 +442,28 @@ impl crate::Idempotency for PgStore {
             .await? as usize)
     }
 
+    async fn task_get(&self, id: &str) -> Result<Task> {
+        let mut conn = self.pool.get().await?;
+        let row = conn
+            .query_opt(
+                "SELECT id, kind, status, data, updated_at FROM task WHERE id = $1",
+                &[&id],
+            )
+            .await?;
+        row.map(|r| task_from_row(&r)).ok_or(StoreError::NotFound)
+    }
+
+    async fn task_list(
+        &self,
+        q: ListQuery,
+        status: Option<String>,
+        kind: Option<String>,
+    ) -> Result<Page<Task>> {
+        let list = crate::task_list_query(Dialect::Postgres, &q, status, kind);
+        let rows = self.query_built(&list, task_from_row).await?;
+        Ok(q.finish(rows, |t| t.id.clone()))
+    }
+
     async fn task_save(&self, task: Task) -> Result<Task> {
         let mut conn = self.pool.get().await?;
         conn.execute(
@@ -451,5 +473,15 @@ impl crate::Idempotency for PgStore {
         )
         .await?;
         Ok(task)
+    }
+}
+
+fn task_from_row(r: &Row) -> Task {
+    Task {
+        id: r.get(0),
+        kind: r.get(1),
+        status: r.get(2),
+        data: json_decode(r.get(3)),
+        updated_at: r.get(4),
     }
 }

@@ -7,7 +7,10 @@
 use super::catalog::endpoint_from_row;
 use super::{PgStore, DUE_CHANNEL};
 use crate::filters::endpoint_columns_of;
-use crate::{job_from, next_state, AttemptRecord, DeliveryJob, NextStep, Result};
+use crate::{
+    endpoint_wants, job_from, next_state, AttemptRecord, DeliveryJob, Endpoint, NextStep, Result,
+    REPLAY_MISSING_MAX,
+};
 
 impl PgStore {
     /// Writes a batch of attempts and their deliveries' next states in one transaction
@@ -153,6 +156,45 @@ impl crate::Queue for PgStore {
         first_error.map_or(Ok(()), Err)
     }
 
+    async fn replay_missing(
+        &self,
+        ep: Endpoint,
+        since: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<usize> {
+        let mut conn = self.pool.get().await?;
+        let candidates = conn
+            .query(
+                "SELECT m.id, m.event_type, m.channels FROM message m WHERE m.app_id = $1 AND m.created_at >= $2 \
+                 AND m.created_at < $3 AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = $4) \
+                 ORDER BY m.id LIMIT $5",
+                &[&ep.app_id, &since, &until, &ep.id, &(REPLAY_MISSING_MAX as i64)],
+            )
+            .await?;
+        let wanted: Vec<String> = candidates
+            .iter()
+            .filter(|r| {
+                let channels: Option<Vec<String>> = crate::json_decode_opt(r.get(2));
+                endpoint_wants(&ep, r.get(1), channels.as_deref())
+            })
+            .map(|r| r.get(0))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(0);
+        }
+        let n = conn
+            .execute(
+                "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
+                 SELECT m, $2, $3, 1, 0, $4, FALSE, 1, $4, $4 FROM unnest($1::text[]) AS m ON CONFLICT (msg_id, endpoint_id) DO NOTHING",
+                &[&wanted, &ep.id, &ep.app_id, &now],
+            )
+            .await?;
+        conn.execute("SELECT pg_notify($1, '')", &[&DUE_CHANNEL])
+            .await?;
+        Ok(n as usize)
+    }
+
     /// Other nodes may hold leases: nothing is released; leases run out on their own.
     async fn release_leases(&self, _now: i64) -> Result<usize> {
         Ok(0)
@@ -219,12 +261,22 @@ impl crate::Queue for PgStore {
         conn.finish(outcome).await
     }
 
-    async fn recover(&self, endpoint_id: &str, since: i64, until: i64, now: i64) -> Result<usize> {
+    async fn recover(
+        &self,
+        endpoint_id: &str,
+        since: i64,
+        until: i64,
+        now: i64,
+        include_succeeded: bool,
+    ) -> Result<usize> {
+        let statuses = if include_succeeded { "0, 2, 4" } else { "2, 4" };
         let mut conn = self.pool.get().await?;
         let n = conn
             .execute(
-                "UPDATE delivery SET status = 1, next_attempt_at = $4, leased = FALSE, trigger_type = 1, updated_at = $4 \
-                 WHERE endpoint_id = $1 AND status IN (2, 4) AND created_at >= $2 AND created_at < $3",
+                &format!(
+                    "UPDATE delivery SET status = 1, next_attempt_at = $4, leased = FALSE, trigger_type = 1, updated_at = $4 \
+                     WHERE endpoint_id = $1 AND status IN ({statuses}) AND created_at >= $2 AND created_at < $3"
+                ),
                 &[&endpoint_id, &since, &until, &now],
             )
             .await?;

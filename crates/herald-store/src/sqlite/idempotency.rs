@@ -48,6 +48,31 @@ impl crate::Idempotency for SqliteStore {
         .await
     }
 
+    async fn task_get(&self, id: &str) -> Result<Task> {
+        let id = id.to_string();
+        self.read(move |c| {
+            c.prepare_cached("SELECT id, kind, status, data, updated_at FROM task WHERE id = ?1")?
+                .query_row([id], task_from_row)
+                .optional()?
+                .ok_or(crate::StoreError::NotFound)
+        })
+        .await
+    }
+
+    async fn task_list(
+        &self,
+        q: crate::ListQuery,
+        status: Option<String>,
+        kind: Option<String>,
+    ) -> Result<crate::Page<Task>> {
+        self.read(move |c| {
+            let list = crate::task_list_query(crate::sql::Dialect::Sqlite, &q, status, kind);
+            let rows = super::query_rows(c, &list, task_from_row)?;
+            Ok(q.finish(rows, |t| t.id.clone()))
+        })
+        .await
+    }
+
     async fn task_save(&self, task: Task) -> Result<Task> {
         self.write(move |c| {
             c.execute(
@@ -58,4 +83,14 @@ impl crate::Idempotency for SqliteStore {
         })
         .await
     }
+}
+
+fn task_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Task> {
+    Ok(Task {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        status: r.get(2)?,
+        data: crate::json_decode(r.get_ref(3)?.as_str()?),
+        updated_at: r.get(4)?,
+    })
 }

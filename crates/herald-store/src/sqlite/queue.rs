@@ -8,7 +8,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::route_cache::RouteCache;
 use super::{endpoints, SqliteStore};
 use crate::filters::endpoint_columns_of;
-use crate::{job_from, next_state, Attempt, AttemptRecord, DeliveryJob, NextStep, Result};
+use crate::{
+    endpoint_wants, job_from, next_state, Attempt, AttemptRecord, DeliveryJob, Endpoint, NextStep,
+    Result, REPLAY_MISSING_MAX,
+};
 
 fn claim_due(
     conn: &Connection,
@@ -218,14 +221,60 @@ impl crate::Queue for SqliteStore {
 
     /// Makes every delivery to the endpoint that failed (or was canceled) in [since, until)
     /// pending again, due now, as a manual attempt. Returns how many.
-    async fn recover(&self, endpoint_id: &str, since: i64, until: i64, now: i64) -> Result<usize> {
+    async fn recover(
+        &self,
+        endpoint_id: &str,
+        since: i64,
+        until: i64,
+        now: i64,
+        include_succeeded: bool,
+    ) -> Result<usize> {
         let id = endpoint_id.to_string();
+        let statuses = if include_succeeded { "0, 2, 4" } else { "2, 4" };
         self.write(move |c| {
             Ok(c.execute(
-                "UPDATE delivery SET status = 1, next_attempt_at = ?4, leased = 0, trigger_type = 1, updated_at = ?4 \
-                 WHERE endpoint_id = ?1 AND status IN (2, 4) AND created_at >= ?2 AND created_at < ?3",
+                &format!(
+                    "UPDATE delivery SET status = 1, next_attempt_at = ?4, leased = 0, trigger_type = 1, updated_at = ?4 \
+                     WHERE endpoint_id = ?1 AND status IN ({statuses}) AND created_at >= ?2 AND created_at < ?3"
+                ),
                 params![id, since, until, now],
             )?)
+        })
+        .await
+    }
+
+    async fn replay_missing(
+        &self,
+        ep: Endpoint,
+        since: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<usize> {
+        self.write(move |c| {
+            let candidates = c
+                .prepare_cached(
+                    "SELECT m.id, m.event_type, m.channels FROM message m WHERE m.app_id = ?1 AND m.created_at >= ?2 \
+                     AND m.created_at < ?3 AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ?4) \
+                     ORDER BY m.id LIMIT ?5",
+                )?
+                .query_map(
+                    params![ep.app_id, since, until, ep.id, REPLAY_MISSING_MAX as i64],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?)),
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut insert = c.prepare_cached(
+                "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, 1, 0, ?4, 0, 1, ?4, ?4)",
+            )?;
+            let mut n = 0;
+            for (msg_id, event_type, channels) in candidates {
+                let channels: Option<Vec<String>> = crate::json_decode_opt(channels.as_deref());
+                if endpoint_wants(&ep, &event_type, channels.as_deref()) {
+                    insert.execute(params![msg_id, ep.id, ep.app_id, now])?;
+                    n += 1;
+                }
+            }
+            Ok(n)
         })
         .await
     }

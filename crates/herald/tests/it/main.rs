@@ -12,6 +12,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod delivery;
+mod replay;
 mod scoped;
 mod sdk;
 mod secrets;
