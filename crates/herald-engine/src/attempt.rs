@@ -224,14 +224,28 @@ pub(crate) async fn run_recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver
         let mut wait = Duration::from_millis(100);
         loop {
             let started = Instant::now();
-            let written = engine.inner.store.record_attempts(records.clone()).await;
+            let window = engine
+                .inner
+                .config
+                .auto_disable_after
+                .map(|d| d.as_millis() as i64);
+            let written = engine
+                .inner
+                .store
+                .record_attempts(records.clone(), window)
+                .await;
             engine
                 .inner
                 .config
                 .metrics
                 .store(StoreOp::RecordAttempts, started.elapsed());
             match written {
-                Ok(()) => break,
+                Ok(disabled) => {
+                    for endpoint in disabled {
+                        tracing::warn!(endpoint.id = %endpoint, "endpoint disabled: it answered 410 Gone, or every attempt failed for the auto-disable window; re-enable it and recover what failed");
+                    }
+                    break;
+                }
                 // The database is down for a while (a restart, a network cut): keep the
                 // attempts and try again, so that the log loses nothing and deliveries
                 // are not sent again when their leases end.

@@ -66,6 +66,9 @@ pub struct EngineConfig {
     pub proxy: Option<String>,
     /// Opens the sealed signing keys of deliveries.
     pub sealer: Arc<herald_core::sealing::Sealer>,
+    /// An endpoint whose attempts all failed for this long (no success in between) is
+    /// disabled; `None`: never (410 Gone still disables at once).
+    pub auto_disable_after: Option<Duration>,
     /// Where attempts and store latencies are counted.
     pub metrics: Arc<herald_core::metrics::Metrics>,
 }
@@ -88,6 +91,7 @@ impl Default for EngineConfig {
             proxy: None,
             sealer: Arc::new(herald_core::sealing::Sealer::ephemeral()),
             metrics: Arc::default(),
+            auto_disable_after: Some(Duration::from_secs(5 * 24 * 3600)),
         }
     }
 }

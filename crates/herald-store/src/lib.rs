@@ -203,7 +203,14 @@ pub trait Queue: Send + Sync {
     /// For monitoring: (pending deliveries, the earliest due time of those not leased).
     async fn queue_stats(&self) -> Result<(i64, Option<i64>)>;
     /// Appends each attempt and moves its delivery to its next state.
-    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<()>;
+    /// Also tracks since when each endpoint has failed without a success in between,
+    /// and disables it once that is `auto_disable_after_ms` or longer (or at once on
+    /// a 410). Returns the endpoints this call disabled.
+    async fn record_attempts(
+        &self,
+        records: Vec<AttemptRecord>,
+        auto_disable_after_ms: Option<i64>,
+    ) -> Result<Vec<String>>;
     /// At start-up of a process that owns the store alone: deliveries leased by a
     /// process that died are due again now. A shared store leaves leases to expire.
     async fn release_leases(&self, now: i64) -> Result<usize>;

@@ -145,6 +145,7 @@ conformance!(
     deleting_an_application_removes_everything_under_it,
     retention_purges_payloads_then_prunes_old_messages_in_batches,
     replays_send_what_was_missed_or_everything_again,
+    an_endpoint_failing_for_the_whole_window_is_disabled,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -664,11 +665,14 @@ async fn attempts_move_deliveries_and_fill_the_log(store: SharedStore) {
     let job = &jobs[0];
     let failed = attempt_for(job, 500, T0 + 10);
     store
-        .record_attempts(vec![AttemptRecord {
-            delivery_id: job.delivery_id,
-            attempt: failed.clone(),
-            next: NextStep::RetryAt(T0 + 5_000),
-        }])
+        .record_attempts(
+            vec![AttemptRecord {
+                delivery_id: job.delivery_id,
+                attempt: failed.clone(),
+                next: NextStep::RetryAt(T0 + 5_000),
+            }],
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(store.next_due_at().await.unwrap(), Some(T0 + 5_000));
@@ -683,11 +687,14 @@ async fn attempts_move_deliveries_and_fill_the_log(store: SharedStore) {
     assert_eq!(retry[0].attempts, 1);
     let ok = attempt_for(&retry[0], 204, T0 + 5_010);
     store
-        .record_attempts(vec![AttemptRecord {
-            delivery_id: retry[0].delivery_id,
-            attempt: ok.clone(),
-            next: NextStep::Succeeded,
-        }])
+        .record_attempts(
+            vec![AttemptRecord {
+                delivery_id: retry[0].delivery_id,
+                attempt: ok.clone(),
+                next: NextStep::Succeeded,
+            }],
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(store.next_due_at().await.unwrap(), None);
@@ -767,11 +774,14 @@ async fn a_410_disables_the_endpoint_and_its_due_work_is_canceled(store: SharedS
         .await
         .unwrap();
     store
-        .record_attempts(vec![AttemptRecord {
-            delivery_id: jobs[0].delivery_id,
-            attempt: attempt_for(&jobs[0], 410, T0 + 1),
-            next: NextStep::FailedAndDisableEndpoint,
-        }])
+        .record_attempts(
+            vec![AttemptRecord {
+                delivery_id: jobs[0].delivery_id,
+                attempt: attempt_for(&jobs[0], 410, T0 + 1),
+                next: NextStep::FailedAndDisableEndpoint,
+            }],
+            None,
+        )
         .await
         .unwrap();
     assert!(store.endpoint_get(&app_id, &ep_id).await.unwrap().disabled);
@@ -793,11 +803,14 @@ async fn resend_and_recover_make_deliveries_due_again(store: SharedStore) {
         .await
         .unwrap();
     store
-        .record_attempts(vec![AttemptRecord {
-            delivery_id: jobs[0].delivery_id,
-            attempt: attempt_for(&jobs[0], 500, T0 + 1),
-            next: NextStep::Failed,
-        }])
+        .record_attempts(
+            vec![AttemptRecord {
+                delivery_id: jobs[0].delivery_id,
+                attempt: attempt_for(&jobs[0], 500, T0 + 1),
+                next: NextStep::Failed,
+            }],
+            None,
+        )
         .await
         .unwrap();
     let resent = store
@@ -809,11 +822,14 @@ async fn resend_and_recover_make_deliveries_due_again(store: SharedStore) {
     assert_eq!((resent.trigger, resent.attempts), (Trigger::Manual, 1));
     assert_eq!(&*resent.payload, r#"{"n":1}"#);
     store
-        .record_attempts(vec![AttemptRecord {
-            delivery_id: resent.delivery_id,
-            attempt: attempt_for(&resent, 500, T0 + 11),
-            next: NextStep::Failed,
-        }])
+        .record_attempts(
+            vec![AttemptRecord {
+                delivery_id: resent.delivery_id,
+                attempt: attempt_for(&resent, 500, T0 + 11),
+                next: NextStep::Failed,
+            }],
+            None,
+        )
         .await
         .unwrap();
     assert!(store
@@ -824,11 +840,14 @@ async fn resend_and_recover_make_deliveries_due_again(store: SharedStore) {
     let due = store.claim_due(T0 + 20, T0 + 80_000, 10).await.unwrap();
     assert_eq!(due.len(), 1, "an unleased resend is due now");
     store
-        .record_attempts(vec![AttemptRecord {
-            delivery_id: due[0].delivery_id,
-            attempt: attempt_for(&due[0], 500, T0 + 21),
-            next: NextStep::Failed,
-        }])
+        .record_attempts(
+            vec![AttemptRecord {
+                delivery_id: due[0].delivery_id,
+                attempt: attempt_for(&due[0], 500, T0 + 21),
+                next: NextStep::Failed,
+            }],
+            None,
+        )
         .await
         .unwrap();
     assert!(matches!(
@@ -1003,11 +1022,14 @@ async fn deleting_an_application_removes_everything_under_it(store: SharedStore)
     assert_eq!(store.next_due_at().await.unwrap(), None);
     // An attempt that finishes after the delete is dropped, not an error for the rest.
     let result = store
-        .record_attempts(vec![AttemptRecord {
-            delivery_id: jobs[0].delivery_id,
-            attempt: attempt_for(&jobs[0], 200, T0 + 1),
-            next: NextStep::Succeeded,
-        }])
+        .record_attempts(
+            vec![AttemptRecord {
+                delivery_id: jobs[0].delivery_id,
+                attempt: attempt_for(&jobs[0], 200, T0 + 1),
+                next: NextStep::Succeeded,
+            }],
+            None,
+        )
         .await;
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
 }
@@ -1023,11 +1045,14 @@ async fn retention_purges_payloads_then_prunes_old_messages_in_batches(store: Sh
         // Three of them are delivered; two stay pending.
         if i < 3 {
             store
-                .record_attempts(vec![AttemptRecord {
-                    delivery_id: jobs[0].delivery_id,
-                    attempt: attempt_for(&jobs[0], 200, T0 + 10),
-                    next: NextStep::Succeeded,
-                }])
+                .record_attempts(
+                    vec![AttemptRecord {
+                        delivery_id: jobs[0].delivery_id,
+                        attempt: attempt_for(&jobs[0], 200, T0 + 10),
+                        next: NextStep::Succeeded,
+                    }],
+                    None,
+                )
                 .await
                 .unwrap();
         }
@@ -1146,11 +1171,14 @@ async fn replays_send_what_was_missed_or_everything_again(store: SharedStore) {
     assert!(due.iter().all(|j| j.trigger == Trigger::Manual));
     for job in &due {
         store
-            .record_attempts(vec![AttemptRecord {
-                delivery_id: job.delivery_id,
-                attempt: attempt_for(job, 204, T0 + 101),
-                next: NextStep::Succeeded,
-            }])
+            .record_attempts(
+                vec![AttemptRecord {
+                    delivery_id: job.delivery_id,
+                    attempt: attempt_for(job, 204, T0 + 101),
+                    next: NextStep::Succeeded,
+                }],
+                None,
+            )
             .await
             .unwrap();
     }
@@ -1209,4 +1237,70 @@ async fn replays_send_what_was_missed_or_everything_again(store: SharedStore) {
         .await
         .unwrap();
     assert_eq!(all.data.len(), 2);
+}
+
+async fn an_endpoint_failing_for_the_whole_window_is_disabled(store: SharedStore) {
+    let (app_id, ep_id) = app_with_endpoint(&store).await;
+    let window = Some(10_000);
+    let attempt_at = |at: i64, code: i64| {
+        let store = store.clone();
+        let app_id = app_id.clone();
+        async move {
+            let (_, jobs) = store
+                .message_create(message(&app_id, "x", Some(at + 60_000)), at)
+                .await
+                .unwrap();
+            let next = if code < 300 {
+                NextStep::Succeeded
+            } else {
+                NextStep::Failed
+            };
+            store
+                .record_attempts(
+                    vec![AttemptRecord {
+                        delivery_id: jobs[0].delivery_id,
+                        attempt: attempt_for(&jobs[0], code, at),
+                        next,
+                    }],
+                    window,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // Failing since T0; a success at T0 + 5 s ends the streak.
+    assert!(attempt_at(T0, 500).await.is_empty());
+    assert!(attempt_at(T0 + 5_000, 200).await.is_empty());
+    assert!(attempt_at(T0 + 6_000, 500).await.is_empty());
+    assert!(
+        attempt_at(T0 + 12_000, 500).await.is_empty(),
+        "failing for 6 s only"
+    );
+    assert!(!store.endpoint_get(&app_id, &ep_id).await.unwrap().disabled);
+    // Ten seconds of failures with no success: disabled, once.
+    assert_eq!(attempt_at(T0 + 16_000, 503).await, vec![ep_id.clone()]);
+    assert!(store.endpoint_get(&app_id, &ep_id).await.unwrap().disabled);
+    // Re-enabled: a new streak starts; one failure does not disable it again.
+    let mut ep = store.endpoint_get(&app_id, &ep_id).await.unwrap();
+    ep.disabled = false;
+    store.endpoint_update(ep).await.unwrap();
+    assert!(attempt_at(T0 + 30_000, 500).await.is_empty());
+    assert!(!store.endpoint_get(&app_id, &ep_id).await.unwrap().disabled);
+    // Without a window, failures never disable.
+    let (_, jobs) = store
+        .message_create(message(&app_id, "x", Some(T0 + 99_000)), T0 + 90_000)
+        .await
+        .unwrap();
+    let none = store
+        .record_attempts(
+            vec![AttemptRecord {
+                delivery_id: jobs[0].delivery_id,
+                attempt: attempt_for(&jobs[0], 500, T0 + 90_000),
+                next: NextStep::Failed,
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty());
 }

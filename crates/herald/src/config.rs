@@ -52,6 +52,7 @@ pub struct Config {
     pub shutdown_grace_secs: f64,
     pub message_retention_days: f64,
     pub retention_sweep_secs: f64,
+    pub endpoint_auto_disable_secs: f64,
 }
 
 /// What a node does.
@@ -278,6 +279,8 @@ impl Config {
             resolve: self.resolve_overrides().expect("checked at load"),
             proxy: (!self.outbound_proxy.is_empty()).then(|| self.outbound_proxy.clone()),
             sealer,
+            auto_disable_after: (self.endpoint_auto_disable_secs > 0.0)
+                .then(|| secs(self.endpoint_auto_disable_secs)),
             // The server shares one `Metrics` between the engine and the API.
             metrics: Default::default(),
         }

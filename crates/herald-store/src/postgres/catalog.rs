@@ -212,7 +212,9 @@ impl crate::Endpoints for PgStore {
         let mut conn = self.pool.get().await?;
         let n = conn
             .execute(
-                "UPDATE endpoint SET uid = $2, url = $3, description = $4, disabled = $5, event_types = $6, \
+                // Re-enabling starts a new failure streak.
+                "UPDATE endpoint SET failing_since = CASE WHEN disabled AND NOT $5 THEN NULL ELSE failing_since END, \
+                 uid = $2, url = $3, description = $4, disabled = $5, event_types = $6, \
                  channels = $7, throttle_rate = $8, metadata = $9, headers = $10, secrets = $11, updated_at = $12 \
                  WHERE id = $1",
                 &[

@@ -30,6 +30,7 @@ use pool::Pool;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/1_schema.sql"),
     include_str!("migrations/2_retention.sql"),
+    include_str!("migrations/3_failing_since.sql"),
 ];
 
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -15,7 +15,11 @@ use crate::{
 impl PgStore {
     /// Writes a batch of attempts and their deliveries' next states in one transaction
     /// of three statements, whatever the batch's size.
-    async fn record_batch(&self, records: &[AttemptRecord]) -> Result<()> {
+    async fn record_batch(
+        &self,
+        records: &[AttemptRecord],
+        auto_disable_after_ms: Option<i64>,
+    ) -> Result<Vec<String>> {
         let a: Vec<_> = records.iter().map(|r| &r.attempt).collect();
         let ids: Vec<&str> = a.iter().map(|x| x.id.as_str()).collect();
         let msg_ids: Vec<&str> = a.iter().map(|x| x.msg_id.as_str()).collect();
@@ -31,6 +35,16 @@ impl PgStore {
         let delivery_ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
         let (next_status, next_at): (Vec<i64>, Vec<Option<i64>>) =
             records.iter().map(|r| next_state(r.next)).unzip();
+        let succeeded: Vec<&str> = records
+            .iter()
+            .filter(|r| r.attempt.status == 0)
+            .map(|r| r.attempt.endpoint_id.as_str())
+            .collect();
+        let (failed, failed_at): (Vec<&str>, Vec<i64>) = records
+            .iter()
+            .filter(|r| r.attempt.status != 0)
+            .map(|r| (r.attempt.endpoint_id.as_str(), r.attempt.created_at))
+            .unzip();
         let gone: Vec<&str> = records
             .iter()
             .filter(|r| r.next == NextStep::FailedAndDisableEndpoint)
@@ -56,14 +70,44 @@ impl PgStore {
                 &[&delivery_ids, &next_status, &next_at, &created],
             )
             .await?;
-            if !gone.is_empty() {
+            // Failure streaks: a success ends one, a failure starts one if none runs.
+            if !succeeded.is_empty() {
                 conn.execute(
-                    "UPDATE endpoint SET disabled = TRUE, updated_at = $2 WHERE id = ANY($1)",
-                    &[&gone, &latest],
+                    "UPDATE endpoint SET failing_since = NULL WHERE id = ANY($1) AND failing_since IS NOT NULL",
+                    &[&succeeded],
                 )
                 .await?;
             }
-            Ok(())
+            let mut disabled: Vec<String> = Vec::new();
+            if !failed.is_empty() {
+                conn.execute(
+                    "UPDATE endpoint e SET failing_since = u.at FROM (SELECT id, min(at) AS at \
+                     FROM unnest($1::text[], $2::int8[]) AS t(id, at) GROUP BY id) u \
+                     WHERE e.id = u.id AND e.failing_since IS NULL",
+                    &[&failed, &failed_at],
+                )
+                .await?;
+                if let Some(window) = auto_disable_after_ms {
+                    let rows = conn
+                        .query(
+                            "UPDATE endpoint SET disabled = TRUE, updated_at = $2 WHERE id = ANY($1) \
+                             AND NOT disabled AND failing_since <= $3 RETURNING id",
+                            &[&failed, &latest, &(latest - window)],
+                        )
+                        .await?;
+                    disabled.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+                }
+            }
+            if !gone.is_empty() {
+                let rows = conn
+                    .query(
+                        "UPDATE endpoint SET disabled = TRUE, updated_at = $2 WHERE id = ANY($1) AND NOT disabled RETURNING id",
+                        &[&gone, &latest],
+                    )
+                    .await?;
+                disabled.extend(rows.iter().map(|r| r.get::<_, String>(0)));
+            }
+            Ok(disabled)
         }
         .await;
         conn.finish(outcome).await
@@ -139,21 +183,28 @@ impl crate::Queue for PgStore {
 
     /// When the batch fails (say one delivery's application was deleted meanwhile),
     /// each record is tried on its own so that one bad row does not lose the others.
-    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<()> {
-        let whole = self.record_batch(&records).await;
+    async fn record_attempts(
+        &self,
+        records: Vec<AttemptRecord>,
+        auto_disable_after_ms: Option<i64>,
+    ) -> Result<Vec<String>> {
+        let whole = self.record_batch(&records, auto_disable_after_ms).await;
         if whole.is_ok()
             || records.len() == 1
             || matches!(whole, Err(crate::StoreError::Unavailable(_)))
         {
             return whole;
         }
-        let mut first_error = None;
+        let (mut disabled, mut first_error) = (Vec::new(), None);
         for r in records.chunks(1) {
-            if let Err(e) = self.record_batch(r).await {
-                first_error.get_or_insert(e);
+            match self.record_batch(r, auto_disable_after_ms).await {
+                Ok(d) => disabled.extend(d),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        first_error.map_or(Ok(()), Err)
+        first_error.map_or(Ok(disabled), Err)
     }
 
     async fn replay_missing(

@@ -108,7 +108,9 @@ impl crate::Endpoints for SqliteStore {
         self.write_routes(move |c| {
             let n = c
                 .prepare_cached(
-                    "UPDATE endpoint SET uid = ?2, url = ?3, description = ?4, disabled = ?5, event_types = ?6, \
+                    // Re-enabling starts a new failure streak.
+                    "UPDATE endpoint SET failing_since = CASE WHEN ?5 = 0 AND disabled = 1 THEN NULL ELSE failing_since END, \
+                     uid = ?2, url = ?3, description = ?4, disabled = ?5, event_types = ?6, \
                      channels = ?7, throttle_rate = ?8, metadata = ?9, headers = ?10, secrets = ?11, updated_at = ?12 \
                      WHERE id = ?1",
                 )?

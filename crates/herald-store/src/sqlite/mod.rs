@@ -93,7 +93,7 @@ const READ_POOL_SIZE: usize = 8;
 
 /// The schema version `schema.sql` creates, kept in SQLite's `user_version`. A database
 /// from a newer Herald is refused rather than misread.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     let flags = if read_only {
@@ -128,6 +128,11 @@ impl SqliteStore {
                 "{} has schema version {version}, newer than this Herald understands ({SCHEMA_VERSION}); run a newer herald",
                 path.display()
             )));
+        }
+        // Columns added after version 1 (CREATE TABLE IF NOT EXISTS leaves old tables as
+        // they were).
+        if (1..3).contains(&version) {
+            conn.execute_batch("ALTER TABLE endpoint ADD COLUMN failing_since INTEGER")?;
         }
         conn.execute_batch(include_str!("schema.sql"))?;
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
@@ -268,6 +273,36 @@ mod tests {
         drop(conn);
         let err = crate::SqliteStore::open(&path).err().expect("refused");
         assert!(err.to_string().contains("schema version 99"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_version_2_database_is_brought_up_to_date() {
+        let dir = std::env::temp_dir().join(format!(
+            "herald-upgrade-{}-{}",
+            std::process::id(),
+            herald_core::ids::random_base62(8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        drop(crate::SqliteStore::open(&path).unwrap());
+        // Make it look like version 2: no failing_since column.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE endpoint DROP COLUMN failing_since; PRAGMA user_version = 2",
+        )
+        .unwrap();
+        drop(conn);
+        drop(crate::SqliteStore::open(&path).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let has_column: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('endpoint') WHERE name = 'failing_since'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(has_column, 1);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

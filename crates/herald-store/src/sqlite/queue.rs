@@ -9,8 +9,8 @@ use super::route_cache::RouteCache;
 use super::{endpoints, SqliteStore};
 use crate::filters::endpoint_columns_of;
 use crate::{
-    endpoint_wants, job_from, next_state, Attempt, AttemptRecord, DeliveryJob, Endpoint, NextStep,
-    Result, REPLAY_MISSING_MAX,
+    endpoint_wants, job_from, next_state, AttemptRecord, DeliveryJob, Endpoint, NextStep, Result,
+    REPLAY_MISSING_MAX,
 };
 
 fn claim_due(
@@ -67,13 +67,15 @@ fn claim_due(
     Ok(jobs)
 }
 
+/// Appends the attempt, moves its delivery on, and keeps the endpoint's failure streak;
+/// returns the endpoint's id if this disabled it.
 fn record(
     conn: &Connection,
     routes: &RouteCache,
-    delivery_id: i64,
-    attempt: &Attempt,
-    next: NextStep,
-) -> Result<()> {
+    r: &AttemptRecord,
+    auto_disable_after_ms: Option<i64>,
+) -> Result<Option<String>> {
+    let (delivery_id, attempt, next) = (r.delivery_id, &r.attempt, r.next);
     conn.prepare_cached(
         "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code, response, \
          response_duration_ms, trigger_type, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -88,12 +90,42 @@ fn record(
         "UPDATE delivery SET status = ?2, attempts = attempts + 1, next_attempt_at = ?3, leased = 0, updated_at = ?4 WHERE id = ?1",
     )?
     .execute(params![delivery_id, status, next_at, attempt.created_at])?;
-    if next == NextStep::FailedAndDisableEndpoint {
-        routes.clear();
-        conn.prepare_cached("UPDATE endpoint SET disabled = 1, updated_at = ?2 WHERE id = ?1")?
-            .execute(params![attempt.endpoint_id, attempt.created_at])?;
+    let (ep, at) = (&attempt.endpoint_id, attempt.created_at);
+    if attempt.status == 0 {
+        conn.prepare_cached(
+            "UPDATE endpoint SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL",
+        )?
+        .execute([ep])?;
+        return Ok(None);
     }
-    Ok(())
+    conn.prepare_cached(
+        "UPDATE endpoint SET failing_since = ?2 WHERE id = ?1 AND failing_since IS NULL",
+    )?
+    .execute(params![ep, at])?;
+    let disable = if next == NextStep::FailedAndDisableEndpoint {
+        true
+    } else if let Some(window) = auto_disable_after_ms {
+        conn.prepare_cached("SELECT failing_since <= ?2 FROM endpoint WHERE id = ?1")?
+            .query_row(params![ep, at - window], |r| r.get::<_, Option<bool>>(0))
+            .optional()?
+            .flatten()
+            .unwrap_or(false)
+    } else {
+        false
+    };
+    if !disable {
+        return Ok(None);
+    }
+    let changed = conn
+        .prepare_cached(
+            "UPDATE endpoint SET disabled = 1, updated_at = ?2 WHERE id = ?1 AND disabled = 0",
+        )?
+        .execute(params![ep, at])?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    routes.clear();
+    Ok(Some(ep.clone()))
 }
 
 #[async_trait::async_trait]
@@ -124,31 +156,39 @@ impl crate::Queue for SqliteStore {
     /// the whole batch, so recording costs one savepoint, not one per attempt.
     /// When the batch fails (say one delivery's application was deleted meanwhile), each
     /// record is tried on its own so that one bad row does not lose the others.
-    async fn record_attempts(&self, records: Vec<AttemptRecord>) -> Result<()> {
+    async fn record_attempts(
+        &self,
+        records: Vec<AttemptRecord>,
+        auto_disable_after_ms: Option<i64>,
+    ) -> Result<Vec<String>> {
         let routes = self.inner.routes.clone();
         let batch = records.clone();
         let whole = self
             .write(move |c| {
+                let mut disabled = Vec::new();
                 for r in &batch {
-                    record(c, &routes, r.delivery_id, &r.attempt, r.next)?;
+                    disabled.extend(record(c, &routes, r, auto_disable_after_ms)?);
                 }
-                Ok(())
+                Ok(disabled)
             })
             .await;
         if whole.is_ok() || records.len() == 1 {
             return whole;
         }
-        let mut first_error = None;
+        let (mut disabled, mut first_error) = (Vec::new(), None);
         for r in records {
             let routes = self.inner.routes.clone();
-            if let Err(e) = self
-                .write(move |c| record(c, &routes, r.delivery_id, &r.attempt, r.next))
+            match self
+                .write(move |c| record(c, &routes, &r, auto_disable_after_ms))
                 .await
             {
-                first_error.get_or_insert(e);
+                Ok(d) => disabled.extend(d),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        first_error.map_or(Ok(()), Err)
+        first_error.map_or(Ok(disabled), Err)
     }
 
     /// At start-up of the process that owns the file: deliveries leased by a process that

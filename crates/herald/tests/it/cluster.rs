@@ -555,11 +555,11 @@ async fn nodes_migrating_at_once_take_turns() {
             "the postgres schema is up to date"
         );
     }
-    // Two migrations (the schema, then the retention indexes), each run once.
+    // Three migrations (the schema, the retention indexes, failure streaks), each once.
     assert_eq!(
         db.count("SELECT count(*) FROM herald_schema").await,
-        2,
+        3,
         "migrated once"
     );
-    assert_eq!(db.count("SELECT max(version) FROM herald_schema").await, 2);
+    assert_eq!(db.count("SELECT max(version) FROM herald_schema").await, 3);
 }

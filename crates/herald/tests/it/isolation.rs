@@ -175,3 +175,76 @@ async fn a_429_with_retry_after_holds_back_the_queue() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_endpoint_failing_for_the_whole_window_is_disabled_and_can_come_back() {
+    let rx = Receiver::start().await;
+    rx.otherwise(Reply::status(500));
+    // The window is one second here (five days by default).
+    let app = spawn_app(&[
+        ("HERALD_ENDPOINT_AUTO_DISABLE_SECS", "1"),
+        (
+            "HERALD_RETRY_SCHEDULE_SECS",
+            "0.3,0.3,0.3,0.3,0.3,0.3,0.3,0.3",
+        ),
+    ])
+    .await;
+    let a = app.app("flaky").await;
+    let (ep, _) = app.endpoint(&a, &rx.url("/"), json!({})).await;
+    let msg = app.send(&a, json!({"eventType": "x", "payload": {}})).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, got) = app.get(&format!("/app/{a}/endpoint/{ep}")).await;
+        if got["disabled"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never disabled: {got}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let attempts = app
+        .attempts_until(&a, &msg, Duration::from_secs(5), |d| !d.is_empty())
+        .await;
+    let first =
+        herald_core::time::parse_rfc3339(attempts[0]["timestamp"].as_str().unwrap()).unwrap();
+    let last = herald_core::time::parse_rfc3339(
+        attempts[attempts.len() - 1]["timestamp"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert!(
+        last - first >= 1000,
+        "disabled only after a second of failures"
+    );
+    // Re-enabled, it delivers again once the receiver is healthy, and recover sends
+    // what failed meanwhile.
+    rx.otherwise(Reply::status(200));
+    let (s, _) = app
+        .call(
+            "PATCH",
+            &format!("/app/{a}/endpoint/{ep}"),
+            Some(json!({"disabled": false})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = app
+        .post(
+            &format!("/app/{a}/endpoint/{ep}/recover"),
+            json!({"since": "2020-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !app
+        .attempts_until(&a, &msg, Duration::from_secs(5), |d| !d.is_empty())
+        .await
+        .iter()
+        .any(|x| x["status"] == 0)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the recovered message never succeeded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, got) = app.get(&format!("/app/{a}/endpoint/{ep}")).await;
+    assert_eq!(got["disabled"], false);
+}
