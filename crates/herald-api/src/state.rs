@@ -39,6 +39,8 @@ pub struct ApiConfig {
     pub max_uri_bytes: usize,
     /// The server's address as its users reach it, for links it hands out.
     pub public_url: String,
+    /// The application operational webhooks are sent from (`None`: they are off).
+    pub operational_app_id: Option<String>,
     /// Counters shown at `/metrics` (shared with the engine).
     pub metrics: Arc<herald_core::metrics::Metrics>,
     /// Seals endpoint signing keys before they are stored, and opens them to show.
@@ -59,6 +61,7 @@ impl Default for ApiConfig {
             max_uri_bytes: 8 * 1024,
             sealer: Arc::new(herald_core::sealing::Sealer::ephemeral()),
             metrics: Arc::default(),
+            operational_app_id: None,
             max_endpoints_per_app: 100,
             idempotency_ttl_ms: 12 * 3600 * 1000,
         }

@@ -85,6 +85,7 @@ impl Engine {
             created_at: started_at,
         };
         tracing::debug!(msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, status = outcome.status_code, ?next, "attempt");
+        self.announce_attempt(&job, &attempt, next);
         let record = AttemptRecord {
             delivery_id: job.delivery_id,
             attempt,
@@ -96,6 +97,35 @@ impl Engine {
         if self.inner.records.send(record).is_err() {
             tracing::error!(msg.id = %job.msg_id, "the attempt recorder has stopped; the delivery will be retried after its lease");
         }
+    }
+
+    /// Operational webhooks about a message's delivery: failing after the fourth failed
+    /// attempt, exhausted when retries ran out, recovered when it then succeeded.
+    fn announce_attempt(&self, job: &DeliveryJob, attempt: &Attempt, next: NextStep) {
+        if self.is_operational(&job.app_id) {
+            return;
+        }
+        let number = job.attempts + 1;
+        let event_type = match next {
+            NextStep::Succeeded if job.attempts >= FAILING_AFTER => "message.attempt.recovered",
+            NextStep::Failed if job.trigger == Trigger::Scheduled => "message.attempt.exhausted",
+            NextStep::RetryAt(_) if number == FAILING_AFTER => "message.attempt.failing",
+            _ => return,
+        };
+        self.announce(
+            event_type,
+            serde_json::json!({
+                "appId": job.app_id,
+                "msgId": job.msg_id,
+                "endpointId": job.endpoint_id,
+                "lastAttempt": {
+                    "id": attempt.id,
+                    "timestamp": herald_core::time::format_rfc3339(attempt.created_at),
+                    "responseStatusCode": attempt.response_status_code,
+                    "responseDurationMs": attempt.response_duration_ms,
+                },
+            }),
+        );
     }
 
     fn next_step(&self, job: &DeliveryJob, outcome: &AttemptOutcome) -> NextStep {
@@ -243,6 +273,20 @@ pub(crate) async fn run_recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver
                 Ok(disabled) => {
                     for endpoint in disabled {
                         tracing::warn!(endpoint.id = %endpoint, "endpoint disabled: it answered 410 Gone, or every attempt failed for the auto-disable window; re-enable it and recover what failed");
+                        let Some(r) = records.iter().find(|r| r.attempt.endpoint_id == endpoint)
+                        else {
+                            continue;
+                        };
+                        if !engine.is_operational(&r.attempt.app_id) {
+                            engine.announce(
+                                "endpoint.disabled",
+                                serde_json::json!({
+                                    "appId": r.attempt.app_id,
+                                    "endpointId": endpoint,
+                                    "trigger": "automatic",
+                                }),
+                            );
+                        }
                     }
                     break;
                 }
@@ -269,6 +313,9 @@ pub(crate) async fn run_recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver
         }
     }
 }
+
+/// After this many failed attempts, a delivery is reported failing.
+const FAILING_AFTER: u32 = 4;
 
 /// How long an endpoint that answered 429 or 503 without `Retry-After` is left alone.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(5);

@@ -69,6 +69,8 @@ pub struct EngineConfig {
     /// An endpoint whose attempts all failed for this long (no success in between) is
     /// disabled; `None`: never (410 Gone still disables at once).
     pub auto_disable_after: Option<Duration>,
+    /// The application operational webhooks are sent from (`None`: they are off).
+    pub operational_app_id: Option<String>,
     /// Where attempts and store latencies are counted.
     pub metrics: Arc<herald_core::metrics::Metrics>,
 }
@@ -92,6 +94,7 @@ impl Default for EngineConfig {
             sealer: Arc::new(herald_core::sealing::Sealer::ephemeral()),
             metrics: Arc::default(),
             auto_disable_after: Some(Duration::from_secs(5 * 24 * 3600)),
+            operational_app_id: None,
         }
     }
 }
@@ -213,6 +216,35 @@ impl Engine {
             });
         }
         Ok(tokio::spawn(scheduler::run(self.clone())))
+    }
+
+    /// Sends an operational webhook (in the background: the caller does not wait).
+    pub(crate) fn announce(&self, event_type: &'static str, data: serde_json::Value) {
+        let Some(op_app) = self.inner.config.operational_app_id.clone() else {
+            return;
+        };
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let now = herald_core::time::now_ms();
+            let new = herald_store::operational::message(
+                &op_app,
+                event_type,
+                data,
+                engine.lease_until(now),
+            );
+            match engine.inner.store.message_create(new, now).await {
+                Ok((_, jobs)) => engine.hand_off(jobs),
+                Err(e) => {
+                    tracing::warn!(error = %e, event_type, "could not send an operational webhook")
+                }
+            }
+        });
+    }
+
+    /// Whether `app_id` is the operational application (its own deliveries are never
+    /// announced, so that failures cannot feed on themselves).
+    pub(crate) fn is_operational(&self, app_id: &str) -> bool {
+        self.inner.config.operational_app_id.as_deref() == Some(app_id)
     }
 
     /// Sends deliveries that were just committed and leased to this process, without

@@ -9,6 +9,7 @@
 
 mod filters;
 pub mod model;
+pub mod operational;
 pub mod page;
 pub mod postgres;
 mod sql;

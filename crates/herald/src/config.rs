@@ -53,6 +53,7 @@ pub struct Config {
     pub message_retention_days: f64,
     pub retention_sweep_secs: f64,
     pub endpoint_auto_disable_secs: f64,
+    pub operational_webhooks: bool,
 }
 
 /// What a node does.
@@ -281,6 +282,8 @@ impl Config {
             sealer,
             auto_disable_after: (self.endpoint_auto_disable_secs > 0.0)
                 .then(|| secs(self.endpoint_auto_disable_secs)),
+            // Set by the server once the operational application exists.
+            operational_app_id: None,
             // The server shares one `Metrics` between the engine and the API.
             metrics: Default::default(),
         }

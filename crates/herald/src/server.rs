@@ -107,8 +107,18 @@ impl Server {
         let metrics = Arc::new(herald_core::metrics::Metrics::default());
         let new_admin_token = ensure_admin_token(&store, config).await?;
 
+        let operational_app_id = if config.operational_webhooks {
+            Some(
+                herald_store::operational::ensure(&store, now_ms())
+                    .await
+                    .context("creating the operational webhooks application")?,
+            )
+        } else {
+            None
+        };
         let mut engine_config = config.engine(sealer.clone());
         engine_config.metrics = metrics.clone();
+        engine_config.operational_app_id = operational_app_id.clone();
         let engine =
             Engine::new(store.clone(), engine_config).context("building the HTTP client")?;
         let hand_off: Arc<dyn HandOff> = if config.role.delivers() {
@@ -126,6 +136,7 @@ impl Server {
         let addr = listener.local_addr()?;
         let mut api_config = config.api(sealer);
         api_config.metrics = metrics;
+        api_config.operational_app_id = operational_app_id;
         if api_config.public_url.is_empty() {
             api_config.public_url = format!("http://{addr}");
         }

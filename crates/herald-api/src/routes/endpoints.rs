@@ -178,7 +178,38 @@ pub async fn create(
         .store
         .endpoint_insert(ep, state.config.max_endpoints_per_app)
         .await?;
+    announce(&state, "endpoint.created", &app, &ep).await;
     Ok((StatusCode::CREATED, Json(ep.into())))
+}
+
+/// Sends an operational webhook about an endpoint (not for the operational
+/// application's own endpoints). A failure to announce does not fail the request.
+async fn announce(
+    state: &ApiState,
+    event_type: &str,
+    app: &herald_store::Application,
+    ep: &Endpoint,
+) {
+    let Some(op_app) = &state.config.operational_app_id else {
+        return;
+    };
+    if &app.id == op_app {
+        return;
+    }
+    let data = serde_json::json!({
+        "appId": app.id, "appUid": app.uid, "endpointId": ep.id, "endpointUid": ep.uid,
+    });
+    let now = now_ms();
+    let new = herald_store::operational::message(
+        op_app,
+        event_type,
+        data,
+        state.hand_off.lease_until(now),
+    );
+    match state.store.message_create(new, now).await {
+        Ok((_, jobs)) => state.hand_off.hand_off(jobs),
+        Err(e) => tracing::warn!(error = %e, event_type, "could not send an operational webhook"),
+    }
 }
 
 pub async fn get(
@@ -218,10 +249,9 @@ pub async fn put(
                 ep.secrets = old.secrets;
             }
             check(&state, &ep).await?;
-            Ok((
-                StatusCode::OK,
-                Json(state.store.endpoint_update(ep).await?.into()),
-            ))
+            let ep = state.store.endpoint_update(ep).await?;
+            announce(&state, "endpoint.updated", &app, &ep).await;
+            Ok((StatusCode::OK, Json(ep.into())))
         }
         Err(herald_store::StoreError::NotFound) => {
             let mut ep = from_input(&state, &app.id, body, now)?;
@@ -233,6 +263,7 @@ pub async fn put(
                 .store
                 .endpoint_insert(ep, state.config.max_endpoints_per_app)
                 .await?;
+            announce(&state, "endpoint.created", &app, &ep).await;
             Ok((StatusCode::CREATED, Json(ep.into())))
         }
         Err(e) => Err(e.into()),
@@ -245,7 +276,7 @@ pub async fn patch(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<EndpointPatch>,
 ) -> ApiResult<Json<EndpointOut>> {
-    let (_, mut ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
+    let (app, mut ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     if let Some(url) = body.url {
         ep.url = url;
     }
@@ -272,7 +303,9 @@ pub async fn patch(
     }
     ep.updated_at = now_ms();
     check(&state, &ep).await?;
-    Ok(Json(state.store.endpoint_update(ep).await?.into()))
+    let ep = state.store.endpoint_update(ep).await?;
+    announce(&state, "endpoint.updated", &app, &ep).await;
+    Ok(Json(ep.into()))
 }
 
 pub async fn delete(
@@ -280,8 +313,9 @@ pub async fn delete(
     Extension(caller): Extension<Caller>,
     Path((app_id, endpoint_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let (_, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
+    let (app, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     state.store.endpoint_delete(&ep.id).await?;
+    announce(&state, "endpoint.deleted", &app, &ep).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -63,6 +63,9 @@ pub async fn spawn_app(env: &[(&str, &str)]) -> TestApp {
         ("HERALD_POLL_INTERVAL_MS".into(), "50".into()),
         // Receivers run on loopback, which the SSRF guard refuses unless opened.
         ("HERALD_ALLOWED_SUBNETS".into(), LOOPBACK.into()),
+        // Most tests count applications and event types on an empty server; the
+        // operational webhooks test turns them on.
+        ("HERALD_OPERATIONAL_WEBHOOKS".into(), "false".into()),
     ];
     for (k, v) in env {
         vars.retain(|(name, _)| name != k);

@@ -5,6 +5,7 @@ mod helpers;
 mod isolation;
 mod limits;
 mod observability;
+mod operational;
 mod pg;
 
 mod api;
