@@ -84,7 +84,7 @@ impl Engine {
             trigger_type: job.trigger as i64,
             created_at: started_at,
         };
-        tracing::debug!(msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, status = outcome.status_code, ?next, "attempt");
+        tracing::debug!(msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, app.id = %job.app_id, status = outcome.status_code, ?next, "attempt");
         self.announce_attempt(&job, &attempt, next);
         let record = AttemptRecord {
             delivery_id: job.delivery_id,
