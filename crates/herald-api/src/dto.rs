@@ -142,6 +142,10 @@ pub struct EndpointIn {
     pub headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub version: Option<i64>,
+    /// Herald extension: deliver in order (each message only after every earlier one
+    /// succeeded or was given up). Default false.
+    #[serde(default)]
+    pub ordered: Option<bool>,
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -171,6 +175,9 @@ pub struct EndpointPatch {
     pub metadata: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub version: Option<i64>,
+    /// Herald extension: ordered delivery.
+    #[serde(default)]
+    pub ordered: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -187,6 +194,8 @@ pub struct EndpointOut {
     pub channels: Option<Vec<String>>,
     pub throttle_rate: Option<u32>,
     pub rate_limit: Option<u32>,
+    /// Herald extension: ordered delivery.
+    pub ordered: bool,
     pub version: i64,
     pub metadata: BTreeMap<String, String>,
     pub created_at: String,
@@ -206,6 +215,7 @@ impl From<Endpoint> for EndpointOut {
             channels: e.channels,
             throttle_rate: e.throttle_rate,
             rate_limit: e.throttle_rate,
+            ordered: e.ordered,
             version: 1,
             metadata: e.metadata,
             created_at: format_rfc3339(e.created_at),

@@ -70,7 +70,7 @@ pub(crate) const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.app_i
 
 pub(crate) const ENDPOINT_COLUMNS: &str =
     "id, app_id, uid, url, description, disabled, event_types, channels, \
-     throttle_rate, metadata, headers, secrets, created_at, updated_at";
+     throttle_rate, metadata, headers, secrets, created_at, updated_at, ordered";
 
 /// `ENDPOINT_COLUMNS` qualified by a table alias.
 pub(crate) fn endpoint_columns_of(alias: &str) -> String {
@@ -177,7 +177,7 @@ pub(crate) fn delivered_messages(
 }
 
 /// Deliveries of one message joined with their endpoints: the endpoint's columns, then
-/// status, leased, next_attempt_at (columns 14 to 16).
+/// status, leased, next_attempt_at (columns 15 to 17).
 pub(crate) fn delivery_targets(dialect: Dialect, msg_id: &str, list: &ListQuery) -> Query {
     let mut q = Query::new(
         dialect,

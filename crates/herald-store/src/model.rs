@@ -38,6 +38,9 @@ pub struct Endpoint {
     pub headers: BTreeMap<String, String>,
     /// Newest first.
     pub secrets: Vec<StoredSecret>,
+    /// Ordered delivery: a message is sent only once every earlier message to this
+    /// endpoint succeeded or was given up.
+    pub ordered: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }

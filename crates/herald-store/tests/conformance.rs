@@ -146,6 +146,7 @@ conformance!(
     retention_purges_payloads_then_prunes_old_messages_in_batches,
     replays_send_what_was_missed_or_everything_again,
     an_endpoint_failing_for_the_whole_window_is_disabled,
+    an_ordered_endpoint_gets_one_message_at_a_time_in_order,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -181,6 +182,7 @@ fn endpoint(app_id: &str, id: &str, event_types: Option<&[&str]>) -> Endpoint {
         }],
         created_at: T0,
         updated_at: T0,
+        ordered: false,
     }
 }
 
@@ -1303,4 +1305,75 @@ async fn an_endpoint_failing_for_the_whole_window_is_disabled(store: SharedStore
         .await
         .unwrap();
     assert!(none.is_empty());
+}
+
+async fn an_ordered_endpoint_gets_one_message_at_a_time_in_order(store: SharedStore) {
+    store.app_insert(app("app_o", None)).await.unwrap();
+    let mut ordered = endpoint("app_o", "ep_ordered", None);
+    ordered.ordered = true;
+    store.endpoint_insert(ordered, 10).await.unwrap();
+    store
+        .endpoint_insert(endpoint("app_o", "ep_free", None), 10)
+        .await
+        .unwrap();
+    let mut msgs = Vec::new();
+    for i in 0..3 {
+        let (m, jobs) = store
+            .message_create(message("app_o", "x", Some(T0 + 60_000)), T0 + i)
+            .await
+            .unwrap();
+        // Only the unordered endpoint is handed off; the ordered one waits its turn.
+        assert_eq!(
+            jobs.iter()
+                .map(|j| j.endpoint_id.as_str())
+                .collect::<Vec<_>>(),
+            ["ep_free"]
+        );
+        msgs.push(m.id);
+    }
+    let head = store.claim_due(T0 + 10, T0 + 60_000, 10).await.unwrap();
+    assert_eq!(head.len(), 1, "one at a time");
+    assert_eq!(head[0].msg_id, msgs[0]);
+    // A failed attempt with a retry keeps the others waiting, even once it is due.
+    store
+        .record_attempts(
+            vec![AttemptRecord {
+                delivery_id: head[0].delivery_id,
+                attempt: attempt_for(&head[0], 500, T0 + 11),
+                next: NextStep::RetryAt(T0 + 1000),
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(store
+        .claim_due(T0 + 500, T0 + 60_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let retry = store.claim_due(T0 + 1000, T0 + 60_000, 10).await.unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].msg_id, msgs[0]);
+    // Given up: the next one goes.
+    store
+        .record_attempts(
+            vec![AttemptRecord {
+                delivery_id: retry[0].delivery_id,
+                attempt: attempt_for(&retry[0], 500, T0 + 1001),
+                next: NextStep::Failed,
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    let next = store.claim_due(T0 + 1002, T0 + 60_000, 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].msg_id, msgs[1]);
+    assert!(
+        store
+            .endpoint_get("app_o", "ep_ordered")
+            .await
+            .unwrap()
+            .ordered
+    );
 }

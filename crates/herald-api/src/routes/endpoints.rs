@@ -150,6 +150,7 @@ fn from_input(state: &ApiState, app_id: &str, body: EndpointIn, now: i64) -> Api
         }],
         created_at: now,
         updated_at: now,
+        ordered: body.ordered.unwrap_or(false),
     })
 }
 
@@ -286,6 +287,9 @@ pub async fn patch(
     body.uid.apply(&mut ep.uid);
     if let Some(d) = body.disabled {
         ep.disabled = d;
+    }
+    if let Some(o) = body.ordered {
+        ep.ordered = o;
     }
     body.event_types.apply(&mut ep.event_types);
     ep.event_types = dedup(ep.event_types);

@@ -236,10 +236,13 @@ async fn insert_batch(
                 d_msg.push(p.id.as_str());
                 d_ep.push(ep.id.as_str());
                 d_app.push(r.new.app_id.as_str());
-                d_next.push(p.lease_until.unwrap_or(p.due_at));
-                d_leased.push(p.lease_until.is_some());
+                // An ordered endpoint's deliveries go through the scheduler, which sends
+                // each only after the ones before it.
+                let lease = p.lease_until.filter(|_| !ep.ordered);
+                d_next.push(lease.unwrap_or(p.due_at));
+                d_leased.push(lease.is_some());
                 d_created.push(r.now);
-                announce |= p.lease_until.is_none() && p.due_at <= r.now;
+                announce |= lease.is_none() && p.due_at <= r.now;
             }
         }
         let c = conn.client();
@@ -283,6 +286,9 @@ async fn insert_batch(
             else {
                 continue;
             };
+            if ep.ordered {
+                continue;
+            }
             jobs.entry(p.id.clone()).or_default().push(DeliveryJob {
                 delivery_id: row.get(0),
                 msg_id: p.id.clone(),

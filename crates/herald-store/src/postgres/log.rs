@@ -182,7 +182,7 @@ impl crate::DeliveryLog for PgStore {
         let rows = self
             .query_built(&list, |r| {
                 let (status, leased, next): (i64, bool, Option<i64>) =
-                    (r.get(14), r.get(15), r.get(16));
+                    (r.get(15), r.get(16), r.get(17));
                 DeliveryTarget {
                     endpoint: endpoint_from_row(r, 0),
                     status: effective_status(status, leased),

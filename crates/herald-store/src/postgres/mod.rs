@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/1_schema.sql"),
     include_str!("migrations/2_retention.sql"),
     include_str!("migrations/3_failing_since.sql"),
+    include_str!("migrations/4_ordered.sql"),
 ];
 
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -94,7 +94,7 @@ impl crate::DeliveryLog for SqliteStore {
             let list = filters::delivery_targets(Dialect::Sqlite, &msg_id, &q);
             let rows = query_rows(c, &list, |r| {
                 let (status, leased, next) =
-                    (r.get::<_, i64>(14)?, r.get::<_, bool>(15)?, r.get(16)?);
+                    (r.get::<_, i64>(15)?, r.get::<_, bool>(16)?, r.get(17)?);
                 Ok(DeliveryTarget {
                     endpoint: endpoints::from_row(r)?,
                     status: effective_status(status, leased),

@@ -32,6 +32,7 @@ pub(crate) fn from_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Endpoint
         secrets: json_decode(row.get_ref(at + 11)?.as_str()?),
         created_at: row.get(at + 12)?,
         updated_at: row.get(at + 13)?,
+        ordered: row.get(at + 14)?,
     })
 }
 
@@ -90,12 +91,12 @@ impl crate::Endpoints for SqliteStore {
                 return Err(too_many_endpoints(max_per_app));
             }
             c.prepare_cached(&format!(
-                "INSERT INTO endpoint ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+                "INSERT INTO endpoint ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
             ))?
             .execute(params![
                 ep.id, ep.app_id, ep.uid, ep.url, ep.description, ep.disabled, opt_json(&ep.event_types),
                 opt_json(&ep.channels), ep.throttle_rate, json_encode(&ep.metadata), json_encode(&ep.headers),
-                json_encode(&ep.secrets), ep.created_at, ep.updated_at
+                json_encode(&ep.secrets), ep.created_at, ep.updated_at, ep.ordered
             ])
             .map_err(|e| conflict_on_unique(e, ENDPOINT_UID_TAKEN))?;
             Ok(ep)
@@ -111,13 +112,13 @@ impl crate::Endpoints for SqliteStore {
                     // Re-enabling starts a new failure streak.
                     "UPDATE endpoint SET failing_since = CASE WHEN ?5 = 0 AND disabled = 1 THEN NULL ELSE failing_since END, \
                      uid = ?2, url = ?3, description = ?4, disabled = ?5, event_types = ?6, \
-                     channels = ?7, throttle_rate = ?8, metadata = ?9, headers = ?10, secrets = ?11, updated_at = ?12 \
+                     channels = ?7, throttle_rate = ?8, metadata = ?9, headers = ?10, secrets = ?11, updated_at = ?12, ordered = ?13 \
                      WHERE id = ?1",
                 )?
                 .execute(params![
                     ep.id, ep.uid, ep.url, ep.description, ep.disabled, opt_json(&ep.event_types), opt_json(&ep.channels),
                     ep.throttle_rate, json_encode(&ep.metadata), json_encode(&ep.headers), json_encode(&ep.secrets),
-                    ep.updated_at
+                    ep.updated_at, ep.ordered
                 ])
                 .map_err(|e| conflict_on_unique(e, ENDPOINT_UID_TAKEN))?;
             found(n)?;

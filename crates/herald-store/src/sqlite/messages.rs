@@ -80,7 +80,9 @@ fn insert_message(
     )?;
     let endpoints = routes.endpoints(conn, &new.app_id)?;
     for ep in message_targets(&endpoints, &new) {
-        let Some(lease_until) = lease_until else {
+        // An ordered endpoint's deliveries go through the scheduler, which sends each
+        // only after the ones before it.
+        let Some(lease_until) = lease_until.filter(|_| !ep.ordered) else {
             insert_delivery.execute(params![id, ep.id, new.app_id, due_at, false, now])?;
             continue;
         };

@@ -56,6 +56,26 @@ pub(crate) fn conflict_on_unique(err: rusqlite::Error, message: &str) -> StoreEr
     }
 }
 
+/// Adds a column that a newer schema has to a table created by an older one.
+fn add_column_if_missing(
+    conn: &Connection,
+    table: &str,
+    column: &str,
+    definition: &str,
+) -> Result<()> {
+    let present: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
+        [column],
+        |r| r.get(0),
+    )?;
+    if present == 0 {
+        conn.execute_batch(&format!(
+            "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+        ))?;
+    }
+    Ok(())
+}
+
 /// `NotFound` when a statement that targets one row by key changed none.
 pub(crate) fn found(changed: usize) -> Result<()> {
     crate::found(changed as u64)
@@ -93,7 +113,7 @@ const READ_POOL_SIZE: usize = 8;
 
 /// The schema version `schema.sql` creates, kept in SQLite's `user_version`. A database
 /// from a newer Herald is refused rather than misread.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     let flags = if read_only {
@@ -131,8 +151,9 @@ impl SqliteStore {
         }
         // Columns added after version 1 (CREATE TABLE IF NOT EXISTS leaves old tables as
         // they were).
-        if (1..3).contains(&version) {
-            conn.execute_batch("ALTER TABLE endpoint ADD COLUMN failing_since INTEGER")?;
+        if version >= 1 {
+            add_column_if_missing(&conn, "endpoint", "failing_since", "INTEGER")?;
+            add_column_if_missing(&conn, "endpoint", "ordered", "INTEGER NOT NULL DEFAULT 0")?;
         }
         conn.execute_batch(include_str!("schema.sql"))?;
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
@@ -289,7 +310,7 @@ mod tests {
         // Make it look like version 2: no failing_since column.
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "ALTER TABLE endpoint DROP COLUMN failing_since; PRAGMA user_version = 2",
+            "ALTER TABLE endpoint DROP COLUMN failing_since; ALTER TABLE endpoint DROP COLUMN ordered; PRAGMA user_version = 2",
         )
         .unwrap();
         drop(conn);
@@ -297,12 +318,12 @@ mod tests {
         let conn = rusqlite::Connection::open(&path).unwrap();
         let has_column: i64 = conn
             .query_row(
-                "SELECT count(*) FROM pragma_table_info('endpoint') WHERE name = 'failing_since'",
+                "SELECT count(*) FROM pragma_table_info('endpoint') WHERE name IN ('failing_since', 'ordered')",
                 [],
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(has_column, 1);
+        assert_eq!(has_column, 2);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

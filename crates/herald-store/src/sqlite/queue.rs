@@ -22,7 +22,9 @@ fn claim_due(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, p.payload, {} FROM delivery d \
          JOIN endpoint e ON e.id = d.endpoint_id LEFT JOIN message_payload p ON p.msg_id = d.msg_id \
-         WHERE d.status = 1 AND d.next_attempt_at <= ?1 ORDER BY d.next_attempt_at LIMIT ?2",
+         WHERE d.status = 1 AND d.next_attempt_at <= ?1 AND (e.ordered = 0 OR NOT EXISTS (SELECT 1 FROM delivery d2 \
+         WHERE d2.endpoint_id = d.endpoint_id AND d2.status = 1 AND d2.msg_id < d.msg_id)) \
+         ORDER BY d.next_attempt_at LIMIT ?2",
         endpoint_columns_of("e")
     ))?;
     let rows = stmt

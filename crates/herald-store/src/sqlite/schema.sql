@@ -1,5 +1,5 @@
 -- Herald's SQLite schema. Times are Unix milliseconds. JSON columns hold arrays/objects
--- as text. Version 3; every statement is IF NOT EXISTS, so opening a database of an
+-- as text. Version 4; every statement is IF NOT EXISTS, so opening a database of an
 -- older version brings it up to date.
 CREATE TABLE IF NOT EXISTS application (
     id TEXT PRIMARY KEY,
@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS endpoint (
     updated_at INTEGER NOT NULL,
     -- Since when every attempt failed (NULL after a success); version 3.
     failing_since INTEGER,
+    -- 1 for ordered delivery; version 4.
+    ordered INTEGER NOT NULL DEFAULT 0,
     UNIQUE (app_id, uid)
 );
 CREATE INDEX IF NOT EXISTS endpoint_by_app ON endpoint(app_id, id);

@@ -248,3 +248,34 @@ async fn an_endpoint_failing_for_the_whole_window_is_disabled_and_can_come_back(
     let (_, got) = app.get(&format!("/app/{a}/endpoint/{ep}")).await;
     assert_eq!(got["disabled"], false);
 }
+
+#[tokio::test]
+async fn an_ordered_endpoint_sees_messages_in_order_while_some_fail() {
+    let rx = Receiver::start().await;
+    // The first two attempts fail (both are for message 0, retried in order).
+    rx.then([Reply::status(500), Reply::status(500)]);
+    let app = spawn_app(&[("HERALD_RETRY_SCHEDULE_SECS", "0.2,0.2,0.2")]).await;
+    let a = app.app("ordered").await;
+    let (s, ep) = app
+        .post(
+            &format!("/app/{a}/endpoint"),
+            json!({"url": rx.url("/"), "ordered": true}),
+        )
+        .await;
+    assert_eq!((s, ep["ordered"].as_bool()), (201, Some(true)), "{ep}");
+    const N: u64 = 6;
+    for i in 0..N {
+        app.send(&a, json!({"eventType": "x", "payload": {"seq": i}}))
+            .await;
+    }
+    let got = rx.wait_for(N as usize + 2, Duration::from_secs(20)).await;
+    let seqs: Vec<u64> = got
+        .iter()
+        .map(|d| d.json()["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        [0, 0, 0, 1, 2, 3, 4, 5],
+        "in order, each after the one before succeeded"
+    );
+}
