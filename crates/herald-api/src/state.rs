@@ -21,6 +21,11 @@ pub trait HandOff: Send + Sync {
     fn in_memory(&self) -> usize {
         0
     }
+    /// The delivery engine's state for the health route: "running", "stopping", or
+    /// "off" on a node that does not deliver.
+    fn engine_status(&self) -> &'static str {
+        "off"
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -278,7 +278,8 @@ impl Engine {
         (self.has_room() && !self.is_stopping()).then(|| now + self.lease_ms())
     }
 
-    pub(crate) fn is_stopping(&self) -> bool {
+    /// Whether `shutdown` has begun.
+    pub fn is_stopping(&self) -> bool {
         self.inner.stopping.load(Ordering::SeqCst)
     }
 

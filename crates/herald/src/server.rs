@@ -387,6 +387,13 @@ impl HandOff for EngineHandOff {
     fn in_memory(&self) -> usize {
         self.0.queued()
     }
+    fn engine_status(&self) -> &'static str {
+        if self.0.is_stopping() {
+            "stopping"
+        } else {
+            "running"
+        }
+    }
 }
 
 async fn strip_trailing_slash(mut req: Request) -> Request {

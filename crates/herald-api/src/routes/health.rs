@@ -10,17 +10,36 @@ use serde_json::json;
 
 use crate::state::ApiState;
 
+/// 200 when the store answers, 500 when it does not; the body says what the store,
+/// the queue and this node's delivery engine are doing.
 pub async fn health(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) => (
+    let engine = json!({
+        "status": state.hand_off.engine_status(),
+        "inMemory": state.hand_off.in_memory(),
+    });
+    let now = herald_core::time::now_ms();
+    match state.store.queue_stats().await {
+        Ok((pending, oldest_due)) => (
             StatusCode::OK,
-            Json(json!({"database": {"status": "ok"}, "queue": {"status": "ok"}})),
+            Json(json!({
+                "database": {"status": "ok"},
+                "queue": {
+                    "status": "ok",
+                    "pending": pending,
+                    "oldestDueAgeSeconds": oldest_due.map_or(0.0, |t| ((now - t).max(0) as f64) / 1000.0),
+                },
+                "engine": engine,
+            })),
         ),
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"database": {"status": "error"}, "queue": {"status": "ok"}})),
+                Json(json!({
+                    "database": {"status": "error"},
+                    "queue": {"status": "unknown"},
+                    "engine": engine,
+                })),
             )
         }
     }

@@ -283,6 +283,20 @@ async fn an_api_node_and_a_worker_node_split_ingest_and_delivery() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+    let body: Value = health.json().await.unwrap();
+    assert_eq!(body["engine"]["status"], "running");
+    let api_health: Value = client
+        .get(format!("{}/api/v1/health", api.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        api_health["engine"]["status"], "off",
+        "an api node does not deliver"
+    );
     let r = client
         .get(format!("{}/api/v1/app", worker.url))
         .bearer_auth(ADMIN_TOKEN)

@@ -72,4 +72,11 @@ async fn metrics_count_ingest_attempts_failures_and_the_queue() {
     assert_eq!(sample(&text, "herald_queue_oldest_due_age_seconds"), 0.0);
     assert_eq!(sample(&text, "herald_store_up"), 1.0);
     assert_eq!(sample(&text, "herald_deliveries_in_memory"), 0.0);
+
+    // Health tells the same story.
+    let (s, health) = app.get("/health").await;
+    assert_eq!(s, 200);
+    assert_eq!(health["database"]["status"], "ok");
+    assert_eq!(health["queue"]["pending"], 1);
+    assert_eq!(health["engine"]["status"], "running");
 }
