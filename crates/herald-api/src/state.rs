@@ -46,6 +46,8 @@ pub struct ApiConfig {
     pub public_url: String,
     /// The application operational webhooks are sent from (`None`: they are off).
     pub operational_app_id: Option<String>,
+    /// Where ingest spans go (OpenTelemetry), when tracing is on.
+    pub spans: Option<Arc<dyn herald_core::trace::SpanSink>>,
     /// Counters shown at `/metrics` (shared with the engine).
     pub metrics: Arc<herald_core::metrics::Metrics>,
     /// Seals endpoint signing keys before they are stored, and opens them to show.
@@ -67,6 +69,7 @@ impl Default for ApiConfig {
             sealer: Arc::new(herald_core::sealing::Sealer::ephemeral()),
             metrics: Arc::default(),
             operational_app_id: None,
+            spans: None,
             max_endpoints_per_app: 100,
             idempotency_ttl_ms: 12 * 3600 * 1000,
         }

@@ -12,4 +12,5 @@ pub mod secret;
 pub mod signing;
 pub mod time;
 pub mod token;
+pub mod trace;
 pub mod validate;

@@ -86,6 +86,9 @@ impl Engine {
         };
         tracing::debug!(msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, app.id = %job.app_id, status = outcome.status_code, ?next, "attempt");
         self.announce_attempt(&job, &attempt, next);
+        if let Some(sink) = &self.inner.config.spans {
+            sink.record(attempt_span(&job, &attempt));
+        }
         let record = AttemptRecord {
             delivery_id: job.delivery_id,
             attempt,
@@ -311,6 +314,32 @@ pub(crate) async fn run_recorder(engine: Engine, mut rx: mpsc::UnboundedReceiver
         if retries {
             engine.inner.wake.notify_one();
         }
+    }
+}
+
+/// An attempt as a span of its message's trace, child of the message's ingest.
+fn attempt_span(job: &DeliveryJob, attempt: &Attempt) -> herald_core::trace::Span {
+    use herald_core::trace;
+    let start_ns = trace::ns_from_ms(attempt.created_at);
+    herald_core::trace::Span {
+        trace_id: trace::trace_id(&job.msg_id),
+        span_id: trace::span_id(&attempt.id),
+        parent_span_id: Some(trace::ingest_span_id(&job.msg_id)),
+        name: "herald.attempt",
+        start_ns,
+        end_ns: start_ns + attempt.response_duration_ms.max(0) as u64 * 1_000_000,
+        attributes: vec![
+            ("msg.id", job.msg_id.clone()),
+            ("endpoint.id", job.endpoint_id.clone()),
+            ("app.id", job.app_id.clone()),
+            ("herald.attempt.id", attempt.id.clone()),
+            ("herald.attempt.number", (job.attempts + 1).to_string()),
+            (
+                "http.response.status_code",
+                attempt.response_status_code.to_string(),
+            ),
+        ],
+        error: attempt.status != 0,
     }
 }
 

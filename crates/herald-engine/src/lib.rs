@@ -5,6 +5,7 @@
 mod attempt;
 mod gate;
 pub mod guard;
+pub mod otlp;
 mod scheduler;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,6 +72,8 @@ pub struct EngineConfig {
     pub auto_disable_after: Option<Duration>,
     /// The application operational webhooks are sent from (`None`: they are off).
     pub operational_app_id: Option<String>,
+    /// Where attempt spans go (OpenTelemetry), when tracing is on.
+    pub spans: Option<Arc<dyn herald_core::trace::SpanSink>>,
     /// Where attempts and store latencies are counted.
     pub metrics: Arc<herald_core::metrics::Metrics>,
 }
@@ -95,6 +98,7 @@ impl Default for EngineConfig {
             metrics: Arc::default(),
             auto_disable_after: Some(Duration::from_secs(5 * 24 * 3600)),
             operational_app_id: None,
+            spans: None,
         }
     }
 }

@@ -54,6 +54,7 @@ pub struct Config {
     pub retention_sweep_secs: f64,
     pub endpoint_auto_disable_secs: f64,
     pub operational_webhooks: bool,
+    pub otlp_endpoint: String,
 }
 
 /// What a node does.
@@ -284,6 +285,7 @@ impl Config {
                 .then(|| secs(self.endpoint_auto_disable_secs)),
             // Set by the server once the operational application exists.
             operational_app_id: None,
+            spans: None,
             // The server shares one `Metrics` between the engine and the API.
             metrics: Default::default(),
         }

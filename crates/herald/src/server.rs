@@ -116,7 +116,17 @@ impl Server {
         } else {
             None
         };
+        let spans: Option<Arc<dyn herald_core::trace::SpanSink>> =
+            if config.otlp_endpoint.is_empty() {
+                None
+            } else {
+                Some(Arc::new(herald_engine::otlp::OtlpExporter::start(
+                    &config.otlp_endpoint,
+                    "herald",
+                )))
+            };
         let mut engine_config = config.engine(sealer.clone());
+        engine_config.spans = spans.clone();
         engine_config.metrics = metrics.clone();
         engine_config.operational_app_id = operational_app_id.clone();
         let engine =
@@ -137,6 +147,7 @@ impl Server {
         let mut api_config = config.api(sealer);
         api_config.metrics = metrics;
         api_config.operational_app_id = operational_app_id;
+        api_config.spans = spans;
         if api_config.public_url.is_empty() {
             api_config.public_url = format!("http://{addr}");
         }

@@ -21,12 +21,37 @@ use crate::state::{ApiState, Caller};
 const MAX_MESSAGE_CHANNELS: usize = 5;
 const MAX_RETENTION_DAYS: i64 = 90;
 
+/// The span that starts a message's trace (see `herald_core::trace`).
+fn ingest_span(
+    message: &herald_store::Message,
+    received_at: i64,
+    took: std::time::Duration,
+) -> herald_core::trace::Span {
+    use herald_core::trace;
+    let start_ns = trace::ns_from_ms(received_at);
+    trace::Span {
+        trace_id: trace::trace_id(&message.id),
+        span_id: trace::ingest_span_id(&message.id),
+        parent_span_id: None,
+        name: "herald.ingest",
+        start_ns,
+        end_ns: start_ns + took.as_nanos() as u64,
+        attributes: vec![
+            ("msg.id", message.id.clone()),
+            ("app.id", message.app_id.clone()),
+            ("herald.event_type", message.event_type.clone()),
+        ],
+        error: false,
+    }
+}
+
 pub async fn create(
     State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     Path(app_id): Path<String>,
     JsonBody(body): JsonBody<MessageIn>,
 ) -> ApiResult<(StatusCode, Json<MessageOut>)> {
+    let received_at = now_ms();
     validate::identifier(&body.event_type, "eventType")
         .map_err(|m| invalid(&["body", "eventType"], m))?;
     if !body.payload.get().trim_start().starts_with('{') {
@@ -135,6 +160,9 @@ pub async fn create(
     metrics.store(StoreOp::MessageCreate, started.elapsed());
     let (message, jobs) = stored?;
     metrics.messages_ingested.fetch_add(1, Ordering::Relaxed);
+    if let Some(sink) = &state.config.spans {
+        sink.record(ingest_span(&message, received_at, started.elapsed()));
+    }
     state.hand_off.hand_off(jobs);
     Ok((
         StatusCode::ACCEPTED,

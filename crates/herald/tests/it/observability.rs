@@ -80,3 +80,78 @@ async fn metrics_count_ingest_attempts_failures_and_the_queue() {
     assert_eq!(health["queue"]["pending"], 1);
     assert_eq!(health["engine"]["status"], "running");
 }
+
+/// The spans an OTLP collector received, flattened.
+fn spans_of(collector: &Receiver) -> Vec<serde_json::Value> {
+    collector
+        .received()
+        .iter()
+        .flat_map(|d| {
+            let body = d.json();
+            body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_trace_follows_a_message_from_ingest_to_every_attempt() {
+    let collector = Receiver::start().await;
+    let rx = Receiver::start().await;
+    rx.then([Reply::status(500)]);
+    let app = spawn_app(&[
+        ("HERALD_OTLP_ENDPOINT", &collector.url("")),
+        ("HERALD_RETRY_SCHEDULE_SECS", "0.1"),
+    ])
+    .await;
+    let a = app.app("traced").await;
+    app.endpoint(&a, &rx.url("/"), json!({})).await;
+    let msg = app.send(&a, json!({"eventType": "x", "payload": {}})).await;
+    rx.wait_for(2, Duration::from_secs(10)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let spans = loop {
+        let spans = spans_of(&collector);
+        let of_msg: Vec<_> =
+            spans
+                .into_iter()
+                .filter(|s| {
+                    s["attributes"].as_array().unwrap().iter().any(|kv| {
+                        kv["key"] == "msg.id" && kv["value"]["stringValue"] == msg.as_str()
+                    })
+                })
+                .collect();
+        if of_msg.len() >= 3 {
+            break of_msg;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "spans so far: {of_msg:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(collector
+        .received()
+        .iter()
+        .all(|d| d.header("content-type") == "application/json"));
+    let ingest = spans
+        .iter()
+        .find(|s| s["name"] == "herald.ingest")
+        .expect("an ingest span");
+    let attempts: Vec<_> = spans
+        .iter()
+        .filter(|s| s["name"] == "herald.attempt")
+        .collect();
+    assert_eq!(attempts.len(), 2, "one span per attempt");
+    for attempt in &attempts {
+        assert_eq!(attempt["traceId"], ingest["traceId"]);
+        assert_eq!(attempt["parentSpanId"], ingest["spanId"]);
+    }
+    assert_eq!(
+        attempts.iter().filter(|s| s["status"]["code"] == 2).count(),
+        1,
+        "the failed one"
+    );
+    assert_eq!(ingest["traceId"].as_str().unwrap().len(), 32);
+}
