@@ -33,11 +33,29 @@ impl AttemptOutcome {
 impl Engine {
     pub(crate) async fn deliver(&self, job: DeliveryJob) {
         let gate = self.inner.gates.get(&job.endpoint_id, job.throttle_rate);
-        let slot = gate.enter().await;
+        let mut slot = gate.enter().await;
+        // The application's throttleRate, shared by its endpoints, comes second.
+        let app_slot = match (job.app_throttle_rate, &slot) {
+            (Some(rate), Some(_)) => {
+                let global = self.inner.config.max_in_flight;
+                let got = self
+                    .inner
+                    .gates
+                    .for_app(&job.app_id, rate, global)
+                    .enter()
+                    .await;
+                if got.is_none() {
+                    slot = None;
+                }
+                got
+            }
+            _ => None,
+        };
         let permit = match slot {
             Some(_) => self.inner.permits.clone().acquire_owned().await.ok(),
             None => None,
         };
+        let _app_slot = app_slot;
         let (Some(_slot), Some(_permit)) = (slot, permit) else {
             // The engine is stopping: give the delivery back rather than hold its lease.
             self.inner

@@ -81,10 +81,6 @@ impl Gate {
             s.tokens = s.tokens.min(rate.map_or(0.0, f64::from));
         }
     }
-
-    fn idle(&self, cap: usize) -> bool {
-        self.in_flight.available_permits() == cap
-    }
 }
 
 impl GateState {
@@ -119,17 +115,26 @@ impl Gates {
     }
 
     pub(crate) fn get(&self, endpoint_id: &str, rate: Option<u32>) -> Arc<Gate> {
+        self.get_with_cap(endpoint_id, rate, self.cap)
+    }
+
+    /// An application's gate: its `throttleRate`, shared by all its endpoints; its
+    /// in-flight cap is the engine's global one.
+    pub(crate) fn for_app(&self, app_id: &str, rate: u32, global_cap: usize) -> Arc<Gate> {
+        self.get_with_cap(&format!("app:{app_id}"), Some(rate), global_cap)
+    }
+
+    fn get_with_cap(&self, key: &str, rate: Option<u32>, cap: usize) -> Arc<Gate> {
         let mut map = self.by_endpoint.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(gate) = map.get(endpoint_id) {
+        if let Some(gate) = map.get(key) {
             gate.set_rate(rate);
             return gate.clone();
         }
         if map.len() >= MAX_GATES {
-            let cap = self.cap;
-            map.retain(|_, g| !g.idle(cap) || Arc::strong_count(g) > 1);
+            map.retain(|_, g| Arc::strong_count(g) > 1);
         }
-        let gate = Arc::new(Gate::new(self.cap, rate));
-        map.insert(endpoint_id.to_string(), gate.clone());
+        let gate = Arc::new(Gate::new(cap, rate));
+        map.insert(key.to_string(), gate.clone());
         gate
     }
 

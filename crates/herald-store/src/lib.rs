@@ -394,6 +394,8 @@ pub(crate) fn job_from(
         },
         lease_until,
         throttle_rate: ep.throttle_rate,
+        // Set by the caller where the application's row was read.
+        app_throttle_rate: None,
     }
 }
 

@@ -95,6 +95,8 @@ pub struct NewMessage {
     pub deliver_at: Option<i64>,
     /// Deliver to this endpoint only, whatever its filters (send-example).
     pub only_endpoint: Option<String>,
+    /// The application's `throttleRate`, carried to the jobs handed off.
+    pub app_throttle_rate: Option<u32>,
     /// Lease the deliveries to the caller until this time for an in-memory hand-off;
     /// when `None` they are stored due now and a scheduler takes them.
     pub lease_until: Option<i64>,
@@ -165,6 +167,8 @@ pub struct DeliveryJob {
     pub lease_until: i64,
     /// The endpoint's `throttleRate` (deliveries per second), if it has one.
     pub throttle_rate: Option<u32>,
+    /// The application's `throttleRate`, shared by all its endpoints, if it has one.
+    pub app_throttle_rate: Option<u32>,
 }
 
 /// What happens to a delivery after an attempt.

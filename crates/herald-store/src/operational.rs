@@ -73,6 +73,7 @@ pub fn message(
         retention_hours: 90 * 24,
         deliver_at: None,
         only_endpoint: None,
+        app_throttle_rate: None,
         lease_until,
     }
 }

@@ -196,6 +196,7 @@ fn message(app_id: &str, event_type: &str, lease_until: Option<i64>) -> NewMessa
         retention_hours: 24,
         deliver_at: None,
         only_endpoint: None,
+        app_throttle_rate: None,
         lease_until,
     }
 }

@@ -526,6 +526,7 @@ pub async fn send_example(
         retention_hours: 90 * 24,
         deliver_at: None,
         only_endpoint: Some(ep.id),
+        app_throttle_rate: app.throttle_rate,
         lease_until: state.hand_off.lease_until(now),
     };
     let (message, jobs) = state.store.message_create(new, now).await?;

@@ -152,6 +152,7 @@ pub async fn create(
         retention_hours: retention_hours as u32,
         deliver_at,
         only_endpoint: None,
+        app_throttle_rate: app.throttle_rate,
         lease_until: state.hand_off.lease_until(now),
     };
     let started = std::time::Instant::now();

@@ -309,6 +309,7 @@ async fn insert_batch(
                 trigger: Trigger::Scheduled,
                 lease_until,
                 throttle_rate: ep.throttle_rate,
+                app_throttle_rate: r.new.app_throttle_rate,
             });
         }
         Ok(jobs)

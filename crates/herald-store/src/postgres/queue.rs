@@ -133,8 +133,9 @@ impl crate::Queue for PgStore {
                      ORDER BY d.next_attempt_at LIMIT $2 FOR UPDATE OF d SKIP LOCKED), \
                      claimed AS (UPDATE delivery d SET leased = TRUE, next_attempt_at = $3, updated_at = $1 FROM due \
                      WHERE d.id = due.id RETURNING d.id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type) \
-                     SELECT c.id, c.msg_id, c.attempts, c.trigger_type, p.payload, {} FROM claimed c \
-                     JOIN endpoint e ON e.id = c.endpoint_id LEFT JOIN message_payload p ON p.msg_id = c.msg_id",
+                     SELECT c.id, c.msg_id, c.attempts, c.trigger_type, p.payload, {}, a.throttle_rate FROM claimed c \
+                     JOIN endpoint e ON e.id = c.endpoint_id JOIN application a ON a.id = e.app_id \
+                     LEFT JOIN message_payload p ON p.msg_id = c.msg_id",
                     endpoint_columns_of("e")
                 ),
                 &[&now, &(limit as i64), &lease_until],
@@ -152,7 +153,7 @@ impl crate::Queue for PgStore {
                 continue;
             }
             let attempts: i64 = r.get(2);
-            jobs.push(job_from(
+            let mut job = job_from(
                 &ep,
                 id,
                 r.get(1),
@@ -161,7 +162,9 @@ impl crate::Queue for PgStore {
                 r.get(3),
                 now,
                 lease_until,
-            ));
+            );
+            job.app_throttle_rate = r.get::<_, Option<i64>>(20).map(|v| v as u32);
+            jobs.push(job);
         }
         if !canceled.is_empty() {
             conn.execute(

@@ -104,6 +104,7 @@ fn insert_message(
             trigger: Trigger::Scheduled,
             lease_until,
             throttle_rate: ep.throttle_rate,
+            app_throttle_rate: new.app_throttle_rate,
         });
     }
     let message = Message {

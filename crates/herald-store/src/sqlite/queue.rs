@@ -20,8 +20,9 @@ fn claim_due(
     limit: usize,
 ) -> Result<Vec<DeliveryJob>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, p.payload, {} FROM delivery d \
-         JOIN endpoint e ON e.id = d.endpoint_id LEFT JOIN message_payload p ON p.msg_id = d.msg_id \
+        "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, p.payload, {}, a.throttle_rate FROM delivery d \
+         JOIN endpoint e ON e.id = d.endpoint_id JOIN application a ON a.id = d.app_id \
+         LEFT JOIN message_payload p ON p.msg_id = d.msg_id \
          WHERE d.status = 1 AND d.next_attempt_at <= ?1 AND (e.ordered = 0 OR NOT EXISTS (SELECT 1 FROM delivery d2 \
          WHERE d2.endpoint_id = d.endpoint_id AND d2.status = 1 AND d2.msg_id < d.msg_id)) \
          ORDER BY d.next_attempt_at LIMIT ?2",
@@ -37,6 +38,7 @@ fn claim_due(
                 r.get::<_, i64>(3)?,
                 r.get::<_, Option<String>>(4)?,
                 ep,
+                r.get::<_, Option<u32>>(20)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -47,7 +49,7 @@ fn claim_due(
         "UPDATE delivery SET status = 4, leased = 0, updated_at = ?2 WHERE id = ?1",
     )?;
     let mut jobs = Vec::with_capacity(rows.len());
-    for (id, msg_id, attempts, trigger, payload, ep) in rows {
+    for (id, msg_id, attempts, trigger, payload, ep, app_rate) in rows {
         if ep.disabled {
             // A disabled endpoint receives nothing; its pending work is canceled, and
             // recover brings it back once the endpoint is enabled again.
@@ -55,7 +57,7 @@ fn claim_due(
             continue;
         }
         lease.execute(params![id, lease_until, now])?;
-        jobs.push(job_from(
+        let mut job = job_from(
             &ep,
             id,
             msg_id,
@@ -64,7 +66,9 @@ fn claim_due(
             trigger,
             now,
             lease_until,
-        ));
+        );
+        job.app_throttle_rate = app_rate;
+        jobs.push(job);
     }
     Ok(jobs)
 }

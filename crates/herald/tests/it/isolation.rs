@@ -279,3 +279,37 @@ async fn an_ordered_endpoint_sees_messages_in_order_while_some_fail() {
         "in order, each after the one before succeeded"
     );
 }
+
+#[tokio::test]
+async fn an_application_throttle_rate_is_shared_by_its_endpoints() {
+    let first = Receiver::start().await;
+    let second = Receiver::start().await;
+    let app = spawn_app(&[]).await;
+    let (s, created) = app
+        .post("/app", json!({"name": "slow app", "throttleRate": 10}))
+        .await;
+    assert_eq!(s, 201, "{created}");
+    let a = created["id"].as_str().unwrap().to_string();
+    app.endpoint(&a, &first.url("/"), json!({})).await;
+    app.endpoint(&a, &second.url("/"), json!({})).await;
+    const N: usize = 15;
+    for i in 0..N {
+        app.send(&a, json!({"eventType": "x", "payload": {"i": i}}))
+            .await;
+    }
+    first.wait_for(N, Duration::from_secs(30)).await;
+    second.wait_for(N, Duration::from_secs(30)).await;
+    let mut times: Vec<Instant> = first
+        .received()
+        .iter()
+        .chain(second.received().iter())
+        .map(|d| d.at)
+        .collect();
+    times.sort();
+    let span = times[times.len() - 1] - times[0];
+    // 30 deliveries at 10/s for the whole application, a one-second burst first.
+    assert!(
+        span >= Duration::from_millis(1800),
+        "30 deliveries in {span:?} at 10/s"
+    );
+}
