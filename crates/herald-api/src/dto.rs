@@ -471,6 +471,10 @@ pub struct MessageIn {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub transformations_params: Option<serde_json::Value>,
+    /// Herald extension: for endpoints with ordered delivery, messages with the same
+    /// key are delivered in order, and different keys do not wait for each other.
+    #[serde(default)]
+    pub ordering_key: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]

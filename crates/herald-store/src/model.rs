@@ -97,6 +97,9 @@ pub struct NewMessage {
     pub only_endpoint: Option<String>,
     /// The application's `throttleRate`, carried to the jobs handed off.
     pub app_throttle_rate: Option<u32>,
+    /// For ordered endpoints: messages with the same key are delivered in order; keys
+    /// do not wait for each other (no key: one sequence per endpoint).
+    pub ordering_key: Option<String>,
     /// Lease the deliveries to the caller until this time for an in-memory hand-off;
     /// when `None` they are stored due now and a scheduler takes them.
     pub lease_until: Option<i64>,

@@ -74,6 +74,7 @@ pub fn message(
         deliver_at: None,
         only_endpoint: None,
         app_throttle_rate: None,
+        ordering_key: None,
         lease_until,
     }
 }

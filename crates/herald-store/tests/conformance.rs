@@ -197,6 +197,7 @@ fn message(app_id: &str, event_type: &str, lease_until: Option<i64>) -> NewMessa
         deliver_at: None,
         only_endpoint: None,
         app_throttle_rate: None,
+        ordering_key: None,
         lease_until,
     }
 }
@@ -1376,5 +1377,29 @@ async fn an_ordered_endpoint_gets_one_message_at_a_time_in_order(store: SharedSt
             .await
             .unwrap()
             .ordered
+    );
+
+    // With ordering keys, each key is its own sequence.
+    let mut keyed = endpoint("app_o", "ep_keyed", Some(&["k"]));
+    keyed.ordered = true;
+    store.endpoint_insert(keyed, 10).await.unwrap();
+    let mut ids = Vec::new();
+    for key in ["a", "b", "a"] {
+        let mut m = message("app_o", "k", None);
+        m.ordering_key = Some(key.to_string());
+        ids.push(store.message_create(m, T0 + 2000).await.unwrap().0.id);
+    }
+    let heads = store.claim_due(T0 + 2001, T0 + 60_000, 10).await.unwrap();
+    let mut claimed: Vec<&str> = heads
+        .iter()
+        .filter(|j| j.endpoint_id == "ep_keyed")
+        .map(|j| j.msg_id.as_str())
+        .collect();
+    claimed.sort();
+    let mut expected = vec![ids[0].as_str(), ids[1].as_str()];
+    expected.sort();
+    assert_eq!(
+        claimed, expected,
+        "the first of each key, not the second 'a'"
     );
 }

@@ -527,6 +527,7 @@ pub async fn send_example(
         deliver_at: None,
         only_endpoint: Some(ep.id),
         app_throttle_rate: app.throttle_rate,
+        ordering_key: None,
         lease_until: state.hand_off.lease_until(now),
     };
     let (message, jobs) = state.store.message_create(new, now).await?;

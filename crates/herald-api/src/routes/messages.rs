@@ -69,6 +69,10 @@ pub async fn create(
             ),
         ));
     }
+    if let Some(key) = &body.ordering_key {
+        validate::identifier(key, "orderingKey")
+            .map_err(|m| invalid(&["body", "orderingKey"], m))?;
+    }
     if let Some(event_id) = &body.event_id {
         validate::identifier(event_id, "eventId").map_err(|m| invalid(&["body", "eventId"], m))?;
     }
@@ -153,6 +157,7 @@ pub async fn create(
         deliver_at,
         only_endpoint: None,
         app_throttle_rate: app.throttle_rate,
+        ordering_key: body.ordering_key,
         lease_until: state.hand_off.lease_until(now),
     };
     let started = std::time::Instant::now();

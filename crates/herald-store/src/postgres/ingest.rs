@@ -154,6 +154,10 @@ async fn insert_batch(
     let channels: Vec<Option<&str>> = prepared.iter().map(|p| p.channels.as_deref()).collect();
     let created: Vec<i64> = batch.iter().map(|r| r.now).collect();
     let expires: Vec<i64> = prepared.iter().map(|p| p.expires_at).collect();
+    let ordering_keys: Vec<Option<&str>> = batch
+        .iter()
+        .map(|r| r.new.ordering_key.as_deref())
+        .collect();
     let payloads: Vec<&str> = batch.iter().map(|r| r.new.payload.as_str()).collect();
     let mut apps: Vec<&str> = app_ids.clone();
     apps.sort_unstable();
@@ -162,8 +166,8 @@ async fn insert_batch(
     let mut conn = pool.get().await?;
     let insert_messages = conn
         .prepare(
-            "INSERT INTO message (id, app_id, event_id, event_type, channels, created_at, expires_at) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[])",
+            "INSERT INTO message (id, app_id, event_id, event_type, channels, created_at, expires_at, ordering_key) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[], $8::text[])",
         )
         .await?;
     let insert_payloads = conn
@@ -188,7 +192,7 @@ async fn insert_batch(
     conn.begin_pipelined();
     let first = {
         let c = conn.client();
-        let message_args: [&(dyn ToSql + Sync); 7] = [
+        let message_args: [&(dyn ToSql + Sync); 8] = [
             &msg_ids,
             &app_ids,
             &event_ids,
@@ -196,6 +200,7 @@ async fn insert_batch(
             &channels,
             &created,
             &expires,
+            &ordering_keys,
         ];
         let payload_args: [&(dyn ToSql + Sync); 2] = [&msg_ids, &payloads];
         let endpoint_args: [&(dyn ToSql + Sync); 1] = [&apps];

@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/2_retention.sql"),
     include_str!("migrations/3_failing_since.sql"),
     include_str!("migrations/4_ordered.sql"),
+    include_str!("migrations/5_ordering_key.sql"),
 ];
 
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -128,8 +128,10 @@ impl crate::Queue for PgStore {
                 &format!(
                     // An ordered endpoint's delivery waits while an earlier one is pending.
                     "WITH due AS (SELECT d.id FROM delivery d JOIN endpoint oe ON oe.id = d.endpoint_id \
+                     JOIN message m ON m.id = d.msg_id \
                      WHERE d.status = 1 AND d.next_attempt_at <= $1 AND (NOT oe.ordered OR NOT EXISTS \
-                     (SELECT 1 FROM delivery d2 WHERE d2.endpoint_id = d.endpoint_id AND d2.status = 1 AND d2.msg_id < d.msg_id)) \
+                     (SELECT 1 FROM delivery d2 JOIN message m2 ON m2.id = d2.msg_id WHERE d2.endpoint_id = d.endpoint_id \
+                     AND d2.status = 1 AND d2.msg_id < d.msg_id AND m2.ordering_key IS NOT DISTINCT FROM m.ordering_key)) \
                      ORDER BY d.next_attempt_at LIMIT $2 FOR UPDATE OF d SKIP LOCKED), \
                      claimed AS (UPDATE delivery d SET leased = TRUE, next_attempt_at = $3, updated_at = $1 FROM due \
                      WHERE d.id = due.id RETURNING d.id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type) \

@@ -56,8 +56,8 @@ fn insert_message(
         .filter(|_| new.deliver_at.is_none_or(|t| t <= now));
     let due_at = new.deliver_at.filter(|t| *t > now).unwrap_or(now);
     conn.prepare_cached(
-        "INSERT INTO message (id, app_id, event_id, event_type, channels, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO message (id, app_id, event_id, event_type, channels, created_at, expires_at, ordering_key) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         id,
@@ -66,7 +66,8 @@ fn insert_message(
         new.event_type,
         new.channels.as_ref().map(json_encode),
         now,
-        expires_at
+        expires_at,
+        new.ordering_key
     ])
     .map_err(|e| conflict_on_unique(e, EVENT_ID_TAKEN))?;
     conn.prepare_cached("INSERT INTO message_payload (msg_id, payload) VALUES (?1, ?2)")?

@@ -113,7 +113,7 @@ const READ_POOL_SIZE: usize = 8;
 
 /// The schema version `schema.sql` creates, kept in SQLite's `user_version`. A database
 /// from a newer Herald is refused rather than misread.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     let flags = if read_only {
@@ -154,6 +154,7 @@ impl SqliteStore {
         if version >= 1 {
             add_column_if_missing(&conn, "endpoint", "failing_since", "INTEGER")?;
             add_column_if_missing(&conn, "endpoint", "ordered", "INTEGER NOT NULL DEFAULT 0")?;
+            add_column_if_missing(&conn, "message", "ordering_key", "TEXT")?;
         }
         conn.execute_batch(include_str!("schema.sql"))?;
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;

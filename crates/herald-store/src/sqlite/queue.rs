@@ -22,9 +22,10 @@ fn claim_due(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, p.payload, {}, a.throttle_rate FROM delivery d \
          JOIN endpoint e ON e.id = d.endpoint_id JOIN application a ON a.id = d.app_id \
-         LEFT JOIN message_payload p ON p.msg_id = d.msg_id \
+         JOIN message m ON m.id = d.msg_id LEFT JOIN message_payload p ON p.msg_id = d.msg_id \
          WHERE d.status = 1 AND d.next_attempt_at <= ?1 AND (e.ordered = 0 OR NOT EXISTS (SELECT 1 FROM delivery d2 \
-         WHERE d2.endpoint_id = d.endpoint_id AND d2.status = 1 AND d2.msg_id < d.msg_id)) \
+         JOIN message m2 ON m2.id = d2.msg_id WHERE d2.endpoint_id = d.endpoint_id AND d2.status = 1 \
+         AND d2.msg_id < d.msg_id AND m2.ordering_key IS m.ordering_key)) \
          ORDER BY d.next_attempt_at LIMIT ?2",
         endpoint_columns_of("e")
     ))?;

@@ -1,5 +1,5 @@
 -- Herald's SQLite schema. Times are Unix milliseconds. JSON columns hold arrays/objects
--- as text. Version 4; every statement is IF NOT EXISTS, so opening a database of an
+-- as text. Version 5; every statement is IF NOT EXISTS, so opening a database of an
 -- older version brings it up to date.
 CREATE TABLE IF NOT EXISTS application (
     id TEXT PRIMARY KEY,
@@ -52,7 +52,9 @@ CREATE TABLE IF NOT EXISTS message (
     event_type TEXT NOT NULL,
     channels TEXT,
     created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    -- Version 5: the ordering key of ordered delivery.
+    ordering_key TEXT
 );
 CREATE INDEX IF NOT EXISTS message_by_app ON message(app_id, id);
 -- Partial: most messages carry no eventId, and they need no entry here.

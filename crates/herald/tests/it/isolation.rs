@@ -313,3 +313,35 @@ async fn an_application_throttle_rate_is_shared_by_its_endpoints() {
         "30 deliveries in {span:?} at 10/s"
     );
 }
+
+#[tokio::test]
+async fn ordering_keys_are_separate_sequences() {
+    let rx = Receiver::start().await;
+    // The first attempt (key "a", seq 0) fails; key "b" must not wait for it.
+    rx.then([Reply::status(500)]);
+    let app = spawn_app(&[("HERALD_RETRY_SCHEDULE_SECS", "0.5")]).await;
+    let a = app.app("keyed").await;
+    app.endpoint(&a, &rx.url("/"), json!({"ordered": true}))
+        .await;
+    for (key, seq) in [("a", 0), ("b", 0), ("a", 1), ("b", 1)] {
+        app.send(
+            &a,
+            json!({"eventType": "x", "orderingKey": key, "payload": {"key": key, "seq": seq}}),
+        )
+        .await;
+    }
+    let got = rx.wait_for(5, Duration::from_secs(20)).await;
+    let order: Vec<String> = got
+        .iter()
+        .map(|d| format!("{}{}", d.json()["key"].as_str().unwrap(), d.json()["seq"]))
+        .collect();
+    // a0 failed first; b0 and b1 went on meanwhile; a0 succeeded on its retry, then a1.
+    let pos = |x: &str| order.iter().rposition(|o| o == x).unwrap();
+    assert_eq!(order[0], "a0", "{order:?}");
+    assert!(
+        pos("b1") < pos("a0"),
+        "key b did not wait for key a: {order:?}"
+    );
+    assert!(pos("a0") < pos("a1"), "key a kept its order: {order:?}");
+    assert!(pos("b0") < pos("b1"), "{order:?}");
+}
