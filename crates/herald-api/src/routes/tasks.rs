@@ -71,23 +71,50 @@ where
     Ok(task)
 }
 
-/// Sends the endpoint every message of the window it never got (it was created later,
-/// was disabled, or filtered it out then), as a background task.
-pub async fn replay_missing(
-    State(state): State<Arc<ApiState>>,
-    Extension(caller): Extension<Caller>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
-    JsonBody(body): JsonBody<RecoverIn>,
+/// Which replay a route asks for.
+#[derive(Clone, Copy)]
+enum Replay {
+    /// Messages of the window the endpoint never got.
+    Missing,
+    /// Every message of the window, delivered or not.
+    Everything,
+}
+
+/// Starts a replay of the window in the body as a background task.
+async fn start_replay(
+    state: Arc<ApiState>,
+    caller: Caller,
+    (app_id, endpoint_id): (String, String),
+    body: RecoverIn,
+    replay: Replay,
 ) -> ApiResult<(StatusCode, Json<BackgroundTaskOut>)> {
     let (since, until) = window(&body, now_ms())?;
     let (app, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     let data = serde_json::json!({"appId": app.id, "endpointId": ep.id});
     let store = state.store.clone();
-    let task = start_task(&state, "endpoint.replay-missing", data, async move {
-        store.replay_missing(ep, since, until, now_ms()).await
+    let kind = match replay {
+        Replay::Missing => "endpoint.replay-missing",
+        Replay::Everything => "endpoint.bulk-replay",
+    };
+    let task = start_task(&state, kind, data, async move {
+        match replay {
+            Replay::Missing => store.replay_missing(ep, since, until, now_ms()).await,
+            Replay::Everything => store.recover(&ep.id, since, until, now_ms(), true).await,
+        }
     })
     .await?;
     Ok((StatusCode::ACCEPTED, Json(task.into())))
+}
+
+/// Sends the endpoint every message of the window it never got (it was created later,
+/// was disabled, or filtered it out then), as a background task.
+pub async fn replay_missing(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(ids): Path<(String, String)>,
+    JsonBody(body): JsonBody<RecoverIn>,
+) -> ApiResult<(StatusCode, Json<BackgroundTaskOut>)> {
+    start_replay(state, caller, ids, body, Replay::Missing).await
 }
 
 /// Sends every message of the window to the endpoint again, delivered or not, as a
@@ -95,18 +122,10 @@ pub async fn replay_missing(
 pub async fn bulk_replay(
     State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
-    Path((app_id, endpoint_id)): Path<(String, String)>,
+    Path(ids): Path<(String, String)>,
     JsonBody(body): JsonBody<RecoverIn>,
 ) -> ApiResult<(StatusCode, Json<BackgroundTaskOut>)> {
-    let (since, until) = window(&body, now_ms())?;
-    let (app, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
-    let data = serde_json::json!({"appId": app.id, "endpointId": ep.id});
-    let store = state.store.clone();
-    let task = start_task(&state, "endpoint.bulk-replay", data, async move {
-        store.recover(&ep.id, since, until, now_ms(), true).await
-    })
-    .await?;
-    Ok((StatusCode::ACCEPTED, Json(task.into())))
+    start_replay(state, caller, ids, body, Replay::Everything).await
 }
 
 /// A task; an application token sees only its own application's tasks.

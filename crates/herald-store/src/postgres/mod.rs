@@ -58,6 +58,21 @@ pub fn describe_url(url: &str) -> String {
         .unwrap_or_else(|_| "an invalid URL".into())
 }
 
+/// `url` with its database name replaced by `name` (tools and tests make scratch
+/// databases beside the one a URL names).
+pub fn url_with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    format!("{base}/{name}{query}")
+}
+
 /// How to reach the database, without the password, for messages.
 fn describe(config: &tokio_postgres::Config) -> String {
     let host = config
