@@ -4,6 +4,7 @@
 
 pub mod fanout;
 pub mod ids;
+pub mod inbound;
 pub mod metrics;
 pub mod netguard;
 pub mod retry;

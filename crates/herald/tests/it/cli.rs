@@ -112,3 +112,66 @@ fn help_and_config_are_useful() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("reading config file"));
 }
+
+#[test]
+fn verify_checks_a_captured_request_and_says_why_not() {
+    let dir = TempDir::new("verify");
+    let body = dir.0.join("body");
+    std::fs::write(&body, "Hello, World!").unwrap();
+    let header =
+        "X-Hub-Signature-256: sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    let run = |secret: &str| {
+        Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args([
+                "verify",
+                "--scheme",
+                "github",
+                "--secret",
+                secret,
+                "-H",
+                header,
+                "--body-file",
+            ])
+            .arg(&body)
+            .output()
+            .unwrap()
+    };
+    let ok = run("It's a Secret to Everybody");
+    assert!(ok.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout).trim(),
+        "verified: the github signature matches"
+    );
+    let bad = run("not the secret");
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stdout).trim(),
+        "not verified: the X-Hub-Signature-256 does not match"
+    );
+    // Body on standard input, headers from a file, a stale Slack timestamp.
+    let headers = dir.0.join("headers");
+    std::fs::write(
+        &headers,
+        "HTTP/1.1 200 OK\nX-Slack-Signature: v0=00\nX-Slack-Request-Timestamp: 1000\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args([
+            "verify",
+            "--scheme",
+            "slack",
+            "--secret",
+            "s",
+            "--headers-file",
+        ])
+        .arg(&headers)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"token=x").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tolerance"));
+}
