@@ -40,6 +40,7 @@ pub const SCHEMES: &[&str] = &[
     "shopify",
     "slack",
     "square",
+    "twilio",
     "paddle",
     "zoom",
     "linear",
@@ -185,6 +186,27 @@ pub fn verify(
                 same(want.as_bytes(), sig.as_bytes()),
                 "x-square-hmacsha256-signature",
             )
+        }
+        "twilio" => {
+            // HMAC-SHA1 of the URL followed by the form parameters sorted by name, each
+            // name directly followed by its value.
+            let sig = req.require("X-Twilio-Signature")?;
+            let url = req
+                .url
+                .as_deref()
+                .ok_or("twilio signs the URL: give it with --url")?;
+            let mut params: Vec<(String, String)> =
+                url::form_urlencoded::parse(body).into_owned().collect();
+            params.sort();
+            let mut mac =
+                Hmac::<sha1::Sha1>::new_from_slice(key).expect("HMAC takes any key length");
+            mac.update(url.as_bytes());
+            for (k, v) in &params {
+                mac.update(k.as_bytes());
+                mac.update(v.as_bytes());
+            }
+            let want = B64.encode(mac.finalize().into_bytes());
+            expect(same(want.as_bytes(), sig.as_bytes()), "X-Twilio-Signature")
         }
         "paddle" => {
             let header = req.require("Paddle-Signature")?;

@@ -71,7 +71,8 @@ enum Command {
     Keygen,
     /// Verify a captured webhook request against a secret: exit 0 when it verifies,
     /// 1 otherwise, with a one-line reason. Schemes: standard-webhooks, github, stripe,
-    /// shopify, slack, square, paddle, zoom, linear, gitlab, discord, hmac-sha256, none.
+    /// shopify, slack, square, twilio, paddle, zoom, linear, gitlab, discord, hmac-sha256,
+    /// none.
     Verify(VerifyArgs),
     /// Re-seal every endpoint signing key with a new main key. With the key file, a new
     /// key is generated and written there; with HERALD_MAIN_KEY, set the new key there and
@@ -100,7 +101,7 @@ struct VerifyArgs {
     /// The raw body; without it, standard input is read.
     #[arg(long, value_name = "FILE")]
     body_file: Option<PathBuf>,
-    /// The full URL the provider called (square signs it).
+    /// The full URL the provider called (square and twilio sign it).
     #[arg(long)]
     url: Option<String>,
     /// Largest accepted clock difference for schemes with timestamps, in seconds.
