@@ -1,6 +1,7 @@
 //! One delivery attempt: sign, send, read a bounded response, decide what comes next,
 //! record it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald_core::ids;
@@ -9,8 +10,9 @@ use herald_core::secret::Secret;
 use herald_core::signing::sign_all;
 use herald_core::time::now_ms;
 use herald_store::{Attempt, AttemptRecord, DeliveryJob, NextStep, StoreError, Trigger};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
+use crate::gate::Gate;
 use crate::Engine;
 
 /// What the receiver did with one request.
@@ -31,32 +33,26 @@ impl AttemptOutcome {
 }
 
 impl Engine {
-    pub(crate) async fn deliver(&self, job: DeliveryJob) {
-        let gate = self.inner.gates.get(&job.endpoint_id, job.throttle_rate);
-        let mut slot = gate.enter().await;
-        // The application's throttleRate, shared by its endpoints, comes second.
-        let app_slot = match (job.app_throttle_rate, &slot) {
-            (Some(rate), Some(_)) => {
+    /// Waits for the delivery's turn: its endpoint's gate, its application's rate (when
+    /// it has one), then a global in-flight permit. What it returns is held until the
+    /// attempt is done; `None` when the engine is stopping.
+    async fn admit(&self, job: &DeliveryJob) -> Option<(Arc<Gate>, Admission)> {
+        let gates = &self.inner.gates;
+        let gate = gates.get(&job.endpoint_id, job.throttle_rate);
+        let endpoint_slot = gate.enter().await?;
+        let app_slot = match job.app_throttle_rate {
+            Some(rate) => {
                 let global = self.inner.config.max_in_flight;
-                let got = self
-                    .inner
-                    .gates
-                    .for_app(&job.app_id, rate, global)
-                    .enter()
-                    .await;
-                if got.is_none() {
-                    slot = None;
-                }
-                got
+                Some(gates.for_app(&job.app_id, rate, global).enter().await?)
             }
-            _ => None,
-        };
-        let permit = match slot {
-            Some(_) => self.inner.permits.clone().acquire_owned().await.ok(),
             None => None,
         };
-        let _app_slot = app_slot;
-        let (Some(_slot), Some(_permit)) = (slot, permit) else {
+        let permit = self.inner.permits.clone().acquire_owned().await.ok()?;
+        Some((gate, (endpoint_slot, app_slot, permit)))
+    }
+
+    pub(crate) async fn deliver(&self, job: DeliveryJob) {
+        let Some((gate, _admission)) = self.admit(&job).await else {
             // The engine is stopping: give the delivery back rather than hold its lease.
             self.inner
                 .given_back
@@ -116,6 +112,9 @@ impl Engine {
             .unrecorded
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if self.inner.records.send(record).is_err() {
+            self.inner
+                .unrecorded
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             tracing::error!(msg.id = %job.msg_id, "the attempt recorder has stopped; the delivery will be retried after its lease");
         }
     }
@@ -168,16 +167,21 @@ impl Engine {
 
     async fn send(&self, job: &DeliveryJob, timestamp: i64) -> AttemptOutcome {
         let config = &self.inner.config;
-        if let Err(blocked) =
-            crate::guard::check_destination(&config.destinations, config.https_only, &job.url)
-        {
-            return AttemptOutcome {
-                status_code: 0,
-                response: blocked.to_string(),
-                duration: Duration::ZERO,
-                retry_after: None,
-            };
-        }
+        let url = match crate::guard::check_destination(
+            &config.destinations,
+            config.https_only,
+            &job.url,
+        ) {
+            Ok(url) => url,
+            Err(blocked) => {
+                return AttemptOutcome {
+                    status_code: 0,
+                    response: blocked.to_string(),
+                    duration: Duration::ZERO,
+                    retry_after: None,
+                }
+            }
+        };
         let mut secrets: Vec<Secret> = Vec::with_capacity(job.secrets.len());
         for sealed in &job.secrets {
             match config
@@ -200,7 +204,7 @@ impl Engine {
         let mut request = self
             .inner
             .client
-            .post(&job.url)
+            .post(url)
             .header("content-type", "application/json")
             .header("user-agent", &config.user_agent);
         for (name, value) in &job.headers {
@@ -360,6 +364,14 @@ fn attempt_span(job: &DeliveryJob, attempt: &Attempt) -> herald_core::trace::Spa
         error: attempt.status != 0,
     }
 }
+
+/// What a delivery holds while its attempt runs: its endpoint's slot, its application's
+/// slot (if the application is throttled) and a global permit.
+type Admission = (
+    OwnedSemaphorePermit,
+    Option<OwnedSemaphorePermit>,
+    OwnedSemaphorePermit,
+);
 
 /// After this many failed attempts, a delivery is reported failing.
 const FAILING_AFTER: u32 = 4;

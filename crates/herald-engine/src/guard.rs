@@ -63,17 +63,18 @@ impl Resolve for GuardedResolver {
 }
 
 /// Checks a delivery URL before anything is sent: the scheme (`https_only`) and, for
-/// an IP literal, the address.
+/// an IP literal, the address. Returns the parsed URL, which the request is sent to.
 pub(crate) fn check_destination(
     policy: &DestinationPolicy,
     https_only: bool,
     url: &str,
-) -> Result<(), Blocked> {
+) -> Result<url::Url, Blocked> {
     let parsed = url::Url::parse(url).map_err(|e| Blocked(format!("invalid URL: {e}")))?;
     if https_only && parsed.scheme() != "https" {
         return Err(Blocked("https_only is set and the URL is not https".into()));
     }
-    policy.check_url(&parsed).map_err(Blocked)
+    policy.check_url(&parsed).map_err(Blocked)?;
+    Ok(parsed)
 }
 
 #[cfg(test)]

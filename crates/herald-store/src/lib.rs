@@ -45,10 +45,6 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// A store shared by the whole process.
 pub type SharedStore = Arc<dyn Store>;
 
-/// How long a freshly ingested delivery stays leased to the process that hands it to its
-/// dispatcher in memory, unless the caller asks for another lease.
-pub const HANDOFF_LEASE_MS: i64 = 120_000;
-
 /// Everything Herald keeps, one sub-trait per kind of record (their methods are callable
 /// on a [`SharedStore`] as they are; on a concrete store, `use herald_store::prelude::*`).
 /// Methods that target one row by key answer `NotFound`
@@ -406,15 +402,7 @@ pub(crate) fn message_targets<'a>(
 ) -> impl Iterator<Item = &'a Endpoint> + 'a {
     endpoints.iter().filter(move |ep| match &new.only_endpoint {
         Some(only) => &ep.id == only,
-        None => herald_core::fanout::matches(
-            &herald_core::fanout::Subscription {
-                disabled: ep.disabled,
-                event_types: ep.event_types.as_deref(),
-                channels: ep.channels.as_deref(),
-            },
-            &new.event_type,
-            new.channels.as_deref(),
-        ),
+        None => !ep.disabled && endpoint_wants(ep, &new.event_type, new.channels.as_deref()),
     })
 }
 

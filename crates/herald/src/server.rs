@@ -331,10 +331,7 @@ async fn prune_idempotency_records(store: SharedStore, ttl_ms: i64) {
 /// Returns the store, the lock, and whether this is the store's first start.
 async fn open_store(config: &Config) -> anyhow::Result<(SharedStore, Option<File>, bool)> {
     if !config.database_url.is_empty() {
-        let wait = std::time::Duration::from_secs(config.wait_for_db_secs);
-        let store = PgStore::connect(&config.database_url, config.database_pool_size, wait)
-            .await
-            .context("opening the PostgreSQL store")?;
+        let store = connect_postgres(config, config.database_pool_size).await?;
         let first_start = store.admin_token_count().await? == 0;
         return Ok((Arc::new(store), None, first_start));
     }
@@ -347,16 +344,21 @@ async fn open_store(config: &Config) -> anyhow::Result<(SharedStore, Option<File
     Ok((Arc::new(store), Some(lock), first_start))
 }
 
+/// Connects to the configured PostgreSQL database (waiting up to `wait_for_db_secs`)
+/// with at most `pool_size` connections, migrating it if needed.
+async fn connect_postgres(config: &Config, pool_size: usize) -> anyhow::Result<PgStore> {
+    let wait = Duration::from_secs(config.wait_for_db_secs);
+    PgStore::connect(&config.database_url, pool_size, wait)
+        .await
+        .context("opening the PostgreSQL store")
+}
+
 /// Opens the configured store for a one-off command (`herald token create`,
 /// `herald migrate`), without taking the data directory's lock: the embedded database
 /// must already exist.
 pub async fn open_existing_store(config: &Config) -> anyhow::Result<SharedStore> {
     if !config.database_url.is_empty() {
-        let wait = std::time::Duration::from_secs(config.wait_for_db_secs);
-        let store = PgStore::connect(&config.database_url, 2, wait)
-            .await
-            .context("opening the PostgreSQL store")?;
-        return Ok(Arc::new(store));
+        return Ok(Arc::new(connect_postgres(config, 2).await?));
     }
     let path = config.database_path();
     if !path.exists() {

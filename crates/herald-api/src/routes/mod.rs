@@ -33,6 +33,11 @@ pub(crate) async fn visible_app(
             app
         }
     };
+    in_scope(caller, app)
+}
+
+/// The application if the caller may see it: an application token sees only its own.
+fn in_scope(caller: &Caller, app: Application) -> Result<Application, ApiError> {
     match &caller.app_id {
         Some(scope) if scope != &app.id => Err(not_found("application")),
         _ => Ok(app),
@@ -49,10 +54,7 @@ pub(crate) async fn ingest_app(
 ) -> Result<Application, ApiError> {
     if state.store.is_shared() {
         if let Some(app) = state.cached_app_id_for_ingest(id_or_uid) {
-            return match &caller.app_id {
-                Some(scope) if scope != &app.id => Err(not_found("application")),
-                _ => Ok(app),
-            };
+            return in_scope(caller, app);
         }
     }
     // On a miss this reads the application and caches it (under its id and uid).

@@ -256,7 +256,7 @@ fn classify(e: tokio_postgres::Error, conflict: &str) -> StoreError {
             if *c == SqlState::T_R_DEADLOCK_DETECTED
                 || *c == SqlState::T_R_SERIALIZATION_FAILURE =>
         {
-            StoreError::Unavailable(format!("{}; try again", describe_db_error(&e)))
+            StoreError::Unavailable(format!("{TRANSIENT_CONFLICT}: {}", describe_db_error(&e)))
         }
         Some(c)
             if c.code().starts_with("08")
@@ -272,6 +272,10 @@ fn classify(e: tokio_postgres::Error, conflict: &str) -> StoreError {
         None => StoreError::Unavailable(e.to_string()),
     }
 }
+
+/// How `classify` begins the reason of a deadlock or serialization failure, which
+/// `retrying_conflicts` runs again (and callers see as a 503 to retry).
+const TRANSIENT_CONFLICT: &str = "a concurrent transaction conflicted; try again";
 
 /// A database error with its SQL state and message ("db error" alone says nothing).
 fn describe_db_error(e: &tokio_postgres::Error) -> String {
@@ -292,7 +296,9 @@ where
     loop {
         tries += 1;
         match op().await {
-            Err(StoreError::Unavailable(why)) if tries < 3 && why.ends_with("try again") => {
+            Err(StoreError::Unavailable(why))
+                if tries < 3 && why.starts_with(TRANSIENT_CONFLICT) =>
+            {
                 tokio::time::sleep(Duration::from_millis(20 * tries)).await;
             }
             other => return other,
