@@ -489,10 +489,14 @@ pub struct MessageOut {
     pub timestamp: String,
 }
 
+/// A stored payload as JSON: as it is, or as a JSON string when it is not JSON (a
+/// forwarded form post, say), or `{}` once expunged.
 fn raw(payload: Option<String>) -> Box<RawValue> {
-    payload
-        .and_then(|p| RawValue::from_string(p).ok())
-        .unwrap_or_else(|| RawValue::from_string("{}".into()).expect("valid JSON"))
+    match payload {
+        None => RawValue::from_string("{}".into()).expect("valid JSON"),
+        Some(p) => RawValue::from_string(p.clone())
+            .unwrap_or_else(|_| serde_json::value::to_raw_value(&p).expect("a string serializes")),
+    }
 }
 
 impl MessageOut {
@@ -623,4 +627,137 @@ pub struct AppPortalAccessOut {
     pub url: String,
     /// An API token scoped to the one application.
     pub token: String,
+}
+
+// ---- inbound sources ----
+
+/// Settings of the generic `hmac` scheme.
+#[derive(Deserialize, Serialize, Clone, Debug, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HmacSettings {
+    /// The header that carries the signature (default X-Signature).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Text before the signature in that header, such as "sha256=".
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// hex (default) or base64.
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// sha256 (default), sha1 or sha512.
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    /// A header with the Unix timestamp; the signed text is then "{timestamp}.{body}".
+    #[serde(default)]
+    pub timestamp_header: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceIn {
+    pub name: String,
+    /// standard-webhooks, github, stripe, shopify, slack, square, twilio, paddle, zoom,
+    /// linear, gitlab, discord, hmac or none.
+    pub scheme: String,
+    /// The provider's signing secret (for discord, the application's public key in
+    /// hex; for gitlab, the token). Required except for `none`.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Largest accepted clock difference for schemes with timestamps (default 300 s).
+    #[serde(default)]
+    pub tolerance_secs: Option<i64>,
+    #[serde(default)]
+    pub hmac: Option<HmacSettings>,
+    /// The exact URL the provider is configured to call, for the schemes that sign it
+    /// (square, twilio); by default the server's public URL and `/in/{id}`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Original headers passed along to destinations (default: the content type and
+    /// the provider's event and delivery-id headers).
+    #[serde(default)]
+    pub forward_headers: Option<Vec<String>>,
+    /// Answer Meta-style `GET ?hub.mode=subscribe&hub.verify_token=…&hub.challenge=…`
+    /// when the token matches this.
+    #[serde(default)]
+    pub meta_verify_token: Option<String>,
+    /// Answer the CloudEvents webhook `OPTIONS` handshake for these origins ("*": any).
+    #[serde(default)]
+    pub cloud_events_origins: Option<Vec<String>>,
+    /// Where the provider's delivery id is, to drop duplicates: a header name.
+    #[serde(default)]
+    pub id_header: Option<String>,
+    /// Where the event type is: a header name, or a dotted path into a JSON body.
+    #[serde(default)]
+    pub event_type_header: Option<String>,
+    #[serde(default)]
+    pub event_type_field: Option<String>,
+    /// Destinations created with the source: endpoint fields (url, filterTypes,
+    /// description, headers…) plus `bodyFilter`, a map of dotted JSON paths to the
+    /// value (or list of values) the body must hold there.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub destinations: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationOut {
+    pub endpoint_id: String,
+    pub url: String,
+    pub filter_types: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub body_filter: Option<serde_json::Value>,
+    pub disabled: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceOut {
+    pub id: String,
+    pub name: String,
+    /// The application that holds the destinations (its endpoints), messages and log:
+    /// the whole v1 API works on it.
+    pub app_id: String,
+    /// Where the provider sends: `{public URL}/in/{id}`.
+    pub ingest_url: String,
+    pub scheme: String,
+    pub tolerance_secs: i64,
+    pub forward_headers: Vec<String>,
+    pub destinations: Vec<DestinationOut>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundRequestOut {
+    pub id: String,
+    pub received_at: String,
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub verified: bool,
+    /// Why it was refused, or what became of it.
+    pub reason: Option<String>,
+    /// The message that forwards it.
+    pub msg_id: Option<String>,
+}
+
+impl From<herald_store::InboundRequest> for InboundRequestOut {
+    fn from(r: herald_store::InboundRequest) -> Self {
+        InboundRequestOut {
+            id: r.id,
+            received_at: format_rfc3339(r.received_at),
+            method: r.method,
+            path: r.path,
+            query: r.query,
+            headers: r.headers,
+            body: r.body,
+            verified: r.verified,
+            reason: r.reason,
+            msg_id: r.msg_id,
+        }
+    }
 }

@@ -6,6 +6,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 mod idempotency;
+mod inbound;
 mod openapi;
 mod router;
 mod routes;

@@ -7,7 +7,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, head, patch, post, put, MethodRouter};
+use axum::routing::{any, delete, get, head, patch, post, put, MethodRouter};
 use axum::Router;
 use utoipa::openapi::path::HttpMethod;
 
@@ -15,7 +15,9 @@ use crate::dto::*;
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::openapi::{self, list_of, object, schema_of, Operation, SchemaFn};
-use crate::routes::{apps, attempts, auth, endpoints, event_types, health, messages, tasks};
+use crate::routes::{
+    apps, attempts, auth, endpoints, event_types, health, messages, sources, tasks,
+};
 use crate::state::{ApiState, Caller};
 
 /// One route: its documentation and its handler, so the router and the OpenAPI
@@ -88,7 +90,19 @@ fn routes() -> Vec<Route> {
     const HEALTH: &str = "Health";
     const AUTH: &str = "Authentication";
     const TASK: &str = "Background Task";
+    const SRC: &str = "Inbound Source";
     vec![
+        route(GET, "/source", "v1.source.list", "List inbound sources (Herald extension)", SRC, get(sources::list)).list(list_of::<SourceOut>),
+        route(POST, "/source", "v1.source.create", "Create an inbound source: third-party webhooks arrive at /in/{id}, are verified, stored and forwarded", SRC, post(sources::create))
+            .body(schema_of::<SourceIn>).returns(201, schema_of::<SourceOut>),
+        route(GET, "/source/{source_id}", "v1.source.get", "Get an inbound source", SRC, get(sources::get)).returns(200, schema_of::<SourceOut>),
+        route(PUT, "/source/{source_id}", "v1.source.update", "Replace an inbound source's settings", SRC, put(sources::put))
+            .body(schema_of::<SourceIn>).returns(200, schema_of::<SourceOut>),
+        route(DEL, "/source/{source_id}", "v1.source.delete", "Delete an inbound source, its destinations and its log", SRC, delete(sources::delete)).empty(204),
+        route(POST, "/source/{source_id}/destination", "v1.source.add-destination", "Add a destination (endpoint fields plus an optional bodyFilter)", SRC, post(sources::add))
+            .body(object).returns(201, schema_of::<EndpointOut>),
+        route(GET, "/source/{source_id}/request", "v1.source.list-requests", "Requests that arrived at the source, accepted and refused", SRC, get(sources::requests))
+            .list(list_of::<InboundRequestOut>),
         route(GET, "/background-task", "v1.background-task.list", "List background tasks (?status=, ?task=)", TASK, get(tasks::list)).list(list_of::<BackgroundTaskOut>),
         route(GET, "/background-task/{task_id}", "v1.background-task.get", "Get a background task", TASK, get(tasks::get)).returns(200, schema_of::<BackgroundTaskOut>),
         route(POST, "/app/{app_id}/endpoint/{endpoint_id}/replay-missing", "v1.endpoint.replay-missing", "Send the endpoint the messages of a window it never got", EP, post(tasks::replay_missing))
@@ -226,6 +240,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .nest("/api/v1", v1)
         .route("/metrics", get(health::metrics))
+        .route("/in/{source_id}", any(crate::inbound::receive))
+        .route("/in/{source_id}/{*rest}", any(crate::inbound::receive))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(

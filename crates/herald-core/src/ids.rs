@@ -19,6 +19,8 @@ pub const ATTEMPT: &str = "atmpt_";
 pub const EVENT_TYPE: &str = "evtype_";
 pub const TASK: &str = "qtask_";
 pub const TOKEN: &str = "tok_";
+pub const SOURCE: &str = "src_";
+pub const INBOUND: &str = "inb_";
 
 static LAST: Mutex<(u64, u128)> = Mutex::new((0, 0));
 

@@ -47,13 +47,20 @@ pub const SCHEMES: &[&str] = &[
     "gitlab",
     "discord",
     "hmac-sha256",
+    "hmac",
     "none",
 ];
 
 fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    hmac_with::<Hmac<Sha256>>(key, parts)
+}
+
+/// An HMAC of the concatenated `parts`, with any of the hmac crate's MAC types.
+fn hmac_with<M: Mac + hmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac =
+        <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     for p in parts {
-        mac.update(p);
+        Mac::update(&mut mac, p);
     }
     mac.finalize().into_bytes().to_vec()
 }
@@ -258,12 +265,35 @@ pub fn verify(
                 "X-Signature-Ed25519",
             )
         }
-        "hmac-sha256" => {
+        "hmac-sha256" | "hmac" => {
             let sig = req.require(&options.header)?;
             let sig = sig.strip_prefix(options.prefix.as_str()).ok_or_else(|| {
                 format!("{} must start with '{}'", options.header, options.prefix)
             })?;
-            let mac = hmac_sha256(key, &[body]);
+            // What is signed: the body, or "{timestamp}.{body}" when the sender puts a
+            // timestamp in a header.
+            let timestamp = match &options.timestamp_header {
+                Some(name) => {
+                    let ts = req.require(name)?;
+                    fresh(ts, now_secs, tolerance_secs)?;
+                    Some(ts)
+                }
+                None => None,
+            };
+            let parts: Vec<&[u8]> = match timestamp {
+                Some(ts) => vec![ts.as_bytes(), b".", body],
+                None => vec![body],
+            };
+            let mac = match options.algorithm.as_str() {
+                "sha256" => hmac_sha256(key, &parts),
+                "sha1" => hmac_with::<Hmac<sha1::Sha1>>(key, &parts),
+                "sha512" => hmac_with::<Hmac<sha2::Sha512>>(key, &parts),
+                other => {
+                    return Err(format!(
+                        "unknown HMAC algorithm '{other}' (sha1, sha256, sha512)"
+                    ))
+                }
+            };
             let want = if options.encoding == "base64" {
                 B64.encode(mac)
             } else {
@@ -279,13 +309,17 @@ pub fn verify(
     }
 }
 
-/// Settings of the generic `hmac-sha256` scheme: HMAC-SHA256 of the body, in `header`,
-/// after `prefix`, as `hex` or `base64`.
+/// Settings of the generic `hmac` scheme (`hmac-sha256` is the same with its default
+/// algorithm): an HMAC with `algorithm` (sha1, sha256, sha512) of the body, or of
+/// "{timestamp}.{body}" when `timestamp_header` names a header holding Unix seconds,
+/// found in `header` after `prefix`, as `hex` or `base64`.
 #[derive(Clone, Debug)]
 pub struct GenericHmac {
     pub header: String,
     pub prefix: String,
     pub encoding: String,
+    pub algorithm: String,
+    pub timestamp_header: Option<String>,
 }
 
 impl Default for GenericHmac {
@@ -294,6 +328,8 @@ impl Default for GenericHmac {
             header: "X-Signature".into(),
             prefix: String::new(),
             encoding: "hex".into(),
+            algorithm: "sha256".into(),
+            timestamp_header: None,
         }
     }
 }
@@ -307,6 +343,16 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// Zoom's answer to `endpoint.url_validation`: the hex HMAC-SHA256 of the plain token.
+pub fn zoom_encrypted_token(secret: &str, plain_token: &str) -> String {
+    hex(&hmac_sha256(secret.as_bytes(), &[plain_token.as_bytes()]))
+}
+
+/// Constant-time equality of two secrets such as verify tokens.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    same(a.as_bytes(), b.as_bytes())
 }
 
 #[cfg(test)]

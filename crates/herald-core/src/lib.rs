@@ -7,6 +7,7 @@ pub mod ids;
 pub mod inbound;
 pub mod metrics;
 pub mod netguard;
+pub mod relay;
 pub mod retry;
 pub mod sealing;
 pub mod secret;

@@ -79,6 +79,10 @@ pub enum StoreOp {
 #[derive(Default)]
 pub struct Metrics {
     pub messages_ingested: AtomicU64,
+    /// Inbound webhooks verified and stored by the gateway (`/in/…`).
+    pub inbound_accepted: AtomicU64,
+    /// Inbound webhooks refused for a failed verification (401).
+    pub inbound_refused: AtomicU64,
     attempts: [AtomicU64; 3],
     attempt_seconds: Histogram,
     store_seconds: [Histogram; 3],
@@ -146,6 +150,13 @@ impl Metrics {
             out,
             "herald_messages_ingested_total {}",
             self.messages_ingested.load(Relaxed)
+        );
+        let _ = writeln!(out, "# HELP herald_inbound_requests_total Inbound webhooks by outcome (accepted: verified and stored; refused: verification failed).\n# TYPE herald_inbound_requests_total counter");
+        let _ = writeln!(
+            out,
+            "herald_inbound_requests_total{{outcome=\"accepted\"}} {}\nherald_inbound_requests_total{{outcome=\"refused\"}} {}",
+            self.inbound_accepted.load(Relaxed),
+            self.inbound_refused.load(Relaxed)
         );
 
         let _ = writeln!(out, "# HELP herald_attempts_total Delivery attempts by outcome.\n# TYPE herald_attempts_total counter");

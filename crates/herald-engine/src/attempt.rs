@@ -165,23 +165,91 @@ impl Engine {
         }
     }
 
+    /// Every header of a delivery, in order: content type, user agent, the endpoint's and
+    /// the message's own headers, then the signature headers.
+    fn delivery_headers(
+        &self,
+        job: &DeliveryJob,
+        timestamp: i64,
+        signature: &str,
+    ) -> Vec<(String, String)> {
+        let config = &self.inner.config;
+        // A forwarded inbound request brings its own content type (a form, say).
+        let content_type = job
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+            .map_or("application/json", |(_, value)| value.as_str());
+        let ts = timestamp.to_string();
+        let mut headers = vec![
+            ("content-type".to_string(), content_type.to_string()),
+            ("user-agent".to_string(), config.user_agent.clone()),
+        ];
+        headers.extend(
+            job.headers
+                .iter()
+                .filter(|(name, _)| !name.eq_ignore_ascii_case("content-type"))
+                .cloned(),
+        );
+        let mut sign_as = |prefix: &str| {
+            headers.push((format!("{prefix}-id"), job.msg_id.clone()));
+            headers.push((format!("{prefix}-timestamp"), ts.clone()));
+            headers.push((format!("{prefix}-signature"), signature.to_string()));
+        };
+        sign_as("webhook");
+        if config.svix_headers {
+            sign_as("svix");
+        }
+        headers
+    }
+
+    /// A delivery to a `herald listen` session: handed to the relay, which answers with
+    /// what the developer's local app said (or why nothing could be asked).
+    async fn send_to_listener(
+        &self,
+        job: &DeliveryJob,
+        headers: Vec<(String, String)>,
+    ) -> AttemptOutcome {
+        let config = &self.inner.config;
+        let started = Instant::now();
+        let Some(relay) = &config.relay else {
+            return unsendable("this node serves no listen sessions".into());
+        };
+        let request = herald_core::relay::RelayRequest {
+            endpoint_id: job.endpoint_id.clone(),
+            msg_id: job.msg_id.clone(),
+            headers,
+            body: job.payload.to_string(),
+        };
+        let (status_code, response) =
+            match tokio::time::timeout(config.request_timeout, relay.relay(request)).await {
+                Ok(Ok(answer)) => (answer.status, answer.body),
+                Ok(Err(why)) => (0, why),
+                Err(_) => (
+                    0,
+                    format!(
+                        "the listen session did not answer within {} s",
+                        config.request_timeout.as_secs_f64()
+                    ),
+                ),
+            };
+        let mut response = response;
+        response.truncate(
+            (0..=config.response_capture_bytes.min(response.len()))
+                .rev()
+                .find(|i| response.is_char_boundary(*i))
+                .unwrap_or(0),
+        );
+        AttemptOutcome {
+            status_code,
+            response,
+            duration: started.elapsed(),
+            retry_after: None,
+        }
+    }
+
     async fn send(&self, job: &DeliveryJob, timestamp: i64) -> AttemptOutcome {
         let config = &self.inner.config;
-        let url = match crate::guard::check_destination(
-            &config.destinations,
-            config.https_only,
-            &job.url,
-        ) {
-            Ok(url) => url,
-            Err(blocked) => {
-                return AttemptOutcome {
-                    status_code: 0,
-                    response: blocked.to_string(),
-                    duration: Duration::ZERO,
-                    retry_after: None,
-                }
-            }
-        };
         let mut secrets: Vec<Secret> = Vec::with_capacity(job.secrets.len());
         for sealed in &job.secrets {
             match config
@@ -200,25 +268,28 @@ impl Engine {
             }
         }
         let signature = sign_all(&secrets, &job.msg_id, timestamp, job.payload.as_bytes());
-        let ts = timestamp.to_string();
-        let mut request = self
-            .inner
-            .client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("user-agent", &config.user_agent);
-        for (name, value) in &job.headers {
-            request = request.header(name.as_str(), value.as_str());
+        let headers = self.delivery_headers(job, timestamp, &signature);
+        if job.url.starts_with(herald_core::relay::SCHEME) {
+            return self.send_to_listener(job, headers).await;
         }
-        request = request
-            .header("webhook-id", &job.msg_id)
-            .header("webhook-timestamp", &ts)
-            .header("webhook-signature", &signature);
-        if config.svix_headers {
-            request = request
-                .header("svix-id", &job.msg_id)
-                .header("svix-timestamp", &ts)
-                .header("svix-signature", &signature);
+        let url = match crate::guard::check_destination(
+            &config.destinations,
+            config.https_only,
+            &job.url,
+        ) {
+            Ok(url) => url,
+            Err(blocked) => {
+                return AttemptOutcome {
+                    status_code: 0,
+                    response: blocked.to_string(),
+                    duration: Duration::ZERO,
+                    retry_after: None,
+                }
+            }
+        };
+        let mut request = self.inner.client.post(url);
+        for (name, value) in &headers {
+            request = request.header(name.as_str(), value.as_str());
         }
         let started = Instant::now();
         let response = request

@@ -65,6 +65,8 @@ pub struct EngineConfig {
     /// proxy resolves host names itself, so it is then in charge of egress filtering;
     /// literal IP addresses are still checked here.
     pub proxy: Option<String>,
+    /// Where deliveries to `herald listen` sessions go (`None`: this node serves none).
+    pub relay: Option<Arc<dyn herald_core::relay::Relay>>,
     /// Opens the sealed signing keys of deliveries.
     pub sealer: Arc<herald_core::sealing::Sealer>,
     /// An endpoint whose attempts all failed for this long (no success in between) is
@@ -94,6 +96,7 @@ impl Default for EngineConfig {
             https_only: false,
             resolve: Vec::new(),
             proxy: None,
+            relay: None,
             sealer: Arc::new(herald_core::sealing::Sealer::ephemeral()),
             metrics: Arc::default(),
             auto_disable_after: Some(Duration::from_secs(5 * 24 * 3600)),

@@ -59,6 +59,7 @@ pub trait Store:
     + Queue
     + Tokens
     + Idempotency
+    + Sources
     + Send
     + Sync
     + 'static
@@ -84,6 +85,21 @@ pub trait Store:
     fn due_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
         None
     }
+}
+
+/// Inbound sources and the log of requests that arrived at them.
+#[async_trait::async_trait]
+pub trait Sources: Send + Sync {
+    /// Inserts the source's application and the source together.
+    async fn source_insert(&self, app: Application, src: Source) -> Result<Source>;
+    async fn source_get(&self, id: &str) -> Result<Source>;
+    async fn source_list(&self, q: ListQuery) -> Result<Page<Source>>;
+    /// Replaces the name and config of the source with `src.id`.
+    async fn source_update(&self, src: Source) -> Result<Source>;
+    /// Deletes the source with its application (destinations, messages and log).
+    async fn source_delete(&self, id: &str) -> Result<()>;
+    async fn inbound_insert(&self, req: InboundRequest) -> Result<()>;
+    async fn inbound_list(&self, source_id: &str, q: ListQuery) -> Result<Page<InboundRequest>>;
 }
 
 /// Applications.
@@ -290,7 +306,8 @@ pub trait Idempotency: Send + Sync {
 /// The store traits, for calling their methods on a concrete store.
 pub mod prelude {
     pub use crate::{
-        Apps, DeliveryLog, Endpoints, EventTypes, Idempotency, Messages, Queue, Store, Tokens,
+        Apps, DeliveryLog, Endpoints, EventTypes, Idempotency, Messages, Queue, Sources, Store,
+        Tokens,
     };
 }
 
@@ -363,6 +380,7 @@ pub(crate) fn job_from(
     delivery_id: i64,
     msg_id: String,
     payload: Option<String>,
+    message_headers: Option<String>,
     attempts: u32,
     trigger: i64,
     now: i64,
@@ -376,11 +394,11 @@ pub(crate) fn job_from(
         url: ep.url.clone(),
         // An expunged payload is sent as an empty object rather than not at all.
         payload: Arc::from(payload.as_deref().unwrap_or("{}")),
-        headers: ep
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        headers: delivery_headers(
+            ep,
+            &json_decode_opt::<Vec<(String, String)>>(message_headers.as_deref())
+                .unwrap_or_default(),
+        ),
         secrets: ep.signing_keys(now),
         attempts,
         trigger: if trigger == 1 {
@@ -393,6 +411,22 @@ pub(crate) fn job_from(
         // Set by the caller where the application's row was read.
         app_throttle_rate: None,
     }
+}
+
+/// The headers a delivery carries besides the signature: the endpoint's, then the
+/// message's own (which win on a clash, as they describe this very body).
+pub(crate) fn delivery_headers(
+    ep: &Endpoint,
+    message: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = ep
+        .headers
+        .iter()
+        .filter(|(k, _)| !message.iter().any(|(m, _)| m.eq_ignore_ascii_case(k)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.extend(message.iter().cloned());
+    out
 }
 
 /// The endpoints of an application a new message goes to.
@@ -428,6 +462,7 @@ pub(crate) const ENDPOINT_UID_TAKEN: &str =
     "an endpoint with this uid already exists in this application";
 pub(crate) const EVENT_ID_TAKEN: &str =
     "a message with this eventId already exists in this application";
+pub(crate) const SOURCE_TAKEN: &str = "a source with this id already exists";
 pub(crate) const EVENT_TYPE_TAKEN: &str = "an event type with this name already exists";
 
 pub(crate) fn too_many_endpoints(max_per_app: usize) -> StoreError {

@@ -103,6 +103,9 @@ pub struct NewMessage {
     /// Lease the deliveries to the caller until this time for an in-memory hand-off;
     /// when `None` they are stored due now and a scheduler takes them.
     pub lease_until: Option<i64>,
+    /// Headers sent with every delivery of this message besides the endpoint's own (the
+    /// inbound gateway passes chosen original headers along this way); usually empty.
+    pub headers: Vec<(String, String)>,
 }
 
 /// Status of a (message, endpoint) delivery, as the API numbers it.
@@ -233,4 +236,34 @@ pub struct Task {
     pub status: String,
     pub data: serde_json::Value,
     pub updated_at: i64,
+}
+
+/// An inbound source: where a third party's webhooks arrive (`/in/{id}`). Its
+/// destinations are the endpoints of its own application (`app_id`); `config` (scheme,
+/// sealed secret, handshakes, forwarding rules) is owned by the API layer and opaque here.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub id: String,
+    pub app_id: String,
+    pub name: String,
+    pub config: serde_json::Value,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One request that arrived at a source, as received, whether it was accepted (then
+/// `msg_id` names the message that forwards it) or refused (`reason` says why).
+#[derive(Clone, Debug)]
+pub struct InboundRequest {
+    pub id: String,
+    pub source_id: String,
+    pub msg_id: Option<String>,
+    pub received_at: i64,
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub verified: bool,
+    pub reason: Option<String>,
 }

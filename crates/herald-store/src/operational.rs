@@ -73,6 +73,7 @@ pub fn message(
         retention_hours: 90 * 24,
         deliver_at: None,
         only_endpoint: None,
+        headers: Vec::new(),
         app_throttle_rate: None,
         ordering_key: None,
         lease_until,

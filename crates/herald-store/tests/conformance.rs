@@ -138,6 +138,7 @@ conformance!(
     replays_send_what_was_missed_or_everything_again,
     an_endpoint_failing_for_the_whole_window_is_disabled,
     an_ordered_endpoint_gets_one_message_at_a_time_in_order,
+    sources_keep_their_config_and_log_and_go_with_their_application,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -187,6 +188,7 @@ fn message(app_id: &str, event_type: &str, lease_until: Option<i64>) -> NewMessa
         retention_hours: 24,
         deliver_at: None,
         only_endpoint: None,
+        headers: Vec::new(),
         app_throttle_rate: None,
         ordering_key: None,
         lease_until,
@@ -1393,4 +1395,129 @@ async fn an_ordered_endpoint_gets_one_message_at_a_time_in_order(store: SharedSt
         claimed, expected,
         "the first of each key, not the second 'a'"
     );
+}
+
+async fn sources_keep_their_config_and_log_and_go_with_their_application(store: SharedStore) {
+    let src = Source {
+        id: "src_1".into(),
+        app_id: "app_src".into(),
+        name: "github".into(),
+        config: serde_json::json!({"scheme": "github", "secret": "sealed"}),
+        created_at: T0,
+        updated_at: T0,
+    };
+    store
+        .source_insert(app("app_src", Some("src_1")), src.clone())
+        .await
+        .unwrap();
+    // The id is taken, and so is the application's uid: nothing is half-inserted.
+    let again = store
+        .source_insert(app("app_other", Some("src_1")), src.clone())
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert!(matches!(
+        store.app_get("app_other").await,
+        Err(StoreError::NotFound)
+    ));
+
+    let got = store.source_get("src_1").await.unwrap();
+    assert_eq!(
+        (got.app_id.as_str(), got.config["scheme"].as_str()),
+        ("app_src", Some("github"))
+    );
+    let mut changed = got.clone();
+    changed.name = "renamed".into();
+    changed.config = serde_json::json!({"scheme": "stripe"});
+    changed.updated_at = T0 + 1;
+    store.source_update(changed).await.unwrap();
+    let got = store.source_get("src_1").await.unwrap();
+    assert_eq!(
+        (got.name.as_str(), got.config["scheme"].as_str()),
+        ("renamed", Some("stripe"))
+    );
+    assert_eq!(store.source_list(list(10)).await.unwrap().data.len(), 1);
+
+    // A forwarded request's headers travel with its deliveries, after the endpoint's.
+    store
+        .endpoint_insert(endpoint("app_src", "ep_src", None), 10)
+        .await
+        .unwrap();
+    let mut new = message("app_src", "push", Some(T0 + 30_000));
+    new.event_id = Some("delivery-1".into());
+    new.headers = vec![
+        ("x-github-event".into(), "push".into()),
+        ("x-test".into(), "from-message".into()),
+    ];
+    let (msg, jobs) = store.message_create(new, T0).await.unwrap();
+    let want = vec![
+        ("x-github-event".to_string(), "push".to_string()),
+        ("x-test".to_string(), "from-message".to_string()),
+    ];
+    assert_eq!(jobs[0].headers, want);
+    store
+        .release_deliveries(vec![jobs[0].delivery_id], T0)
+        .await
+        .unwrap();
+    let claimed = store.claim_due(T0, T0 + 30_000, 10).await.unwrap();
+    assert_eq!(claimed[0].headers, want);
+
+    for (i, verified) in [(1, false), (2, true)] {
+        store
+            .inbound_insert(InboundRequest {
+                id: format!("inb_{i}"),
+                source_id: "src_1".into(),
+                msg_id: verified.then(|| msg.id.clone()),
+                received_at: T0 + i,
+                method: "POST".into(),
+                path: "/in/src_1".into(),
+                query: None,
+                headers: vec![("x-github-event".into(), "push".into())],
+                body: "{}".into(),
+                verified,
+                reason: (!verified).then(|| "the signature does not match".into()),
+            })
+            .await
+            .unwrap();
+    }
+    let log = store
+        .inbound_list(
+            "src_1",
+            ListQuery {
+                limit: 10,
+                iterator: None,
+                descending: true,
+            },
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = log.data.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["inb_2", "inb_1"]);
+    assert_eq!(
+        log.data[1].reason.as_deref(),
+        Some("the signature does not match")
+    );
+    assert_eq!(
+        log.data[1].headers,
+        vec![("x-github-event".to_string(), "push".to_string())]
+    );
+
+    store.source_delete("src_1").await.unwrap();
+    assert!(matches!(
+        store.source_get("src_1").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.app_get("app_src").await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store
+        .inbound_list("src_1", list(10))
+        .await
+        .unwrap()
+        .data
+        .is_empty());
+    assert!(matches!(
+        store.source_delete("src_1").await,
+        Err(StoreError::NotFound)
+    ));
 }

@@ -280,6 +280,7 @@ impl Config {
             https_only: self.https_only,
             resolve: self.resolve_overrides().expect("checked at load"),
             proxy: (!self.outbound_proxy.is_empty()).then(|| self.outbound_proxy.clone()),
+            relay: None,
             sealer,
             auto_disable_after: (self.endpoint_auto_disable_secs > 0.0)
                 .then(|| secs(self.endpoint_auto_disable_secs)),

@@ -71,9 +71,9 @@ enum Command {
     Keygen,
     /// Verify a captured webhook request against a secret: exit 0 when it verifies,
     /// 1 otherwise, with a one-line reason. Schemes: standard-webhooks, github, stripe,
-    /// shopify, slack, square, twilio, paddle, zoom, linear, gitlab, discord, hmac-sha256,
+    /// shopify, slack, square, twilio, paddle, zoom, linear, gitlab, discord, hmac (hmac-sha256),
     /// none.
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
     /// Re-seal every endpoint signing key with a new main key. With the key file, a new
     /// key is generated and written there; with HERALD_MAIN_KEY, set the new key there and
     /// the old one in HERALD_PREVIOUS_MAIN_KEYS first. Stop the embedded-store server
@@ -116,6 +116,12 @@ struct VerifyArgs {
     /// hmac-sha256: hex or base64.
     #[arg(long, default_value = "hex")]
     signature_encoding: String,
+    /// hmac: sha1, sha256 or sha512.
+    #[arg(long, default_value = "sha256")]
+    signature_algorithm: String,
+    /// hmac: a header with the Unix timestamp; the signed text is then "{timestamp}.{body}".
+    #[arg(long)]
+    timestamp_header: Option<String>,
 }
 
 /// `herald verify`: prints one line and exits 0 (verified) or 1.
@@ -155,6 +161,8 @@ fn verify_command(args: VerifyArgs) -> anyhow::Result<()> {
         header: args.signature_header,
         prefix: args.signature_prefix,
         encoding: args.signature_encoding,
+        algorithm: args.signature_algorithm,
+        timestamp_header: args.timestamp_header,
     };
     let now = herald_core::time::now_ms() / 1000;
     match verify(
@@ -239,7 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(serve(config, dev))
         }
-        Command::Verify(args) => verify_command(args),
+        Command::Verify(args) => verify_command(*args),
         Command::Keygen => {
             println!("{}", herald_core::sealing::MainKey::generate().expose());
             Ok(())

@@ -34,7 +34,7 @@ fn check(
     Ok(())
 }
 
-fn forbid_scoped(caller: &Caller) -> ApiResult<()> {
+pub(crate) fn forbid_scoped(caller: &Caller) -> ApiResult<()> {
     match caller.app_id {
         Some(_) => Err(ApiError::NotFound("not found".into())),
         None => Ok(()),

@@ -58,7 +58,7 @@ fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
 }
 
 /// Checks every field of an endpoint about to be saved.
-async fn check(state: &ApiState, ep: &Endpoint) -> ApiResult<()> {
+pub(crate) async fn check(state: &ApiState, ep: &Endpoint) -> ApiResult<()> {
     let url = validate::endpoint_url(&ep.url).map_err(|m| invalid(&["body", "url"], m))?;
     if state.config.https_only && url.scheme() != "https" {
         return Err(invalid(
@@ -101,7 +101,9 @@ async fn check(state: &ApiState, ep: &Endpoint) -> ApiResult<()> {
             ));
         }
         let missing = state.store.event_types_missing(types.clone()).await?;
-        if !missing.is_empty() {
+        // An inbound source's destinations filter on the provider's own event names,
+        // which are not in the catalog.
+        if !missing.is_empty() && !is_source_app(state, &ep.app_id).await? {
             return Err(invalid(
                 &["body", "filterTypes"],
                 format!("unknown event types: {}", missing.join(", ")),
@@ -118,6 +120,13 @@ async fn check(state: &ApiState, ep: &Endpoint) -> ApiResult<()> {
     check_headers(&ep.headers)
 }
 
+async fn is_source_app(state: &ApiState, app_id: &str) -> ApiResult<bool> {
+    let app = state.store.app_get(app_id).await?;
+    Ok(app
+        .metadata
+        .contains_key(crate::routes::sources::SOURCE_APP_MARK))
+}
+
 fn dedup(v: Option<Vec<String>>) -> Option<Vec<String>> {
     v.map(|mut v| {
         v.sort();
@@ -127,7 +136,12 @@ fn dedup(v: Option<Vec<String>>) -> Option<Vec<String>> {
 }
 
 /// A new endpoint from its input; its signing key is sealed (see `herald_core::sealing`).
-fn from_input(state: &ApiState, app_id: &str, body: EndpointIn, now: i64) -> ApiResult<Endpoint> {
+pub(crate) fn from_input(
+    state: &ApiState,
+    app_id: &str,
+    body: EndpointIn,
+    now: i64,
+) -> ApiResult<Endpoint> {
     let key = match &body.secret {
         Some(s) => parse_secret(s, "secret")?,
         None => Secret::generate_hmac().expose(),
@@ -526,6 +540,7 @@ pub async fn send_example(
         retention_hours: 90 * 24,
         deliver_at: None,
         only_endpoint: Some(ep.id),
+        headers: Vec::new(),
         app_throttle_rate: app.throttle_rate,
         ordering_key: None,
         lease_until: state.hand_off.lease_until(now),

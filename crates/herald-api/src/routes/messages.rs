@@ -156,6 +156,7 @@ pub async fn create(
         retention_hours: retention_hours as u32,
         deliver_at,
         only_endpoint: None,
+        headers: Vec::new(),
         app_throttle_rate: app.throttle_rate,
         ordering_key: body.ordering_key,
         lease_until: state.hand_off.lease_until(now),

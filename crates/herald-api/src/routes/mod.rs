@@ -7,6 +7,7 @@ pub mod endpoints;
 pub mod event_types;
 pub mod health;
 pub mod messages;
+pub mod sources;
 pub mod tasks;
 
 use herald_store::{Application, Endpoint, Message, StoreError};

@@ -19,8 +19,8 @@ use super::pool::Pool;
 use super::{classify, DUE_CHANNEL};
 use crate::filters::ENDPOINT_COLUMNS;
 use crate::{
-    json_encode, message_targets, DeliveryJob, Message, NewMessage, Result, StoreError, Trigger,
-    EVENT_ID_TAKEN,
+    delivery_headers, json_encode, message_targets, DeliveryJob, Message, NewMessage, Result,
+    StoreError, Trigger, EVENT_ID_TAKEN,
 };
 
 /// Messages stored in one transaction at most.
@@ -159,6 +159,10 @@ async fn insert_batch(
         .map(|r| r.new.ordering_key.as_deref())
         .collect();
     let payloads: Vec<&str> = batch.iter().map(|r| r.new.payload.as_str()).collect();
+    let extra_headers: Vec<Option<String>> = batch
+        .iter()
+        .map(|r| (!r.new.headers.is_empty()).then(|| json_encode(&r.new.headers)))
+        .collect();
     let mut apps: Vec<&str> = app_ids.clone();
     apps.sort_unstable();
     apps.dedup();
@@ -171,7 +175,7 @@ async fn insert_batch(
         )
         .await?;
     let insert_payloads = conn
-        .prepare("INSERT INTO message_payload (msg_id, payload) SELECT * FROM unnest($1::text[], $2::text[])")
+        .prepare("INSERT INTO message_payload (msg_id, payload, headers) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])")
         .await?;
     // Read inside the transaction, never from a cache: another node may have changed
     // the endpoints a moment ago.
@@ -202,7 +206,7 @@ async fn insert_batch(
             &expires,
             &ordering_keys,
         ];
-        let payload_args: [&(dyn ToSql + Sync); 2] = [&msg_ids, &payloads];
+        let payload_args: [&(dyn ToSql + Sync); 3] = [&msg_ids, &payloads, &extra_headers];
         let endpoint_args: [&(dyn ToSql + Sync); 1] = [&apps];
         // All four complete; the first failure in statement order is the cause (the
         // later ones only say the transaction was aborted).
@@ -304,11 +308,7 @@ async fn insert_batch(
                     .entry(i)
                     .or_insert_with(|| Arc::from(r.new.payload.as_str()))
                     .clone(),
-                headers: ep
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
+                headers: delivery_headers(ep, &r.new.headers),
                 secrets: ep.signing_keys(r.now),
                 attempts: 0,
                 trigger: Trigger::Scheduled,

@@ -13,6 +13,7 @@ mod ingest;
 mod log;
 mod pool;
 mod queue;
+mod sources;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/3_failing_since.sql"),
     include_str!("migrations/4_ordered.sql"),
     include_str!("migrations/5_ordering_key.sql"),
+    include_str!("migrations/6_sources.sql"),
 ];
 
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -135,7 +135,7 @@ impl crate::Queue for PgStore {
                      ORDER BY d.next_attempt_at LIMIT $2 FOR UPDATE OF d SKIP LOCKED), \
                      claimed AS (UPDATE delivery d SET leased = TRUE, next_attempt_at = $3, updated_at = $1 FROM due \
                      WHERE d.id = due.id RETURNING d.id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type) \
-                     SELECT c.id, c.msg_id, c.attempts, c.trigger_type, p.payload, {}, a.throttle_rate FROM claimed c \
+                     SELECT c.id, c.msg_id, c.attempts, c.trigger_type, p.payload, {}, a.throttle_rate, p.headers FROM claimed c \
                      JOIN endpoint e ON e.id = c.endpoint_id JOIN application a ON a.id = e.app_id \
                      LEFT JOIN message_payload p ON p.msg_id = c.msg_id",
                     endpoint_columns_of("e")
@@ -160,6 +160,7 @@ impl crate::Queue for PgStore {
                 id,
                 r.get(1),
                 r.get(4),
+                r.get(21),
                 attempts as u32,
                 r.get(3),
                 now,
@@ -297,10 +298,11 @@ impl crate::Queue for PgStore {
         let mut conn = self.pool.get().await?;
         conn.begin().await?;
         let outcome = async {
-            let payload: Option<String> = conn
-                .query_opt("SELECT payload FROM message_payload WHERE msg_id = $1", &[&msg_id])
+            let (payload, extra_headers): (Option<String>, Option<String>) = conn
+                .query_opt("SELECT payload, headers FROM message_payload WHERE msg_id = $1", &[&msg_id])
                 .await?
-                .map(|r| r.get(0));
+                .map(|r| (r.get(0), r.get(1)))
+                .unwrap_or_default();
             let row = conn
                 .query(
                     "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
@@ -314,7 +316,7 @@ impl crate::Queue for PgStore {
                 conn.execute("SELECT pg_notify($1, '')", &[&DUE_CHANNEL]).await?;
             }
             let (id, attempts): (i64, i64) = (row[0].get(0), row[0].get(1));
-            Ok(lease_until.map(|until| job_from(&ep, id, msg_id.to_string(), payload, attempts as u32, 1, now, until)))
+            Ok(lease_until.map(|until| job_from(&ep, id, msg_id.to_string(), payload, extra_headers, attempts as u32, 1, now, until)))
         }
         .await;
         conn.finish(outcome).await

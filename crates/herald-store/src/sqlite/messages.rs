@@ -11,8 +11,8 @@ use crate::filters::{self, MessageFilter, MESSAGE_COLUMNS};
 use crate::page::{ListQuery, Page};
 use crate::sql::Dialect;
 use crate::{
-    json_decode_opt, json_encode, message_targets, DeliveryJob, Message, NewMessage, Result,
-    StoreError, Trigger, EVENT_ID_TAKEN,
+    delivery_headers, json_decode_opt, json_encode, message_targets, DeliveryJob, Message,
+    NewMessage, Result, StoreError, Trigger, EVENT_ID_TAKEN,
 };
 
 /// Maps `MESSAGE_COLUMNS` followed by an optional payload column at index 7.
@@ -70,8 +70,11 @@ fn insert_message(
         new.ordering_key
     ])
     .map_err(|e| conflict_on_unique(e, EVENT_ID_TAKEN))?;
-    conn.prepare_cached("INSERT INTO message_payload (msg_id, payload) VALUES (?1, ?2)")?
-        .execute(params![id, new.payload])?;
+    let extra_headers = (!new.headers.is_empty()).then(|| json_encode(&new.headers));
+    conn.prepare_cached(
+        "INSERT INTO message_payload (msg_id, payload, headers) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![id, new.payload, extra_headers])?;
 
     let payload: Arc<str> = Arc::from(new.payload.as_str());
     let mut jobs = Vec::new();
@@ -94,11 +97,7 @@ fn insert_message(
             app_id: new.app_id.clone(),
             endpoint_id: ep.id.clone(),
             secrets: ep.signing_keys(now),
-            headers: ep
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            headers: delivery_headers(ep, &new.headers),
             url: ep.url.clone(),
             payload: payload.clone(),
             attempts: 0,

@@ -14,6 +14,7 @@ mod idempotency;
 mod messages;
 mod queue;
 mod route_cache;
+mod sources;
 mod tokens;
 mod writer;
 
@@ -113,7 +114,7 @@ const READ_POOL_SIZE: usize = 8;
 
 /// The schema version `schema.sql` creates, kept in SQLite's `user_version`. A database
 /// from a newer Herald is refused rather than misread.
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     let flags = if read_only {
@@ -155,6 +156,7 @@ impl SqliteStore {
             add_column_if_missing(&conn, "endpoint", "failing_since", "INTEGER")?;
             add_column_if_missing(&conn, "endpoint", "ordered", "INTEGER NOT NULL DEFAULT 0")?;
             add_column_if_missing(&conn, "message", "ordering_key", "TEXT")?;
+            add_column_if_missing(&conn, "message_payload", "headers", "TEXT")?;
         }
         conn.execute_batch(include_str!("schema.sql"))?;
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;

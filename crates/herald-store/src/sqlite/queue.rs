@@ -20,7 +20,7 @@ fn claim_due(
     limit: usize,
 ) -> Result<Vec<DeliveryJob>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, p.payload, {}, a.throttle_rate FROM delivery d \
+        "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, p.payload, {}, a.throttle_rate, p.headers FROM delivery d \
          JOIN endpoint e ON e.id = d.endpoint_id JOIN application a ON a.id = d.app_id \
          JOIN message m ON m.id = d.msg_id LEFT JOIN message_payload p ON p.msg_id = d.msg_id \
          WHERE d.status = 1 AND d.next_attempt_at <= ?1 AND (e.ordered = 0 OR NOT EXISTS (SELECT 1 FROM delivery d2 \
@@ -40,6 +40,7 @@ fn claim_due(
                 r.get::<_, Option<String>>(4)?,
                 ep,
                 r.get::<_, Option<u32>>(20)?,
+                r.get::<_, Option<String>>(21)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -50,7 +51,7 @@ fn claim_due(
         "UPDATE delivery SET status = 4, leased = 0, updated_at = ?2 WHERE id = ?1",
     )?;
     let mut jobs = Vec::with_capacity(rows.len());
-    for (id, msg_id, attempts, trigger, payload, ep, app_rate) in rows {
+    for (id, msg_id, attempts, trigger, payload, ep, app_rate, extra_headers) in rows {
         if ep.disabled {
             // A disabled endpoint receives nothing; its pending work is canceled, and
             // recover brings it back once the endpoint is enabled again.
@@ -63,6 +64,7 @@ fn claim_due(
             id,
             msg_id,
             payload,
+            extra_headers,
             attempts,
             trigger,
             now,
@@ -248,10 +250,11 @@ impl crate::Queue for SqliteStore {
         );
         self.write(move |c| {
             let ep = endpoints::find(c, &app_id, &endpoint_id)?;
-            let payload: Option<String> = c
-                .prepare_cached("SELECT payload FROM message_payload WHERE msg_id = ?1")?
-                .query_row([&msg_id], |r| r.get(0))
-                .optional()?;
+            let (payload, extra_headers): (Option<String>, Option<String>) = c
+                .prepare_cached("SELECT payload, headers FROM message_payload WHERE msg_id = ?1")?
+                .query_row([&msg_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .unwrap_or_default();
             let id: i64 = c
                 .prepare_cached(
                     "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
@@ -261,7 +264,7 @@ impl crate::Queue for SqliteStore {
                 )?
                 .query_row(params![msg_id, ep.id, app_id, lease_until.unwrap_or(now), now, lease_until.is_some()], |r| r.get(0))?;
             let attempts: u32 = c.query_row("SELECT attempts FROM delivery WHERE id = ?1", [id], |r| r.get(0))?;
-            Ok(lease_until.map(|until| job_from(&ep, id, msg_id, payload, attempts, 1, now, until)))
+            Ok(lease_until.map(|until| job_from(&ep, id, msg_id, payload, extra_headers, attempts, 1, now, until)))
         })
         .await
     }

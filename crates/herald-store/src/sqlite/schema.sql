@@ -1,5 +1,5 @@
 -- Herald's SQLite schema. Times are Unix milliseconds. JSON columns hold arrays/objects
--- as text. Version 5; every statement is IF NOT EXISTS, so opening a database of an
+-- as text. Version 6; every statement is IF NOT EXISTS, so opening a database of an
 -- older version brings it up to date.
 CREATE TABLE IF NOT EXISTS application (
     id TEXT PRIMARY KEY,
@@ -66,7 +66,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS message_event_id ON message(app_id, event_id) 
 -- Payloads live apart from metadata so retention can drop them and keep the log.
 CREATE TABLE IF NOT EXISTS message_payload (
     msg_id TEXT PRIMARY KEY REFERENCES message(id) ON DELETE CASCADE,
-    payload TEXT NOT NULL
+    payload TEXT NOT NULL,
+    -- Version 6: extra headers sent with the payload (JSON list of pairs), or NULL.
+    headers TEXT
 );
 
 -- One row per (message, endpoint): the unit of work of the delivery queue.
@@ -129,3 +131,29 @@ CREATE TABLE IF NOT EXISTS task (
     data TEXT NOT NULL,
     updated_at INTEGER NOT NULL
 );
+
+-- Version 6: inbound sources and the requests that arrived at them.
+CREATE TABLE IF NOT EXISTS source (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL UNIQUE REFERENCES application(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    config TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS inbound_request (
+    id TEXT PRIMARY KEY,
+    source_id TEXT NOT NULL REFERENCES source(id) ON DELETE CASCADE,
+    msg_id TEXT,
+    received_at INTEGER NOT NULL,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    query TEXT,
+    headers TEXT NOT NULL,
+    body TEXT NOT NULL,
+    verified INTEGER NOT NULL,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS inbound_by_source ON inbound_request(source_id, id);
+CREATE INDEX IF NOT EXISTS inbound_received ON inbound_request(received_at);

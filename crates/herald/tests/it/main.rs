@@ -2,6 +2,7 @@
 //! real HTTP, delivering to real HTTP receivers on loopback.
 
 mod helpers;
+mod inbound;
 mod isolation;
 mod limits;
 mod observability;
