@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 mod idempotency;
 mod inbound;
+pub mod listen;
 mod openapi;
 mod router;
 mod routes;

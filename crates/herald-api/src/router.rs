@@ -91,7 +91,11 @@ fn routes() -> Vec<Route> {
     const AUTH: &str = "Authentication";
     const TASK: &str = "Background Task";
     const SRC: &str = "Inbound Source";
+    const LISTEN: &str = "Listen";
     vec![
+        route(GET, "/listen", "v1.listen.stream", "A herald listen session: Server-Sent Events, `ready` then one `delivery` per attempt (?app=, ?source=, ?name=)", LISTEN, get(crate::listen::stream)).returns(200, object),
+        route(POST, "/listen/reply", "v1.listen.reply", "What the local app answered to one delivery of a listen session", LISTEN, post(crate::listen::reply))
+            .body(schema_of::<crate::listen::ListenReplyIn>).empty(204),
         route(GET, "/source", "v1.source.list", "List inbound sources (Herald extension)", SRC, get(sources::list)).list(list_of::<SourceOut>),
         route(POST, "/source", "v1.source.create", "Create an inbound source: third-party webhooks arrive at /in/{id}, are verified, stored and forwarded", SRC, post(sources::create))
             .body(schema_of::<SourceIn>).returns(201, schema_of::<SourceOut>),

@@ -55,6 +55,9 @@ pub struct ApiConfig {
     pub max_endpoints_per_app: usize,
     /// How long an idempotency key's answer is replayed.
     pub idempotency_ttl_ms: i64,
+    /// The `herald listen` sessions connected to this node (shared with the engine,
+    /// which relays their endpoints' deliveries to them).
+    pub listen: crate::listen::ListenHub,
 }
 
 impl Default for ApiConfig {
@@ -72,6 +75,7 @@ impl Default for ApiConfig {
             spans: None,
             max_endpoints_per_app: 100,
             idempotency_ttl_ms: 12 * 3600 * 1000,
+            listen: Default::default(),
         }
     }
 }

@@ -230,6 +230,9 @@ pub trait Queue: Send + Sync {
     /// Gives back deliveries this process leased but will not attempt (it is shutting
     /// down): they are due again at `now`, for any node. Returns how many.
     async fn release_deliveries(&self, delivery_ids: Vec<i64>, now: i64) -> Result<usize>;
+    /// Makes the endpoint's pending deliveries that wait for a later retry due at
+    /// `now` (a `herald listen` session came back). Returns how many.
+    async fn deliveries_due_now(&self, endpoint_id: &str, now: i64) -> Result<usize>;
     /// A manual resend of one message to one endpoint: the delivery (created if the
     /// endpoint was not subscribed) is leased to the caller until `lease_until` and
     /// returned, or with `None` left due now for a scheduler.

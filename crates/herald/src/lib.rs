@@ -2,6 +2,7 @@
 //! (store, engine, API) so that integration tests can run the real thing in-process on
 //! port 0.
 
+pub mod cli;
 pub mod config;
 pub mod keys;
 pub mod rotate;

@@ -74,6 +74,58 @@ enum Command {
     /// shopify, slack, square, twilio, paddle, zoom, linear, gitlab, discord, hmac (hmac-sha256),
     /// none.
     Verify(Box<VerifyArgs>),
+    /// Forward deliveries to a local app while developing, like `stripe listen`: opens a
+    /// listen session on a Herald server and prints each delivery and the app's answer.
+    Listen(Box<herald::cli::listen::ListenArgs>),
+    /// Applications (list, create, get, update, delete).
+    App {
+        #[command(subcommand)]
+        op: herald::cli::commands::AppOp,
+        #[command(flatten)]
+        out: herald::cli::commands::Output,
+    },
+    /// Endpoints (list, create, get, update, delete, secret, replay).
+    Endpoint {
+        #[command(subcommand)]
+        op: herald::cli::commands::EndpointOp,
+        #[command(flatten)]
+        out: herald::cli::commands::Output,
+    },
+    /// Event types (list, create, get, delete).
+    EventType {
+        #[command(subcommand)]
+        op: herald::cli::commands::EventTypeOp,
+        #[command(flatten)]
+        out: herald::cli::commands::Output,
+    },
+    /// Messages (list, get).
+    Message {
+        #[command(subcommand)]
+        op: herald::cli::commands::MessageOp,
+        #[command(flatten)]
+        out: herald::cli::commands::Output,
+    },
+    /// Delivery attempts (list, resend).
+    Attempt {
+        #[command(subcommand)]
+        op: herald::cli::commands::AttemptOp,
+        #[command(flatten)]
+        out: herald::cli::commands::Output,
+    },
+    /// Inbound sources (list, create, get, delete, requests).
+    Source {
+        #[command(subcommand)]
+        op: herald::cli::commands::SourceOp,
+        #[command(flatten)]
+        out: herald::cli::commands::Output,
+    },
+    /// Send a message: herald send <event-type> --app APP --data @payload.json.
+    Send {
+        #[command(flatten)]
+        args: herald::cli::commands::SendArgs,
+        #[command(flatten)]
+        out: herald::cli::commands::Output,
+    },
     /// Re-seal every endpoint signing key with a new main key. With the key file, a new
     /// key is generated and written there; with HERALD_MAIN_KEY, set the new key there and
     /// the old one in HERALD_PREVIOUS_MAIN_KEYS first. Stop the embedded-store server
@@ -122,6 +174,14 @@ struct VerifyArgs {
     /// hmac: a header with the Unix timestamp; the signed text is then "{timestamp}.{body}".
     #[arg(long)]
     timestamp_header: Option<String>,
+}
+
+/// A small runtime for the client commands (they make a few HTTP calls).
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// `herald verify`: prints one line and exits 0 (verified) or 1.
@@ -248,6 +308,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(serve(config, dev))
         }
         Command::Verify(args) => verify_command(*args),
+        Command::Listen(args) => client_runtime()?.block_on(herald::cli::listen::run(*args)),
+        Command::App { op, out } => client_runtime()?.block_on(herald::cli::commands::app(op, out)),
+        Command::Endpoint { op, out } => {
+            client_runtime()?.block_on(herald::cli::commands::endpoint(op, out))
+        }
+        Command::EventType { op, out } => {
+            client_runtime()?.block_on(herald::cli::commands::event_type(op, out))
+        }
+        Command::Message { op, out } => {
+            client_runtime()?.block_on(herald::cli::commands::message(op, out))
+        }
+        Command::Attempt { op, out } => {
+            client_runtime()?.block_on(herald::cli::commands::attempt(op, out))
+        }
+        Command::Source { op, out } => {
+            client_runtime()?.block_on(herald::cli::commands::source(op, out))
+        }
+        Command::Send { args, out } => {
+            client_runtime()?.block_on(herald::cli::commands::send(args, out))
+        }
         Command::Keygen => {
             println!("{}", herald_core::sealing::MainKey::generate().expose());
             Ok(())

@@ -125,7 +125,10 @@ impl Server {
                     "herald",
                 )))
             };
+        // `herald listen` sessions connect through the API and are served by the engine.
+        let listen = herald_api::listen::ListenHub::default();
         let mut engine_config = config.engine(sealer.clone());
+        engine_config.relay = Some(Arc::new(listen.clone()));
         engine_config.spans = spans.clone();
         engine_config.metrics = metrics.clone();
         engine_config.operational_app_id = operational_app_id.clone();
@@ -148,6 +151,7 @@ impl Server {
         api_config.metrics = metrics;
         api_config.operational_app_id = operational_app_id;
         api_config.spans = spans;
+        api_config.listen = listen;
         if api_config.public_url.is_empty() {
             api_config.public_url = format!("http://{addr}");
         }

@@ -286,6 +286,22 @@ impl crate::Queue for PgStore {
         Ok(n as usize)
     }
 
+    async fn deliveries_due_now(&self, endpoint_id: &str, now: i64) -> Result<usize> {
+        let mut conn = self.pool.get().await?;
+        let n = conn
+            .execute(
+                "UPDATE delivery SET next_attempt_at = $2, updated_at = $2 \
+                 WHERE endpoint_id = $1 AND status = 1 AND NOT leased AND next_attempt_at > $2",
+                &[&endpoint_id, &now],
+            )
+            .await?;
+        if n > 0 {
+            conn.execute("SELECT pg_notify($1, '')", &[&DUE_CHANNEL])
+                .await?;
+        }
+        Ok(n as usize)
+    }
+
     async fn resend(
         &self,
         app_id: &str,

@@ -233,6 +233,18 @@ impl crate::Queue for SqliteStore {
         .await
     }
 
+    async fn deliveries_due_now(&self, endpoint_id: &str, now: i64) -> Result<usize> {
+        let endpoint_id = endpoint_id.to_string();
+        self.write(move |c| {
+            Ok(c.prepare_cached(
+                "UPDATE delivery SET next_attempt_at = ?2, updated_at = ?2 \
+                 WHERE endpoint_id = ?1 AND status = 1 AND leased = 0 AND next_attempt_at > ?2",
+            )?
+            .execute(params![endpoint_id, now])?)
+        })
+        .await
+    }
+
     /// A manual resend of one message to one endpoint: the delivery (created if the
     /// endpoint was not subscribed) is leased to the caller for one immediate attempt.
     async fn resend(

@@ -175,3 +175,177 @@ fn verify_checks_a_captured_request_and_says_why_not() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("tolerance"));
 }
+
+/// Runs the CLI client against `url` with the config file `config` (server and token).
+async fn client(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let config = config.to_path_buf();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(&args)
+            .env_remove("HERALD_URL")
+            .env_remove("HERALD_TOKEN")
+            .env("HERALD_CLI_CONFIG", &config)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_client_commands_drive_the_api_with_tables_and_json() {
+    let app = spawn_app(&[]).await;
+    let rx = Receiver::start().await;
+    let dir = TempDir::new("cli-client");
+    let config = dir.0.join("cli.toml");
+    std::fs::write(
+        &config,
+        format!("server = \"{}\"\ntoken = \"{ADMIN_TOKEN}\"\n", app.url),
+    )
+    .unwrap();
+    let ok = |r: &(i32, String, String)| assert_eq!(r.0, 0, "stdout: {}\nstderr: {}", r.1, r.2);
+
+    let r = client(&config, &["app", "create", "Shop", "--uid", "shop"]).await;
+    ok(&r);
+    assert!(
+        r.1.lines()
+            .any(|l| l.starts_with("uid") && l.ends_with("shop")),
+        "{}",
+        r.1
+    );
+    ok(&client(
+        &config,
+        &[
+            "event-type",
+            "create",
+            "order.paid",
+            "--description",
+            "An order was paid",
+        ],
+    )
+    .await);
+    let r = client(
+        &config,
+        &[
+            "endpoint",
+            "create",
+            "shop",
+            &rx.url("/hook"),
+            "--filter-types",
+            "order.paid",
+            "--json",
+        ],
+    )
+    .await;
+    ok(&r);
+    let ep: serde_json::Value = serde_json::from_str(&r.1).unwrap();
+    assert_eq!(ep["filterTypes"], serde_json::json!(["order.paid"]));
+
+    let payload = dir.0.join("order.json");
+    std::fs::write(&payload, r#"{"order": 7}"#).unwrap();
+    let r = client(
+        &config,
+        &[
+            "send",
+            "order.paid",
+            "--app",
+            "shop",
+            "--data",
+            &format!("@{}", payload.display()),
+            "--count",
+            "3",
+        ],
+    )
+    .await;
+    ok(&r);
+    assert!(r.2.contains("3/3"), "a progress bar on stderr: {}", r.2);
+    let got = rx.wait_for(3, std::time::Duration::from_secs(10)).await;
+    assert!(got.iter().all(|d| d.body.as_ref() == br#"{"order":7}"#));
+
+    // A table for people, JSON for scripts.
+    let r = client(&config, &["message", "list", "shop"]).await;
+    ok(&r);
+    let lines: Vec<&str> = r.1.lines().collect();
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("EVENT TYPE"),
+        "{}",
+        r.1
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("order.paid")).count(),
+        3,
+        "{}",
+        r.1
+    );
+    let r = client(&config, &["message", "list", "shop", "--json", "--all"]).await;
+    ok(&r);
+    let msgs: serde_json::Value = serde_json::from_str(&r.1).unwrap();
+    assert_eq!(msgs["data"].as_array().unwrap().len(), 3);
+    let msg = msgs["data"][0]["id"].as_str().unwrap().to_string();
+    // The attempt log shows the receiver's answer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = client(&config, &["attempt", "list", "shop", &msg]).await;
+        ok(&r);
+        if r.1.lines().skip(1).any(|l| l.contains(" 200 ")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no attempt in {}",
+            r.1
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // Sources from the CLI, with their requests.
+    let r = client(
+        &config,
+        &[
+            "source",
+            "create",
+            "gh",
+            "--scheme",
+            "github",
+            "--secret",
+            "s3cret",
+            "--forward-to",
+            &rx.url("/in"),
+            "--json",
+        ],
+    )
+    .await;
+    ok(&r);
+    let src: serde_json::Value = serde_json::from_str(&r.1).unwrap();
+    let src_id = src["id"].as_str().unwrap();
+    let refused = reqwest::Client::new()
+        .post(format!("{}/in/{src_id}", app.url))
+        .header("x-hub-signature-256", "sha256=00")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let r = client(&config, &["source", "requests", src_id]).await;
+    ok(&r);
+    assert!(
+        r.1.contains("false") && r.1.contains("does not match"),
+        "{}",
+        r.1
+    );
+
+    // Errors: a clear line and exit 1.
+    let r = client(&config, &["app", "get", "nope"]).await;
+    assert_eq!(r.0, 1);
+    assert!(r.2.contains("404 not_found"), "{}", r.2);
+    std::fs::write(&config, format!("server = \"{}\"\n", app.url)).unwrap();
+    let r = client(&config, &["app", "list"]).await;
+    assert_eq!(r.0, 1);
+    assert!(r.2.contains("no API token"), "{}", r.2);
+}

@@ -5,6 +5,7 @@ mod helpers;
 mod inbound;
 mod isolation;
 mod limits;
+mod listen;
 mod observability;
 mod operational;
 mod pg;
