@@ -100,6 +100,9 @@ pub trait Sources: Send + Sync {
     async fn source_delete(&self, id: &str) -> Result<()>;
     async fn inbound_insert(&self, req: InboundRequest) -> Result<()>;
     async fn inbound_list(&self, source_id: &str, q: ListQuery) -> Result<Page<InboundRequest>>;
+    /// Deletes at most `limit` logged requests received before `received_before`;
+    /// returns how many (the retention sweep calls it until fewer than `limit`).
+    async fn inbound_prune(&self, received_before: i64, limit: usize) -> Result<usize>;
 }
 
 /// Applications.

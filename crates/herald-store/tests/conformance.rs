@@ -1501,6 +1501,12 @@ async fn sources_keep_their_config_and_log_and_go_with_their_application(store: 
         vec![("x-github-event".to_string(), "push".to_string())]
     );
 
+    // Retention: the older request goes, the newer stays.
+    assert_eq!(store.inbound_prune(T0 + 2, 10).await.unwrap(), 1);
+    let left = store.inbound_list("src_1", list(10)).await.unwrap();
+    assert_eq!(left.data.len(), 1);
+    assert_eq!(left.data[0].id, "inb_2");
+
     store.source_delete("src_1").await.unwrap();
     assert!(matches!(
         store.source_get("src_1").await,

@@ -276,7 +276,8 @@ where
 /// holds the store for long.
 const RETENTION_BATCH: usize = 1000;
 
-/// Deletes expired payloads, then messages older than `keep_ms` (with their log), every
+/// Deletes expired payloads, then messages older than `keep_ms` (with their log) and
+/// logged inbound requests as old, every
 /// `every`, in batches, so the store does not grow without bound.
 async fn sweep_retention(store: SharedStore, every: Duration, keep_ms: i64) {
     let mut tick = tokio::time::interval(every);
@@ -295,6 +296,15 @@ async fn sweep_retention(store: SharedStore, every: Duration, keep_ms: i64) {
             }
             loop {
                 let n = store.prune_messages(now - keep_ms, RETENTION_BATCH).await?;
+                messages += n;
+                if n < RETENTION_BATCH {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // The inbound request log is kept as long as message metadata.
+            loop {
+                let n = store.inbound_prune(now - keep_ms, RETENTION_BATCH).await?;
                 messages += n;
                 if n < RETENTION_BATCH {
                     break;

@@ -163,4 +163,16 @@ impl crate::Sources for PgStore {
         let rows = self.query_built(&list, inbound_from_row).await?;
         Ok(q.finish(rows, |r| r.id.clone()))
     }
+
+    async fn inbound_prune(&self, received_before: i64, limit: usize) -> Result<usize> {
+        let mut conn = self.pool.get().await?;
+        let n = conn
+            .execute(
+                "DELETE FROM inbound_request WHERE id IN \
+                 (SELECT id FROM inbound_request WHERE received_at < $1 LIMIT $2)",
+                &[&received_before, &(limit as i64)],
+            )
+            .await?;
+        Ok(n as usize)
+    }
 }

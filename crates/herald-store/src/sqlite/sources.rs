@@ -174,4 +174,15 @@ impl crate::Sources for SqliteStore {
         })
         .await
     }
+
+    async fn inbound_prune(&self, received_before: i64, limit: usize) -> Result<usize> {
+        self.write(move |c| {
+            Ok(c.prepare_cached(
+                "DELETE FROM inbound_request WHERE id IN \
+                 (SELECT id FROM inbound_request WHERE received_at < ?1 LIMIT ?2)",
+            )?
+            .execute(params![received_before, limit as i64])?)
+        })
+        .await
+    }
 }
