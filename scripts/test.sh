@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs Herald's whole test suite: unit, integration, crash, the store conformance suite
 # (SQLite, and PostgreSQL when one is reachable), multi-node, and the Svix SDK end-to-end
-# tests (Python and JavaScript). Creates (once) a Python venv in target/sdk-venv with the official `svix` SDK and
+# tests (Python and JavaScript), and the browser tests of the web pages. Creates (once) a Python venv in target/sdk-venv with the official `svix` SDK and
 # an OpenAPI validator (the e2e test also checks the served OpenAPI document).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,12 +15,14 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import svix, openapi_
 fi
 export HERALD_TEST_PYTHON="$PWD/$venv/bin/python"
 
-# The official Svix JavaScript SDK, for the second SDK end-to-end test.
+# The official Svix JavaScript SDK, for the second SDK end-to-end test, and
+# playwright-core, which drives Debian's Chromium (/usr/bin/chromium, installed by
+# `apt-get install chromium`; .ci/run does it) in the console and portal browser tests.
 js=target/js-sdk
-if [ ! -f "$js/node_modules/svix/package.json" ]; then
-    echo "== installing the svix JavaScript SDK into $js"
+if [ ! -f "$js/node_modules/svix/package.json" ] || [ ! -f "$js/node_modules/playwright-core/package.json" ]; then
+    echo "== installing the svix JavaScript SDK and playwright-core into $js"
     mkdir -p "$js"
-    npm install --silent --no-audit --no-fund --prefix "$js" svix@1.99.1
+    npm install --silent --no-audit --no-fund --prefix "$js" svix@1.99.1 playwright-core@1.65.1
 fi
 export HERALD_TEST_NODE_PATH="$PWD/$js/node_modules"
 

@@ -12,6 +12,7 @@ mod openapi;
 mod router;
 mod routes;
 mod state;
+pub mod ui;
 
 pub use router::{health_router, openapi_json, router};
 pub use state::{ApiConfig, ApiState, Caller, HandOff};

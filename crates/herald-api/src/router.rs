@@ -244,6 +244,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .nest("/api/v1", v1)
         .route("/metrics", get(health::metrics))
+        .merge(crate::ui::routes())
         .route("/in/{source_id}", any(crate::inbound::receive))
         .route("/in/{source_id}/{*rest}", any(crate::inbound::receive))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })

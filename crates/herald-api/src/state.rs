@@ -58,6 +58,8 @@ pub struct ApiConfig {
     /// The `herald listen` sessions connected to this node (shared with the engine,
     /// which relays their endpoints' deliveries to them).
     pub listen: crate::listen::ListenHub,
+    /// Branding and embedding of the consumer portal.
+    pub ui: crate::ui::UiConfig,
 }
 
 impl Default for ApiConfig {
@@ -76,6 +78,7 @@ impl Default for ApiConfig {
             max_endpoints_per_app: 100,
             idempotency_ttl_ms: 12 * 3600 * 1000,
             listen: Default::default(),
+            ui: Default::default(),
         }
     }
 }

@@ -44,6 +44,10 @@ pub struct Config {
     pub outbound_proxy: String,
     pub resolve: Vec<String>,
     pub public_url: String,
+    pub portal_frame_ancestors: String,
+    pub portal_brand_color: String,
+    pub portal_logo_url: String,
+    pub portal_title: String,
     pub main_key: String,
     pub main_key_file: String,
     pub previous_main_keys: Vec<String>,
@@ -222,7 +226,18 @@ impl Config {
         if self.database_pool_size == 0 {
             bail!("database_pool_size must be at least 1");
         }
+        self.ui().check().map_err(|e| anyhow::anyhow!(e))?;
         Ok(())
+    }
+
+    /// The portal's branding and embedding settings.
+    pub fn ui(&self) -> herald_api::ui::UiConfig {
+        herald_api::ui::UiConfig {
+            portal_frame_ancestors: self.portal_frame_ancestors.clone(),
+            portal_brand_color: self.portal_brand_color.clone(),
+            portal_logo_url: self.portal_logo_url.clone(),
+            portal_title: self.portal_title.clone(),
+        }
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -304,6 +319,7 @@ impl Config {
             public_url: self.public_url.clone(),
             sealer,
             request_deadline: Duration::from_secs_f64(self.api_request_deadline_secs),
+            ui: self.ui(),
             ..Default::default()
         }
     }

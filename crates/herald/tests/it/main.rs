@@ -21,3 +21,4 @@ mod sdk;
 mod secrets;
 mod shutdown;
 mod ssrf;
+mod ui;

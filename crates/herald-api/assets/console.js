@@ -1,0 +1,343 @@
+// The operator console: applications, endpoints, messages and attempts, event types with
+// their schemas, health. Signed in with an admin token kept in this tab only.
+"use strict";
+
+(() => {
+  const { h, fmtTime, statusBadge, httpBadge, table, link, say, poll, router, chart, pretty } = Herald;
+  const TOKEN = "herald.console.token";
+  const api = Herald.client(TOKEN);
+  const main = document.getElementById("main");
+  const enc = encodeURIComponent;
+  const LIVE_MS = 3000;
+
+  function show(...nodes) {
+    main.replaceChildren(...nodes.flat(Infinity).filter(Boolean));
+  }
+
+  function current(nav) {
+    document.querySelectorAll("[data-nav]").forEach((a) => {
+      if (a.dataset.nav === nav) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    });
+  }
+
+  /** A section that re-renders itself from `load` now and on every live refresh. */
+  function live(load) {
+    const box = h("div", {});
+    const refresh = async () => box.replaceChildren(...[await load()].flat());
+    return { box, refresh };
+  }
+
+  function signIn() {
+    current("");
+    document.getElementById("signout").hidden = true;
+    const input = h("input", { id: "token", type: "password", autocomplete: "current-password", required: true });
+    const error = h("p", { class: "error", role: "alert" });
+    const form = h("form", { class: "panel signin", onsubmit: async (e) => {
+      e.preventDefault();
+      sessionStorage.setItem(TOKEN, input.value.trim());
+      try {
+        await api("GET", "/app?limit=1");
+        start();
+      } catch (err) {
+        sessionStorage.removeItem(TOKEN);
+        error.textContent = err.status === 401 ? "That token is not valid." : err.message;
+      }
+    } },
+      h("h1", {}, "Sign in to Herald"),
+      h("label", { for: "token" }, "Admin token", input),
+      h("p", { class: "muted" }, "The token stays in this browser tab and is sent only to this server's API."),
+      h("button", { type: "submit" }, "Sign in"),
+      error);
+    show(form);
+    input.focus();
+  }
+
+  async function healthStats() {
+    const health = await fetch("/api/v1/health").then((r) => r.json());
+    const stat = (label, value) => h("div", { class: "stat" }, h("div", { class: "label" }, label), h("div", { class: "value" }, String(value)));
+    return h("div", { class: "grid", "aria-label": "Health" },
+      stat("Store", health.database.status),
+      stat("Queue: pending", health.queue.pending ?? "-"),
+      stat("Oldest due (s)", Math.round(health.queue.oldestDueAgeSeconds ?? 0)),
+      stat("Engine", health.engine.status + " · " + health.engine.inMemory + " in memory"));
+  }
+
+  async function apps() {
+    current("apps");
+    const stats = live(healthStats);
+    const list = live(async () => {
+      const page = await api("GET", "/app?limit=100");
+      return h("div", { class: "panel" }, table("Applications", [
+        ["Name", (a) => link("#/app/" + enc(a.id), a.name)],
+        ["UID", (a) => a.uid || "-", { mono: true }],
+        ["ID", (a) => a.id, { mono: true, wide: true }],
+        ["Created", (a) => fmtTime(a.createdAt), { wide: true }],
+      ], page.data, (a) => (location.hash = "#/app/" + enc(a.id))));
+    });
+    show(h("h1", {}, "Applications"), stats.box, h("div", { style: null }, list.box));
+    await Promise.all([stats.refresh(), list.refresh()]);
+    poll(() => Promise.all([stats.refresh(), list.refresh()]), LIVE_MS);
+  }
+
+  /** Recent attempts of some endpoints, for the charts. */
+  async function recentAttempts(appId, endpoints) {
+    const lists = await Promise.all(endpoints.slice(0, 10).map((ep) =>
+      api("GET", `/app/${enc(appId)}/attempt/endpoint/${enc(ep.id)}?limit=250`).then((p) => p.data).catch(() => [])));
+    return lists.flat();
+  }
+
+  async function app({ app: appId, query }) {
+    current("apps");
+    const a = await api("GET", "/app/" + enc(appId));
+    const field = (name, label, type, value) => h("label", { for: "q-" + name }, label, h("input", { id: "q-" + name, name, type: type || "text", value: value || "" }));
+    const form = h("form", { class: "inline", role: "search", onsubmit: (e) => {
+      e.preventDefault();
+      const data = new FormData(form);
+      const id = String(data.get("msg") || "").trim();
+      if (id) { location.hash = `#/app/${enc(a.id)}/msg/${enc(id)}`; return; }
+      const q = new URLSearchParams();
+      for (const k of ["eventType", "channel", "after", "before"]) if (data.get(k)) q.set(k, data.get(k));
+      location.hash = `#/app/${enc(a.id)}?${q}`;
+    } },
+      field("msg", "Message ID", "search", ""),
+      field("eventType", "Event type", "text", query.get("eventType")),
+      field("channel", "Channel", "text", query.get("channel")),
+      field("after", "After", "datetime-local", query.get("after")),
+      field("before", "Before", "datetime-local", query.get("before")),
+      h("button", { type: "submit" }, "Search"));
+    const endpoints = live(async () => {
+      const page = await api("GET", `/app/${enc(a.id)}/endpoint?limit=100`);
+      const attempts = await recentAttempts(a.id, page.data);
+      return [
+        chart("Deliveries of " + a.name, attempts),
+        h("div", { class: "panel" }, table("Endpoints", [
+          ["URL", (e) => link(`#/app/${enc(a.id)}/ep/${enc(e.id)}`, e.url)],
+          ["State", (e) => h("span", { class: "badge " + (e.disabled ? "bad" : "ok") }, e.disabled ? "disabled" : "enabled")],
+          ["Event types", (e) => (e.filterTypes || ["all"]).join(", "), { wide: true }],
+          ["ID", (e) => e.id, { mono: true, wide: true }],
+        ], page.data, (e) => (location.hash = `#/app/${enc(a.id)}/ep/${enc(e.id)}`))),
+      ];
+    });
+    const messages = live(async () => {
+      const q = new URLSearchParams({ limit: "50", with_content: "false" });
+      if (query.get("eventType")) q.set("event_types", query.get("eventType"));
+      if (query.get("channel")) q.set("channel", query.get("channel"));
+      if (query.get("after")) q.set("after", new Date(query.get("after")).toISOString());
+      if (query.get("before")) q.set("before", new Date(query.get("before")).toISOString());
+      const page = await api("GET", `/app/${enc(a.id)}/msg?${q}`);
+      return h("div", { class: "panel" }, table("Messages", [
+        ["ID", (m) => link(`#/app/${enc(a.id)}/msg/${enc(m.id)}`, m.id), { mono: true }],
+        ["Event type", (m) => m.eventType],
+        ["Channels", (m) => (m.channels || []).join(", ") || "-", { wide: true }],
+        ["Time", (m) => fmtTime(m.timestamp)],
+      ], page.data, (m) => (location.hash = `#/app/${enc(a.id)}/msg/${enc(m.id)}`)));
+    });
+    show(
+      h("p", {}, link("#/", "Applications"), " / ", a.name),
+      h("h1", {}, a.name, " ", h("span", { class: "muted mono" }, a.id)),
+      endpoints.box,
+      h("h2", {}, "Find messages"),
+      form,
+      messages.box);
+    await Promise.all([endpoints.refresh(), messages.refresh()]);
+    poll(() => Promise.all([endpoints.refresh(), messages.refresh()]), LIVE_MS);
+  }
+
+  async function message({ app: appId, msg: msgId }) {
+    current("apps");
+    const m = await api("GET", `/app/${enc(appId)}/msg/${enc(msgId)}`);
+    const deliveries = live(async () => {
+      const targets = await api("GET", `/app/${enc(appId)}/msg/${enc(m.id)}/endpoint?limit=100`);
+      const attempts = await api("GET", `/app/${enc(appId)}/attempt/msg/${enc(m.id)}?limit=100`);
+      return [
+        h("div", { class: "panel" }, table("Deliveries", [
+          ["Endpoint", (d) => link(`#/app/${enc(appId)}/ep/${enc(d.id)}`, d.url)],
+          ["Status", (d) => statusBadge(d.status)],
+          ["Next attempt", (d) => fmtTime(d.nextAttempt), { wide: true }],
+          ["", (d) => h("button", { type: "button", class: "secondary", onclick: async () => {
+            await api("POST", `/app/${enc(appId)}/msg/${enc(m.id)}/endpoint/${enc(d.id)}/resend`);
+            say("Resending to " + d.url);
+            await deliveries.refresh();
+          } }, "Resend")],
+        ], targets.data)),
+        h("div", { class: "panel" }, table("Attempts", [
+          ["Attempt", (t) => link(`#/app/${enc(appId)}/msg/${enc(m.id)}/attempt/${enc(t.id)}`, t.id), { mono: true }],
+          ["Result", (t) => httpBadge(t.responseStatusCode)],
+          ["Time", (t) => fmtTime(t.timestamp)],
+          ["Duration", (t) => t.responseDurationMs + " ms", { wide: true }],
+          ["Trigger", (t) => (t.triggerType === 1 ? "manual" : "scheduled"), { wide: true }],
+        ], attempts.data, (t) => (location.hash = `#/app/${enc(appId)}/msg/${enc(m.id)}/attempt/${enc(t.id)}`))),
+      ];
+    });
+    show(
+      h("p", {}, link("#/", "Applications"), " / ", link("#/app/" + enc(appId), appId), " / message"),
+      h("h1", {}, "Message ", h("span", { class: "mono" }, m.id)),
+      h("dl", { class: "kv panel" },
+        h("dt", {}, "Event type"), h("dd", {}, m.eventType),
+        h("dt", {}, "Event ID"), h("dd", {}, m.eventId || "-"),
+        h("dt", {}, "Channels"), h("dd", {}, (m.channels || []).join(", ") || "-"),
+        h("dt", {}, "Time"), h("dd", {}, fmtTime(m.timestamp))),
+      h("h2", {}, "Payload"),
+      h("pre", { tabindex: "0", "aria-label": "Payload" }, pretty(m.payload)),
+      deliveries.box);
+    await deliveries.refresh();
+    poll(deliveries.refresh, LIVE_MS);
+  }
+
+  async function attempt({ app: appId, msg: msgId, attempt: attemptId }) {
+    current("apps");
+    const [t, m] = await Promise.all([
+      api("GET", `/app/${enc(appId)}/msg/${enc(msgId)}/attempt/${enc(attemptId)}`),
+      api("GET", `/app/${enc(appId)}/msg/${enc(msgId)}`),
+    ]);
+    show(
+      h("p", {}, link("#/app/" + enc(appId), appId), " / ", link(`#/app/${enc(appId)}/msg/${enc(msgId)}`, msgId), " / attempt"),
+      h("h1", {}, "Attempt ", h("span", { class: "mono" }, t.id)),
+      h("section", { class: "panel", "aria-labelledby": "req" },
+        h("h2", { id: "req" }, "Request"),
+        h("dl", { class: "kv" },
+          h("dt", {}, "Method and URL"), h("dd", { class: "mono" }, "POST " + t.url),
+          h("dt", {}, "Headers"), h("dd", { class: "mono" }, `webhook-id: ${m.id}`, h("br"), "webhook-timestamp, webhook-signature (Standard Webhooks)", h("br"), "content-type: application/json"),
+          h("dt", {}, "Trigger"), h("dd", {}, t.triggerType === 1 ? "manual" : "scheduled"),
+          h("dt", {}, "Time"), h("dd", {}, fmtTime(t.timestamp))),
+        h("h3", {}, "Body"),
+        h("pre", { tabindex: "0", "aria-label": "Request body" }, pretty(m.payload))),
+      h("section", { class: "panel", "aria-labelledby": "resp" },
+        h("h2", { id: "resp" }, "Response"),
+        h("dl", { class: "kv" },
+          h("dt", {}, "Status"), h("dd", {}, httpBadge(t.responseStatusCode)),
+          h("dt", {}, "Duration"), h("dd", {}, t.responseDurationMs + " ms")),
+        h("h3", {}, "Body"),
+        h("pre", { tabindex: "0", "aria-label": "Response body" }, t.response || "(empty)")));
+  }
+
+  async function endpoint({ app: appId, ep: epId }) {
+    current("apps");
+    const dayAgo = () => new Date(Date.now() - 86400e3).toISOString();
+    const body = live(async () => {
+      const e = await api("GET", `/app/${enc(appId)}/endpoint/${enc(epId)}`);
+      const stats = await api("GET", `/app/${enc(appId)}/endpoint/${enc(epId)}/stats`);
+      const status = document.getElementById("att-status")?.value ?? "";
+      const attempts = await api("GET", `/app/${enc(appId)}/attempt/endpoint/${enc(e.id)}?limit=250${status === "" ? "" : "&status=" + status}`);
+      const stat = (label, value) => h("div", { class: "stat" }, h("div", { class: "label" }, label), h("div", { class: "value" }, String(value)));
+      return [
+        h("h1", {}, e.url),
+        h("dl", { class: "kv panel" },
+          h("dt", {}, "ID"), h("dd", { class: "mono" }, e.id),
+          h("dt", {}, "State"), h("dd", {}, e.disabled ? "disabled" : "enabled"),
+          h("dt", {}, "Event types"), h("dd", {}, (e.filterTypes || ["all"]).join(", ")),
+          h("dt", {}, "Channels"), h("dd", {}, (e.channels || ["all"]).join(", ")),
+          h("dt", {}, "Rate limit"), h("dd", {}, e.rateLimit ? e.rateLimit + "/s" : "none")),
+        h("div", { class: "grid" }, stat("Succeeded", stats.success), stat("Pending", stats.pending), stat("Sending", stats.sending), stat("Failed", stats.fail)),
+        chart("Deliveries to this endpoint", attempts.data),
+        h("div", { class: "panel" }, table("Attempts", [
+          ["Message", (t) => link(`#/app/${enc(appId)}/msg/${enc(t.msgId)}`, t.msgId), { mono: true }],
+          ["Result", (t) => httpBadge(t.responseStatusCode)],
+          ["Time", (t) => fmtTime(t.timestamp)],
+          ["Duration", (t) => t.responseDurationMs + " ms", { wide: true }],
+        ], attempts.data.slice(0, 50), (t) => (location.hash = `#/app/${enc(appId)}/msg/${enc(t.msgId)}/attempt/${enc(t.id)}`))),
+      ];
+    });
+    const act = (label, cls, run) => h("button", { type: "button", class: cls, onclick: async () => {
+      try { say(await run()); await body.refresh(); } catch (err) { say(err.message, true); }
+    } }, label);
+    const filter = h("label", { for: "att-status" }, "Attempts shown",
+      h("select", { id: "att-status", onchange: () => body.refresh() },
+        h("option", { value: "" }, "all"), h("option", { value: "0" }, "succeeded"), h("option", { value: "2" }, "failed")));
+    show(
+      h("p", {}, link("#/", "Applications"), " / ", link("#/app/" + enc(appId), appId), " / endpoint"),
+      h("div", { class: "toolbar" },
+        act("Recover failed (24 h)", "secondary", async () => { await api("POST", `/app/${enc(appId)}/endpoint/${enc(epId)}/recover`, { since: dayAgo() }); return "Recovering what failed in the last day"; }),
+        act("Replay all (24 h)", "secondary", async () => { await api("POST", `/app/${enc(appId)}/endpoint/${enc(epId)}/bulk-replay`, { since: dayAgo() }); return "Replaying the last day"; }),
+        act("Enable", "secondary", async () => { await api("PATCH", `/app/${enc(appId)}/endpoint/${enc(epId)}`, { disabled: false }); return "Enabled"; }),
+        act("Disable", "danger", async () => { await api("PATCH", `/app/${enc(appId)}/endpoint/${enc(epId)}`, { disabled: true }); return "Disabled"; }),
+        filter),
+      body.box);
+    await body.refresh();
+    poll(body.refresh, LIVE_MS);
+  }
+
+  async function eventTypes() {
+    current("event-types");
+    const page = await api("GET", "/event-type?limit=250&include_archived=true");
+    show(h("h1", {}, "Event types"), h("div", { class: "panel" }, table("Event types", [
+      ["Name", (t) => link("#/event-type/" + enc(t.name), t.name)],
+      ["Description", (t) => t.description || "-"],
+      ["Schema", (t) => (t.schemas && Object.keys(t.schemas).length ? "yes" : "-")],
+      ["Archived", (t) => (t.archived ? "archived" : ""), { wide: true }],
+    ], page.data, (t) => (location.hash = "#/event-type/" + enc(t.name)))));
+  }
+
+  async function eventType({ name }) {
+    current("event-types");
+    const t = await api("GET", "/event-type/" + enc(name));
+    const versions = Object.keys(t.schemas || {}).sort();
+    const latest = versions.length ? t.schemas[versions[versions.length - 1]] : null;
+    const desc = h("input", { id: "et-desc", value: t.description || "" });
+    const schema = h("textarea", { id: "et-schema", spellcheck: "false" }, latest ? JSON.stringify(latest, null, 2) : "");
+    const exampleBox = h("textarea", { id: "et-example", spellcheck: "false" }, JSON.stringify(Herald.example(latest || {}), null, 2));
+    const verdict = h("div", { role: "status", "aria-live": "polite" });
+    const parse = (text, what) => { try { return text.trim() ? JSON.parse(text) : null; } catch (e) { throw new Error(`${what} is not JSON: ${e.message}`); } };
+    show(
+      h("p", {}, link("#/event-types", "Event types"), " / ", t.name),
+      h("h1", {}, t.name),
+      h("form", { class: "panel", onsubmit: async (e) => {
+        e.preventDefault();
+        try {
+          const s = parse(schema.value, "The schema");
+          await api("PATCH", "/event-type/" + enc(t.name), { description: desc.value, schemas: s ? { [versions[versions.length - 1] || "1"]: s } : null });
+          say("Saved " + t.name);
+        } catch (err) { say(err.message, true); }
+      } },
+        h("label", { for: "et-desc" }, "Description", desc),
+        h("label", { for: "et-schema" }, "JSON Schema (latest version)", schema),
+        h("button", { type: "submit" }, "Save")),
+      h("div", { class: "panel" },
+        h("h2", {}, "Check an example"),
+        h("label", { for: "et-example" }, "Example payload", exampleBox),
+        h("button", { type: "button", onclick: () => {
+          try {
+            const errors = Herald.validate(parse(schema.value, "The schema") || {}, parse(exampleBox.value, "The example"));
+            verdict.replaceChildren(errors.length
+              ? h("ul", { class: "error" }, errors.map((e) => h("li", {}, e)))
+              : h("p", { class: "badge ok" }, "The example matches the schema"));
+          } catch (err) { verdict.replaceChildren(h("p", { class: "error" }, err.message)); }
+        } }, "Validate"),
+        verdict));
+  }
+
+  async function health() {
+    current("health");
+    const stats = live(healthStats);
+    const raw = live(async () => h("pre", { tabindex: "0" }, pretty(await fetch("/api/v1/health").then((r) => r.json()))));
+    show(h("h1", {}, "Health"), stats.box, h("h2", {}, "As /api/v1/health reports it"), raw.box);
+    await Promise.all([stats.refresh(), raw.refresh()]);
+    poll(() => Promise.all([stats.refresh(), raw.refresh()]), LIVE_MS);
+  }
+
+  const run = router([
+    ["#/", apps],
+    ["#/app/:app", app],
+    ["#/app/:app/msg/:msg", message],
+    ["#/app/:app/msg/:msg/attempt/:attempt", attempt],
+    ["#/app/:app/ep/:ep", endpoint],
+    ["#/event-types", eventTypes],
+    ["#/event-type/:name", eventType],
+    ["#/health", health],
+  ], () => (location.hash = "#/"));
+
+  function start() {
+    document.getElementById("signout").hidden = false;
+    run();
+  }
+
+  document.getElementById("signout").addEventListener("click", () => {
+    sessionStorage.removeItem(TOKEN);
+    Herald.stopPolling();
+    signIn();
+  });
+
+  if (sessionStorage.getItem(TOKEN)) start();
+  else signIn();
+})();

@@ -1,0 +1,279 @@
+// Shared helpers of Herald's pages. Everything on screen is built with DOM calls and
+// textContent, never from HTML strings, so data from the API cannot become markup.
+"use strict";
+
+const Herald = (() => {
+  /** h("a", {href: "#"}, "text", child…): an element. `on*` attributes add listeners. */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+      else if (k === "class") el.className = v;
+      else if (v === true) el.setAttribute(k, "");
+      else el.setAttribute(k, String(v));
+    }
+    for (const c of children.flat(Infinity)) {
+      if (c === undefined || c === null || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+
+  /** The API, with the token this tab signed in with. Errors carry code and detail. */
+  function client(tokenKey) {
+    return async function api(method, path, body) {
+      const token = sessionStorage.getItem(tokenKey);
+      const resp = await fetch("/api/v1" + path, {
+        method,
+        headers: Object.assign(
+          { Authorization: "Bearer " + token },
+          body === undefined ? {} : { "Content-Type": "application/json" }
+        ),
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await resp.text();
+      let data = null;
+      try { data = text ? JSON.parse(text) : null; } catch (_) { data = text; }
+      if (!resp.ok) {
+        let detail = data && data.detail;
+        if (Array.isArray(detail)) detail = detail.map((d) => (d.loc || []).join(".") + ": " + d.msg).join("; ");
+        const err = new Error(detail || resp.statusText);
+        err.status = resp.status;
+        err.code = data && data.code;
+        throw err;
+      }
+      return data;
+    };
+  }
+
+  function fmtTime(iso) {
+    if (!iso) return "-";
+    const d = new Date(iso);
+    return isNaN(d) ? iso : d.toLocaleString();
+  }
+
+  /** Delivery status numbers as the API gives them. */
+  const STATUS = { 0: ["succeeded", "ok"], 1: ["pending", "warn"], 2: ["failed", "bad"], 3: ["sending", "muted"], 4: ["canceled", "muted"] };
+  function statusBadge(n) {
+    const [text, cls] = STATUS[n] || [String(n), "muted"];
+    return h("span", { class: "badge " + cls }, text);
+  }
+  function httpBadge(code) {
+    if (!code) return h("span", { class: "badge bad" }, "no response");
+    return h("span", { class: "badge " + (code >= 200 && code < 300 ? "ok" : "bad") }, String(code));
+  }
+
+  /** A table: columns are [header, row => cell, {narrow: false}]; rows click to `open`. */
+  function table(caption, columns, rows, open) {
+    const head = h("tr", {}, columns.map(([title, , opts]) => h("th", { scope: "col", class: opts && opts.wide ? "hide-narrow" : null }, title)));
+    const body = rows.map((row) => {
+      const tr = h("tr", { class: open ? "clickable" : null }, columns.map(([, cell, opts]) => h("td", { class: [opts && opts.mono ? "mono" : "", opts && opts.wide ? "hide-narrow" : ""].join(" ").trim() || null }, cell(row))));
+      if (open) {
+        tr.addEventListener("click", (e) => { if (!e.target.closest("a,button")) open(row); });
+      }
+      return tr;
+    });
+    if (!rows.length) body.push(h("tr", {}, h("td", { colspan: columns.length, class: "muted" }, "Nothing here yet.")));
+    return h("table", {}, h("caption", {}, caption), h("thead", {}, head), h("tbody", {}, body));
+  }
+
+  /** A link that works with the keyboard like any link. */
+  function link(href, text) {
+    return h("a", { href }, text);
+  }
+
+  /** An announcement for screen readers and eyes, in the page's status line. */
+  function say(text, isError) {
+    const line = document.getElementById("status");
+    if (!line) return;
+    line.textContent = text;
+    line.className = "status-line " + (isError ? "error" : "muted");
+  }
+
+  /** Re-runs `refresh` every `ms` while the tab is visible, until the view changes. */
+  let timer = null;
+  function poll(refresh, ms) {
+    stopPolling();
+    timer = setInterval(() => { if (document.visibilityState === "visible") refresh().catch(() => {}); }, ms);
+  }
+  function stopPolling() { if (timer) clearInterval(timer); timer = null; }
+
+  /** Hash routing: patterns like "#/app/:id". */
+  function router(routes, fallback) {
+    async function run() {
+      stopPolling();
+      say("");
+      const hash = location.hash || "#/";
+      for (const [pattern, view] of routes) {
+        const names = [];
+        const re = new RegExp("^" + pattern.replace(/:([a-z]+)/g, (_, n) => { names.push(n); return "([^/]+)"; }) + "$");
+        const m = hash.split("?")[0].match(re);
+        if (m) {
+          const params = Object.fromEntries(names.map((n, i) => [n, decodeURIComponent(m[i + 1])]));
+          params.query = new URLSearchParams(hash.split("?")[1] || "");
+          try { await view(params); } catch (e) { say(e.message, true); }
+          return;
+        }
+      }
+      fallback();
+    }
+    window.addEventListener("hashchange", run);
+    return run;
+  }
+
+  /**
+   * Deliveries by outcome (bars) and latency (line) over time, from attempts
+   * ({timestamp, status, responseDurationMs}), as an SVG in `buckets` slices.
+   */
+  function chart(title, attempts, buckets) {
+    buckets = buckets || 24;
+    const times = attempts.map((a) => new Date(a.timestamp).getTime());
+    const now = Date.now();
+    const start = times.length ? Math.min(...times) : now - 3600e3;
+    const span = Math.max(now - start, 60e3);
+    const slots = Array.from({ length: buckets }, () => ({ ok: 0, bad: 0, ms: [] }));
+    attempts.forEach((a, i) => {
+      const k = Math.min(buckets - 1, Math.floor(((times[i] - start) / span) * buckets));
+      slots[k][a.status === 0 ? "ok" : "bad"] += 1;
+      slots[k].ms.push(a.responseDurationMs);
+    });
+    const max = Math.max(1, ...slots.map((s) => s.ok + s.bad));
+    const p50 = (ms) => { if (!ms.length) return null; const s = [...ms].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
+    const lat = slots.map((s) => p50(s.ms));
+    const maxLat = Math.max(1, ...lat.filter((v) => v !== null));
+    const W = 600, H = 160, bw = W / buckets;
+    const ns = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", `0 0 ${W} ${H + 20}`);
+    svg.setAttribute("role", "img");
+    const total = attempts.length, failed = attempts.filter((a) => a.status !== 0).length;
+    svg.setAttribute("aria-label", `${title}: ${total} attempts, ${failed} failed, over the last ${Math.round(span / 60000)} minutes`);
+    const rect = (x, y, w, hh, color) => {
+      const r = document.createElementNS(ns, "rect");
+      r.setAttribute("x", x); r.setAttribute("y", y); r.setAttribute("width", w); r.setAttribute("height", hh);
+      r.setAttribute("fill", color);
+      svg.append(r);
+    };
+    const css = getComputedStyle(document.documentElement);
+    slots.forEach((s, i) => {
+      const okH = (s.ok / max) * H, badH = (s.bad / max) * H;
+      rect(i * bw + 2, H - okH, bw - 4, okH, css.getPropertyValue("--ok"));
+      rect(i * bw + 2, H - okH - badH, bw - 4, badH, css.getPropertyValue("--bad"));
+    });
+    const pts = lat.map((v, i) => (v === null ? null : `${i * bw + bw / 2},${H - (v / maxLat) * H}`)).filter(Boolean);
+    if (pts.length > 1) {
+      const line = document.createElementNS(ns, "polyline");
+      line.setAttribute("points", pts.join(" "));
+      line.setAttribute("fill", "none");
+      line.setAttribute("stroke", css.getPropertyValue("--brand"));
+      line.setAttribute("stroke-width", "2");
+      svg.append(line);
+    }
+    const label = document.createElementNS(ns, "text");
+    label.setAttribute("x", 0); label.setAttribute("y", H + 16); label.setAttribute("font-size", "12");
+    label.setAttribute("fill", css.getPropertyValue("--muted"));
+    label.textContent = `${new Date(start).toLocaleTimeString()} — now · latency p50 up to ${maxLat} ms`;
+    svg.append(label);
+    return h("div", { class: "panel chart" },
+      h("h2", {}, title),
+      svg,
+      h("div", { class: "legend" },
+        h("span", {}, h("span", { class: "swatch ok" }), "succeeded"),
+        h("span", {}, h("span", { class: "swatch bad" }), "failed"),
+        h("span", {}, h("span", { class: "swatch lat" }), "median latency")));
+  }
+
+  /** Pretty JSON text of a value or of a JSON string. */
+  function pretty(v) {
+    if (typeof v === "string") { try { return JSON.stringify(JSON.parse(v), null, 2); } catch (_) { return v; } }
+    return JSON.stringify(v, null, 2);
+  }
+
+  /**
+   * Checks `value` against a JSON Schema (the common keywords: type, properties,
+   * required, additionalProperties, items, enum, const, minimum, maximum, minLength,
+   * maxLength, pattern, minItems, maxItems). Returns a list of "path: problem".
+   */
+  function validate(schema, value, path) {
+    path = path || "$";
+    const errors = [];
+    if (!schema || typeof schema !== "object") return errors;
+    const typeOf = (v) => (v === null ? "null" : Array.isArray(v) ? "array" : Number.isInteger(v) ? "integer" : typeof v);
+    if (schema.type) {
+      const types = Array.isArray(schema.type) ? schema.type : [schema.type];
+      const t = typeOf(value);
+      const ok = types.some((want) => want === t || (want === "number" && t === "integer"));
+      if (!ok) return [`${path}: should be ${types.join(" or ")}, is ${t}`];
+    }
+    if (schema.enum && !schema.enum.some((e) => JSON.stringify(e) === JSON.stringify(value))) errors.push(`${path}: should be one of ${JSON.stringify(schema.enum)}`);
+    if ("const" in schema && JSON.stringify(schema.const) !== JSON.stringify(value)) errors.push(`${path}: should be ${JSON.stringify(schema.const)}`);
+    if (typeof value === "number") {
+      if (schema.minimum !== undefined && value < schema.minimum) errors.push(`${path}: should be at least ${schema.minimum}`);
+      if (schema.maximum !== undefined && value > schema.maximum) errors.push(`${path}: should be at most ${schema.maximum}`);
+    }
+    if (typeof value === "string") {
+      if (schema.minLength !== undefined && value.length < schema.minLength) errors.push(`${path}: should have at least ${schema.minLength} characters`);
+      if (schema.maxLength !== undefined && value.length > schema.maxLength) errors.push(`${path}: should have at most ${schema.maxLength} characters`);
+      if (schema.pattern && !new RegExp(schema.pattern, "u").test(value)) errors.push(`${path}: should match ${schema.pattern}`);
+    }
+    if (Array.isArray(value)) {
+      if (schema.minItems !== undefined && value.length < schema.minItems) errors.push(`${path}: should have at least ${schema.minItems} items`);
+      if (schema.maxItems !== undefined && value.length > schema.maxItems) errors.push(`${path}: should have at most ${schema.maxItems} items`);
+      if (schema.items) value.forEach((v, i) => errors.push(...validate(schema.items, v, `${path}[${i}]`)));
+    }
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      for (const name of schema.required || []) if (!(name in value)) errors.push(`${path}: ${name} is required`);
+      const props = schema.properties || {};
+      for (const [k, v] of Object.entries(value)) {
+        if (props[k]) errors.push(...validate(props[k], v, `${path}.${k}`));
+        else if (schema.additionalProperties === false) errors.push(`${path}: ${k} is not allowed`);
+        else if (typeof schema.additionalProperties === "object") errors.push(...validate(schema.additionalProperties, v, `${path}.${k}`));
+      }
+    }
+    return errors;
+  }
+
+  /** An example value for a schema: its `examples`/`example`/`default`, else made up. */
+  function example(schema) {
+    if (!schema || typeof schema !== "object") return {};
+    if (Array.isArray(schema.examples) && schema.examples.length) return schema.examples[0];
+    if ("example" in schema) return schema.example;
+    if ("default" in schema) return schema.default;
+    if ("const" in schema) return schema.const;
+    if (schema.enum) return schema.enum[0];
+    const t = Array.isArray(schema.type) ? schema.type[0] : schema.type || (schema.properties ? "object" : undefined);
+    switch (t) {
+      case "object": return Object.fromEntries(Object.entries(schema.properties || {}).map(([k, v]) => [k, example(v)]));
+      case "array": return schema.items ? [example(schema.items)] : [];
+      case "integer": return schema.minimum !== undefined ? schema.minimum : 1;
+      case "number": return schema.minimum !== undefined ? schema.minimum : 1.5;
+      case "boolean": return true;
+      case "string":
+        if (schema.format === "date-time") return new Date(0).toISOString();
+        if (schema.format === "email") return "someone@example.com";
+        if (schema.format === "uri") return "https://example.com/";
+        return "string";
+      default: return null;
+    }
+  }
+
+  /** The fields of a schema as a nested list: name, type, required, description. */
+  function fields(schema) {
+    const props = (schema && schema.properties) || {};
+    const required = new Set((schema && schema.required) || []);
+    return h("ul", { class: "fields" }, Object.entries(props).map(([name, s]) => {
+      const type = Array.isArray(s.type) ? s.type.join(" | ") : s.type || (s.properties ? "object" : "any");
+      const kids = s.properties ? fields(s) : s.items && s.items.properties ? fields(s.items) : null;
+      return h("li", {},
+        h("code", {}, name), " ",
+        h("span", { class: "muted" }, type + (s.items && s.items.type ? ` of ${s.items.type}` : "")),
+        required.has(name) ? h("span", { class: "badge warn" }, "required") : null,
+        s.enum ? h("span", { class: "muted" }, " one of " + s.enum.map((e) => JSON.stringify(e)).join(", ")) : null,
+        s.description ? h("div", {}, s.description) : null,
+        kids);
+    }));
+  }
+
+  return { h, client, fmtTime, statusBadge, httpBadge, table, link, say, poll, stopPolling, router, chart, pretty, validate, example, fields };
+})();

@@ -1,0 +1,197 @@
+// Browser tests of Herald's pages in Debian's headless Chromium, driven by
+// playwright-core. Run by crates/herald/tests/it/ui.rs, which starts the server and
+// passes: HERALD_URL, HERALD_ADMIN_TOKEN, APP_A (with a delivered message MSG_A),
+// PORTAL_A (app A's portal link), APP_B, EVENT_TYPE, and SCREENSHOTS (a folder, or "").
+"use strict";
+const http = require("node:http");
+const assert = require("node:assert/strict");
+const { chromium } = require("playwright-core");
+
+async function main() {
+
+const env = (k) => {
+  const v = process.env[k];
+  if (v === undefined) throw new Error(`${k} is not set`);
+  return v;
+};
+const base = env("HERALD_URL");
+const origin = new URL(base).origin;
+
+// A local receiver the portal test points an endpoint at, and can make fail.
+let failing = false;
+let received = 0;
+const receiver = http.createServer((req, res) => {
+  req.resume();
+  req.on("end", () => {
+    received += 1;
+    res.writeHead(failing ? 500 : 200, { "content-type": "application/json" });
+    res.end(failing ? '{"error":"receiver is failing"}' : '{"ok":true}');
+  });
+});
+await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+const receiverUrl = `http://127.0.0.1:${receiver.address().port}/hooks`;
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+
+/** A page that fails the test on a script error or a request to anywhere else. */
+async function open(width) {
+  const context = await browser.newContext({ viewport: { width, height: width < 600 ? 844 : 860 } });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => { throw new Error("page error: " + e.message); });
+  page.on("request", (r) => {
+    const u = r.url();
+    if (!u.startsWith(origin) && !u.startsWith("data:")) throw new Error("a request left the server: " + u);
+  });
+  return page;
+}
+
+async function shot(page, name, fullPage = true) {
+  const dir = process.env.SCREENSHOTS;
+  if (dir) await page.screenshot({ path: `${dir}/${name}.png`, fullPage });
+}
+
+/** Every form control has a label a screen reader can read. */
+async function assertLabelled(page, where) {
+  const unlabelled = await page.evaluate(() =>
+    [...document.querySelectorAll("input, select, textarea, button")]
+      .filter((el) => el.offsetParent !== null)
+      .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !(el.tagName === "BUTTON" && el.textContent.trim()))
+      .map((el) => el.outerHTML.slice(0, 80)));
+  assert.deepEqual(unlabelled, [], `unlabelled controls on ${where}`);
+}
+
+// 1. The console: sign in, find a message, open its attempt.
+{
+  const page = await open(1280);
+  await page.goto(base + "/console");
+  await assertLabelled(page, "sign-in");
+  await page.getByLabel("Admin token").fill("wrong-token-0000000000");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("alert").filter({ hasText: "not valid" }).waitFor();
+  await page.getByLabel("Admin token").fill(env("HERALD_ADMIN_TOKEN"));
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Applications" }).waitFor();
+  await shot(page, "console-apps-desktop");
+  await page.getByRole("link", { name: "Shop A" }).click();
+  await page.getByRole("table", { name: "Messages" }).waitFor();
+  await assertLabelled(page, "application");
+  await page.getByLabel("Message ID").fill(env("MSG_A"));
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByRole("heading", { name: "Message " + env("MSG_A") }).waitFor();
+  const attemptLink = page.getByRole("table", { name: "Attempts" }).getByRole("link").first();
+  await attemptLink.waitFor();
+  await shot(page, "console-message-desktop");
+  await attemptLink.click();
+  await page.getByRole("heading", { name: "Request" }).waitFor();
+  await page.getByRole("heading", { name: "Response" }).waitFor();
+  assert.match(await page.getByLabel("Response body").textContent(), /delivered to A/);
+  assert.match(await page.getByLabel("Request body").textContent(), /"order": 1/);
+  // The event type page validates an example against the schema.
+  await page.goto(base + "/console#/event-type/" + env("EVENT_TYPE"));
+  await page.getByLabel("Example payload").fill('{"order": "one"}');
+  await page.getByRole("button", { name: "Validate" }).click();
+  await page.getByText("$.order: should be integer").waitFor();
+  await page.getByLabel("Example payload").fill('{"order": 3}');
+  await page.getByRole("button", { name: "Validate" }).click();
+  await page.getByText("The example matches the schema").waitFor();
+  await page.context().close();
+}
+
+// The console at phone width.
+{
+  const page = await open(390);
+  await page.goto(base + "/console");
+  await page.getByLabel("Admin token").fill(env("HERALD_ADMIN_TOKEN"));
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Applications" }).waitFor();
+  await shot(page, "console-apps-phone");
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `the console scrolls sideways on a phone by ${overflow}px`);
+  await page.context().close();
+}
+
+// 2. The portal: add an endpoint, send an example, see it fail, replay, see it succeed.
+{
+  const page = await open(1280);
+  await page.goto(env("PORTAL_A"));
+  await page.getByRole("heading", { name: "Endpoints" }).waitFor();
+  assert.ok(!page.url().includes("token="), "the token stays in the address bar");
+  await page.getByRole("button", { name: "Add endpoint" }).click();
+  await assertLabelled(page, "new endpoint");
+  await page.getByLabel("Endpoint URL").fill(receiverUrl);
+  await page.getByLabel("Description").fill("my receiver");
+  await page.getByRole("button", { name: "Create endpoint" }).click();
+  await page.getByRole("heading", { name: receiverUrl }).waitFor();
+  await page.getByLabel("Event type").selectOption(env("EVENT_TYPE"));
+  await page.getByRole("button", { name: "Send example" }).click();
+  const attempts = page.getByRole("table", { name: "Attempts" });
+  await attempts.getByText("200").first().waitFor();
+  failing = true;
+  await page.getByRole("button", { name: "Send example" }).click();
+  await attempts.getByText("500").first().waitFor();
+  failing = false;
+  const before = received;
+  await page.getByRole("button", { name: "Replay failed (7 days)" }).click();
+  await page.waitForFunction(() => [...document.querySelectorAll('table')].some((t) => t.caption && t.caption.textContent === "Attempts" && [...t.querySelectorAll("td .badge")].filter((b) => b.textContent === "200").length >= 2), null, { timeout: 15000 });
+  assert.ok(received > before, "the replay reached the receiver");
+  await page.getByRole("button", { name: "Reveal secret" }).click();
+  await page.locator("#secret", { hasText: "whsec_" }).waitFor();
+  await shot(page, "portal-endpoint-desktop");
+  await page.getByRole("link", { name: "Event catalog" }).click();
+  await page.getByRole("heading", { name: "Verifying deliveries" }).waitFor();
+  await page.getByRole("heading", { name: env("EVENT_TYPE") }).waitFor();
+  await page.getByText("The order number").waitFor();
+  assert.match(await page.locator("details pre").first().textContent(), /"order": 1/);
+  await page.getByRole("tab", { name: "Rust" }).click();
+  assert.match(await page.locator("#snippet").textContent(), /standardwebhooks::Webhook/);
+  await shot(page, "portal-catalog-desktop");
+  await page.context().close();
+}
+
+// The portal at phone width.
+{
+  const page = await open(390);
+  await page.goto(env("PORTAL_A"));
+  await page.getByRole("heading", { name: "Endpoints" }).waitFor();
+  await page.getByRole("table", { name: "Your endpoints" }).getByRole("link").first().waitFor();
+  await shot(page, "portal-endpoints-phone");
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `the portal scrolls sideways on a phone by ${overflow}px`);
+  await page.context().close();
+}
+
+// 3. App A's link cannot read app B.
+{
+  const page = await open(1280);
+  const tokenA = new URL(env("PORTAL_A")).hash.replace("#token=", "");
+  await page.goto(`${base}/portal/${env("APP_B")}#token=${tokenA}`);
+  await page.locator("#status.error").waitFor();
+  assert.match(await page.locator("#status").textContent(), /not found/i);
+  assert.equal(await page.getByRole("table", { name: "Your endpoints" }).count(), 0);
+  const direct = await page.evaluate(async ([app, t]) => (await fetch(`/api/v1/app/${app}/msg`, { headers: { Authorization: "Bearer " + t } })).status, [env("APP_B"), tokenA]);
+  assert.equal(direct, 404);
+  await page.context().close();
+}
+
+// 4. The API reference renders from the served document.
+{
+  const page = await open(1280);
+  await page.goto(base + "/docs");
+  await page.getByRole("heading", { name: "Message", exact: true }).waitFor();
+  await page.getByText("/api/v1/app/{app_id}/msg", { exact: true }).first().waitFor();
+  await shot(page, "docs-desktop", false);
+  await page.context().close();
+}
+
+await browser.close();
+receiver.close();
+console.log("BROWSER OK");
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

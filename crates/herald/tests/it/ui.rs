@@ -1,0 +1,149 @@
+//! The web pages: their headers and assets over HTTP, and the browser tests in
+//! `tests/browser/ui.cjs` (Debian's headless Chromium driven by playwright-core) against
+//! a real server with real data. scripts/test.sh installs playwright-core next to the
+//! JavaScript SDK; `.ci/run` installs Chromium.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn pages_are_embedded_cached_and_locked_down() {
+    let app = spawn_app(&[(
+        "HERALD_PORTAL_FRAME_ANCESTORS",
+        "'self' https://app.example.com",
+    )])
+    .await;
+    let get = |path: &str| app.client.get(format!("{}{path}", app.url)).send();
+    for page in ["/console", "/docs", "/portal/app_x"] {
+        let r = get(page).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{page}");
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"),
+            "{csp}"
+        );
+        let html = r.text().await.unwrap();
+        // Nothing is loaded from anywhere else.
+        assert!(
+            !html.contains("//cdn") && !html.contains("src=\"http"),
+            "{page}"
+        );
+        if page.starts_with("/portal") {
+            assert!(
+                csp.ends_with("frame-ancestors 'self' https://app.example.com"),
+                "{csp}"
+            );
+        } else {
+            assert!(csp.ends_with("frame-ancestors 'none'"), "{csp}");
+        }
+    }
+    // Assets: long-lived caching, an ETag, and 304 when it matches.
+    let r = get("/ui/console.js").await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["cache-control"], "public, max-age=86400");
+    let tag = r.headers()["etag"].to_str().unwrap().to_string();
+    let again = app
+        .client
+        .get(format!("{}/ui/console.js", app.url))
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 304);
+    assert_eq!(get("/ui/nope.js").await.unwrap().status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn a_bad_portal_setting_stops_the_server_from_starting() {
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "/nonexistent/never",
+        ])
+        .env("HERALD_PORTAL_BRAND_COLOR", "red;}body{display:none")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("portal_brand_color"));
+}
+
+#[tokio::test]
+async fn console_and_portal_work_in_a_real_browser() {
+    let Ok(node_path) = std::env::var("HERALD_TEST_NODE_PATH") else {
+        panic!(
+            "HERALD_TEST_NODE_PATH is not set: run scripts/test.sh, which installs playwright-core"
+        );
+    };
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists(),
+        "Chromium is not installed: apt-get install chromium (.ci/run does)"
+    );
+    // No retries: a failed attempt is final, so "replay failed" has something to replay.
+    let app = spawn_app(&[("HERALD_RETRY_SCHEDULE_SECS", "")]).await;
+    let rx = Receiver::start().await;
+    rx.otherwise(Reply::status(200).body("delivered to A"));
+    let (s, a) = app
+        .post("/app", json!({"name": "Shop A", "uid": "shop-a"}))
+        .await;
+    assert_eq!(s, 201);
+    let (_, b) = app
+        .post("/app", json!({"name": "Shop B", "uid": "shop-b"}))
+        .await;
+    let schema = json!({"type": "object", "properties": {"order": {"type": "integer", "description": "The order number"}}, "required": ["order"]});
+    let (s, _) = app
+        .post("/event-type", json!({"name": "order.paid", "description": "An order was paid", "schemas": {"1": schema}}))
+        .await;
+    assert_eq!(s, 201);
+    let a_id = a["id"].as_str().unwrap();
+    app.endpoint(a_id, &rx.url("/a"), json!({})).await;
+    let msg = app
+        .send(
+            a_id,
+            json!({"eventType": "order.paid", "payload": {"order": 1}}),
+        )
+        .await;
+    rx.wait_for(1, std::time::Duration::from_secs(10)).await;
+    let (s, portal) = app
+        .post(&format!("/auth/app-portal-access/{a_id}"), json!({}))
+        .await;
+    assert_eq!(s, 200, "{portal}");
+
+    let screenshots = std::env::var("HERALD_UI_SCREENSHOTS").unwrap_or_default();
+    let script = format!("{}/tests/browser/ui.cjs", env!("CARGO_MANIFEST_DIR"));
+    let envs = [
+        ("HERALD_URL", app.url.clone()),
+        ("HERALD_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+        ("APP_A", a_id.to_string()),
+        ("MSG_A", msg),
+        ("PORTAL_A", portal["url"].as_str().unwrap().to_string()),
+        ("APP_B", b["id"].as_str().unwrap().to_string()),
+        ("EVENT_TYPE", "order.paid".to_string()),
+        ("SCREENSHOTS", screenshots),
+        ("NODE_PATH", node_path),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new("node");
+        cmd.arg(script);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run node")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("BROWSER OK"),
+        "browser test failed\nstdout: {stdout}\nstderr: {stderr}"
+    );
+}
