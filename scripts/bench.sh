@@ -6,7 +6,8 @@
 # e.g. scripts/bench.sh 3 -- --messages 20000 --endpoints 5
 # On PostgreSQL: HERALD_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres
 # (a fresh database is created beside it for each run) and HERALD_BENCH_NODES=2 for two
-# nodes, which hookbench's messages are spread over.
+# nodes, which hookbench's messages are spread over. HERALD_BENCH_CONSOLE=1 keeps the
+# operator console open and updating in headless Chromium during each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -47,7 +48,17 @@ for i in $(seq 1 "$runs"); do
         done
     done
     api_list=$(IFS=,; echo "${apis[*]}")
+    watcher=""
+    if [ "${HERALD_BENCH_CONSOLE:-0}" = 1 ]; then
+        mkfifo "$dir/watch"
+        NODE_PATH=target/js-sdk/node_modules node scripts/console-watch.cjs "${apis[0]}" "$token" >"$dir/watch" &
+        watcher=$!
+        # Chromium's start-up is not part of the measurement: wait until it is signed in.
+        read -r _ <"$dir/watch"
+        label="$label-console-open"
+    fi
     target/hookbench/release/hookbench --api "$api_list" --token "$token" --label "$label" "$@"
+    [ -n "$watcher" ] && kill "$watcher" 2>/dev/null && wait "$watcher" 2>/dev/null || true
     for pid in "${pids[@]}"; do
         rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
         echo "{\"run\": $i, \"pid\": $pid, \"herald_peak_rss_mb\": $((rss_kb / 1024))}"

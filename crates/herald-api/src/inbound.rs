@@ -24,6 +24,10 @@ use crate::state::ApiState;
 
 /// How long forwarded requests are kept (and duplicates recognised): 90 days.
 const RETENTION_HOURS: u32 = 90 * 24;
+/// Refused requests logged per source and second at most; the rest are only counted.
+const REFUSALS_LOGGED_PER_SEC: u32 = 10;
+/// Bytes of a refused request's body kept in the log.
+const REFUSED_BODY_KEPT: usize = 16 * 1024;
 /// Headers whose values are credentials and are not written to the request log.
 const REDACTED: &[&str] = &[
     "authorization",
@@ -243,6 +247,37 @@ async fn log(state: &ApiState, record: InboundRequest) {
     }
 }
 
+/// Whether one more refusal of this source may be logged this second. Anyone can post
+/// to a source's URL, so refusals must not become a way to fill the disk.
+fn may_log_refusal(state: &ApiState, source_id: &str) -> bool {
+    let second = (now_ms() / 1000) as u64;
+    let mut seen = state
+        .inbound_refusals
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if seen.len() > 10_000 {
+        seen.clear();
+    }
+    let entry = seen.entry(source_id.to_string()).or_insert((second, 0));
+    if entry.0 != second {
+        *entry = (second, 0);
+    }
+    entry.1 += 1;
+    entry.1 <= REFUSALS_LOGGED_PER_SEC
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn truncated(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let cut = (0..=max)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        text.truncate(cut);
+    }
+    text
+}
+
 /// `/in/{source_id}` and `/in/{source_id}/{*rest}`.
 pub async fn receive(
     State(state): State<Arc<ApiState>>,
@@ -320,7 +355,11 @@ pub async fn receive(
     let metrics = &state.config.metrics;
     if let Err(reason) = verdict {
         metrics.inbound_refused.fetch_add(1, Ordering::Relaxed);
-        log(&state, arrival.record(false, Some(reason.clone()), None)).await;
+        if may_log_refusal(&state, &arrival.source.id) {
+            let mut record = arrival.record(false, Some(reason.clone()), None);
+            record.body = truncated(record.body, REFUSED_BODY_KEPT);
+            log(&state, record).await;
+        }
         return error(StatusCode::UNAUTHORIZED, "signature_invalid", reason);
     }
     let Ok(text) = std::str::from_utf8(&arrival.body) else {

@@ -95,6 +95,10 @@ pub struct ApiState {
     /// Applications by id and by uid, so ingest needs no read per message. Every change
     /// to an application goes through this process's handlers, which evict it.
     pub(crate) apps: RwLock<HashMap<String, (Application, Instant)>>,
+    /// Refused inbound requests logged per source in the current second (see
+    /// `inbound::log_refusal`): anyone can post to `/in/…`, so the log of refusals is
+    /// bounded.
+    pub(crate) inbound_refusals: Mutex<HashMap<String, (u64, u32)>>,
 }
 
 /// How long a node of a shared store trusts a cached token.
@@ -159,6 +163,7 @@ impl ApiState {
             token_cache: RwLock::new(HashMap::new()),
             in_flight_keys: Mutex::new(HashMap::new()),
             apps: RwLock::new(HashMap::new()),
+            inbound_refusals: Mutex::new(HashMap::new()),
         })
     }
 }

@@ -600,3 +600,59 @@ async fn acknowledged_inbound_requests_survive_sigkill_before_forwarding() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn refused_requests_are_counted_but_their_log_is_bounded() {
+    let app = spawn_app(&[]).await;
+    let src = source(
+        &app,
+        json!({"name": "gh", "scheme": "github", "secret": "s"}),
+    )
+    .await;
+    let path = format!("/in/{}", src["id"].as_str().unwrap());
+    let started = Instant::now();
+    const N: usize = 60;
+    for _ in 0..N {
+        let h = vec![("x-hub-signature-256".to_string(), "sha256=00".to_string())];
+        assert_eq!(
+            deliver(&app, "POST", &path, &h, &"x".repeat(40_000))
+                .await
+                .0,
+            401
+        );
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    let (_, log) = app
+        .get(&format!(
+            "/source/{}/request?limit=250",
+            src["id"].as_str().unwrap()
+        ))
+        .await;
+    let rows = log["data"].as_array().unwrap();
+    // At most 10 per second (the burst may straddle second boundaries), at least the
+    // first 10, each body cut to 16 KiB.
+    assert!(
+        rows.len() >= 10 && rows.len() as u64 <= 10 * (seconds + 1),
+        "{} logged in {seconds} s",
+        rows.len()
+    );
+    assert!(rows
+        .iter()
+        .all(|r| r["body"].as_str().unwrap().len() == 16 * 1024));
+    // Every refusal is counted.
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "herald_inbound_requests_total{{outcome=\"refused\"}} {N}"
+        )),
+        "{metrics}"
+    );
+}
