@@ -97,7 +97,7 @@
       const id = String(data.get("msg") || "").trim();
       if (id) { location.hash = `#/app/${enc(a.id)}/msg/${enc(id)}`; return; }
       const q = new URLSearchParams();
-      for (const k of ["eventType", "channel", "after", "before"]) if (data.get(k)) q.set(k, data.get(k));
+      for (const k of ["eventType", "channel", "after", "before", "status"]) if (data.get(k)) q.set(k, data.get(k));
       location.hash = `#/app/${enc(a.id)}?${q}`;
     } },
       field("msg", "Message ID", "search", ""),
@@ -105,6 +105,10 @@
       field("channel", "Channel", "text", query.get("channel")),
       field("after", "After", "datetime-local", query.get("after")),
       field("before", "Before", "datetime-local", query.get("before")),
+      h("label", { for: "q-status" }, "Delivery status",
+        h("select", { id: "q-status", name: "status" },
+          [["", "any"], ["0", "succeeded"], ["1", "pending"], ["2", "failed"], ["4", "canceled"]].map(([v, t]) =>
+            h("option", { value: v, selected: query.get("status") === v }, t)))),
       h("button", { type: "submit" }, "Search"));
     const endpoints = live(async () => {
       const page = await api("GET", `/app/${enc(a.id)}/endpoint?limit=100`);
@@ -125,13 +129,24 @@
       if (query.get("channel")) q.set("channel", query.get("channel"));
       if (query.get("after")) q.set("after", new Date(query.get("after")).toISOString());
       if (query.get("before")) q.set("before", new Date(query.get("before")).toISOString());
-      const page = await api("GET", `/app/${enc(a.id)}/msg?${q}`);
+      let rows;
+      if (query.get("status")) {
+        // A delivery status belongs to a (message, endpoint) pair: ask each endpoint.
+        q.set("status", query.get("status"));
+        const eps = await api("GET", `/app/${enc(a.id)}/endpoint?limit=100`);
+        const lists = await Promise.all(eps.data.slice(0, 20).map((e) => api("GET", `/app/${enc(a.id)}/endpoint/${enc(e.id)}/msg?${q}`)));
+        const seen = new Map();
+        lists.flatMap((l) => l.data).forEach((m) => seen.set(m.id, m));
+        rows = [...seen.values()].sort((x, y) => (x.id < y.id ? 1 : -1)).slice(0, 50);
+      } else {
+        rows = (await api("GET", `/app/${enc(a.id)}/msg?${q}`)).data;
+      }
       return h("div", { class: "panel" }, table("Messages", [
         ["ID", (m) => link(`#/app/${enc(a.id)}/msg/${enc(m.id)}`, m.id), { mono: true }],
         ["Event type", (m) => m.eventType],
         ["Channels", (m) => (m.channels || []).join(", ") || "-", { wide: true }],
         ["Time", (m) => fmtTime(m.timestamp)],
-      ], page.data, (m) => (location.hash = `#/app/${enc(a.id)}/msg/${enc(m.id)}`)));
+      ], rows, (m) => (location.hash = `#/app/${enc(a.id)}/msg/${enc(m.id)}`)));
     });
     show(
       h("p", {}, link("#/", "Applications"), " / ", a.name),

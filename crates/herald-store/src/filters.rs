@@ -12,6 +12,9 @@ pub struct MessageFilter {
     pub after: Option<i64>,
     pub event_types: Vec<String>,
     pub with_content: bool,
+    /// Lists of deliveries only (an endpoint's messages): the delivery's status
+    /// (0 succeeded, 1 pending or sending, 2 failed, 4 canceled).
+    pub status: Option<i64>,
 }
 
 impl MessageFilter {
@@ -171,6 +174,9 @@ pub(crate) fn delivered_messages(
     q.and(Arg::Text(endpoint_id.to_string()), |p| {
         format!("d.endpoint_id = {p}")
     });
+    if let Some(status) = f.status {
+        q.and(Arg::Int(status), |p| format!("d.status = {p}"));
+    }
     f.apply(&mut q);
     list.apply(&mut q, "m.id");
     q

@@ -1460,6 +1460,21 @@ async fn sources_keep_their_config_and_log_and_go_with_their_application(store: 
         .unwrap();
     let claimed = store.claim_due(T0, T0 + 30_000, 10).await.unwrap();
     assert_eq!(claimed[0].headers, want);
+    // An endpoint's messages filter by the delivery's status.
+    let with_status = |status| MessageFilter {
+        status: Some(status),
+        ..Default::default()
+    };
+    let pending = store
+        .delivered_messages("ep_src", with_status(1), list(10))
+        .await
+        .unwrap();
+    assert_eq!(pending.data.len(), 1);
+    let done = store
+        .delivered_messages("ep_src", with_status(0), list(10))
+        .await
+        .unwrap();
+    assert!(done.data.is_empty());
 
     for (i, verified) in [(1, false), (2, true)] {
         store

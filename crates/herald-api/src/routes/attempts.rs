@@ -121,7 +121,14 @@ pub async fn endpoint_messages(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<EndpointMessageOut>>> {
-    let (list, filter) = (q.list(true)?, message_filter(&q, true)?);
+    let (list, mut filter) = (q.list(true)?, message_filter(&q, true)?);
+    filter.status = q.int("status")?;
+    if filter.status.is_some_and(|s| ![0, 1, 2, 4].contains(&s)) {
+        return Err(crate::error::invalid(
+            &["query", "status"],
+            "status is 0 (succeeded), 1 (pending), 2 (failed) or 4 (canceled)",
+        ));
+    }
     let (_, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     let page = state.store.delivered_messages(&ep.id, filter, list).await?;
     Ok(Json(ListResponse::from_page(page, |d| {

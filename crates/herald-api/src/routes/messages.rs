@@ -207,6 +207,7 @@ pub(crate) fn message_filter(
             None => default_with_content,
             Some(_) => q.flag("with_content")?,
         },
+        status: None,
     })
 }
 

@@ -78,6 +78,14 @@ async function assertLabelled(page, where) {
   await page.getByRole("link", { name: "Shop A" }).click();
   await page.getByRole("table", { name: "Messages" }).waitFor();
   await assertLabelled(page, "application");
+  // Search by delivery status: the delivered message is among the succeeded, and
+  // nothing failed.
+  await page.getByLabel("Delivery status").selectOption("2");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByRole("table", { name: "Messages" }).getByText("Nothing here yet.").waitFor();
+  await page.getByLabel("Delivery status").selectOption("0");
+  await page.getByRole("button", { name: "Search" }).click();
+  await page.getByRole("table", { name: "Messages" }).getByRole("link", { name: env("MSG_A") }).waitFor();
   await page.getByLabel("Message ID").fill(env("MSG_A"));
   await page.getByRole("button", { name: "Search" }).click();
   await page.getByRole("heading", { name: "Message " + env("MSG_A") }).waitFor();
