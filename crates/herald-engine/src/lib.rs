@@ -275,8 +275,16 @@ impl Engine {
     /// Whether more hand-offs are welcome: at most eight times `max_in_flight`
     /// deliveries wait in memory; beyond that, new work waits in the store.
     pub fn has_room(&self) -> bool {
-        self.inner.queued.load(Ordering::Relaxed)
-            < self.inner.config.max_in_flight.saturating_mul(8)
+        self.room() > 0
+    }
+
+    /// How many more deliveries may wait in memory (see `has_room`).
+    pub(crate) fn room(&self) -> usize {
+        self.inner
+            .config
+            .max_in_flight
+            .saturating_mul(8)
+            .saturating_sub(self.inner.queued.load(Ordering::Relaxed))
     }
 
     /// The lease for deliveries handed off at `now`, or `None` when there is no room

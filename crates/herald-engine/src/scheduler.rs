@@ -16,7 +16,11 @@ pub(crate) async fn run(engine: Engine) {
         if engine.is_stopping() {
             return;
         }
-        let free = engine.inner.permits.available_permits();
+        // Claim no more than there are permits for, nor than memory has room for:
+        // deliveries to a paused or saturated endpoint wait in memory without holding a
+        // permit, and claiming past the room would pile them up (and, once their leases
+        // ran out, claim the same rows again).
+        let free = engine.inner.permits.available_permits().min(engine.room());
         let claimed = if free == 0 {
             0
         } else {

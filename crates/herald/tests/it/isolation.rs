@@ -345,3 +345,50 @@ async fn ordering_keys_are_separate_sequences() {
     assert!(pos("a0") < pos("a1"), "key a kept its order: {order:?}");
     assert!(pos("b0") < pos("b1"), "{order:?}");
 }
+
+/// A gauge's value from `/metrics`.
+async fn gauge(app: &TestApp, name: &str) -> f64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_backlog_behind_a_paused_endpoint_waits_in_the_store_not_in_memory() {
+    // Room in memory: 8 × max_in_flight = 32 deliveries.
+    let app = spawn_app(&[("HERALD_MAX_IN_FLIGHT", "4")]).await;
+    let rx = Receiver::start().await;
+    rx.otherwise(Reply::status(503).header("retry-after", "30"));
+    let a = app.app("backlog").await;
+    app.endpoint(&a, &rx.url("/"), json!({})).await;
+    const N: usize = 300;
+    for i in 0..N {
+        app.send(&a, json!({"eventType": "x", "payload": {"i": i}}))
+            .await;
+    }
+    // Everything is kept; the scheduler keeps looking for due work every 50 ms meanwhile
+    // (the test settings), and must not pull the backlog into memory.
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    let mut most = 0.0f64;
+    while std::time::Instant::now() < until {
+        most = most.max(gauge(&app, "herald_deliveries_in_memory").await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(gauge(&app, "herald_queue_pending").await, N as f64);
+    assert!(
+        most <= 33.0,
+        "{most} deliveries waited in memory; room is 32"
+    );
+}
