@@ -235,6 +235,13 @@ async fn every_vector_verifies_through_the_gateway_and_tampering_is_refused() {
             );
         }
     }
+    // Refused requests never became messages: each source holds exactly the one accepted.
+    for (name, src, _, _) in &accepted {
+        let (_, msgs) = app
+            .get(&format!("/app/{}/msg", src["appId"].as_str().unwrap()))
+            .await;
+        assert_eq!(msgs["data"].as_array().unwrap().len(), 1, "{name}");
+    }
     assert_eq!(
         got.len(),
         accepted.len(),
@@ -435,8 +442,19 @@ async fn provider_handshakes_are_answered() {
     let (s, _) = deliver(&app, "POST", &discord_path, &forged, body).await;
     assert_eq!(s, 401);
 
-    // Handshakes are answered, never forwarded.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Handshakes are answered, never forwarded: no source holds a message (a forwarded
+    // request is a message committed before the answer).
+    for src in [&slack, &zoom, &meta, &ce, &discord] {
+        let (_, msgs) = app
+            .get(&format!("/app/{}/msg", src["appId"].as_str().unwrap()))
+            .await;
+        assert_eq!(
+            msgs["data"].as_array().unwrap().len(),
+            0,
+            "{} forwarded a handshake",
+            src["name"]
+        );
+    }
     assert!(rx.received().is_empty(), "a handshake was forwarded");
 }
 
