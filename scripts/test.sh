@@ -26,6 +26,17 @@ if [ ! -f "$js/node_modules/svix/package.json" ] || [ ! -f "$js/node_modules/pla
 fi
 export HERALD_TEST_NODE_PATH="$PWD/$js/node_modules"
 
+# Debian's Chromium, for the browser tests of the console and portal.
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing Debian's chromium for the browser tests"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "The browser tests need Debian's chromium: sudo apt-get install chromium" >&2
+    fi
+fi
+
 # PostgreSQL: the store conformance suite and the multi-node tests run against it when
 # HERALD_TEST_DATABASE_URL is set. When it is not, and a PostgreSQL answers on
 # 127.0.0.1:5432 (user postgres), use it; otherwise those tests say they were skipped.

@@ -5,7 +5,20 @@
 (() => {
   const { h, fmtTime, statusBadge, httpBadge, table, link, say, poll, router, chart, pretty } = Herald;
   const TOKEN = "herald.console.token";
-  const api = Herald.client(TOKEN);
+  const request = Herald.client(TOKEN);
+  /** The API; a 401 (the token was revoked or expired) goes back to the sign-in form. */
+  async function api(method, path, body) {
+    try {
+      return await request(method, path, body);
+    } catch (err) {
+      if (err.status === 401 && document.getElementById("token") === null) {
+        sessionStorage.removeItem(TOKEN);
+        Herald.stopPolling();
+        signIn();
+      }
+      throw err;
+    }
+  }
   const main = document.getElementById("main");
   const enc = encodeURIComponent;
   const LIVE_MS = 3000;
