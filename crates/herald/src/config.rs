@@ -33,6 +33,7 @@ pub struct Config {
     pub user_agent: String,
     pub max_in_flight: usize,
     pub max_in_flight_per_endpoint: usize,
+    pub worker_threads: usize,
     pub poll_interval_ms: u64,
     pub lease_secs: f64,
     pub database_url: String,
@@ -237,6 +238,20 @@ impl Config {
             portal_brand_color: self.portal_brand_color.clone(),
             portal_logo_url: self.portal_logo_url.clone(),
             portal_title: self.portal_title.clone(),
+        }
+    }
+
+    /// Threads of the async runtime: `worker_threads`, or one per core, less one on the
+    /// embedded store (its writer thread needs a core of its own), at least one.
+    pub fn runtime_threads(&self) -> usize {
+        if self.worker_threads > 0 {
+            return self.worker_threads;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if self.database_url.is_empty() {
+            cores.saturating_sub(1).max(1)
+        } else {
+            cores
         }
     }
 

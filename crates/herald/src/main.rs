@@ -304,7 +304,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             db.apply(&mut overrides);
             let config = Config::load(&overrides)?;
             init_logging(&config);
-            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(config.runtime_threads())
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
             runtime.block_on(serve(config, dev))
         }
         Command::Verify(args) => verify_command(*args),
