@@ -33,13 +33,26 @@ const STREAM_BUFFER: usize = 64;
 /// The application `herald listen` uses when given none.
 pub const DEFAULT_APP_UID: &str = "herald-listen";
 
+/// An open stream: where its events go, and the hash of the token that opened it (only
+/// that token may answer its deliveries).
+struct Stream {
+    events: mpsc::Sender<Event>,
+    token_hash: String,
+}
+
+/// A delivery sent down a stream and not answered yet.
+struct Waiting {
+    endpoint_id: String,
+    token_hash: String,
+    answer: oneshot::Sender<RelayResponse>,
+}
+
 #[derive(Default)]
 struct Sessions {
     /// Open streams by endpoint id.
-    streams: HashMap<String, mpsc::Sender<Event>>,
-    /// Deliveries sent down a stream and not answered yet: request id → (endpoint
-    /// id, where the answer goes).
-    waiting: HashMap<String, (String, oneshot::Sender<RelayResponse>)>,
+    streams: HashMap<String, Stream>,
+    /// Unanswered deliveries by request id.
+    waiting: HashMap<String, Waiting>,
 }
 
 /// The connected `herald listen` sessions of this node.
@@ -65,15 +78,15 @@ impl Drop for SessionGuard {
     fn drop(&mut self) {
         let mut s = self.hub.lock();
         // Only if a newer session has not replaced this one.
-        let ours = s.streams.get(&self.endpoint_id).is_some_and(|tx| {
+        let ours = s.streams.get(&self.endpoint_id).is_some_and(|open| {
             self.stream
                 .upgrade()
-                .is_some_and(|mine| mine.same_channel(tx))
+                .is_some_and(|mine| mine.same_channel(&open.events))
         });
         if ours {
             s.streams.remove(&self.endpoint_id);
         }
-        s.waiting.retain(|_, (ep, _)| ep != &self.endpoint_id);
+        s.waiting.retain(|_, w| w.endpoint_id != self.endpoint_id);
     }
 }
 
@@ -94,8 +107,8 @@ impl ListenHub {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Opens (or takes over) the session of an endpoint.
-    fn open(&self, endpoint_id: &str) -> (mpsc::Receiver<Event>, SessionGuard) {
+    /// Opens (or takes over) the session of an endpoint for the caller with `token_hash`.
+    fn open(&self, endpoint_id: &str, token_hash: &str) -> (mpsc::Receiver<Event>, SessionGuard) {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let guard = SessionGuard {
             hub: self.clone(),
@@ -103,14 +116,29 @@ impl ListenHub {
             stream: tx.downgrade(),
         };
         // A previous stream of the same session ends when its sender is dropped here.
-        self.lock().streams.insert(endpoint_id.to_string(), tx);
+        self.lock().streams.insert(
+            endpoint_id.to_string(),
+            Stream {
+                events: tx,
+                token_hash: token_hash.to_string(),
+            },
+        );
         (rx, guard)
     }
 
-    /// Passes the local app's answer to the delivery waiting for it.
-    fn answer(&self, request_id: &str, response: RelayResponse) -> bool {
-        match self.lock().waiting.remove(request_id) {
-            Some((_, tx)) => tx.send(response).is_ok(),
+    /// Passes the local app's answer to the delivery waiting for it, if `token_hash`
+    /// is the token of the session it was sent to.
+    fn answer(&self, request_id: &str, token_hash: &str, response: RelayResponse) -> bool {
+        let mut s = self.lock();
+        let theirs = s
+            .waiting
+            .get(request_id)
+            .is_some_and(|w| w.token_hash == token_hash);
+        if !theirs {
+            return false;
+        }
+        match s.waiting.remove(request_id) {
+            Some(w) => w.answer.send(response).is_ok(),
             None => false,
         }
     }
@@ -120,7 +148,7 @@ impl ListenHub {
         self.lock()
             .streams
             .get(endpoint_id)
-            .is_some_and(|tx| !tx.is_closed())
+            .is_some_and(|open| !open.events.is_closed())
     }
 }
 
@@ -128,18 +156,24 @@ impl Relay for ListenHub {
     fn relay(&self, request: RelayRequest) -> RelayFuture {
         let hub = self.clone();
         Box::pin(async move {
-            let stream = hub
+            let (stream, token_hash) = hub
                 .lock()
                 .streams
                 .get(&request.endpoint_id)
-                .filter(|tx| !tx.is_closed())
-                .cloned()
+                .filter(|open| !open.events.is_closed())
+                .map(|open| (open.events.clone(), open.token_hash.clone()))
                 .ok_or("no herald listen session is connected for this endpoint")?;
-            let request_id = ids::generate("lreq_");
+            // Random, not time-ordered: nobody but the session's CLI learns it.
+            let request_id = format!("lreq_{}", ids::random_base62(32));
             let (tx, rx) = oneshot::channel();
-            hub.lock()
-                .waiting
-                .insert(request_id.clone(), (request.endpoint_id.clone(), tx));
+            hub.lock().waiting.insert(
+                request_id.clone(),
+                Waiting {
+                    endpoint_id: request.endpoint_id.clone(),
+                    token_hash,
+                    answer: tx,
+                },
+            );
             let _forget = WaitGuard {
                 hub: hub.clone(),
                 request_id: request_id.clone(),
@@ -283,7 +317,7 @@ pub async fn stream(
         .first()
         .and_then(|s| state.config.sealer.open(&s.key).ok())
         .ok_or(ApiError::Internal)?;
-    let (rx, guard) = state.config.listen.open(&ep.id);
+    let (rx, guard) = state.config.listen.open(&ep.id, &caller.token_hash);
     // What waited for the session (sent while it was away) goes now.
     let now = now_ms();
     state.store.deliveries_due_now(&ep.id, now).await?;
@@ -324,10 +358,12 @@ pub struct ListenReplyIn {
 /// `POST /api/v1/listen/reply`: what the local app answered to one delivery.
 pub async fn reply(
     State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
     crate::extract::JsonBody(body): crate::extract::JsonBody<ListenReplyIn>,
 ) -> ApiResult<StatusCode> {
     let answered = state.config.listen.answer(
         &body.request_id,
+        &caller.token_hash,
         RelayResponse {
             status: body.status,
             body: body.body,
@@ -339,5 +375,55 @@ pub async fn reply(
         Err(ApiError::NotFound(
             "no delivery is waiting for this requestId (it timed out or was answered)".into(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_the_session_that_got_a_delivery_answers_it() {
+        let hub = ListenHub::default();
+        let request = RelayRequest {
+            endpoint_id: "ep_1".into(),
+            msg_id: "msg_1".into(),
+            headers: vec![],
+            body: "{}".into(),
+        };
+        // No session: the attempt fails at once.
+        assert!(hub.relay(request.clone()).await.is_err());
+
+        let (mut events, _guard) = hub.open("ep_1", "hash-of-token-a");
+        let pending = tokio::spawn(hub.relay(request));
+        let _delivery = events.recv().await.expect("the delivery is streamed");
+        let request_id = hub.lock().waiting.keys().next().cloned().unwrap();
+        assert!(request_id.starts_with("lreq_") && request_id.len() > 30);
+        let answer = |status| RelayResponse {
+            status,
+            body: String::new(),
+        };
+        // Another token cannot answer it; the session's token can, once.
+        assert!(!hub.answer(&request_id, "hash-of-token-b", answer(500)));
+        assert!(hub.answer(&request_id, "hash-of-token-a", answer(204)));
+        assert!(!hub.answer(&request_id, "hash-of-token-a", answer(204)));
+        assert_eq!(pending.await.unwrap().unwrap().status, 204);
+    }
+
+    #[tokio::test]
+    async fn a_session_that_goes_away_fails_what_waited_on_it() {
+        let hub = ListenHub::default();
+        let (mut events, guard) = hub.open("ep_1", "h");
+        let pending = tokio::spawn(hub.relay(RelayRequest {
+            endpoint_id: "ep_1".into(),
+            msg_id: "msg_1".into(),
+            headers: vec![],
+            body: "{}".into(),
+        }));
+        let _delivery = events.recv().await.unwrap();
+        drop(guard);
+        drop(events);
+        assert!(pending.await.unwrap().is_err());
+        assert!(!hub.is_connected("ep_1"));
     }
 }
