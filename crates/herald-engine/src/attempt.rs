@@ -13,6 +13,9 @@ use herald_store::{Attempt, AttemptRecord, DeliveryJob, NextStep, StoreError, Tr
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use crate::gate::Gate;
+
+/// Opened signing keys kept in memory at most (see `Engine::open_secret`).
+const OPENED_KEYS_MAX: usize = 10_000;
 use crate::Engine;
 
 /// What the receiver did with one request.
@@ -165,6 +168,33 @@ impl Engine {
         }
     }
 
+    /// An endpoint's signing key, opened from its sealed text. Opening (decrypting and
+    /// parsing) cost about 2 % of the server's time under load, so opened keys are kept
+    /// in memory, by sealed text: a rotated key has a new sealed text, and the map is
+    /// emptied when it holds `OPENED_KEYS_MAX`.
+    fn open_secret(&self, sealed: &str) -> Result<Arc<Secret>, String> {
+        let cache = &self.inner.opened_keys;
+        if let Some(secret) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(sealed) {
+            return Ok(secret.clone());
+        }
+        let plain = self
+            .inner
+            .config
+            .sealer
+            .open(sealed)
+            .map_err(|e| format!("cannot open the endpoint's signing key: {e}"))?;
+        let secret = Arc::new(
+            Secret::parse(&plain)
+                .map_err(|e| format!("the endpoint's signing key is invalid: {e}"))?,
+        );
+        let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= OPENED_KEYS_MAX {
+            map.clear();
+        }
+        map.insert(sealed.to_string(), secret.clone());
+        Ok(secret)
+    }
+
     /// Every header of a delivery, in order: content type, user agent, the endpoint's and
     /// the message's own headers, then the signature headers.
     fn delivery_headers(
@@ -250,24 +280,20 @@ impl Engine {
 
     async fn send(&self, job: &DeliveryJob, timestamp: i64) -> AttemptOutcome {
         let config = &self.inner.config;
-        let mut secrets: Vec<Secret> = Vec::with_capacity(job.secrets.len());
+        let mut secrets: Vec<Arc<Secret>> = Vec::with_capacity(job.secrets.len());
         for sealed in &job.secrets {
-            match config
-                .sealer
-                .open(sealed)
-                .map(|plain| Secret::parse(&plain))
-            {
-                Ok(Ok(secret)) => secrets.push(secret),
+            match self.open_secret(sealed) {
+                Ok(secret) => secrets.push(secret),
                 // Never send a delivery its receiver could not verify.
-                Ok(Err(e)) => {
-                    return unsendable(format!("the endpoint's signing key is invalid: {e}"))
-                }
-                Err(e) => {
-                    return unsendable(format!("cannot open the endpoint's signing key: {e}"))
-                }
+                Err(why) => return unsendable(why),
             }
         }
-        let signature = sign_all(&secrets, &job.msg_id, timestamp, job.payload.as_bytes());
+        let signature = sign_all(
+            secrets.iter().map(|s| s.as_ref()),
+            &job.msg_id,
+            timestamp,
+            job.payload.as_bytes(),
+        );
         let headers = self.delivery_headers(job, timestamp, &signature);
         if job.url.starts_with(herald_core::relay::SCHEME) {
             return self.send_to_listener(job, headers).await;

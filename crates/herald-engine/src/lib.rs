@@ -132,6 +132,9 @@ struct Inner {
     given_back: std::sync::Mutex<Vec<i64>>,
     /// The recorder's end of `records`, taken by `start`.
     pending_records: std::sync::Mutex<Option<mpsc::UnboundedReceiver<AttemptRecord>>>,
+    /// Signing keys already opened, by their sealed text (see `attempt::open_secret`).
+    opened_keys:
+        std::sync::Mutex<std::collections::HashMap<String, Arc<herald_core::secret::Secret>>>,
 }
 
 impl Engine {
@@ -181,6 +184,7 @@ impl Engine {
                 given_back: std::sync::Mutex::new(Vec::new()),
                 records,
                 pending_records: std::sync::Mutex::new(Some(records_rx)),
+                opened_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
                 wake: Notify::new(),
             }),
         })
