@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { h, fmtTime, statusBadge, httpBadge, table, link, say, poll, router, chart, pretty } = Herald;
+  const { h, fmtTime, statusBadge, httpBadge, table, link, say, poll, router, chart, pretty, show, current, live } = Herald;
   const TOKEN = "herald.console.token";
   const request = Herald.client(TOKEN);
   /** The API; a 401 (the token was revoked or expired) goes back to the sign-in form. */
@@ -19,27 +19,8 @@
       throw err;
     }
   }
-  const main = document.getElementById("main");
   const enc = encodeURIComponent;
   const LIVE_MS = 3000;
-
-  function show(...nodes) {
-    main.replaceChildren(...nodes.flat(Infinity).filter(Boolean));
-  }
-
-  function current(nav) {
-    document.querySelectorAll("[data-nav]").forEach((a) => {
-      if (a.dataset.nav === nav) a.setAttribute("aria-current", "page");
-      else a.removeAttribute("aria-current");
-    });
-  }
-
-  /** A section that re-renders itself from `load` now and on every live refresh. */
-  function live(load) {
-    const box = h("div", {});
-    const refresh = async () => box.replaceChildren(...[await load()].flat());
-    return { box, refresh };
-  }
 
   function signIn() {
     current("");

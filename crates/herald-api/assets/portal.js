@@ -5,9 +5,8 @@
 "use strict";
 
 (() => {
-  const { h, fmtTime, statusBadge, httpBadge, table, link, say, poll, router, pretty } = Herald;
+  const { h, fmtTime, statusBadge, httpBadge, table, link, say, poll, router, pretty, show, current, live } = Herald;
   const TOKEN = "herald.portal.token";
-  const main = document.getElementById("main");
   const enc = encodeURIComponent;
   const appId = decodeURIComponent(location.pathname.split("/").filter(Boolean)[1] || "");
   const LIVE_MS = 3000;
@@ -34,25 +33,11 @@
   }
   const base = `/app/${enc(appId)}`;
 
-  function show(...nodes) {
-    main.replaceChildren(...nodes.flat(Infinity).filter(Boolean));
-  }
-  function current(nav) {
-    document.querySelectorAll("[data-nav]").forEach((a) => {
-      if (a.dataset.nav === nav) a.setAttribute("aria-current", "page");
-      else a.removeAttribute("aria-current");
-    });
-  }
   function expired() {
     Herald.stopPolling();
     show(h("div", { class: "panel" }, h("h1", {}, "This link is no longer valid"),
       h("p", {}, "Portal links expire. Ask the service that sent you here for a new one.")));
   }
-  function live(load) {
-    const box = h("div", {});
-    return { box, refresh: async () => box.replaceChildren(...[await load()].flat()) };
-  }
-
   async function eventTypeNames() {
     const page = await api("GET", "/event-type?limit=250");
     return page.data;

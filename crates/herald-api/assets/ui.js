@@ -184,6 +184,25 @@ const Herald = (() => {
         h("span", {}, h("span", { class: "swatch lat" }), "median latency")));
   }
 
+  /** Puts `nodes` (arrays allowed) in the page's <main>, replacing what was there. */
+  function show(...nodes) {
+    document.getElementById("main").replaceChildren(...nodes.flat(Infinity).filter(Boolean));
+  }
+
+  /** Marks the navigation link `nav` as the current page. */
+  function current(nav) {
+    document.querySelectorAll("[data-nav]").forEach((a) => {
+      if (a.dataset.nav === nav) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    });
+  }
+
+  /** A section that re-renders itself from `load` now and on every live refresh. */
+  function live(load) {
+    const box = h("div", {});
+    return { box, refresh: async () => box.replaceChildren(...[await load()].flat()) };
+  }
+
   /** Pretty JSON text of a value or of a JSON string. */
   function pretty(v) {
     if (typeof v === "string") { try { return JSON.stringify(JSON.parse(v), null, 2); } catch (_) { return v; } }
@@ -275,5 +294,5 @@ const Herald = (() => {
     }));
   }
 
-  return { h, client, fmtTime, statusBadge, httpBadge, table, link, say, poll, stopPolling, router, chart, pretty, validate, example, fields };
+  return { h, client, fmtTime, statusBadge, httpBadge, table, link, say, poll, stopPolling, router, chart, pretty, validate, example, fields, show, current, live };
 })();

@@ -632,7 +632,7 @@ pub struct AppPortalAccessOut {
 // ---- inbound sources ----
 
 /// Settings of the generic `hmac` scheme.
-#[derive(Deserialize, Serialize, Clone, Debug, ToSchema)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HmacSettings {
     /// The header that carries the signature (default X-Signature).

@@ -266,18 +266,6 @@ fn may_log_refusal(state: &ApiState, source_id: &str) -> bool {
     entry.1 <= REFUSALS_LOGGED_PER_SEC
 }
 
-/// At most `max` bytes of `text`, cut at a character boundary.
-fn truncated(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let cut = (0..=max)
-            .rev()
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(0);
-        text.truncate(cut);
-    }
-    text
-}
-
 /// `/in/{source_id}` and `/in/{source_id}/{*rest}`.
 pub async fn receive(
     State(state): State<Arc<ApiState>>,
@@ -357,7 +345,7 @@ pub async fn receive(
         metrics.inbound_refused.fetch_add(1, Ordering::Relaxed);
         if may_log_refusal(&state, &arrival.source.id) {
             let mut record = arrival.record(false, Some(reason.clone()), None);
-            record.body = truncated(record.body, REFUSED_BODY_KEPT);
+            herald_core::text::truncate_utf8(&mut record.body, REFUSED_BODY_KEPT);
             log(&state, record).await;
         }
         return error(StatusCode::UNAUTHORIZED, "signature_invalid", reason);

@@ -142,14 +142,6 @@ impl ListenHub {
             None => false,
         }
     }
-
-    /// Whether a session is connected for the endpoint.
-    pub fn is_connected(&self, endpoint_id: &str) -> bool {
-        self.lock()
-            .streams
-            .get(endpoint_id)
-            .is_some_and(|open| !open.events.is_closed())
-    }
 }
 
 impl Relay for ListenHub {
@@ -424,6 +416,13 @@ mod tests {
         drop(guard);
         drop(events);
         assert!(pending.await.unwrap().is_err());
-        assert!(!hub.is_connected("ep_1"));
+        // And later deliveries find no session.
+        let later = hub.relay(RelayRequest {
+            endpoint_id: "ep_1".into(),
+            msg_id: "msg_2".into(),
+            headers: vec![],
+            body: "{}".into(),
+        });
+        assert!(later.await.is_err());
     }
 }

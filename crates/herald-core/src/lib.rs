@@ -12,6 +12,7 @@ pub mod retry;
 pub mod sealing;
 pub mod secret;
 pub mod signing;
+pub mod text;
 pub mod time;
 pub mod token;
 pub mod trace;

@@ -79,13 +79,7 @@ impl SourceConfig {
     /// The generic scheme's settings with their defaults.
     pub(crate) fn generic(&self) -> inbound::GenericHmac {
         let d = inbound::GenericHmac::default();
-        let h = self.hmac.clone().unwrap_or(HmacSettings {
-            header: None,
-            prefix: None,
-            encoding: None,
-            algorithm: None,
-            timestamp_header: None,
-        });
+        let h = self.hmac.clone().unwrap_or_default();
         inbound::GenericHmac {
             header: h.header.unwrap_or(d.header),
             prefix: h.prefix.unwrap_or(d.prefix),

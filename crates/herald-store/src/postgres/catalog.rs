@@ -2,6 +2,7 @@
 
 use tokio_postgres::Row;
 
+use super::pool::PooledConn;
 use super::{classify, PgStore};
 use crate::filters::{simple_list, ENDPOINT_COLUMNS};
 use crate::page::{ListQuery, Page};
@@ -81,6 +82,26 @@ impl PgStore {
     }
 }
 
+/// Inserts an application row (also the application of a new source, in its
+/// transaction).
+pub(super) async fn insert_app(conn: &mut PooledConn<'_>, app: &Application) -> Result<()> {
+    conn.execute(
+        &format!("INSERT INTO application ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+        &[
+            &app.id,
+            &app.uid,
+            &app.name,
+            &app.throttle_rate.map(i64::from),
+            &json_encode(&app.metadata),
+            &app.created_at,
+            &app.updated_at,
+        ],
+    )
+    .await
+    .map_err(|e| classify(e, APP_UID_TAKEN))?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl crate::Apps for PgStore {
     async fn app_get(&self, id_or_uid: &str) -> Result<Application> {
@@ -103,20 +124,7 @@ impl crate::Apps for PgStore {
 
     async fn app_insert(&self, app: Application) -> Result<Application> {
         let mut conn = self.pool.get().await?;
-        conn.execute(
-            &format!("INSERT INTO application ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
-            &[
-                &app.id,
-                &app.uid,
-                &app.name,
-                &app.throttle_rate.map(i64::from),
-                &json_encode(&app.metadata),
-                &app.created_at,
-                &app.updated_at,
-            ],
-        )
-        .await
-        .map_err(|e| classify(e, APP_UID_TAKEN))?;
+        insert_app(&mut conn, &app).await?;
         Ok(app)
     }
 

@@ -8,7 +8,7 @@ use crate::page::{ListQuery, Page};
 use crate::sql::Dialect;
 use crate::{
     found, json_decode, json_encode, Application, InboundRequest, Result, Source, StoreError,
-    APP_UID_TAKEN, SOURCE_TAKEN,
+    SOURCE_TAKEN,
 };
 
 const SOURCE_COLUMNS: &str = "id, app_id, name, config, created_at, updated_at";
@@ -48,21 +48,7 @@ impl crate::Sources for PgStore {
         let mut conn = self.pool.get().await?;
         conn.begin().await?;
         let outcome = async {
-            conn.execute(
-                "INSERT INTO application (id, uid, name, throttle_rate, metadata, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &app.id,
-                    &app.uid,
-                    &app.name,
-                    &app.throttle_rate.map(i64::from),
-                    &json_encode(&app.metadata),
-                    &app.created_at,
-                    &app.updated_at,
-                ],
-            )
-            .await
-            .map_err(|e| classify(e, APP_UID_TAKEN))?;
+            super::catalog::insert_app(&mut conn, &app).await?;
             conn.execute(
                 &format!("INSERT INTO source ({SOURCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"),
                 &[

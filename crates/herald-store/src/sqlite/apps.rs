@@ -32,6 +32,24 @@ pub(crate) fn find(conn: &Connection, id_or_uid: &str) -> Result<Application> {
     .ok_or(StoreError::NotFound)
 }
 
+/// Inserts an application row (also the application of a new source).
+pub(crate) fn insert(conn: &Connection, app: &Application) -> Result<()> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO application ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    ))?
+    .execute(params![
+        app.id,
+        app.uid,
+        app.name,
+        app.throttle_rate,
+        json_encode(&app.metadata),
+        app.created_at,
+        app.updated_at
+    ])
+    .map_err(|e| conflict_on_unique(e, APP_UID_TAKEN))?;
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl crate::Apps for SqliteStore {
     async fn app_get(&self, id_or_uid: &str) -> Result<Application> {
@@ -54,19 +72,7 @@ impl crate::Apps for SqliteStore {
 
     async fn app_insert(&self, app: Application) -> Result<Application> {
         self.write(move |c| {
-            c.prepare_cached(&format!(
-                "INSERT INTO application ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-            ))?
-            .execute(params![
-                app.id,
-                app.uid,
-                app.name,
-                app.throttle_rate,
-                json_encode(&app.metadata),
-                app.created_at,
-                app.updated_at
-            ])
-            .map_err(|e| conflict_on_unique(e, APP_UID_TAKEN))?;
+            insert(c, &app)?;
             Ok(app)
         })
         .await

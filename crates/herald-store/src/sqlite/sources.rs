@@ -7,8 +7,7 @@ use crate::filters::simple_list;
 use crate::page::{ListQuery, Page};
 use crate::sql::Dialect;
 use crate::{
-    json_decode, json_encode, Application, InboundRequest, Result, Source, StoreError,
-    APP_UID_TAKEN, SOURCE_TAKEN,
+    json_decode, json_encode, Application, InboundRequest, Result, Source, StoreError, SOURCE_TAKEN,
 };
 
 const SOURCE_COLUMNS: &str = "id, app_id, name, config, created_at, updated_at";
@@ -46,20 +45,7 @@ fn inbound_from_row(row: &Row<'_>) -> rusqlite::Result<InboundRequest> {
 impl crate::Sources for SqliteStore {
     async fn source_insert(&self, app: Application, src: Source) -> Result<Source> {
         self.write(move |c| {
-            c.prepare_cached(
-                "INSERT INTO application (id, uid, name, throttle_rate, metadata, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                app.id,
-                app.uid,
-                app.name,
-                app.throttle_rate,
-                json_encode(&app.metadata),
-                app.created_at,
-                app.updated_at
-            ])
-            .map_err(|e| conflict_on_unique(e, APP_UID_TAKEN))?;
+            super::apps::insert(c, &app)?;
             c.prepare_cached(&format!(
                 "INSERT INTO source ({SOURCE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
             ))?

@@ -33,12 +33,6 @@ pub struct ListenArgs {
     pub server: ServerFlags,
 }
 
-/// Why a session ended.
-enum Ended {
-    /// Connection trouble: try again.
-    Retry(String),
-}
-
 pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
     let client = ApiClient::new(&args.server)?;
     url::Url::parse(&args.forward_to)
@@ -49,28 +43,25 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<()> {
         .build()?;
     let mut backoff = Duration::from_secs(1);
     loop {
-        match session(&client, &local, &args, &mut backoff).await? {
-            Ended::Retry(why) => {
-                eprintln!(
-                    "connection to {} lost ({why}); reconnecting in {} s",
-                    client.server,
-                    backoff.as_secs()
-                );
-            }
-        }
+        let why = session(&client, &local, &args, &mut backoff).await?;
+        eprintln!(
+            "connection to {} lost ({why}); reconnecting in {} s",
+            client.server,
+            backoff.as_secs()
+        );
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
 }
 
-/// One connected session, until the stream ends. Errors that retrying cannot fix (a bad
-/// token, an unknown application) end the command.
+/// One connected session, until the stream ends; returns why, for a retry. Errors that
+/// retrying cannot fix (a bad token, an unknown application) end the command.
 async fn session(
     client: &ApiClient,
     local: &reqwest::Client,
     args: &ListenArgs,
     backoff: &mut Duration,
-) -> anyhow::Result<Ended> {
+) -> anyhow::Result<String> {
     let mut query = vec![("name", args.name.clone())];
     if let Some(app) = &args.app {
         query.push(("app", app.clone()));
@@ -86,13 +77,10 @@ async fn session(
         .await;
     let mut resp = match resp {
         Ok(r) => r,
-        Err(e) => return Ok(Ended::Retry(e.to_string())),
+        Err(e) => return Ok(e.to_string()),
     };
     if resp.status().is_server_error() {
-        return Ok(Ended::Retry(format!(
-            "the server answered {}",
-            resp.status()
-        )));
+        return Ok(format!("the server answered {}", resp.status()));
     }
     if !resp.status().is_success() {
         let status = resp.status();
@@ -106,8 +94,8 @@ async fn session(
     loop {
         let chunk = match resp.chunk().await {
             Ok(Some(c)) => c,
-            Ok(None) => return Ok(Ended::Retry("the server closed the stream".into())),
-            Err(e) => return Ok(Ended::Retry(e.to_string())),
+            Ok(None) => return Ok("the server closed the stream".into()),
+            Err(e) => return Ok(e.to_string()),
         };
         buffer.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = buffer.find("\n\n") {

@@ -122,6 +122,17 @@ impl TestApp {
         self.call("GET", path, None).await
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap();
+        r.text().await.unwrap()
+    }
+
     /// Creates an application and returns its id.
     pub async fn app(&self, name: &str) -> String {
         let (s, b) = self.post("/app", json!({ "name": name })).await;
@@ -327,6 +338,18 @@ impl Receiver {
             }
         }
     }
+}
+
+/// The value of one series (name and labels as printed) in a `/metrics` text.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
+        .parse()
+        .unwrap()
 }
 
 /// Verifies a delivery with the independent `standardwebhooks` crate.

@@ -658,19 +658,12 @@ async fn refused_requests_are_counted_but_their_log_is_bounded() {
         .iter()
         .all(|r| r["body"].as_str().unwrap().len() == 16 * 1024));
     // Every refusal is counted.
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(&format!(
-            "herald_inbound_requests_total{{outcome=\"refused\"}} {N}"
-        )),
-        "{metrics}"
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "herald_inbound_requests_total{outcome=\"refused\"}"
+        ),
+        N as f64
     );
 }

@@ -346,25 +346,6 @@ async fn ordering_keys_are_separate_sequences() {
     assert!(pos("b0") < pos("b1"), "{order:?}");
 }
 
-/// A gauge's value from `/metrics`.
-async fn gauge(app: &TestApp, name: &str) -> f64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_backlog_behind_a_paused_endpoint_waits_in_the_store_not_in_memory() {
     // Room in memory: 8 × max_in_flight = 32 deliveries.
@@ -383,10 +364,13 @@ async fn a_backlog_behind_a_paused_endpoint_waits_in_the_store_not_in_memory() {
     let until = std::time::Instant::now() + Duration::from_secs(1);
     let mut most = 0.0f64;
     while std::time::Instant::now() < until {
-        most = most.max(gauge(&app, "herald_deliveries_in_memory").await);
+        most = most.max(metric(&app.metrics().await, "herald_deliveries_in_memory"));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(gauge(&app, "herald_queue_pending").await, N as f64);
+    assert_eq!(
+        metric(&app.metrics().await, "herald_queue_pending"),
+        N as f64
+    );
     assert!(
         most <= 33.0,
         "{most} deliveries waited in memory; room is 32"

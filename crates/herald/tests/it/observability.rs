@@ -7,17 +7,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn metrics_count_ingest_attempts_failures_and_the_queue() {
     let rx = Receiver::start().await;
@@ -44,34 +33,34 @@ async fn metrics_count_ingest_attempts_failures_and_the_queue() {
         .unwrap()
         .starts_with("text/plain"));
     let text = r.text().await.unwrap();
-    assert_eq!(sample(&text, "herald_messages_ingested_total"), 2.0);
+    assert_eq!(metric(&text, "herald_messages_ingested_total"), 2.0);
     assert_eq!(
-        sample(&text, "herald_attempts_total{outcome=\"success\"}"),
+        metric(&text, "herald_attempts_total{outcome=\"success\"}"),
         1.0
     );
     assert_eq!(
-        sample(&text, "herald_attempts_total{outcome=\"http_error\"}"),
+        metric(&text, "herald_attempts_total{outcome=\"http_error\"}"),
         1.0
     );
     assert_eq!(
-        sample(
+        metric(
             &text,
             &format!("herald_endpoint_failures_total{{endpoint_id=\"{ep}\"}}")
         ),
         1.0
     );
-    assert_eq!(sample(&text, "herald_attempt_duration_seconds_count"), 2.0);
+    assert_eq!(metric(&text, "herald_attempt_duration_seconds_count"), 2.0);
     assert!(
-        sample(
+        metric(
             &text,
             "herald_store_operation_seconds_count{op=\"message_create\"}"
         ) >= 2.0
     );
     // The failed first message waits an hour for its retry: pending, not yet due.
-    assert_eq!(sample(&text, "herald_queue_pending"), 1.0);
-    assert_eq!(sample(&text, "herald_queue_oldest_due_age_seconds"), 0.0);
-    assert_eq!(sample(&text, "herald_store_up"), 1.0);
-    assert_eq!(sample(&text, "herald_deliveries_in_memory"), 0.0);
+    assert_eq!(metric(&text, "herald_queue_pending"), 1.0);
+    assert_eq!(metric(&text, "herald_queue_oldest_due_age_seconds"), 0.0);
+    assert_eq!(metric(&text, "herald_store_up"), 1.0);
+    assert_eq!(metric(&text, "herald_deliveries_in_memory"), 0.0);
 
     // Health tells the same story.
     let (s, health) = app.get("/health").await;
