@@ -101,6 +101,22 @@ pub struct Gauges {
     pub oldest_due_age_secs: f64,
     /// Whether the store answered the scrape's queries.
     pub store_up: bool,
+    /// The embedded store's group commit; `None` for stores that do not group commits.
+    pub store_writes: Option<StoreWrites>,
+}
+
+/// Counters of a store that groups writes into shared commits (the embedded store):
+/// how much the group commit groups and how long the disk takes to confirm it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StoreWrites {
+    /// Write jobs run (one per API write, or per batch of attempts).
+    pub jobs: u64,
+    /// Transactions committed (each holds one or more jobs).
+    pub commits: u64,
+    /// fdatasync calls on the write-ahead log (each covers one or more commits).
+    pub syncs: u64,
+    /// Seconds spent in those fdatasync calls.
+    pub sync_seconds: f64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -216,6 +232,16 @@ impl Metrics {
         );
         let _ = writeln!(out, "# HELP herald_store_up Whether the store answered this scrape.\n# TYPE herald_store_up gauge");
         let _ = writeln!(out, "herald_store_up {}", u8::from(gauges.store_up));
+        if let Some(w) = gauges.store_writes {
+            for (name, help, value) in [
+                ("herald_store_write_jobs_total", "Writes run by the embedded store's writer.", w.jobs as f64),
+                ("herald_store_commits_total", "Transactions the embedded store committed (group commit: several writes each).", w.commits as f64),
+                ("herald_store_wal_syncs_total", "fdatasync calls on the write-ahead log (each covers every commit before it).", w.syncs as f64),
+                ("herald_store_wal_sync_seconds_total", "Time spent in those fdatasync calls.", w.sync_seconds),
+            ] {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            }
+        }
         out
     }
 }
@@ -243,6 +269,12 @@ mod tests {
             queue_pending: 9,
             oldest_due_age_secs: 1.5,
             store_up: true,
+            store_writes: Some(StoreWrites {
+                jobs: 10,
+                commits: 4,
+                syncs: 3,
+                sync_seconds: 0.25,
+            }),
         });
         assert!(text.contains("herald_messages_ingested_total 3\n"));
         assert!(text.contains("herald_attempts_total{outcome=\"success\"} 1\n"));
@@ -261,6 +293,8 @@ mod tests {
         ));
         assert!(text.contains("herald_queue_oldest_due_age_seconds 1.5\n"));
         assert!(text.contains("herald_store_up 1\n"));
+        assert!(text.contains("herald_store_commits_total 4\n"));
+        assert!(text.contains("herald_store_wal_sync_seconds_total 0.25\n"));
         // Every sample line is `name{labels} value` or `name value`.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();

@@ -74,10 +74,10 @@ pub trait Store:
     /// A health check that touches the database.
     async fn ping(&self) -> Result<()>;
 
-    /// (writes run, transactions committed, fsyncs) since the store was opened, for
-    /// backends that group commits themselves; zeros for the others.
-    fn write_stats(&self) -> (u64, u64, u64) {
-        (0, 0, 0)
+    /// The group commit's counters since the store was opened, for backends that group
+    /// commits themselves; `None` for the others.
+    fn write_stats(&self) -> Option<herald_core::metrics::StoreWrites> {
+        None
     }
 
     /// Notified when another process committed deliveries that are due now, for stores

@@ -61,6 +61,7 @@ pub async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
         queue_pending: pending,
         oldest_due_age_secs: oldest_due.map_or(0.0, |t| ((now - t).max(0) as f64) / 1000.0),
         store_up: up,
+        store_writes: state.store.write_stats(),
     };
     (
         [(

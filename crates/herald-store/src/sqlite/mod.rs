@@ -270,8 +270,8 @@ impl crate::Store for SqliteStore {
             .await
     }
 
-    fn write_stats(&self) -> (u64, u64, u64) {
-        self.inner.writer.stats()
+    fn write_stats(&self) -> Option<herald_core::metrics::StoreWrites> {
+        Some(self.inner.writer.stats())
     }
 }
 

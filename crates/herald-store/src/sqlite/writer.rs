@@ -38,6 +38,7 @@ pub struct WriteStats {
     pub jobs: AtomicU64,
     pub commits: AtomicU64,
     pub syncs: AtomicU64,
+    pub sync_micros: AtomicU64,
 }
 
 /// Answers of committed batches waiting for the WAL to reach the disk.
@@ -70,13 +71,14 @@ impl Writer {
         Writer { jobs: tx, stats }
     }
 
-    /// (jobs run, transactions committed, WAL syncs) since start.
-    pub(crate) fn stats(&self) -> (u64, u64, u64) {
-        (
-            self.stats.jobs.load(Relaxed),
-            self.stats.commits.load(Relaxed),
-            self.stats.syncs.load(Relaxed),
-        )
+    /// Jobs run, transactions committed, WAL syncs and their time since start.
+    pub(crate) fn stats(&self) -> herald_core::metrics::StoreWrites {
+        herald_core::metrics::StoreWrites {
+            jobs: self.stats.jobs.load(Relaxed),
+            commits: self.stats.commits.load(Relaxed),
+            syncs: self.stats.syncs.load(Relaxed),
+            sync_seconds: self.stats.sync_micros.load(Relaxed) as f64 / 1e6,
+        }
     }
 
     pub(crate) async fn submit<T, F>(&self, f: F) -> Result<T>
@@ -118,8 +120,12 @@ fn run_syncer(wal: std::fs::File, rx: mpsc::Receiver<Synced>, stats: &WriteStats
         while let Ok(more) = rx.try_recv() {
             waiting.extend(more);
         }
+        let started = std::time::Instant::now();
         let synced = wal.sync_data();
         stats.syncs.fetch_add(1, Relaxed);
+        stats
+            .sync_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
         if let Err(e) = &synced {
             tracing::error!(error = %e, "fdatasync of the WAL failed; the writes it held are reported as failed");
         }

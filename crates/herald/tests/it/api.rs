@@ -552,7 +552,7 @@ async fn no_input_makes_the_server_fail() {
 async fn concurrent_ingest_shares_commits() {
     let app = spawn_app(&[]).await;
     let a = app.app("a").await;
-    let (jobs_before, commits_before, syncs_before) = app._server.store.write_stats();
+    let before = app._server.store.write_stats().unwrap();
     let mut tasks = Vec::new();
     for i in 0..400 {
         let (client, url) = (app.client.clone(), app.api(&format!("/app/{a}/msg")));
@@ -571,11 +571,11 @@ async fn concurrent_ingest_shares_commits() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 202);
     }
-    let (jobs, commits, syncs) = app._server.store.write_stats();
+    let after = app._server.store.write_stats().unwrap();
     let (jobs, commits, syncs) = (
-        jobs - jobs_before,
-        commits - commits_before,
-        syncs - syncs_before,
+        after.jobs - before.jobs,
+        after.commits - before.commits,
+        after.syncs - before.syncs,
     );
     assert!(jobs >= 400, "{jobs} writes");
     // Durability costs one fsync of the WAL per group of commits, not one per write:

@@ -61,6 +61,14 @@ async fn metrics_count_ingest_attempts_failures_and_the_queue() {
     assert_eq!(metric(&text, "herald_queue_oldest_due_age_seconds"), 0.0);
     assert_eq!(metric(&text, "herald_store_up"), 1.0);
     assert_eq!(metric(&text, "herald_deliveries_in_memory"), 0.0);
+    // The embedded store's group commit: every acknowledged write was committed and
+    // its WAL synced, so there are at least as many jobs as commits, and syncs.
+    let (jobs, commits) = (
+        metric(&text, "herald_store_write_jobs_total"),
+        metric(&text, "herald_store_commits_total"),
+    );
+    assert!(jobs >= commits && commits >= 1.0, "{jobs} jobs, {commits} commits");
+    assert!(metric(&text, "herald_store_wal_syncs_total") >= 1.0);
 
     // Health tells the same story.
     let (s, health) = app.get("/health").await;
