@@ -67,7 +67,10 @@ async fn metrics_count_ingest_attempts_failures_and_the_queue() {
         metric(&text, "herald_store_write_jobs_total"),
         metric(&text, "herald_store_commits_total"),
     );
-    assert!(jobs >= commits && commits >= 1.0, "{jobs} jobs, {commits} commits");
+    assert!(
+        jobs >= commits && commits >= 1.0,
+        "{jobs} jobs, {commits} commits"
+    );
     assert!(metric(&text, "herald_store_wal_syncs_total") >= 1.0);
 
     // Health tells the same story.
