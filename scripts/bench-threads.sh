@@ -11,18 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${HERALD_BIN:-target/release/herald}
 [ -n "${HERALD_BIN:-}" ] || cargo build --release -q -p herald
-cargo build --release -q --manifest-path ../shared/tools/hookbench/Cargo.toml --target-dir target/hookbench
-dir=$(mktemp -d /tmp/herald-threads.XXXXXX)
-port=18072
-token="bench-threads-token-$(date +%s)"
-HERALD_MAIN_KEY=$("$bin" keygen) HERALD_ADMIN_TOKEN=$token HERALD_LOG_LEVEL=warn \
-    "$bin" serve --dev --data-dir "$dir" --listen 127.0.0.1:$port >"$dir/serve.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$dir"' EXIT
-for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$port/api/v1/health/ping" >/dev/null && break
-    sleep 0.1
-done
+. scripts/serve-one.sh
+start_herald threads 18072
 
 # "cpu" line of /proc/stat: user nice system idle iowait irq softirq steal …
 before=$(head -1 /proc/stat)

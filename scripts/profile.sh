@@ -10,18 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -gt 0 ] || set -- --messages 30000 --concurrency 64
 cargo build --release -q -p herald
-cargo build --release -q --manifest-path ../shared/tools/hookbench/Cargo.toml --target-dir target/hookbench
-dir=$(mktemp -d /tmp/herald-profile.XXXXXX)
-port=18073
-token="profile-token-$(date +%s)-x"
-HERALD_MAIN_KEY=$(target/release/herald keygen) HERALD_ADMIN_TOKEN=$token HERALD_LOG_LEVEL=warn \
-    target/release/herald serve --dev --data-dir "$dir/data" --listen 127.0.0.1:$port >"$dir/serve.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$dir"' EXIT
-for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$port/api/v1/health/ping" >/dev/null && break
-    sleep 0.1
-done
+. scripts/serve-one.sh
+start_herald profile 18073
 perf record -q -F 999 --call-graph dwarf,16384 -o "$dir/perf.data" -p $server 2>/dev/null &
 recorder=$!
 sleep 0.5
