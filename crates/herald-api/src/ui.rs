@@ -71,49 +71,28 @@ impl UiConfig {
     }
 }
 
-/// One embedded file.
-struct Asset {
-    name: &'static str,
-    content_type: &'static str,
-    body: &'static str,
-}
-
-const ASSETS: &[Asset] = &[
-    Asset {
-        name: "ui.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("../assets/ui.css"),
-    },
-    Asset {
-        name: "ui.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../assets/ui.js"),
-    },
-    Asset {
-        name: "console.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../assets/console.js"),
-    },
-    Asset {
-        name: "portal.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../assets/portal.js"),
-    },
-    Asset {
-        name: "docs.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../assets/docs.js"),
-    },
-    Asset {
-        name: "favicon.svg",
-        content_type: "image/svg+xml",
-        body: include_str!("../assets/favicon.svg"),
-    },
+/// The embedded files served under `/ui/`, by name.
+const ASSETS: &[(&str, &str)] = &[
+    ("ui.css", include_str!("../assets/ui.css")),
+    ("ui.js", include_str!("../assets/ui.js")),
+    ("console.js", include_str!("../assets/console.js")),
+    ("portal.js", include_str!("../assets/portal.js")),
+    ("docs.js", include_str!("../assets/docs.js")),
+    ("favicon.svg", include_str!("../assets/favicon.svg")),
 ];
 
 const CONSOLE_HTML: &str = include_str!("../assets/console.html");
 const PORTAL_HTML: &str = include_str!("../assets/portal.html");
 const DOCS_HTML: &str = include_str!("../assets/docs.html");
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
+    }
+}
 
 /// A short content hash, for ETags and cache-busting asset URLs.
 fn etag(body: &str) -> String {
@@ -124,6 +103,13 @@ fn etag(body: &str) -> String {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     format!("\"{h:016x}\"")
+}
+
+/// Each asset's ETag, in the order of `ASSETS`: the files are compiled in, so they are
+/// hashed once, not on every page view.
+fn etags() -> &'static [String] {
+    static TAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    TAGS.get_or_init(|| ASSETS.iter().map(|(_, body)| etag(body)).collect())
 }
 
 /// The headers every page carries: a strict CSP (scripts and styles from this server
@@ -167,11 +153,10 @@ fn escape(text: &str) -> String {
 /// a new binary.
 fn with_versions(html: &str) -> String {
     let mut out = html.to_string();
-    for a in ASSETS {
-        let tag = etag(a.body);
+    for ((name, _), tag) in ASSETS.iter().zip(etags()) {
         out = out.replace(
-            &format!("/ui/{}\"", a.name),
-            &format!("/ui/{}?v={}\"", a.name, tag.trim_matches('"')),
+            &format!("/ui/{name}\""),
+            &format!("/ui/{name}?v={}\"", tag.trim_matches('"')),
         );
     }
     out
@@ -195,10 +180,10 @@ async fn portal(State(state): State<Arc<ApiState>>, Path(_app): Path<String>) ->
 }
 
 async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
-    let Some(a) = ASSETS.iter().find(|a| a.name == name) else {
+    let Some(i) = ASSETS.iter().position(|(n, _)| *n == name) else {
         return (StatusCode::NOT_FOUND, "no such file").into_response();
     };
-    let tag = etag(a.body);
+    let (body, tag) = (ASSETS[i].1, &etags()[i]);
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -206,12 +191,12 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
     let mut resp = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (StatusCode::OK, a.body).into_response()
+        (StatusCode::OK, body).into_response()
     };
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(a.content_type),
+        HeaderValue::from_static(content_type(&name)),
     );
     // Links carry the content hash (see `with_versions`), so a day is safe.
     h.insert(
@@ -222,7 +207,7 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    if let Ok(v) = HeaderValue::from_str(&tag) {
+    if let Ok(v) = HeaderValue::from_str(tag) {
         h.insert(header::ETAG, v);
     }
     resp

@@ -13,10 +13,10 @@ use herald_store::{Attempt, AttemptRecord, DeliveryJob, NextStep, StoreError, Tr
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use crate::gate::Gate;
+use crate::Engine;
 
 /// Opened signing keys kept in memory at most (see `Engine::open_secret`).
 const OPENED_KEYS_MAX: usize = 10_000;
-use crate::Engine;
 
 /// What the receiver did with one request.
 #[derive(Debug, Clone)]
