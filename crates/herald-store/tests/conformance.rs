@@ -134,6 +134,8 @@ conformance!(
     idempotency_records_expire_and_are_pruned,
     tokens_are_found_by_hash,
     deleting_an_application_removes_everything_under_it,
+    deleting_an_endpoint_removes_its_deliveries_and_attempts,
+    an_application_deleted_during_ingest_leaves_nothing_behind,
     retention_purges_payloads_then_prunes_old_messages_in_batches,
     replays_send_what_was_missed_or_everything_again,
     an_endpoint_failing_for_the_whole_window_is_disabled,
@@ -1001,13 +1003,57 @@ async fn tokens_are_found_by_hash(store: SharedStore) {
     ));
 }
 
+/// Attempts logged for `app_id` through `scope`.
+async fn attempts_of(store: &SharedStore, app_id: &str, scope: AttemptScope) -> usize {
+    store
+        .attempt_list(app_id, scope, AttemptFilter::default(), list(10))
+        .await
+        .unwrap()
+        .data
+        .len()
+}
+
+/// Stores one message for `app_id` and records one successful attempt of its first
+/// delivery; returns the message id.
+async fn message_with_attempt(store: &SharedStore, app_id: &str, at: i64) -> String {
+    let (msg, jobs) = store
+        .message_create(message(app_id, "x", Some(at + 60_000)), at)
+        .await
+        .unwrap();
+    store
+        .record_attempts(
+            vec![AttemptRecord {
+                delivery_id: jobs[0].delivery_id,
+                attempt: attempt_for(&jobs[0], 200, at + 1),
+                next: NextStep::Succeeded,
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    msg.id
+}
+
 async fn deleting_an_application_removes_everything_under_it(store: SharedStore) {
     let (app_id, ep_id) = app_with_endpoint(&store).await;
+    let logged = message_with_attempt(&store, &app_id, T0).await;
     let (msg, jobs) = store
         .message_create(message(&app_id, "x", Some(T0 + 60_000)), T0)
         .await
         .unwrap();
     store.app_delete(&app_id).await.unwrap();
+    let scope = AttemptScope::Message(logged.clone());
+    assert_eq!(attempts_of(&store, &app_id, scope).await, 0);
+    let left = store
+        .message_list(&app_id, MessageFilter::default(), list(10))
+        .await
+        .unwrap();
+    assert!(left.data.is_empty(), "messages left: {:?}", left.data);
+    let delivered = store
+        .delivered_messages(&ep_id, MessageFilter::default(), list(10))
+        .await
+        .unwrap();
+    assert!(delivered.data.is_empty());
     assert!(matches!(
         store.message_get(&app_id, &msg.id).await,
         Err(StoreError::NotFound)
@@ -1029,6 +1075,96 @@ async fn deleting_an_application_removes_everything_under_it(store: SharedStore)
         )
         .await;
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+}
+
+async fn deleting_an_endpoint_removes_its_deliveries_and_attempts(store: SharedStore) {
+    let (app_id, ep_id) = app_with_endpoint(&store).await;
+    // A message with an attempt while the endpoint is the only one, then a second
+    // endpoint and a message left due for both.
+    let logged = message_with_attempt(&store, &app_id, T0).await;
+    let kept_ep = ids::generate(ids::ENDPOINT);
+    store
+        .endpoint_insert(endpoint(&app_id, &kept_ep, None), 10)
+        .await
+        .unwrap();
+    store
+        .message_create(message(&app_id, "x", None), T0 + 2)
+        .await
+        .unwrap();
+    store.endpoint_delete(&ep_id).await.unwrap();
+
+    let gone = AttemptScope::Endpoint(ep_id.clone());
+    assert_eq!(attempts_of(&store, &app_id, gone).await, 0);
+    let scope = AttemptScope::Message(logged.clone());
+    assert_eq!(attempts_of(&store, &app_id, scope).await, 0);
+    let delivered = store
+        .delivered_messages(&ep_id, MessageFilter::default(), list(10))
+        .await
+        .unwrap();
+    assert!(delivered.data.is_empty());
+    // The other endpoint keeps its delivery, still due.
+    let kept = store
+        .delivered_messages(&kept_ep, MessageFilter::default(), list(10))
+        .await
+        .unwrap();
+    assert_eq!(kept.data.len(), 1);
+    assert_eq!(store.next_due_at().await.unwrap(), Some(T0 + 2));
+}
+
+/// Ingest keeps going while the application is deleted; afterwards nothing of it is
+/// left: no message, and no delivery waiting to be sent.
+async fn an_application_deleted_during_ingest_leaves_nothing_behind(store: SharedStore) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+    let (app_id, _) = app_with_endpoint(&store).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stored = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, app_id) = (store.clone(), app_id.clone());
+            let (stop, stored) = (stop.clone(), stored.clone());
+            tokio::spawn(async move {
+                let mut refused = 0;
+                while !stop.load(SeqCst) {
+                    match store.message_create(message(&app_id, "x", None), T0).await {
+                        Ok(_) => {
+                            stored.fetch_add(1, SeqCst);
+                        }
+                        Err(StoreError::NotFound) => refused += 1,
+                        Err(e) => panic!("ingest failed otherwise: {e:?}"),
+                    }
+                }
+                refused
+            })
+        })
+        .collect();
+    // Let ingest get going, then delete the application under it.
+    while stored.load(SeqCst) < 50 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    store.app_delete(&app_id).await.unwrap();
+    // Writers that started before the delete may still finish; then they are refused.
+    let after = stored.load(SeqCst);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stop.store(true, SeqCst);
+    let mut refused = 0;
+    for w in writers {
+        refused += w.await.unwrap();
+    }
+    assert!(refused > 0, "ingest after the delete was refused");
+    assert!(
+        stored.load(SeqCst) <= after + 4,
+        "at most one write per writer in flight"
+    );
+    assert_eq!(
+        store.next_due_at().await.unwrap(),
+        None,
+        "a delivery outlived its application"
+    );
+    let left = store
+        .message_list(&app_id, MessageFilter::default(), list(10))
+        .await
+        .unwrap();
+    assert!(left.data.is_empty(), "messages outlived their application");
 }
 
 async fn retention_purges_payloads_then_prunes_old_messages_in_batches(store: SharedStore) {

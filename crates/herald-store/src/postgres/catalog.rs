@@ -149,13 +149,10 @@ impl crate::Apps for PgStore {
     }
 
     async fn app_delete(&self, id: &str) -> Result<()> {
-        // A cascading delete may deadlock with the recording of an attempt under it.
+        // Deleting what hangs under it may deadlock with the recording of an attempt.
         super::retrying_conflicts(|| async {
             let mut conn = self.pool.get().await?;
-            found(
-                conn.execute("DELETE FROM application WHERE id = $1", &[&id])
-                    .await?,
-            )
+            super::parents::delete_application(&mut conn, id).await
         })
         .await
     }
@@ -239,13 +236,10 @@ impl crate::Endpoints for PgStore {
     }
 
     async fn endpoint_delete(&self, id: &str) -> Result<()> {
-        // A cascading delete may deadlock with the recording of an attempt under it.
+        // Deleting what hangs under it may deadlock with the recording of an attempt.
         super::retrying_conflicts(|| async {
             let mut conn = self.pool.get().await?;
-            found(
-                conn.execute("DELETE FROM endpoint WHERE id = $1", &[&id])
-                    .await?,
-            )
+            super::parents::delete_endpoint(&mut conn, id).await
         })
         .await
     }

@@ -178,10 +178,14 @@ async fn insert_batch(
         .prepare("INSERT INTO message_payload (msg_id, payload, headers) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])")
         .await?;
     // Read inside the transaction, never from a cache: another node may have changed
-    // the endpoints a moment ago.
+    // the endpoints a moment ago. The applications and endpoints are locked against
+    // deletion until the commit (the foreign keys' lock, once per batch: parents.rs).
+    let lock_apps = conn
+        .prepare("SELECT id FROM application WHERE id = ANY($1) FOR KEY SHARE")
+        .await?;
     let select_endpoints = conn
         .prepare(&format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE app_id = ANY($1) ORDER BY id"
+            "SELECT {ENDPOINT_COLUMNS} FROM endpoint WHERE app_id = ANY($1) ORDER BY id FOR KEY SHARE"
         ))
         .await?;
     let insert_deliveries = conn
@@ -208,18 +212,26 @@ async fn insert_batch(
         ];
         let payload_args: [&(dyn ToSql + Sync); 3] = [&msg_ids, &payloads, &extra_headers];
         let endpoint_args: [&(dyn ToSql + Sync); 1] = [&apps];
-        // All four complete; the first failure in statement order is the cause (the
+        // All five complete; the first failure in statement order is the cause (the
         // later ones only say the transaction was aborted).
-        let (begin, messages, payloads, endpoints) = tokio::join!(
+        let (begin, locked, messages, payloads, endpoints) = tokio::join!(
             c.batch_execute("BEGIN"),
+            c.query(&lock_apps, &endpoint_args),
             c.execute(&insert_messages, &message_args),
             c.execute(&insert_payloads, &payload_args),
             c.query(&select_endpoints, &endpoint_args),
         );
-        begin.and(messages).and(payloads).and(endpoints)
+        begin
+            .and(locked)
+            .and_then(|locked| messages.and(payloads).and(endpoints).map(|e| (locked, e)))
     };
     let outcome = async {
-        let rows = first.map_err(|e| classify(e, EVENT_ID_TAKEN))?;
+        let (locked, rows) = first.map_err(|e| classify(e, EVENT_ID_TAKEN))?;
+        // An application deleted meanwhile: the batch fails, and is retried message by
+        // message, so only that application's messages fail.
+        if locked.len() < apps.len() {
+            return Err(StoreError::NotFound);
+        }
         let endpoints: Vec<_> = rows.iter().map(|r| endpoint_from_row(r, 0)).collect();
         let mut by_app: HashMap<&str, Vec<crate::Endpoint>> = HashMap::new();
         for ep in endpoints {

@@ -99,14 +99,7 @@ impl crate::Messages for PgStore {
     async fn prune_messages(&self, created_before: i64, limit: usize) -> Result<usize> {
         super::retrying_conflicts(|| async {
             let mut conn = self.pool.get().await?;
-            let n = conn
-                .execute(
-                    "DELETE FROM message WHERE id IN (SELECT m.id FROM message m WHERE m.created_at < $1 \
-                     AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.status = 1) LIMIT $2)",
-                    &[&created_before, &(limit as i64)],
-                )
-                .await?;
-            Ok(n as usize)
+            super::parents::prune_messages(&mut conn, created_before, limit).await
         })
         .await
     }

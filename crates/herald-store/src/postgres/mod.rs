@@ -11,6 +11,7 @@
 mod catalog;
 mod ingest;
 mod log;
+mod parents;
 mod pool;
 mod queue;
 mod sources;
@@ -35,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/4_ordered.sql"),
     include_str!("migrations/5_ordering_key.sql"),
     include_str!("migrations/6_sources.sql"),
+    include_str!("migrations/7_row_keys_in_code.sql"),
 ];
 
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -55,19 +55,27 @@ impl PgStore {
         let mut conn = self.pool.get().await?;
         conn.begin().await?;
         let outcome = async {
+            // The delivery rows first: updating them locks them, so they cannot be deleted
+            // before the attempts under them are in (parents.rs). A delivery deleted
+            // meanwhile (its endpoint or application was) fails the batch, which is then
+            // retried record by record so that only that record fails.
+            let updated = conn
+                .execute(
+                    "UPDATE delivery d SET status = u.status, attempts = d.attempts + 1, next_attempt_at = u.next_at, \
+                     leased = FALSE, updated_at = u.at \
+                     FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[]) AS u(id, status, next_at, at) WHERE d.id = u.id",
+                    &[&delivery_ids, &next_status, &next_at, &created],
+                )
+                .await?;
+            if updated < records.len() as u64 {
+                return Err(crate::StoreError::NotFound);
+            }
             conn.execute(
                 "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code, response, \
                  response_duration_ms, trigger_type, created_at) \
                  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], \
                  $7::int8[], $8::text[], $9::int8[], $10::int8[], $11::int8[])",
                 &[&ids, &msg_ids, &endpoint_ids, &app_ids, &urls, &statuses, &codes, &responses, &durations, &triggers, &created],
-            )
-            .await?;
-            conn.execute(
-                "UPDATE delivery d SET status = u.status, attempts = d.attempts + 1, next_attempt_at = u.next_at, \
-                 leased = FALSE, updated_at = u.at \
-                 FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[]) AS u(id, status, next_at, at) WHERE d.id = u.id",
-                &[&delivery_ids, &next_status, &next_at, &created],
             )
             .await?;
             // Failure streaks: a success ends one, a failure starts one if none runs.
@@ -224,35 +232,43 @@ impl crate::Queue for PgStore {
         now: i64,
     ) -> Result<usize> {
         let mut conn = self.pool.get().await?;
-        let candidates = conn
-            .query(
-                "SELECT m.id, m.event_type, m.channels FROM message m WHERE m.app_id = $1 AND m.created_at >= $2 \
-                 AND m.created_at < $3 AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = $4) \
-                 ORDER BY m.id LIMIT $5",
-                &[&ep.app_id, &since, &until, &ep.id, &(REPLAY_MISSING_MAX as i64)],
-            )
-            .await?;
-        let wanted: Vec<String> = candidates
-            .iter()
-            .filter(|r| {
-                let channels: Option<Vec<String>> = crate::json_decode_opt(r.get(2));
-                endpoint_wants(&ep, r.get(1), channels.as_deref())
-            })
-            .map(|r| r.get(0))
-            .collect();
-        if wanted.is_empty() {
-            return Ok(0);
+        conn.begin().await?;
+        let outcome = async {
+            // The endpoint and the messages are locked against deletion until the
+            // deliveries under them are in (parents.rs).
+            lock_endpoint(&mut conn, &ep.id).await?;
+            let candidates = conn
+                .query(
+                    "SELECT m.id, m.event_type, m.channels FROM message m WHERE m.app_id = $1 AND m.created_at >= $2 \
+                     AND m.created_at < $3 AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = $4) \
+                     ORDER BY m.id LIMIT $5 FOR KEY SHARE OF m",
+                    &[&ep.app_id, &since, &until, &ep.id, &(REPLAY_MISSING_MAX as i64)],
+                )
+                .await?;
+            let wanted: Vec<String> = candidates
+                .iter()
+                .filter(|r| {
+                    let channels: Option<Vec<String>> = crate::json_decode_opt(r.get(2));
+                    endpoint_wants(&ep, r.get(1), channels.as_deref())
+                })
+                .map(|r| r.get(0))
+                .collect();
+            if wanted.is_empty() {
+                return Ok(0);
+            }
+            let n = conn
+                .execute(
+                    "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
+                     SELECT m, $2, $3, 1, 0, $4, FALSE, 1, $4, $4 FROM unnest($1::text[]) AS m ON CONFLICT (msg_id, endpoint_id) DO NOTHING",
+                    &[&wanted, &ep.id, &ep.app_id, &now],
+                )
+                .await?;
+            conn.execute("SELECT pg_notify($1, '')", &[&DUE_CHANNEL])
+                .await?;
+            Ok(n as usize)
         }
-        let n = conn
-            .execute(
-                "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
-                 SELECT m, $2, $3, 1, 0, $4, FALSE, 1, $4, $4 FROM unnest($1::text[]) AS m ON CONFLICT (msg_id, endpoint_id) DO NOTHING",
-                &[&wanted, &ep.id, &ep.app_id, &now],
-            )
-            .await?;
-        conn.execute("SELECT pg_notify($1, '')", &[&DUE_CHANNEL])
-            .await?;
-        Ok(n as usize)
+        .await;
+        conn.finish(outcome).await
     }
 
     /// Other nodes may hold leases: nothing is released; leases run out on their own.
@@ -314,6 +330,15 @@ impl crate::Queue for PgStore {
         let mut conn = self.pool.get().await?;
         conn.begin().await?;
         let outcome = async {
+            // The message and the endpoint are locked against deletion until the
+            // delivery under them is in (parents.rs).
+            lock_endpoint(&mut conn, &ep.id).await?;
+            conn.query_opt(
+                "SELECT 1 FROM message WHERE id = $1 AND app_id = $2 FOR KEY SHARE",
+                &[&msg_id, &app_id],
+            )
+            .await?
+            .ok_or(crate::StoreError::NotFound)?;
             let (payload, extra_headers): (Option<String>, Option<String>) = conn
                 .query_opt("SELECT payload, headers FROM message_payload WHERE msg_id = $1", &[&msg_id])
                 .await?
@@ -363,4 +388,13 @@ impl crate::Queue for PgStore {
         }
         Ok(n as usize)
     }
+}
+
+/// Locks endpoint `id` against deletion until the transaction ends; `NotFound` when it
+/// is gone.
+async fn lock_endpoint(conn: &mut super::pool::PooledConn<'_>, id: &str) -> Result<()> {
+    conn.query_opt("SELECT 1 FROM endpoint WHERE id = $1 FOR KEY SHARE", &[&id])
+        .await?
+        .map(drop)
+        .ok_or(crate::StoreError::NotFound)
 }

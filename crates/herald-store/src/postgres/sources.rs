@@ -102,13 +102,12 @@ impl crate::Sources for PgStore {
     async fn source_delete(&self, id: &str) -> Result<()> {
         super::retrying_conflicts(|| async {
             let mut conn = self.pool.get().await?;
-            found(
-                conn.execute(
-                    "DELETE FROM application WHERE id = (SELECT app_id FROM source WHERE id = $1)",
-                    &[&id],
-                )
-                .await?,
-            )
+            let app_id: String = conn
+                .query_opt("SELECT app_id FROM source WHERE id = $1", &[&id])
+                .await?
+                .ok_or(crate::StoreError::NotFound)?
+                .get(0);
+            super::parents::delete_application(&mut conn, &app_id).await
         })
         .await
     }
