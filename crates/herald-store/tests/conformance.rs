@@ -1111,49 +1111,53 @@ async fn deleting_an_endpoint_removes_its_deliveries_and_attempts(store: SharedS
     assert_eq!(store.next_due_at().await.unwrap(), Some(T0 + 2));
 }
 
+/// Waits until `counter` reaches `at_least` (failing after 30 s, saying `what`).
+async fn wait_for(what: &str, counter: &std::sync::atomic::AtomicUsize, at_least: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while counter.load(std::sync::atomic::Ordering::SeqCst) < at_least {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// Ingest keeps going while the application is deleted; afterwards nothing of it is
 /// left: no message, and no delivery waiting to be sent.
 async fn an_application_deleted_during_ingest_leaves_nothing_behind(store: SharedStore) {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
     let (app_id, _) = app_with_endpoint(&store).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let stored = Arc::new(AtomicUsize::new(0));
+    let (stored, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let writers: Vec<_> = (0..4)
         .map(|_| {
             let (store, app_id) = (store.clone(), app_id.clone());
-            let (stop, stored) = (stop.clone(), stored.clone());
+            let (stop, stored, refused) = (stop.clone(), stored.clone(), refused.clone());
             tokio::spawn(async move {
-                let mut refused = 0;
                 while !stop.load(SeqCst) {
                     match store.message_create(message(&app_id, "x", None), T0).await {
-                        Ok(_) => {
-                            stored.fetch_add(1, SeqCst);
-                        }
-                        Err(StoreError::NotFound) => refused += 1,
+                        Ok(_) => stored.fetch_add(1, SeqCst),
+                        Err(StoreError::NotFound) => refused.fetch_add(1, SeqCst),
                         Err(e) => panic!("ingest failed otherwise: {e:?}"),
-                    }
+                    };
                 }
-                refused
             })
         })
         .collect();
-    // Let ingest get going, then delete the application under it.
-    while stored.load(SeqCst) < 50 {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    // Let ingest get going, delete the application under it, and let the writers run
+    // into the deletion before they stop.
+    wait_for("ingest to get going", &stored, 50).await;
     store.app_delete(&app_id).await.unwrap();
-    // Writers that started before the delete may still finish; then they are refused.
     let after = stored.load(SeqCst);
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_for("ingest to be refused", &refused, 4).await;
     stop.store(true, SeqCst);
-    let mut refused = 0;
     for w in writers {
-        refused += w.await.unwrap();
+        w.await.unwrap();
     }
-    assert!(refused > 0, "ingest after the delete was refused");
     assert!(
         stored.load(SeqCst) <= after + 4,
-        "at most one write per writer in flight"
+        "at most the one write in flight per writer finished after the delete"
     );
     assert_eq!(
         store.next_due_at().await.unwrap(),
