@@ -211,15 +211,16 @@ async fn insert_batch(
             &ordering_keys,
         ];
         let payload_args: [&(dyn ToSql + Sync); 3] = [&msg_ids, &payloads, &extra_headers];
-        let endpoint_args: [&(dyn ToSql + Sync); 1] = [&apps];
+        // The batch's applications: locked, and their endpoints read.
+        let app_args: [&(dyn ToSql + Sync); 1] = [&apps];
         // All five complete; the first failure in statement order is the cause (the
         // later ones only say the transaction was aborted).
         let (begin, locked, messages, payloads, endpoints) = tokio::join!(
             c.batch_execute("BEGIN"),
-            c.query(&lock_apps, &endpoint_args),
+            c.query(&lock_apps, &app_args),
             c.execute(&insert_messages, &message_args),
             c.execute(&insert_payloads, &payload_args),
-            c.query(&select_endpoints, &endpoint_args),
+            c.query(&select_endpoints, &app_args),
         );
         begin
             .and(locked)

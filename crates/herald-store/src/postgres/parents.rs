@@ -17,7 +17,38 @@
 //!   that, each of which sees the rows those writers committed.
 
 use super::pool::PooledConn;
-use crate::{found, Result};
+use crate::{found, Result, StoreError};
+
+/// Locks endpoint `id` against deletion until the transaction ends; `NotFound` when it
+/// is gone.
+pub(crate) async fn lock_endpoint(conn: &mut PooledConn<'_>, id: &str) -> Result<()> {
+    let sql = "SELECT 1 FROM endpoint WHERE id = $1 FOR KEY SHARE";
+    lock_one(conn, sql, &[&id]).await
+}
+
+/// Locks message `id` of application `app_id` against deletion until the transaction
+/// ends; `NotFound` when it is gone.
+pub(crate) async fn lock_message(conn: &mut PooledConn<'_>, app_id: &str, id: &str) -> Result<()> {
+    let sql = "SELECT 1 FROM message WHERE id = $1 AND app_id = $2 FOR KEY SHARE";
+    lock_one(conn, sql, &[&id, &app_id]).await
+}
+
+/// Runs `sql`, a `SELECT 1 … FOR …` of one row; `NotFound` when there is none.
+async fn lock_one(
+    conn: &mut PooledConn<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<()> {
+    conn.query_opt(sql, params)
+        .await?
+        .map(drop)
+        .ok_or(StoreError::NotFound)
+}
+
+/// The tables under an endpoint, in the order they are deleted: deliveries before
+/// attempts, because an attempt being recorded holds its delivery row, and once it
+/// commits the next statement sees the attempt it inserted.
+const CHILDREN_OF_ENDPOINT: [&str; 2] = ["delivery", "attempt"];
 
 /// Deletes application `app_id` with its messages, payloads, deliveries and attempts;
 /// its endpoints, tokens and source go with it through their own keys.
@@ -25,32 +56,21 @@ pub(crate) async fn delete_application(conn: &mut PooledConn<'_>, app_id: &str) 
     conn.begin().await?;
     let outcome = async {
         // Waits for ingest batches holding the application, and keeps new ones out.
-        found(
-            conn.query(
-                "SELECT 1 FROM application WHERE id = $1 FOR UPDATE",
-                &[&app_id],
-            )
-            .await?
-            .len() as u64,
-        )?;
+        let sql = "SELECT 1 FROM application WHERE id = $1 FOR UPDATE";
+        lock_one(conn, sql, &[&app_id]).await?;
         conn.execute(
             "WITH gone AS (DELETE FROM message WHERE app_id = $1 RETURNING id) \
              DELETE FROM message_payload WHERE msg_id IN (SELECT id FROM gone)",
             &[&app_id],
         )
         .await?;
-        // Deliveries before attempts: an attempt being recorded holds its delivery row,
-        // and once it commits the next statement sees the attempt it inserted.
-        conn.execute(
-            "DELETE FROM delivery WHERE endpoint_id IN (SELECT id FROM endpoint WHERE app_id = $1)",
-            &[&app_id],
-        )
-        .await?;
-        conn.execute(
-            "DELETE FROM attempt WHERE endpoint_id IN (SELECT id FROM endpoint WHERE app_id = $1)",
-            &[&app_id],
-        )
-        .await?;
+        for table in CHILDREN_OF_ENDPOINT {
+            conn.execute(
+                &format!("DELETE FROM {table} WHERE endpoint_id IN (SELECT id FROM endpoint WHERE app_id = $1)"),
+                &[&app_id],
+            )
+            .await?;
+        }
         conn.execute("DELETE FROM application WHERE id = $1", &[&app_id])
             .await?;
         Ok(())
@@ -67,16 +87,13 @@ pub(crate) async fn delete_endpoint(conn: &mut PooledConn<'_>, endpoint_id: &str
             conn.execute("DELETE FROM endpoint WHERE id = $1", &[&endpoint_id])
                 .await?,
         )?;
-        conn.execute(
-            "DELETE FROM delivery WHERE endpoint_id = $1",
-            &[&endpoint_id],
-        )
-        .await?;
-        conn.execute(
-            "DELETE FROM attempt WHERE endpoint_id = $1",
-            &[&endpoint_id],
-        )
-        .await?;
+        for table in CHILDREN_OF_ENDPOINT {
+            conn.execute(
+                &format!("DELETE FROM {table} WHERE endpoint_id = $1"),
+                &[&endpoint_id],
+            )
+            .await?;
+        }
         Ok(())
     }
     .await;

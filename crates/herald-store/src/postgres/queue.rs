@@ -5,7 +5,7 @@
 //! node dies its work becomes due for everyone when the lease runs out.
 
 use super::catalog::endpoint_from_row;
-use super::{PgStore, DUE_CHANNEL};
+use super::{parents, PgStore, DUE_CHANNEL};
 use crate::filters::endpoint_columns_of;
 use crate::{
     endpoint_wants, job_from, next_state, AttemptRecord, DeliveryJob, Endpoint, NextStep, Result,
@@ -236,7 +236,7 @@ impl crate::Queue for PgStore {
         let outcome = async {
             // The endpoint and the messages are locked against deletion until the
             // deliveries under them are in (parents.rs).
-            lock_endpoint(&mut conn, &ep.id).await?;
+            parents::lock_endpoint(&mut conn, &ep.id).await?;
             let candidates = conn
                 .query(
                     "SELECT m.id, m.event_type, m.channels FROM message m WHERE m.app_id = $1 AND m.created_at >= $2 \
@@ -332,13 +332,8 @@ impl crate::Queue for PgStore {
         let outcome = async {
             // The message and the endpoint are locked against deletion until the
             // delivery under them is in (parents.rs).
-            lock_endpoint(&mut conn, &ep.id).await?;
-            conn.query_opt(
-                "SELECT 1 FROM message WHERE id = $1 AND app_id = $2 FOR KEY SHARE",
-                &[&msg_id, &app_id],
-            )
-            .await?
-            .ok_or(crate::StoreError::NotFound)?;
+            parents::lock_endpoint(&mut conn, &ep.id).await?;
+            parents::lock_message(&mut conn, app_id, msg_id).await?;
             let (payload, extra_headers): (Option<String>, Option<String>) = conn
                 .query_opt("SELECT payload, headers FROM message_payload WHERE msg_id = $1", &[&msg_id])
                 .await?
@@ -388,13 +383,4 @@ impl crate::Queue for PgStore {
         }
         Ok(n as usize)
     }
-}
-
-/// Locks endpoint `id` against deletion until the transaction ends; `NotFound` when it
-/// is gone.
-async fn lock_endpoint(conn: &mut super::pool::PooledConn<'_>, id: &str) -> Result<()> {
-    conn.query_opt("SELECT 1 FROM endpoint WHERE id = $1 FOR KEY SHARE", &[&id])
-        .await?
-        .map(drop)
-        .ok_or(crate::StoreError::NotFound)
 }
