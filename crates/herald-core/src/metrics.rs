@@ -84,6 +84,8 @@ pub struct Metrics {
     /// Inbound webhooks refused for a failed verification (401).
     pub inbound_refused: AtomicU64,
     attempts: [AtomicU64; 3],
+    /// Deliveries handed back to the store because their gate could not take them soon.
+    deferred: AtomicU64,
     attempt_seconds: Histogram,
     store_seconds: [Histogram; 3],
     endpoint_failures: Mutex<HashMap<String, u64>>,
@@ -144,6 +146,12 @@ impl Metrics {
         }
     }
 
+    /// A delivery was deferred to the store (fair scheduling: its endpoint or
+    /// application could not take it soon).
+    pub fn deferred(&self) {
+        self.deferred.fetch_add(1, Relaxed);
+    }
+
     pub fn store(&self, op: StoreOp, took: Duration) {
         self.store_seconds[op as usize].observe(took);
     }
@@ -184,6 +192,12 @@ impl Metrics {
             );
         }
 
+        let _ = writeln!(out, "# HELP herald_deliveries_deferred_total Deliveries handed back to the store unattempted because their endpoint or application could not take them soon (fair scheduling).\n# TYPE herald_deliveries_deferred_total counter");
+        let _ = writeln!(
+            out,
+            "herald_deliveries_deferred_total {}",
+            self.deferred.load(Relaxed)
+        );
         let _ = writeln!(out, "# HELP herald_attempt_duration_seconds Time from sending a delivery to its answer.\n# TYPE herald_attempt_duration_seconds histogram");
         self.attempt_seconds
             .render(&mut out, "herald_attempt_duration_seconds", "");

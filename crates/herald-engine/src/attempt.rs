@@ -12,7 +12,7 @@ use herald_core::time::now_ms;
 use herald_store::{Attempt, AttemptRecord, DeliveryJob, NextStep, StoreError, Trigger};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
-use crate::gate::Gate;
+use crate::gate::{Gate, Place};
 use crate::Engine;
 
 /// Opened signing keys kept in memory at most (see `Engine::open_secret`).
@@ -36,34 +36,84 @@ impl AttemptOutcome {
 }
 
 impl Engine {
-    /// Waits for the delivery's turn: its endpoint's gate, its application's rate (when
-    /// it has one), then a global in-flight permit. What it returns is held until the
-    /// attempt is done; `None` when the engine is stopping.
-    async fn admit(&self, job: &DeliveryJob) -> Option<(Arc<Gate>, Admission)> {
+    /// Takes the delivery's places at its endpoint's and its application's gates, then
+    /// waits for its turn there and for a global in-flight permit. What it returns is
+    /// held until the attempt is done. `Deferred` when a gate cannot take it soon (it
+    /// then waits in the store, see `gate.rs`); `Stopping` when the engine is stopping.
+    async fn admit(&self, job: &DeliveryJob) -> Admitted {
         let gates = &self.inner.gates;
-        let gate = gates.get(&job.endpoint_id, job.throttle_rate);
-        let endpoint_slot = gate.enter().await?;
-        let app_slot = match job.app_throttle_rate {
-            Some(rate) => {
-                let global = self.inner.config.max_in_flight;
-                Some(gates.for_app(&job.app_id, rate, global).enter().await?)
-            }
-            None => None,
+        let gate = gates.for_endpoint(&job.endpoint_id, job.throttle_rate);
+        let app_gate = gates.for_app(&job.app_id, job.app_throttle_rate);
+        let endpoint_place = match gate.reserve() {
+            Ok(place) => place,
+            Err(after) => return Admitted::Deferred(after),
         };
-        let permit = self.inner.permits.clone().acquire_owned().await.ok()?;
-        Some((gate, (endpoint_slot, app_slot, permit)))
+        let app_place = match app_gate.reserve() {
+            Ok(place) => place,
+            Err(after) => return Admitted::Deferred(after),
+        };
+        let Some(endpoint_slot) = gate.enter(&endpoint_place).await else {
+            return Admitted::Stopping;
+        };
+        let Some(app_slot) = app_gate.enter(&app_place).await else {
+            return Admitted::Stopping;
+        };
+        let Ok(permit) = self.inner.permits.clone().acquire_owned().await else {
+            return Admitted::Stopping;
+        };
+        Admitted::Now(Admission {
+            gate,
+            _places: (endpoint_place, app_place),
+            _slots: (endpoint_slot, app_slot, permit),
+        })
     }
 
-    pub(crate) async fn deliver(&self, job: DeliveryJob) {
-        let Some((gate, _admission)) = self.admit(&job).await else {
-            // The engine is stopping: give the delivery back rather than hold its lease.
-            self.inner
-                .given_back
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(job.delivery_id);
-            return;
+    /// Delivers `job`, and whatever happens inside, a panic included, leaves the engine
+    /// as it found it: the delivery's places and permits are dropped on unwinding, and a
+    /// panic is recorded as a failed attempt that is not retried (retrying would meet
+    /// the same panic), so the lease is given back and an operator can resend it.
+    pub(crate) async fn deliver_guarded(&self, job: DeliveryJob) {
+        let result = catch_unwind(self.deliver(&job)).await;
+        if let Err(panic) = result {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".to_string());
+            tracing::error!(msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, panic = %what, "a delivery panicked; recorded as failed, not retried");
+            let outcome = AttemptOutcome {
+                status_code: 0,
+                response: format!(
+                    "internal error: Herald failed while sending this delivery ({what}); it is not retried, resend it once the cause is fixed"
+                ),
+                duration: Duration::ZERO,
+                retry_after: None,
+            };
+            self.record(&job, now_ms(), outcome, NextStep::Failed);
+        }
+    }
+
+    async fn deliver(&self, job: &DeliveryJob) {
+        let admission = match self.admit(job).await {
+            Admitted::Now(admission) => admission,
+            Admitted::Deferred(after) => {
+                self.defer(job, after);
+                return;
+            }
+            Admitted::Stopping => {
+                // Give the delivery back rather than hold its lease.
+                self.inner
+                    .given_back
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(job.delivery_id);
+                return;
+            }
         };
+        let gate = &admission.gate;
+        if let Some(fault) = self.inner.fault.get() {
+            fault(job);
+        }
         let started_at = now_ms();
         // A job that waited in memory until its lease nearly ran out is left to whoever
         // claims it next: starting now could overlap with that claim and send it twice.
@@ -72,7 +122,8 @@ impl Engine {
             tracing::debug!(msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, "lease too short to attempt; leaving it to the scheduler");
             return;
         }
-        let outcome = self.send(&job, started_at / 1000).await;
+        let outcome = self.send(job, started_at / 1000).await;
+        gate.attempt_took(outcome.duration);
         let counted = match outcome.status_code {
             200..=299 => Outcome::Success,
             0 => Outcome::NoResponse,
@@ -87,7 +138,12 @@ impl Engine {
             let max = self.inner.config.retry.max_retry_after;
             gate.pause(outcome.retry_after.unwrap_or(DEFAULT_PAUSE).min(max));
         }
-        let next = self.next_step(&job, &outcome);
+        let next = self.next_step(job, &outcome);
+        self.record(job, started_at, outcome, next);
+    }
+
+    /// Logs one attempt, announces what it means, and hands it to the recorder.
+    fn record(&self, job: &DeliveryJob, started_at: i64, outcome: AttemptOutcome, next: NextStep) {
         let attempt = Attempt {
             id: ids::generate(ids::ATTEMPT),
             msg_id: job.msg_id.clone(),
@@ -102,9 +158,9 @@ impl Engine {
             created_at: started_at,
         };
         tracing::debug!(msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, app.id = %job.app_id, status = outcome.status_code, ?next, "attempt");
-        self.announce_attempt(&job, &attempt, next);
+        self.announce_attempt(job, &attempt, next);
         if let Some(sink) = &self.inner.config.spans {
-            sink.record(attempt_span(&job, &attempt));
+            sink.record(attempt_span(job, &attempt));
         }
         let record = AttemptRecord {
             delivery_id: job.delivery_id,
@@ -464,13 +520,42 @@ fn attempt_span(job: &DeliveryJob, attempt: &Attempt) -> herald_core::trace::Spa
     }
 }
 
-/// What a delivery holds while its attempt runs: its endpoint's slot, its application's
-/// slot (if the application is throttled) and a global permit.
-type Admission = (
-    OwnedSemaphorePermit,
-    Option<OwnedSemaphorePermit>,
-    OwnedSemaphorePermit,
-);
+/// What a delivery holds while its attempt runs: its places and in-flight slots at its
+/// endpoint's and its application's gates, and a global permit. All are given back
+/// when it is dropped, however the delivery ends.
+struct Admission {
+    gate: Arc<Gate>,
+    _places: (Place, Place),
+    _slots: (
+        OwnedSemaphorePermit,
+        OwnedSemaphorePermit,
+        OwnedSemaphorePermit,
+    ),
+}
+
+/// The result of `Engine::admit`.
+enum Admitted {
+    Now(Admission),
+    /// Wait in the store this long, not in memory.
+    Deferred(Duration),
+    Stopping,
+}
+
+/// Runs `fut`, turning a panic inside it into an `Err` (the future's state is dropped,
+/// so whatever it held is given back).
+async fn catch_unwind<F: std::future::Future>(fut: F) -> std::thread::Result<F::Output> {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::task::Poll;
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(
+        move |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        },
+    )
+    .await
+}
 
 /// After this many failed attempts, a delivery is reported failing.
 const FAILING_AFTER: u32 = 4;

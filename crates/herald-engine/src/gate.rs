@@ -1,11 +1,23 @@
-//! Per-endpoint admission: what keeps one endpoint's trouble its own. Before a delivery
-//! takes one of the engine's global in-flight permits, it passes its endpoint's gate:
-//! a cap on that endpoint's attempts in flight (so an endpoint that hangs until the
-//! timeout holds only its share), its `throttleRate` as a token bucket, and a pause
-//! after the endpoint answered 429 or 503 (so the deliveries queued behind it wait
-//! instead of each spending an attempt on an endpoint that asked for air).
+//! Per-endpoint (and per-application) admission: what keeps one tenant's trouble its
+//! own. Before a delivery takes one of the engine's global in-flight permits, it passes
+//! its endpoint's gate and its application's gate. Each gate has a cap on attempts in
+//! flight (so an endpoint that hangs until the timeout holds only its share), an
+//! optional `throttleRate` as a token bucket, and a pause after a 429/503 (so the
+//! deliveries queued behind it wait instead of each spending an attempt on an endpoint
+//! that asked for air).
+//!
+//! Fairness: a gate lets a delivery wait in memory only when it can start soon
+//! (`MAX_WAIT_IN_MEMORY`) and the gate holds fewer than its `hold_max`. Anything else is
+//! *deferred*: handed back to the store, due at the time the gate expects to have room
+//! for it. Successive deferrals are spaced by the gate's service interval (one over its
+//! rate, or its mean attempt time over its in-flight cap), so a backlog of a slow
+//! endpoint is spread over the future at the pace that endpoint can take it, like the
+//! virtual finish times of weighted fair queuing. Claims take due rows oldest first, so
+//! a slow tenant's backlog never stands in front of another tenant's work, and it costs
+//! no memory while it waits.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,51 +27,122 @@ use tokio::time::Instant;
 /// Gates kept at most; idle ones are dropped past that.
 const MAX_GATES: usize = 10_000;
 
+/// The longest a delivery may wait in memory for its gate; one that would wait longer
+/// is deferred to the store.
+pub(crate) const MAX_WAIT_IN_MEMORY: Duration = Duration::from_secs(2);
+
 pub(crate) struct Gate {
     in_flight: Arc<Semaphore>,
+    cap: usize,
+    /// Deliveries in memory that passed `reserve`: waiting at the gate or in flight.
+    held: AtomicUsize,
+    /// The most deliveries this gate lets wait in memory at once.
+    hold_max: usize,
     state: Mutex<GateState>,
 }
 
 struct GateState {
     /// Deliveries per second, or none.
     rate: Option<u32>,
-    /// Tokens in the bucket (up to `rate`, so a burst of one second is allowed).
+    /// Tokens in the bucket (up to `rate`, so a burst of one second is allowed). Below
+    /// zero when tokens were promised to deliveries waiting in memory.
     tokens: f64,
     refilled_at: Instant,
     /// Nothing is sent before this (after a 429/503).
     paused_until: Option<Instant>,
+    /// Mean duration of recent attempts (exponentially weighted), to tell how fast a
+    /// saturated gate drains. Zero until the first attempt ends.
+    mean_attempt: Duration,
+    /// Where the next deferred delivery is placed: the end of the deferred backlog.
+    deferred_until: Instant,
+}
+
+/// A delivery's place at a gate: counted in `held` until dropped.
+pub(crate) struct Place {
+    gate: Arc<Gate>,
+    /// When the token promised to this delivery becomes valid.
+    ready_at: Instant,
+}
+
+impl std::fmt::Debug for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Place")
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.gate.held.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Gate {
-    fn new(cap: usize, rate: Option<u32>) -> Gate {
+    fn new(cap: usize, hold_max: usize, rate: Option<u32>) -> Gate {
+        let rate = usable_rate(rate);
+        let now = Instant::now();
         Gate {
             in_flight: Arc::new(Semaphore::new(cap)),
+            cap,
+            held: AtomicUsize::new(0),
+            hold_max: hold_max.max(cap),
             state: Mutex::new(GateState {
                 rate,
                 tokens: rate.map_or(0.0, f64::from),
-                refilled_at: Instant::now(),
+                refilled_at: now,
                 paused_until: None,
+                mean_attempt: Duration::ZERO,
+                deferred_until: now,
             }),
         }
     }
 
-    /// Waits for this endpoint's turn: a free in-flight slot, a token, and the end of
-    /// any pause. Returns the slot, which the attempt holds until it is done; `None` if
-    /// the engine closed the gate (it is stopping).
-    pub(crate) async fn enter(&self) -> Option<OwnedSemaphorePermit> {
+    /// Takes a place for one delivery if it can start within `MAX_WAIT_IN_MEMORY` and
+    /// the gate holds fewer than `hold_max`; otherwise says how long from now the
+    /// delivery should wait in the store (and moves the end of the deferred backlog).
+    pub(crate) fn reserve(self: &Arc<Self>) -> Result<Place, Duration> {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let held = self.held.load(Ordering::Relaxed);
+        let mut wait = s
+            .paused_until
+            .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
+        if held >= self.cap {
+            // Saturated: those ahead drain `cap` at a time, one mean attempt each.
+            let ahead = (held + 1 - self.cap) as u32;
+            wait = wait.max(s.mean_attempt * ahead / self.cap as u32);
+        }
+        let token_wait = s.token_wait(now);
+        wait = wait.max(token_wait);
+        if held >= self.hold_max || wait > MAX_WAIT_IN_MEMORY {
+            let interval = s.service_interval(self.cap);
+            let start = s.deferred_until.max(now + wait);
+            s.deferred_until = start + interval;
+            return Err(start - now);
+        }
+        if s.rate.is_some() {
+            s.tokens -= 1.0;
+        }
+        self.held.fetch_add(1, Ordering::Relaxed);
+        Ok(Place {
+            gate: self.clone(),
+            ready_at: now + token_wait,
+        })
+    }
+
+    /// Waits for the delivery's turn: its token, the end of any pause, and a free
+    /// in-flight slot. Returns the slot, which the attempt holds until it is done;
+    /// `None` if the engine closed the gate (it is stopping).
+    pub(crate) async fn enter(&self, place: &Place) -> Option<OwnedSemaphorePermit> {
+        tokio::time::sleep_until(place.ready_at).await;
         let slot = self.in_flight.clone().acquire_owned().await.ok()?;
         loop {
-            let wait = {
-                let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                let now = Instant::now();
-                match s.paused_until {
-                    Some(until) if until > now => Some(until - now),
-                    _ => s.take_token(now),
-                }
+            let paused = {
+                let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                s.paused_until.filter(|until| *until > Instant::now())
             };
-            match wait {
+            match paused {
                 None => return Some(slot),
-                Some(d) => tokio::time::sleep(d).await,
+                Some(until) => tokio::time::sleep_until(until).await,
             }
         }
     }
@@ -73,8 +156,25 @@ impl Gate {
         }
     }
 
+    /// An attempt through this gate took `took`.
+    pub(crate) fn attempt_took(&self, took: Duration) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.mean_attempt = if s.mean_attempt.is_zero() {
+            took
+        } else {
+            (s.mean_attempt * 4 + took) / 5
+        };
+    }
+
+    /// Deliveries held in memory now (waiting or in flight).
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
     /// Follows a change of the endpoint's `throttleRate`.
     fn set_rate(&self, rate: Option<u32>) {
+        let rate = usable_rate(rate);
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if s.rate != rate {
             s.rate = rate;
@@ -83,72 +183,110 @@ impl Gate {
     }
 }
 
+/// A stored rate of 0 (accepted before validation refused it) would let nothing
+/// through and divide by zero: it is taken as 1 per second.
+fn usable_rate(rate: Option<u32>) -> Option<u32> {
+    rate.map(|r| r.max(1))
+}
+
 impl GateState {
-    /// Takes a token if the bucket has one (`None`), or says how long until it will.
-    fn take_token(&mut self, now: Instant) -> Option<Duration> {
+    /// Refills the bucket and says how long until the next token is there.
+    fn token_wait(&mut self, now: Instant) -> Duration {
         // No throttleRate: never a wait.
-        let rate = f64::from(self.rate?);
+        let Some(rate) = self.rate.map(f64::from) else {
+            return Duration::ZERO;
+        };
         let elapsed = now.duration_since(self.refilled_at).as_secs_f64();
         self.tokens = (self.tokens + elapsed * rate).min(rate);
         self.refilled_at = now;
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            None
+            Duration::ZERO
         } else {
-            Some(Duration::from_secs_f64((1.0 - self.tokens) / rate))
+            Duration::from_secs_f64((1.0 - self.tokens) / rate)
         }
+    }
+
+    /// How far apart deferred deliveries are placed: the time this gate needs per
+    /// delivery at its best (its rate, or its in-flight cap over its mean attempt).
+    fn service_interval(&self, cap: usize) -> Duration {
+        let by_rate = self.rate.map_or(Duration::ZERO, |r| {
+            Duration::from_secs_f64(1.0 / f64::from(r))
+        });
+        let by_saturation = self.mean_attempt / cap.max(1) as u32;
+        by_rate.max(by_saturation)
     }
 }
 
-/// The gates of every endpoint this process delivers to.
+/// The gates of every endpoint and application this process delivers to.
 pub(crate) struct Gates {
-    cap: usize,
-    by_endpoint: Mutex<HashMap<String, Arc<Gate>>>,
+    endpoint_cap: usize,
+    endpoint_hold_max: usize,
+    app_cap: usize,
+    app_hold_max: usize,
+    endpoints: Mutex<HashMap<String, Arc<Gate>>>,
+    apps: Mutex<HashMap<String, Arc<Gate>>>,
+}
+
+/// What the gates allow: per endpoint and per application, attempts in flight and
+/// deliveries held in memory.
+pub(crate) struct GateLimits {
+    pub endpoint_in_flight: usize,
+    pub endpoint_held: usize,
+    pub app_in_flight: usize,
+    pub app_held: usize,
 }
 
 impl Gates {
-    pub(crate) fn new(cap: usize) -> Gates {
+    pub(crate) fn new(limits: GateLimits) -> Gates {
         Gates {
-            cap,
-            by_endpoint: Mutex::new(HashMap::new()),
+            endpoint_cap: limits.endpoint_in_flight.max(1),
+            endpoint_hold_max: limits.endpoint_held,
+            app_cap: limits.app_in_flight.max(1),
+            app_hold_max: limits.app_held,
+            endpoints: Mutex::new(HashMap::new()),
+            apps: Mutex::new(HashMap::new()),
         }
     }
 
-    pub(crate) fn get(&self, endpoint_id: &str, rate: Option<u32>) -> Arc<Gate> {
-        self.get_with_cap(endpoint_id, rate, self.cap)
+    pub(crate) fn for_endpoint(&self, endpoint_id: &str, rate: Option<u32>) -> Arc<Gate> {
+        let (cap, hold) = (self.endpoint_cap, self.endpoint_hold_max);
+        get_or_insert(&self.endpoints, endpoint_id, rate, cap, hold)
     }
 
-    /// An application's gate: its `throttleRate`, shared by all its endpoints; its
-    /// in-flight cap is the engine's global one.
-    pub(crate) fn for_app(&self, app_id: &str, rate: u32, global_cap: usize) -> Arc<Gate> {
-        self.get_with_cap(&format!("app:{app_id}"), Some(rate), global_cap)
-    }
-
-    fn get_with_cap(&self, key: &str, rate: Option<u32>, cap: usize) -> Arc<Gate> {
-        let mut map = self.by_endpoint.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(gate) = map.get(key) {
-            gate.set_rate(rate);
-            return gate.clone();
-        }
-        if map.len() >= MAX_GATES {
-            map.retain(|_, g| Arc::strong_count(g) > 1);
-        }
-        let gate = Arc::new(Gate::new(cap, rate));
-        map.insert(key.to_string(), gate.clone());
-        gate
+    /// An application's gate: its share of the node (in flight and in memory) and its
+    /// `throttleRate`, shared by all its endpoints.
+    pub(crate) fn for_app(&self, app_id: &str, rate: Option<u32>) -> Arc<Gate> {
+        get_or_insert(&self.apps, app_id, rate, self.app_cap, self.app_hold_max)
     }
 
     /// Closes every gate: deliveries waiting at one give up (the engine is stopping).
     pub(crate) fn close(&self) {
-        for gate in self
-            .by_endpoint
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-        {
-            gate.in_flight.close();
+        for map in [&self.endpoints, &self.apps] {
+            for gate in map.lock().unwrap_or_else(|p| p.into_inner()).values() {
+                gate.in_flight.close();
+            }
         }
     }
+}
+
+fn get_or_insert(
+    map: &Mutex<HashMap<String, Arc<Gate>>>,
+    key: &str,
+    rate: Option<u32>,
+    cap: usize,
+    hold_max: usize,
+) -> Arc<Gate> {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(gate) = map.get(key) {
+        gate.set_rate(rate);
+        return gate.clone();
+    }
+    if map.len() >= MAX_GATES {
+        map.retain(|_, g| Arc::strong_count(g) > 1);
+    }
+    let gate = Arc::new(Gate::new(cap, hold_max, rate));
+    map.insert(key.to_string(), gate.clone());
+    gate
 }
 
 #[cfg(test)]
@@ -157,46 +295,111 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_bucket_lets_a_burst_through_then_keeps_the_rate() {
-        let gate = Gate::new(100, Some(4));
+        let gate = Arc::new(Gate::new(100, 100, Some(4)));
         let start = Instant::now();
         let mut slots = Vec::new();
+        // 4 at once (the burst), then 8 more at 4 per second, each reserved when the
+        // previous one went (so none waits longer than the in-memory bound).
         for _ in 0..12 {
-            slots.push(gate.enter().await.unwrap());
+            let place = gate.reserve().expect("within the in-memory wait");
+            slots.push(gate.enter(&place).await.unwrap());
         }
-        // 4 at once (the burst), then 8 more at 4 per second.
         let took = start.elapsed();
         assert!(took >= Duration::from_millis(1990), "{took:?}");
         assert!(took <= Duration::from_millis(2100), "{took:?}");
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_slow_backlog_is_deferred_at_the_gates_pace_not_held() {
+        let gate = Arc::new(Gate::new(100, 1000, Some(2)));
+        // A burst of 2, then tokens promised up to the 2 s bound: 2 + 4 places.
+        let places: Vec<Place> = std::iter::from_fn(|| gate.reserve().ok()).collect();
+        assert_eq!(places.len(), 6, "2 at once and 2 s worth at 2/s");
+        assert_eq!(gate.held(), 6);
+        // The rest go to the store, each half a second after the one before.
+        let deferred: Vec<Duration> = (0..4).map(|_| gate.reserve().unwrap_err()).collect();
+        for pair in deferred.windows(2) {
+            assert_eq!(
+                pair[1] - pair[0],
+                Duration::from_millis(500),
+                "{deferred:?}"
+            );
+        }
+        assert!(deferred[0] > MAX_WAIT_IN_MEMORY);
+        drop(places);
+        assert_eq!(gate.held(), 0, "places are given back when dropped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_saturated_gate_defers_what_it_cannot_start_soon() {
+        let gate = Arc::new(Gate::new(2, 100, None));
+        gate.attempt_took(Duration::from_secs(10));
+        // Two in flight; a third would wait 5 s for a slot: deferred, spaced 5 s apart.
+        let a = gate.reserve().unwrap();
+        let b = gate.reserve().unwrap();
+        let first = gate.reserve().unwrap_err();
+        let second = gate.reserve().unwrap_err();
+        assert_eq!(first, Duration::from_secs(5));
+        assert_eq!(second - first, Duration::from_secs(5));
+        drop((a, b));
+        assert!(gate.reserve().is_ok(), "room again once they finished");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_pause_holds_everyone_back_and_the_cap_bounds_in_flight() {
-        let gate = Arc::new(Gate::new(2, None));
-        gate.pause(Duration::from_secs(3));
+        let gate = Arc::new(Gate::new(2, 10, None));
+        gate.pause(Duration::from_millis(1500));
         let start = Instant::now();
-        let a = gate.enter().await.unwrap();
-        assert!(start.elapsed() >= Duration::from_secs(3));
-        let _b = gate.enter().await.unwrap();
+        let pa = gate.reserve().unwrap();
+        let a = gate.enter(&pa).await.unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(1500));
+        let pb = gate.reserve().unwrap();
+        let _b = gate.enter(&pb).await.unwrap();
         // A third waits for a slot.
         let third = tokio::spawn({
             let gate = gate.clone();
-            async move { gate.enter().await.map(|_| Instant::now()) }
+            async move {
+                let place = gate.reserve().unwrap();
+                gate.enter(&place).await.map(|_| Instant::now())
+            }
         });
         tokio::time::sleep(Duration::from_secs(1)).await;
         let freed_at = Instant::now();
         drop(a);
         let entered = third.await.unwrap().unwrap();
         assert!(entered >= freed_at);
+        // A long pause defers instead of holding memory.
+        gate.pause(Duration::from_secs(30));
+        assert!(gate.reserve().unwrap_err() >= Duration::from_secs(29));
+    }
+
+    #[tokio::test]
+    async fn a_rate_of_zero_is_taken_as_one_per_second() {
+        let gate = Arc::new(Gate::new(10, 10, Some(0)));
+        assert!(gate.reserve().is_ok(), "the first token is there");
+        assert!(
+            gate.reserve().is_ok(),
+            "the next within the in-memory bound"
+        );
     }
 
     #[tokio::test]
     async fn closing_the_gates_releases_waiters() {
-        let gates = Gates::new(1);
-        let gate = gates.get("ep_1", None);
-        let held = gate.enter().await.unwrap();
+        let gates = Gates::new(GateLimits {
+            endpoint_in_flight: 1,
+            endpoint_held: 10,
+            app_in_flight: 10,
+            app_held: 10,
+        });
+        let gate = gates.for_endpoint("ep_1", None);
+        let place = gate.reserve().unwrap();
+        let held = gate.enter(&place).await.unwrap();
         let waiter = tokio::spawn({
             let gate = gate.clone();
-            async move { gate.enter().await.is_none() }
+            async move {
+                let place = gate.reserve().unwrap();
+                gate.enter(&place).await.is_none()
+            }
         });
         tokio::task::yield_now().await;
         gates.close();

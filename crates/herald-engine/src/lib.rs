@@ -3,6 +3,7 @@
 //! connects the two by handing freshly committed deliveries to [`Engine::hand_off`].
 
 mod attempt;
+mod deferrer;
 mod gate;
 pub mod guard;
 pub mod otlp;
@@ -106,6 +107,18 @@ impl Default for EngineConfig {
     }
 }
 
+/// A test-only fault run inside deliveries (`Engine::inject_fault_for_tests`).
+pub type Fault = Arc<dyn Fn(&DeliveryJob) + Send + Sync>;
+
+/// A delivery's place in `Engine::queued`, given back on drop.
+struct QueuedPlace<'a>(&'a Engine);
+
+impl Drop for QueuedPlace<'_> {
+    fn drop(&mut self) {
+        self.0.inner.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
@@ -116,8 +129,17 @@ struct Inner {
     client: reqwest::Client,
     config: EngineConfig,
     permits: Arc<Semaphore>,
-    /// Per-endpoint admission (in-flight cap, throttleRate, pauses after 429/503).
+    /// Per-endpoint and per-application admission (in-flight caps, what may wait in
+    /// memory, throttleRate, pauses after 429/503).
     gates: gate::Gates,
+    /// Deliveries their gates could not take soon, on their way back to the store.
+    deferrals: mpsc::UnboundedSender<herald_store::Deferral>,
+    /// Deferrals sent to the deferrer and not written yet.
+    undeferred: AtomicUsize,
+    /// The deferrer's end of `deferrals`, taken by `start`.
+    pending_deferrals: std::sync::Mutex<Option<mpsc::UnboundedReceiver<herald_store::Deferral>>>,
+    /// A test-only fault, run inside every delivery once it is admitted.
+    fault: std::sync::OnceLock<Fault>,
     /// Deliveries handed to this process and not finished yet (waiting or in flight).
     queued: AtomicUsize,
     /// Wakes the scheduler when a retry was scheduled sooner than its current sleep.
@@ -169,8 +191,18 @@ impl Engine {
             .tcp_nodelay(true)
             .build()?;
         let permits = Arc::new(Semaphore::new(config.max_in_flight));
-        let gates = gate::Gates::new(config.max_in_flight_per_endpoint.max(1));
+        let room = config.max_in_flight.saturating_mul(8);
+        let endpoint_in_flight = config.max_in_flight_per_endpoint.max(1);
+        let gates = gate::Gates::new(gate::GateLimits {
+            endpoint_in_flight,
+            endpoint_held: config.max_in_flight.max(endpoint_in_flight),
+            // One application takes at most half the node's attempts in flight and a
+            // quarter of the deliveries it keeps in memory.
+            app_in_flight: (config.max_in_flight / 2).max(endpoint_in_flight),
+            app_held: (room / 4).max(endpoint_in_flight),
+        });
         let (records, records_rx) = mpsc::unbounded_channel();
+        let (deferrals, deferrals_rx) = mpsc::unbounded_channel();
         Ok(Engine {
             inner: Arc::new(Inner {
                 store,
@@ -184,6 +216,10 @@ impl Engine {
                 given_back: std::sync::Mutex::new(Vec::new()),
                 records,
                 pending_records: std::sync::Mutex::new(Some(records_rx)),
+                deferrals,
+                undeferred: AtomicUsize::new(0),
+                pending_deferrals: std::sync::Mutex::new(Some(deferrals_rx)),
+                fault: std::sync::OnceLock::new(),
                 opened_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
                 wake: Notify::new(),
             }),
@@ -214,6 +250,15 @@ impl Engine {
             .take()
         {
             tokio::spawn(attempt::run_recorder(self.clone(), rx));
+        }
+        if let Some(rx) = self
+            .inner
+            .pending_deferrals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            tokio::spawn(deferrer::run(self.clone(), rx));
         }
         // Deliveries committed by other nodes (an API-only node, say) wake the scheduler
         // at once instead of at its next poll.
@@ -277,11 +322,20 @@ impl Engine {
             for job in jobs {
                 let engine = engine.clone();
                 tokio::spawn(async move {
-                    engine.deliver(job).await;
-                    engine.inner.queued.fetch_sub(1, Ordering::Relaxed);
+                    // Gives the place back however the delivery ends, a panic included.
+                    let _queued = QueuedPlace(&engine);
+                    engine.deliver_guarded(job).await;
                 });
             }
         });
+    }
+
+    /// Test-only: runs `fault` inside every delivery once it is admitted (holding its
+    /// permits), to show that whatever a delivery does, a panic included, the engine's
+    /// bookkeeping holds. Set once per engine.
+    #[doc(hidden)]
+    pub fn inject_fault_for_tests(&self, fault: Fault) {
+        let _ = self.inner.fault.set(fault);
     }
 
     /// Deliveries waiting in memory or in flight in this process.
@@ -331,7 +385,10 @@ impl Engine {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let unfinished = self.queued();
-        while self.inner.unrecorded.load(Ordering::SeqCst) > 0 && started.elapsed() < grace {
+        while (self.inner.unrecorded.load(Ordering::SeqCst) > 0
+            || self.inner.undeferred.load(Ordering::SeqCst) > 0)
+            && started.elapsed() < grace
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let unrecorded = self.inner.unrecorded.load(Ordering::SeqCst);

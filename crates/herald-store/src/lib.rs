@@ -233,6 +233,10 @@ pub trait Queue: Send + Sync {
     /// Gives back deliveries this process leased but will not attempt (it is shutting
     /// down): they are due again at `now`, for any node. Returns how many.
     async fn release_deliveries(&self, delivery_ids: Vec<i64>, now: i64) -> Result<usize>;
+    /// Hands leased deliveries back unattempted, each due again at its `due_at` (the
+    /// engine's fair scheduling: see `Deferral`). No attempt is counted. Returns how
+    /// many were still held under the given lease and moved.
+    async fn defer_deliveries(&self, deferrals: Vec<Deferral>) -> Result<usize>;
     /// Makes the endpoint's pending deliveries that wait for a later retry due at
     /// `now` (a `herald listen` session came back). Returns how many.
     async fn deliveries_due_now(&self, endpoint_id: &str, now: i64) -> Result<usize>;

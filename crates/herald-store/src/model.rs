@@ -196,6 +196,17 @@ pub struct AttemptRecord {
     pub next: NextStep,
 }
 
+/// A leased delivery handed back to the queue unattempted, due again at `due_at`: its
+/// endpoint (or application) cannot take it now, and waiting in the store costs no
+/// memory and holds no other tenant's work back. `lease_until` is the lease this
+/// process holds; a row whose lease has since passed to another worker is left alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deferral {
+    pub delivery_id: i64,
+    pub lease_until: i64,
+    pub due_at: i64,
+}
+
 /// Counts of an endpoint's deliveries by status.
 #[derive(Clone, Debug, Default)]
 pub struct EndpointStats {

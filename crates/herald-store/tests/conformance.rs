@@ -141,6 +141,7 @@ conformance!(
     an_endpoint_failing_for_the_whole_window_is_disabled,
     an_ordered_endpoint_gets_one_message_at_a_time_in_order,
     sources_keep_their_config_and_log_and_go_with_their_application,
+    deferred_deliveries_wait_in_the_store_without_an_attempt,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -653,6 +654,60 @@ async fn claimed_deliveries_are_leased_until_the_lease_ends(store: SharedStore) 
             .len(),
         1
     );
+}
+
+async fn deferred_deliveries_wait_in_the_store_without_an_attempt(store: SharedStore) {
+    let (app_id, ep_id) = app_with_endpoint(&store).await;
+    let lease = T0 + 30_000;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (_, jobs) = store
+            .message_create(message(&app_id, "x", Some(lease)), T0)
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 1);
+        held.push(jobs[0].clone());
+    }
+    // Two are deferred to different times; the third's lease is stated wrongly (as if
+    // another worker had claimed it since), so it is left alone.
+    let deferrals = vec![
+        Deferral {
+            delivery_id: held[0].delivery_id,
+            lease_until: lease,
+            due_at: T0 + 5_000,
+        },
+        Deferral {
+            delivery_id: held[1].delivery_id,
+            lease_until: lease,
+            due_at: T0 + 9_000,
+        },
+        Deferral {
+            delivery_id: held[2].delivery_id,
+            lease_until: lease + 1,
+            due_at: T0,
+        },
+    ];
+    assert_eq!(store.defer_deliveries(deferrals).await.unwrap(), 2);
+    assert!(store
+        .claim_due(T0 + 4_999, T0 + 60_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let first = store.claim_due(T0 + 5_000, T0 + 60_000, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].delivery_id, held[0].delivery_id);
+    assert_eq!(first[0].attempts, 0, "a deferral is not an attempt");
+    let second = store.claim_due(T0 + 9_000, T0 + 60_000, 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].delivery_id, held[1].delivery_id);
+    assert_eq!(
+        attempts_of(&store, &app_id, AttemptScope::Endpoint(ep_id)).await,
+        0
+    );
+    // The third stays under its first lease until that ends.
+    let third = store.claim_due(lease, T0 + 90_000, 10).await.unwrap();
+    assert_eq!(third.len(), 1);
+    assert_eq!(third[0].delivery_id, held[2].delivery_id);
 }
 
 async fn attempts_move_deliveries_and_fill_the_log(store: SharedStore) {

@@ -17,6 +17,7 @@ use crate::state::{ApiState, Caller};
 fn check(
     name: &str,
     uid: Option<&str>,
+    throttle_rate: Option<u32>,
     metadata: Option<&std::collections::BTreeMap<String, String>>,
 ) -> ApiResult<()> {
     if name.trim().is_empty() || name.len() > validate::MAX_NAME_LEN {
@@ -27,6 +28,13 @@ fn check(
     }
     if let Some(uid) = uid {
         validate::uid(uid, ids::APP).map_err(|m| invalid(&["body", "uid"], m))?;
+    }
+    // A rate of 0 would let no delivery through, ever; "no limit" is said by omitting it.
+    if throttle_rate == Some(0) {
+        return Err(invalid(
+            &["body", "throttleRate"],
+            "throttleRate must be at least 1 (omit it for no limit)",
+        ));
     }
     if let Some(md) = metadata {
         validate::metadata(md).map_err(|m| invalid(&["body", "metadata"], m))?;
@@ -43,7 +51,12 @@ pub(crate) fn forbid_scoped(caller: &Caller) -> ApiResult<()> {
 
 /// Validates and inserts a new application (shared with message creation's `application`).
 pub(crate) async fn insert(state: &ApiState, body: ApplicationIn) -> ApiResult<Application> {
-    check(&body.name, body.uid.as_deref(), body.metadata.as_ref())?;
+    check(
+        &body.name,
+        body.uid.as_deref(),
+        body.throttle_rate,
+        body.metadata.as_ref(),
+    )?;
     let now = now_ms();
     let app = Application {
         id: ids::generate(ids::APP),
@@ -113,7 +126,12 @@ pub async fn put(
 ) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
     match visible_app(&state, &caller, &app_id).await {
         Ok(mut app) => {
-            check(&body.name, body.uid.as_deref(), body.metadata.as_ref())?;
+            check(
+                &body.name,
+                body.uid.as_deref(),
+                body.throttle_rate,
+                body.metadata.as_ref(),
+            )?;
             app.name = body.name;
             app.uid = body.uid.or(app.uid);
             app.throttle_rate = body.throttle_rate;
@@ -150,7 +168,12 @@ pub async fn patch(
     if let Some(md) = body.metadata {
         app.metadata = md;
     }
-    check(&app.name, app.uid.as_deref(), Some(&app.metadata))?;
+    check(
+        &app.name,
+        app.uid.as_deref(),
+        app.throttle_rate,
+        Some(&app.metadata),
+    )?;
     app.updated_at = now_ms();
     let app = state.store.app_update(app).await?;
     state.evict_app(&app.id);

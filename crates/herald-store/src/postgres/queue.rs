@@ -302,6 +302,24 @@ impl crate::Queue for PgStore {
         Ok(n as usize)
     }
 
+    async fn defer_deliveries(&self, deferrals: Vec<crate::Deferral>) -> Result<usize> {
+        let ids: Vec<i64> = deferrals.iter().map(|d| d.delivery_id).collect();
+        let leases: Vec<i64> = deferrals.iter().map(|d| d.lease_until).collect();
+        let due: Vec<i64> = deferrals.iter().map(|d| d.due_at).collect();
+        let mut conn = self.pool.get().await?;
+        // The lease in the condition keeps a row another node has claimed since (after
+        // this node's lease ran out) out of reach.
+        let n = conn
+            .execute(
+                "UPDATE delivery d SET leased = FALSE, next_attempt_at = u.due \
+                 FROM unnest($1::int8[], $2::int8[], $3::int8[]) AS u(id, lease, due) \
+                 WHERE d.id = u.id AND d.status = 1 AND d.leased AND d.next_attempt_at = u.lease",
+                &[&ids, &leases, &due],
+            )
+            .await?;
+        Ok(n as usize)
+    }
+
     async fn deliveries_due_now(&self, endpoint_id: &str, now: i64) -> Result<usize> {
         let mut conn = self.pool.get().await?;
         let n = conn

@@ -233,6 +233,21 @@ impl crate::Queue for SqliteStore {
         .await
     }
 
+    async fn defer_deliveries(&self, deferrals: Vec<crate::Deferral>) -> Result<usize> {
+        self.write(move |c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE delivery SET leased = 0, next_attempt_at = ?3 \
+                 WHERE id = ?1 AND status = 1 AND leased = 1 AND next_attempt_at = ?2",
+            )?;
+            let mut n = 0;
+            for d in deferrals {
+                n += stmt.execute(params![d.delivery_id, d.lease_until, d.due_at])?;
+            }
+            Ok(n)
+        })
+        .await
+    }
+
     async fn deliveries_due_now(&self, endpoint_id: &str, now: i64) -> Result<usize> {
         let endpoint_id = endpoint_id.to_string();
         self.write(move |c| {

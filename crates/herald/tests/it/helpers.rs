@@ -127,6 +127,7 @@ impl TestApp {
         let r = self
             .client
             .get(format!("{}/metrics", self.url))
+            .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
             .unwrap();
