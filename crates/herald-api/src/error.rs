@@ -35,6 +35,8 @@ pub enum ApiError {
         detail: String,
     },
     Unauthorized(String),
+    /// 403: the token is valid but may not do this.
+    Forbidden(String),
     NotFound(String),
     MethodNotAllowed,
     Conflict(String),
@@ -93,6 +95,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::BadRequest { code, detail } => (StatusCode::BAD_REQUEST, code, detail),
             ApiError::Unauthorized(d) => (StatusCode::UNAUTHORIZED, "authentication_failed", d),
+            ApiError::Forbidden(d) => (StatusCode::FORBIDDEN, "insufficient_access", d),
             ApiError::NotFound(d) => (StatusCode::NOT_FOUND, "not_found", d),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -34,6 +34,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if has_nul_escape(bytes) {
+        return Err(invalid(
+            &["body"],
+            "NUL characters (\\u0000) are not allowed in any string",
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
@@ -60,6 +66,33 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             }
         }
     })
+}
+
+/// Whether JSON text holds the escape of a NUL character (`\u0000`) anywhere, in a key,
+/// a value or a payload. NUL is refused everywhere: PostgreSQL cannot store it in text,
+/// and no webhook needs it. (A raw NUL byte is not valid JSON at all.)
+fn has_nul_escape(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(offset) = bytes[i..].iter().position(|&b| b == b'\\') {
+        let at = i + offset;
+        if bytes[at + 1..].starts_with(b"u0000") {
+            return true;
+        }
+        // Skip the escaped character, so that `\\u0000` (an escaped backslash, then
+        // text) is not taken for an escape.
+        i = at + 2;
+        if i >= bytes.len() {
+            return false;
+        }
+    }
+    false
+}
+
+/// Whether a percent-encoded URL part decodes to a NUL character.
+pub fn has_encoded_nul(text: &str) -> bool {
+    text.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0')
 }
 
 /// The raw query string as decoded key/value pairs (repeated keys kept).
@@ -210,5 +243,22 @@ mod parser_properties {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_escapes_are_found_and_escaped_backslashes_are_not() {
+        assert!(has_nul_escape(br#"{"a":"x\u0000"}"#));
+        assert!(has_nul_escape(br#"{"a\u0000":1}"#));
+        assert!(!has_nul_escape(br#"{"a":"x\\u0000"}"#));
+        assert!(has_nul_escape(br#"{"a":"x\\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"a":"\u0001\\"}"#));
+        assert!(!has_nul_escape(b"\\"));
+        assert!(has_encoded_nul("/app/a%00b"));
+        assert!(!has_encoded_nul("/app/a%200"));
     }
 }

@@ -243,7 +243,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
 
     Router::new()
         .nest("/api/v1", v1)
-        .route("/metrics", get(health::metrics))
+        .merge(metrics_route(&state))
         .merge(crate::ui::routes())
         .route("/in/{source_id}", any(crate::inbound::receive))
         .route("/in/{source_id}/{*rest}", any(crate::inbound::receive))
@@ -268,15 +268,73 @@ async fn request_limits(State(state): State<Arc<ApiState>>, req: Request, next: 
         ))
         .into_response();
     }
+    // NUL never reaches the store (PostgreSQL refuses it in text): not in a path id,
+    // not in a query value.
+    if crate::extract::has_encoded_nul(req.uri().path()) {
+        return crate::error::invalid(&["path"], "NUL characters (%00) are not allowed")
+            .into_response();
+    }
+    if req
+        .uri()
+        .query()
+        .is_some_and(crate::extract::has_encoded_nul)
+    {
+        return crate::error::invalid(&["query"], "NUL characters (%00) are not allowed")
+            .into_response();
+    }
     let deadline = state.config.request_deadline;
-    match tokio::time::timeout(deadline, next.run(req)).await {
+    let response = match tokio::time::timeout(deadline, next.run(req)).await {
         Ok(response) => response,
         Err(_) => ApiError::Timeout(format!(
             "the request was not complete within {} s",
             deadline.as_secs_f64()
         ))
         .into_response(),
+    };
+    json_errors(response).await
+}
+
+/// Every error the server writes is JSON in the documented shape: a rejection that a
+/// framework layer wrote as plain text (a path that is not UTF-8, say) is rewritten,
+/// its text kept as the detail.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
     }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let detail = String::from_utf8_lossy(&text).trim().to_string();
+    let code = match status.as_u16() {
+        401 => "authentication_failed",
+        403 => "insufficient_access",
+        404 => "not_found",
+        409 => "conflict",
+        413 => "payload_too_large",
+        500..=599 => "server_error",
+        _ => "generic_error",
+    };
+    let detail = if detail.is_empty() || status.is_server_error() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        detail
+    };
+    let mut rewritten = (
+        status,
+        axum::Json(serde_json::json!({ "code": code, "detail": detail })),
+    )
+        .into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewritten
 }
 
 /// The router of a node that serves no API (`--role worker`): only the health routes,
@@ -291,9 +349,18 @@ pub fn health_router(state: Arc<ApiState>) -> Router {
     }
     Router::new()
         .nest("/api/v1", v1)
-        .route("/metrics", get(health::metrics))
+        .merge(metrics_route(&state))
         .fallback(|| async { ApiError::NotFound("this node serves no API (role worker)".into()) })
         .with_state(state)
+}
+
+/// `/metrics`, for an admin token only: it names endpoints and their volumes, which
+/// are one tenant's business and not another's (Prometheus sends the token with
+/// `authorization: {credentials: …}`).
+fn metrics_route(state: &Arc<ApiState>) -> Router<Arc<ApiState>> {
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
 }
 
 /// Bearer-token auth: the token's hash must be a stored, unexpired token.

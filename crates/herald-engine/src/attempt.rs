@@ -409,8 +409,24 @@ impl Engine {
                     }
                 }
                 Ok(None) => break,
-                // The status arrived; a body cut short does not change the verdict.
-                Err(_) => break,
+                // A response counts only once it is complete: a receiver that sends its
+                // status and then stalls (or drops) the body has not answered in time.
+                Err(e) => {
+                    let why = if e.is_timeout() {
+                        format!(
+                            "status {status_code} arrived but the response did not complete within {} ms",
+                            config.request_timeout.as_millis()
+                        )
+                    } else {
+                        format!("status {status_code} arrived but the response was cut short")
+                    };
+                    return AttemptOutcome {
+                        status_code: 0,
+                        response: why,
+                        duration: started.elapsed(),
+                        retry_after,
+                    };
+                }
             }
         }
         AttemptOutcome {

@@ -165,6 +165,7 @@ async fn main() {
     let (anon_backlog, file_backlog) = rss_split_mb(pid);
     let metrics = client
         .get(format!("http://127.0.0.1:{port}/metrics"))
+        .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap()

@@ -377,10 +377,45 @@ fn env_value(key: &str, default: &toml::Value, raw: &str) -> anyhow::Result<toml
     })
 }
 
-/// Makes sure the data directory exists.
+/// Makes sure the data directory exists and is private to this user (0700): it holds
+/// the database, the main key and the lock, none of which other users may read.
 pub fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating data directory {}", dir.display()))
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private (0700)", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Makes the embedded database private (0600) before SQLite opens it: a new file is
+/// created so, and an existing one (with its WAL and shared-memory files, which SQLite
+/// creates with the database's mode) is narrowed.
+pub fn make_database_private(db_path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(db_path)
+            .with_context(|| format!("creating {}", db_path.display()))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = db_path.as_os_str().to_owned();
+            name.push(suffix);
+            let path = std::path::PathBuf::from(name);
+            if path.exists() {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("making {} private (0600)", path.display()))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+mod http_errors;
 pub mod keys;
 pub mod rotate;
 pub mod server;

@@ -41,10 +41,11 @@ pub struct Server {
 /// embedded database.
 pub fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
     let path = config.data_dir.join("herald.lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = File::options();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
     match file.try_lock() {
@@ -265,7 +266,13 @@ where
             http.timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .max_header_size(MAX_REQUEST_HEAD_BYTES);
-            if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = http
+                .serve_connection(
+                    TokioIo::new(crate::http_errors::JsonErrorIo::new(stream)),
+                    service,
+                )
+                .await
+            {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
@@ -352,7 +359,9 @@ async fn open_store(config: &Config) -> anyhow::Result<(SharedStore, Option<File
     ensure_dir(&config.data_dir)?;
     let lock = lock_data_dir(config)?;
     let db_path = config.database_path();
-    let first_start = !db_path.exists();
+    // An empty file (created private below) is a first start too.
+    let first_start = std::fs::metadata(&db_path).map_or(true, |m| m.len() == 0);
+    crate::config::make_database_private(&db_path)?;
     let store = SqliteStore::open(&db_path)
         .with_context(|| format!("opening the database {}", db_path.display()))?;
     Ok((Arc::new(store), Some(lock), first_start))

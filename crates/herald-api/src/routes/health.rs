@@ -5,10 +5,11 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::json;
 
-use crate::state::ApiState;
+use crate::error::ApiError;
+use crate::state::{ApiState, Caller};
 
 /// 200 when the store answers, 500 when it does not; the body says what the store,
 /// the queue and this node's delivery engine are doing.
@@ -45,9 +46,15 @@ pub async fn health(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus metrics (text format). Public like the health routes: it holds counts and
-/// endpoint ids, nothing secret.
-pub async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
+/// Prometheus metrics (text format), for admin tokens: it holds endpoint ids and
+/// volumes, which an application's own token must not see across tenants.
+pub async fn metrics(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
+    if caller.app_id.is_some() {
+        return Err(ApiError::Forbidden("/metrics needs an admin token".into()));
+    }
     let now = herald_core::time::now_ms();
     let (pending, oldest_due, up) = match state.store.queue_stats().await {
         Ok((pending, oldest)) => (pending, oldest, true),
@@ -63,13 +70,13 @@ pub async fn metrics(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
         store_up: up,
         store_writes: state.store.write_stats(),
     };
-    (
+    Ok((
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         state.config.metrics.render(gauges),
-    )
+    ))
 }
 
 pub async fn ping() -> StatusCode {

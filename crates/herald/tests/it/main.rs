@@ -2,6 +2,7 @@
 //! real HTTP, delivering to real HTTP receivers on loopback.
 
 mod fairness;
+mod hardening;
 mod helpers;
 mod inbound;
 mod isolation;

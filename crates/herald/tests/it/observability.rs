@@ -21,9 +21,33 @@ async fn metrics_count_ingest_attempts_failures_and_the_queue() {
     app.attempts_until(&a, &second, Duration::from_secs(10), |d| d.len() == 1)
         .await;
 
+    // Not public: it names endpoints and their volumes.
+    let anonymous = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let body: serde_json::Value = anonymous.json().await.unwrap();
+    assert_eq!(body["code"], "authentication_failed");
+    let (s, scoped) = app
+        .post(&format!("/auth/app-portal-access/{a}"), json!({}))
+        .await;
+    assert_eq!(s, 200, "{scoped}");
+    let scoped_token = scoped["token"].as_str().unwrap();
+    let refused = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .bearer_auth(scoped_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403, "an application's token is refused");
     let r = app
         .client
         .get(format!("{}/metrics", app.url))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
