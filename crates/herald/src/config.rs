@@ -53,6 +53,7 @@ pub struct Config {
     pub main_key_file: String,
     pub previous_main_keys: Vec<String>,
     pub header_read_timeout_secs: f64,
+    pub max_connections: usize,
     pub api_request_deadline_secs: f64,
     pub shutdown_grace_secs: f64,
     pub message_retention_days: f64,

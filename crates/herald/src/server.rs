@@ -176,12 +176,11 @@ impl Server {
 
         let header_timeout = Duration::from_secs_f64(config.header_read_timeout_secs);
         let stop_accepting = Arc::new(tokio::sync::Notify::new());
-        let serve = tokio::spawn(serve_http(
-            listener,
-            app,
+        let limits = ConnectionLimits {
             header_timeout,
-            stop_accepting.clone(),
-        ));
+            max_connections: connection_cap(config),
+        };
+        let serve = tokio::spawn(serve_http(listener, app, limits, stop_accepting.clone()));
         Ok(Server {
             addr,
             store,
@@ -220,14 +219,64 @@ impl Server {
 /// Largest request head (request line and headers) read; larger ones get 431.
 const MAX_REQUEST_HEAD_BYTES: usize = 64 * 1024;
 
+/// Connections served past the cap, one request each with a short header timeout, so
+/// that health checks answer while the regular connections are all taken.
+const OVERFLOW_CONNECTIONS: usize = 64;
+
+/// How long an overflow connection may take to send its request's head.
+const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+
+struct ConnectionLimits {
+    header_timeout: Duration,
+    max_connections: usize,
+}
+
+/// The cap on client connections: `max_connections`, or (0) what the file-descriptor
+/// limit allows, raised to its hard limit first, less room for deliveries, the
+/// database and the files of the embedded store.
+fn connection_cap(config: &Config) -> usize {
+    if config.max_connections > 0 {
+        return config.max_connections;
+    }
+    let descriptors = raise_descriptor_limit();
+    let reserved = config.max_in_flight + config.database_pool_size + 128 + OVERFLOW_CONNECTIONS;
+    let cap = descriptors.saturating_sub(reserved).clamp(16, 100_000);
+    tracing::debug!(descriptors, cap, "client connection cap");
+    cap
+}
+
+/// Raises this process's soft limit on open files to its hard limit (where allowed)
+/// and returns the soft limit in force.
+fn raise_descriptor_limit() -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let current = limit.current.unwrap_or(u64::MAX);
+    let maximum = limit.maximum.unwrap_or(u64::MAX).min(1 << 20);
+    let in_force = if current < maximum {
+        let raised = Rlimit {
+            current: Some(maximum),
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => maximum,
+            Err(_) => current,
+        }
+    } else {
+        current
+    };
+    usize::try_from(in_force).unwrap_or(usize::MAX)
+}
+
 /// Serves HTTP/1.1 on `listener`. Our own accept loop rather than `axum::serve`, for
 /// the limits a server on the internet needs: a client has `header_timeout` to send a
-/// request's head (slowloris), and the head's size is bounded (its field count is too,
-/// by hyper's default of 100: more get 431).
+/// request's head (slowloris), the head's size is bounded (its field count is too,
+/// by hyper's default of 100: more get 431), and connections are capped below the
+/// file-descriptor limit (past it, accepting would fail and every client, health checks
+/// included, would wait).
 async fn serve_http<S>(
     listener: TcpListener,
     app: S,
-    header_timeout: Duration,
+    limits: ConnectionLimits,
     stop: Arc<tokio::sync::Notify>,
 ) -> std::io::Result<()>
 where
@@ -241,6 +290,8 @@ where
     S::Future: Send,
 {
     use hyper_util::rt::{TokioIo, TokioTimer};
+    let regular = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let overflow = Arc::new(tokio::sync::Semaphore::new(OVERFLOW_CONNECTIONS));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -255,9 +306,18 @@ where
                 continue;
             }
         };
+        let (permit, header_timeout, keep_alive) = match regular.clone().try_acquire_owned() {
+            Ok(permit) => (permit, limits.header_timeout, true),
+            Err(_) => match overflow.clone().try_acquire_owned() {
+                Ok(permit) => (permit, OVERFLOW_HEADER_TIMEOUT, false),
+                // Everything is taken: close it now rather than let it wait unseen.
+                Err(_) => continue,
+            },
+        };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
@@ -265,14 +325,10 @@ where
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)
+                .keep_alive(keep_alive)
                 .max_header_size(MAX_REQUEST_HEAD_BYTES);
-            if let Err(e) = http
-                .serve_connection(
-                    TokioIo::new(crate::http_errors::JsonErrorIo::new(stream)),
-                    service,
-                )
-                .await
-            {
+            let io = TokioIo::new(crate::http_errors::JsonErrorIo::new(stream));
+            if let Err(e) = http.serve_connection(io, service).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });

@@ -164,3 +164,54 @@ async fn the_data_directory_and_its_files_are_private() {
     }
     assert!(files >= 3, "the database, its WAL, the lock and the key");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_capped_and_health_still_answers() {
+    let app = spawn_app(&[("HERALD_MAX_CONNECTIONS", "20")]).await;
+    let addr = app.url.trim_start_matches("http://").to_string();
+    // 200 idle connections: 20 regular, 64 overflow (closed after 2 s without a
+    // request), the rest closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..200 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    // Health answers while they are held, as a load balancer's probe sees it (it
+    // retries a refused connection): the overflow slots free up within their short
+    // header timeout.
+    let started = std::time::Instant::now();
+    loop {
+        let probe = reqwest::Client::new()
+            .get(format!("{}/api/v1/health", app.url))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await;
+        if let Ok(r) = probe {
+            assert_eq!(r.status(), 200);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "health did not answer beside a connection flood: {probe:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("health answered in {:?}", started.elapsed());
+    // Connections past the cap were closed by the server, not kept waiting.
+    let mut closed = 0;
+    for stream in &mut idle {
+        let mut byte = [0u8; 1];
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(50), stream.read(&mut byte)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 100,
+        "only {closed} of 200 connections were closed"
+    );
+    assert!(
+        closed <= 180,
+        "{closed} closed: the cap of 20 was not served"
+    );
+}
