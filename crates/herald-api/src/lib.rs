@@ -15,4 +15,4 @@ mod state;
 pub mod ui;
 
 pub use router::{health_router, openapi_json, router};
-pub use state::{ApiConfig, ApiState, Caller, HandOff};
+pub use state::{ApiConfig, ApiState, Caller, DiskProbe, HandOff};

@@ -28,8 +28,24 @@ pub trait HandOff: Send + Sync {
     }
 }
 
+/// Says how many bytes are free on the disk the embedded store writes to.
+#[derive(Clone)]
+pub struct DiskProbe(pub Arc<dyn Fn() -> Option<u64> + Send + Sync>);
+
+impl std::fmt::Debug for DiskProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DiskProbe")
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
+    /// Bytes free where the embedded store writes (`None`: not an embedded store, or
+    /// unknown). Health reports the node unable to take writes when this is below
+    /// `min_free_disk_bytes`.
+    pub free_disk_bytes: Option<DiskProbe>,
+    /// Below this much free disk, ingest would fail: health says so.
+    pub min_free_disk_bytes: u64,
     /// Largest request body accepted (413 above).
     pub max_body_bytes: usize,
     /// Where deliveries may go: endpoint URLs with a literal address outside it are
@@ -65,6 +81,8 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
+            free_disk_bytes: None,
+            min_free_disk_bytes: 0,
             max_body_bytes: 1024 * 1024,
             destinations: Arc::default(),
             https_only: false,

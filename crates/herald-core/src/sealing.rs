@@ -18,6 +18,11 @@ const PREFIX: &str = "sealed1:";
 /// as a signing key.
 const AAD: &[u8] = b"herald endpoint signing key";
 
+/// Whether `value` is a sealed value (as opposed to plain text).
+pub fn is_sealed(value: &str) -> bool {
+    value.starts_with(PREFIX)
+}
+
 /// A 32-byte main key.
 #[derive(Clone)]
 pub struct MainKey {

@@ -257,6 +257,7 @@ impl Engine {
     fn delivery_headers<'a>(
         &'a self,
         job: &'a DeliveryJob,
+        values: &'a [std::borrow::Cow<'a, str>],
         timestamp: &'a str,
         signature: &'a str,
     ) -> Vec<(&'a str, &'a str)> {
@@ -273,8 +274,9 @@ impl Engine {
         headers.extend(
             job.headers
                 .iter()
-                .filter(|(name, _)| !name.eq_ignore_ascii_case("content-type"))
-                .map(|(name, value)| (name.as_str(), value.as_str())),
+                .zip(values)
+                .filter(|((name, _), _)| !name.eq_ignore_ascii_case("content-type"))
+                .map(|((name, _), value)| (name.as_str(), value.as_ref())),
         );
         let msg_id = job.msg_id.as_str();
         headers.extend([
@@ -352,7 +354,21 @@ impl Engine {
             job.payload.as_bytes(),
         );
         let ts = timestamp.to_string();
-        let headers = self.delivery_headers(job, &ts, &signature);
+        // Sensitive custom header values are stored sealed (like signing keys).
+        let mut values = Vec::with_capacity(job.headers.len());
+        for (name, value) in &job.headers {
+            if herald_core::sealing::is_sealed(value) {
+                match config.sealer.open(value) {
+                    Ok(plain) => values.push(std::borrow::Cow::Owned(plain)),
+                    Err(e) => {
+                        return unsendable(format!("cannot open the endpoint's header {name}: {e}"))
+                    }
+                }
+            } else {
+                values.push(std::borrow::Cow::Borrowed(value.as_str()));
+            }
+        }
+        let headers = self.delivery_headers(job, &values, &ts, &signature);
         if job.url.starts_with(herald_core::relay::SCHEME) {
             return self.send_to_listener(job, &headers).await;
         }

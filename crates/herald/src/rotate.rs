@@ -88,7 +88,14 @@ fn page_start() -> ListQuery {
 }
 
 fn reseal(mut ep: Endpoint, sealer: &Sealer) -> anyhow::Result<Option<Endpoint>> {
-    if ep.secrets.iter().all(|s| sealer.is_current(&s.key)) {
+    let sealed_headers = || {
+        ep.headers
+            .values()
+            .filter(|v| herald_core::sealing::is_sealed(v))
+    };
+    if ep.secrets.iter().all(|s| sealer.is_current(&s.key))
+        && sealed_headers().all(|v| sealer.is_current(v))
+    {
         return Ok(None);
     }
     for s in &mut ep.secrets {
@@ -96,6 +103,15 @@ fn reseal(mut ep: Endpoint, sealer: &Sealer) -> anyhow::Result<Option<Endpoint>>
             .open(&s.key)
             .with_context(|| format!("opening a signing key of endpoint {}", ep.id))?;
         s.key = sealer.seal(&plain);
+    }
+    // Sensitive custom header values are sealed too.
+    for (name, value) in ep.headers.iter_mut() {
+        if herald_core::sealing::is_sealed(value) {
+            let plain = sealer
+                .open(value)
+                .with_context(|| format!("opening header {name} of endpoint {}", ep.id))?;
+            *value = sealer.seal(&plain);
+        }
     }
     Ok(Some(ep))
 }

@@ -153,6 +153,16 @@ impl Server {
         api_config.operational_app_id = operational_app_id;
         api_config.spans = spans;
         api_config.listen = listen;
+        if config.database_url.is_empty() {
+            // Health reports a full disk under the embedded store: below a few request
+            // bodies' worth of room, ingest fails.
+            let dir = config.data_dir.clone();
+            api_config.free_disk_bytes = Some(herald_api::DiskProbe(Arc::new(move || {
+                let stat = rustix::fs::statvfs(&dir).ok()?;
+                Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+            })));
+            api_config.min_free_disk_bytes = (4 * config.max_body_bytes as u64).max(4 << 20);
+        }
         if api_config.public_url.is_empty() {
             api_config.public_url = format!("http://{addr}");
         }

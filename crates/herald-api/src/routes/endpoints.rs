@@ -43,6 +43,17 @@ fn open_key(state: &ApiState, sealed: &str) -> ApiResult<String> {
     })
 }
 
+/// Seals the values of sensitive custom headers (`Authorization`, `Cookie`, tokens,
+/// API keys) before they are stored, as signing keys are: the database files never
+/// hold them in the clear. The engine opens them to send a delivery.
+fn seal_sensitive_headers(state: &ApiState, headers: &mut BTreeMap<String, String>) {
+    for (name, value) in headers.iter_mut() {
+        if validate::is_sensitive_header(name) && !herald_core::sealing::is_sealed(value) {
+            *value = state.config.sealer.seal(value);
+        }
+    }
+}
+
 fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
     if headers.len() > validate::MAX_HEADERS {
         return Err(invalid(
@@ -187,8 +198,9 @@ pub async fn create(
     JsonBody(body): JsonBody<EndpointIn>,
 ) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
     let app = visible_app(&state, &caller, &app_id).await?;
-    let ep = from_input(&state, &app.id, body, now_ms())?;
+    let mut ep = from_input(&state, &app.id, body, now_ms())?;
     check(&state, &ep).await?;
+    seal_sensitive_headers(&state, &mut ep.headers);
     let ep = state
         .store
         .endpoint_insert(ep, state.config.max_endpoints_per_app)
@@ -264,6 +276,7 @@ pub async fn put(
                 ep.secrets = old.secrets;
             }
             check(&state, &ep).await?;
+            seal_sensitive_headers(&state, &mut ep.headers);
             let ep = state.store.endpoint_update(ep).await?;
             announce(&state, "endpoint.updated", &app, &ep).await;
             Ok((StatusCode::OK, Json(ep.into())))
@@ -274,6 +287,7 @@ pub async fn put(
                 ep.uid = Some(endpoint_id);
             }
             check(&state, &ep).await?;
+            seal_sensitive_headers(&state, &mut ep.headers);
             let ep = state
                 .store
                 .endpoint_insert(ep, state.config.max_endpoints_per_app)
@@ -321,6 +335,7 @@ pub async fn patch(
     }
     ep.updated_at = now_ms();
     check(&state, &ep).await?;
+    seal_sensitive_headers(&state, &mut ep.headers);
     let ep = state.store.endpoint_update(ep).await?;
     announce(&state, "endpoint.updated", &app, &ep).await;
     Ok(Json(ep.into()))
@@ -425,6 +440,7 @@ pub async fn put_headers(
     check_headers(&body.headers)?;
     let (_, mut ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     ep.headers = body.headers;
+    seal_sensitive_headers(&state, &mut ep.headers);
     ep.updated_at = now_ms();
     state.store.endpoint_update(ep).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -451,6 +467,7 @@ pub async fn patch_headers(
         }
     }
     check_headers(&ep.headers)?;
+    seal_sensitive_headers(&state, &mut ep.headers);
     ep.updated_at = now_ms();
     state.store.endpoint_update(ep).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -19,11 +19,35 @@ pub async fn health(State(state): State<Arc<ApiState>>) -> impl IntoResponse {
         "inMemory": state.hand_off.in_memory(),
     });
     let now = herald_core::time::now_ms();
+    // A full disk: the store answers reads, but no write (no ingest) can succeed.
+    let free = state
+        .config
+        .free_disk_bytes
+        .as_ref()
+        .and_then(|probe| (probe.0)());
+    if let Some(free) = free.filter(|f| *f < state.config.min_free_disk_bytes) {
+        tracing::warn!(
+            free_bytes = free,
+            "health: the data directory's disk is full"
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "database": {
+                    "status": "error",
+                    "reason": "the disk is full: writes (and so ingest) fail",
+                    "freeDiskBytes": free,
+                },
+                "queue": {"status": "unknown"},
+                "engine": engine,
+            })),
+        );
+    }
     match state.store.queue_stats().await {
         Ok((pending, oldest_due)) => (
             StatusCode::OK,
             Json(json!({
-                "database": {"status": "ok"},
+                "database": {"status": "ok", "freeDiskBytes": free},
                 "queue": {
                     "status": "ok",
                     "pending": pending,

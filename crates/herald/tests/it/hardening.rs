@@ -215,3 +215,71 @@ async fn connections_are_capped_and_health_still_answers() {
         "{closed} closed: the cap of 20 was not served"
     );
 }
+
+/// Runs `mount`/`umount` (root only); `None` when this process may not mount.
+fn mount_tmpfs(dir: &std::path::Path, size: &str) -> Option<()> {
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .ok()?
+        .success();
+    ok.then_some(())
+}
+
+#[tokio::test]
+async fn health_says_so_when_the_disk_is_full() {
+    let dir = TempDir::new("full");
+    let data = dir.0.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    if mount_tmpfs(&data, "32m").is_none() {
+        // CI runs as root, where this test must run.
+        assert!(
+            std::env::var_os("HERALD_REQUIRE_POSTGRES").is_none(),
+            "this test needs to mount a small tmpfs (root)"
+        );
+        eprintln!("cannot mount a tmpfs here: full-disk health test skipped");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(data.clone());
+    let node = HeraldProcess::start(&data, &[("HERALD_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    let client = reqwest::Client::new();
+    let health = || async {
+        let r = client
+            .get(format!("{}/api/v1/health", node.url))
+            .send()
+            .await
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().await.unwrap(),
+        )
+    };
+    assert_eq!(health().await.0, 200);
+    // Fill the disk.
+    let filler = data.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 1 << 20];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let (status, body) = health().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["database"]["status"], "error");
+    // Room again: healthy again.
+    std::fs::remove_file(&filler).unwrap();
+    let (status, body) = health().await;
+    assert_eq!(status, 200, "{body}");
+    drop(node);
+}

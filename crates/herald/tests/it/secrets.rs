@@ -83,7 +83,8 @@ async fn signing_keys_and_tokens_are_never_stored_in_the_clear() {
         &p,
         "POST",
         &format!("/app/{a}/endpoint"),
-        Some(json!({"url": rx.url("/"), "secret": secret})),
+        Some(json!({"url": rx.url("/"), "secret": secret,
+            "headers": {"Authorization": "Bearer hdr-credential-1234", "X-Plain": "visible"}})),
     )
     .await;
     assert_eq!(s, 201, "{ep}");
@@ -108,12 +109,15 @@ async fn signing_keys_and_tokens_are_never_stored_in_the_clear() {
     assert_eq!(s, 202);
     let got = rx.wait_for(1, Duration::from_secs(10)).await;
     assert!(verify_with_standardwebhooks(&secret, &got[0]));
+    // A credential in a custom header is sent in the clear but stored sealed.
+    assert_eq!(got[0].header("authorization"), "Bearer hdr-credential-1234");
+    assert_eq!(got[0].header("x-plain"), "visible");
     p.sigkill();
 
     let raw = raw_database(&dir.0);
     assert!(contains(&raw, "sealed1:"), "the scan reads the database");
     assert!(contains(&raw, "vault"), "the scan sees plain columns");
-    for clear in [SECRET_BODY, "whsec_", ADMIN_TOKEN] {
+    for clear in [SECRET_BODY, "whsec_", ADMIN_TOKEN, "hdr-credential-1234"] {
         assert!(
             !contains(&raw, clear),
             "'{clear}' is in the database file in the clear"
