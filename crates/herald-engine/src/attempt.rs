@@ -15,9 +15,6 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use crate::gate::{Gate, Place};
 use crate::Engine;
 
-/// Opened signing keys kept in memory at most (see `Engine::open_secret`).
-const OPENED_KEYS_MAX: usize = 10_000;
-
 /// What the receiver did with one request.
 #[derive(Debug, Clone)]
 pub struct AttemptOutcome {
@@ -50,7 +47,10 @@ impl Engine {
         };
         let app_place = match app_gate.reserve() {
             Ok(place) => place,
-            Err(after) => return Admitted::Deferred(after),
+            Err(after) => {
+                endpoint_place.unused();
+                return Admitted::Deferred(after);
+            }
         };
         let Some(endpoint_slot) = gate.enter(&endpoint_place).await else {
             return Admitted::Stopping;
@@ -224,31 +224,25 @@ impl Engine {
         }
     }
 
-    /// An endpoint's signing key, opened from its sealed text. Opening (decrypting and
-    /// parsing) cost about 2 % of the server's time under load, so opened keys are kept
-    /// in memory, by sealed text: a rotated key has a new sealed text, and the map is
-    /// emptied when it holds `OPENED_KEYS_MAX`.
+    /// An endpoint's signing key, opened from its sealed text (kept opened: `opened.rs`).
     fn open_secret(&self, sealed: &str) -> Result<Arc<Secret>, String> {
-        let cache = &self.inner.opened_keys;
-        if let Some(secret) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(sealed) {
-            return Ok(secret.clone());
-        }
-        let plain = self
-            .inner
-            .config
-            .sealer
-            .open(sealed)
-            .map_err(|e| format!("cannot open the endpoint's signing key: {e}"))?;
-        let secret = Arc::new(
-            Secret::parse(&plain)
-                .map_err(|e| format!("the endpoint's signing key is invalid: {e}"))?,
-        );
-        let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= OPENED_KEYS_MAX {
-            map.clear();
-        }
-        map.insert(sealed.to_string(), secret.clone());
-        Ok(secret)
+        let sealer = &self.inner.config.sealer;
+        self.inner.opened_keys.get_or_open(sealed, |sealed| {
+            let plain = sealer
+                .open(sealed)
+                .map_err(|e| format!("cannot open the endpoint's signing key: {e}"))?;
+            Secret::parse(&plain).map_err(|e| format!("the endpoint's signing key is invalid: {e}"))
+        })
+    }
+
+    /// A sensitive custom header's value, stored sealed (kept opened: `opened.rs`).
+    fn open_header(&self, name: &str, sealed: &str) -> Result<Arc<String>, String> {
+        let sealer = &self.inner.config.sealer;
+        self.inner.opened_headers.get_or_open(sealed, |sealed| {
+            sealer
+                .open(sealed)
+                .map_err(|e| format!("cannot open the endpoint's header {name}: {e}"))
+        })
     }
 
     /// Every header of a delivery, in order: content type, user agent, the endpoint's and
@@ -257,7 +251,7 @@ impl Engine {
     fn delivery_headers<'a>(
         &'a self,
         job: &'a DeliveryJob,
-        values: &'a [std::borrow::Cow<'a, str>],
+        values: &'a [HeaderValue<'a>],
         timestamp: &'a str,
         signature: &'a str,
     ) -> Vec<(&'a str, &'a str)> {
@@ -276,7 +270,7 @@ impl Engine {
                 .iter()
                 .zip(values)
                 .filter(|((name, _), _)| !name.eq_ignore_ascii_case("content-type"))
-                .map(|((name, _), value)| (name.as_str(), value.as_ref())),
+                .map(|((name, _), value)| (name.as_str(), value.as_str())),
         );
         let msg_id = job.msg_id.as_str();
         headers.extend([
@@ -358,14 +352,12 @@ impl Engine {
         let mut values = Vec::with_capacity(job.headers.len());
         for (name, value) in &job.headers {
             if herald_core::sealing::is_sealed(value) {
-                match config.sealer.open(value) {
-                    Ok(plain) => values.push(std::borrow::Cow::Owned(plain)),
-                    Err(e) => {
-                        return unsendable(format!("cannot open the endpoint's header {name}: {e}"))
-                    }
+                match self.open_header(name, value) {
+                    Ok(plain) => values.push(HeaderValue::Opened(plain)),
+                    Err(why) => return unsendable(why),
                 }
             } else {
-                values.push(std::borrow::Cow::Borrowed(value.as_str()));
+                values.push(HeaderValue::Plain(value));
             }
         }
         let headers = self.delivery_headers(job, &values, &ts, &signature);
@@ -563,6 +555,21 @@ struct Admission {
         OwnedSemaphorePermit,
         OwnedSemaphorePermit,
     ),
+}
+
+/// A custom header's value as sent: as stored, or opened from its sealed text.
+enum HeaderValue<'a> {
+    Plain(&'a str),
+    Opened(Arc<String>),
+}
+
+impl HeaderValue<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            HeaderValue::Plain(value) => value,
+            HeaderValue::Opened(value) => value,
+        }
+    }
 }
 
 /// The result of `Engine::admit`.

@@ -62,6 +62,21 @@ pub(crate) struct Place {
     gate: Arc<Gate>,
     /// When the token promised to this delivery becomes valid.
     ready_at: Instant,
+    /// Whether a token of the bucket was promised to this delivery.
+    took_token: bool,
+}
+
+impl Place {
+    /// Gives the place back before the delivery used it (another gate deferred it), with
+    /// the token it was promised, so that the deferral costs this gate nothing.
+    pub(crate) fn unused(self) {
+        if self.took_token {
+            let mut s = self.gate.state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(rate) = s.rate {
+                s.tokens = (s.tokens + 1.0).min(f64::from(rate));
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Place {
@@ -119,13 +134,15 @@ impl Gate {
             s.deferred_until = start + interval;
             return Err(start - now);
         }
-        if s.rate.is_some() {
+        let took_token = s.rate.is_some();
+        if took_token {
             s.tokens -= 1.0;
         }
         self.held.fetch_add(1, Ordering::Relaxed);
         Ok(Place {
             gate: self.clone(),
             ready_at: now + token_wait,
+            took_token,
         })
     }
 
@@ -371,6 +388,14 @@ mod tests {
         // A long pause defers instead of holding memory.
         gate.pause(Duration::from_secs(30));
         assert!(gate.reserve().unwrap_err() >= Duration::from_secs(29));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unused_place_gives_its_token_back() {
+        let gate = Arc::new(Gate::new(10, 10, Some(1)));
+        gate.reserve().unwrap().unused();
+        let place = gate.reserve().unwrap();
+        assert_eq!(place.ready_at, Instant::now(), "the token is there again");
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ mod attempt;
 mod deferrer;
 mod gate;
 pub mod guard;
+mod opened;
 pub mod otlp;
 mod scheduler;
 
@@ -107,6 +108,11 @@ impl Default for EngineConfig {
     }
 }
 
+/// Takes what `slot` holds (a background task's receiver, handed over once by `start`).
+fn take<T>(slot: &std::sync::Mutex<Option<T>>) -> Option<T> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
 /// A test-only fault run inside deliveries (`Engine::inject_fault_for_tests`).
 pub type Fault = Arc<dyn Fn(&DeliveryJob) + Send + Sync>;
 
@@ -154,9 +160,10 @@ struct Inner {
     given_back: std::sync::Mutex<Vec<i64>>,
     /// The recorder's end of `records`, taken by `start`.
     pending_records: std::sync::Mutex<Option<mpsc::UnboundedReceiver<AttemptRecord>>>,
-    /// Signing keys already opened, by their sealed text (see `attempt::open_secret`).
-    opened_keys:
-        std::sync::Mutex<std::collections::HashMap<String, Arc<herald_core::secret::Secret>>>,
+    /// Signing keys already opened, by their sealed text.
+    opened_keys: opened::Opened<herald_core::secret::Secret>,
+    /// Sensitive custom header values already opened, by their sealed text.
+    opened_headers: opened::Opened<String>,
 }
 
 impl Engine {
@@ -220,7 +227,8 @@ impl Engine {
                 undeferred: AtomicUsize::new(0),
                 pending_deferrals: std::sync::Mutex::new(Some(deferrals_rx)),
                 fault: std::sync::OnceLock::new(),
-                opened_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
+                opened_keys: opened::Opened::new(),
+                opened_headers: opened::Opened::new(),
                 wake: Notify::new(),
             }),
         })
@@ -242,22 +250,10 @@ impl Engine {
                 "resuming deliveries that were in flight when the last run stopped"
             );
         }
-        if let Some(rx) = self
-            .inner
-            .pending_records
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(rx) = take(&self.inner.pending_records) {
             tokio::spawn(attempt::run_recorder(self.clone(), rx));
         }
-        if let Some(rx) = self
-            .inner
-            .pending_deferrals
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(rx) = take(&self.inner.pending_deferrals) {
             tokio::spawn(deferrer::run(self.clone(), rx));
         }
         // Deliveries committed by other nodes (an API-only node, say) wake the scheduler
