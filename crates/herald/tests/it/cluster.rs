@@ -194,10 +194,27 @@ async fn three_nodes_share_the_work_and_finish_a_killed_nodes_deliveries() {
     for (id, ds) in &by_id {
         if ds.len() > 1 {
             duplicates += ds.len() - 1;
-            assert_eq!(ds.len(), 2, "{id} delivered {} times", ds.len());
+            let seen: Vec<String> = ds
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{} at kill{:+}ms",
+                        d.header("user-agent"),
+                        ms_from(killed_at, d.at)
+                    )
+                })
+                .collect();
+            assert_eq!(ds.len(), 2, "{id} delivered {} times: {seen:?}", ds.len());
+            // The first went out from node-b before it died (the receiver may read it a
+            // moment after the kill, so its arrival time proves nothing); the second from
+            // the node that took the delivery over once node-b's lease ran out.
             assert!(
-                ds[0].at <= killed_at && ds[0].header("user-agent") == "node-b",
-                "{id} was delivered twice but was not in flight on the killed node"
+                ds[0].header("user-agent") == "node-b" && ds[1].header("user-agent") != "node-b",
+                "{id} was delivered twice but was not in flight on the killed node: {seen:?}"
+            );
+            assert!(
+                ds[1].at >= killed_at + Duration::from_secs(5),
+                "{id} was taken over before node-b's lease ran out: {seen:?}"
             );
         }
     }
@@ -581,4 +598,13 @@ async fn nodes_migrating_at_once_take_turns() {
         (latest, latest),
         "each migration ran once"
     );
+}
+
+/// Milliseconds from `from` to `to`, negative when `to` came first.
+fn ms_from(from: Instant, to: Instant) -> i64 {
+    if to >= from {
+        (to - from).as_millis() as i64
+    } else {
+        -((from - to).as_millis() as i64)
+    }
 }
