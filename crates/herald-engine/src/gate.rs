@@ -12,9 +12,9 @@
 //! for it. Successive deferrals are spaced by the gate's service interval (one over its
 //! rate, or its mean attempt time over its in-flight cap), so a backlog of a slow
 //! endpoint is spread over the future at the pace that endpoint can take it, like the
-//! virtual finish times of weighted fair queuing. Claims take due rows oldest first, so
-//! a slow tenant's backlog never stands in front of another tenant's work, and it costs
-//! no memory while it waits.
+//! virtual finish times of weighted fair queuing. A slow tenant's backlog thus costs no
+//! memory while it waits, and claims, shared between applications and endpoints (the
+//! store's `fair.rs`), never let it stand in front of another tenant's work.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -7,6 +7,7 @@
 //! same way; errors map to the same [`StoreError`] variants. The conformance suite in
 //! `tests/conformance.rs` holds both to that.
 
+mod fair;
 mod filters;
 pub mod model;
 pub mod operational;

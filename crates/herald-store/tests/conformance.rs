@@ -142,6 +142,7 @@ conformance!(
     an_ordered_endpoint_gets_one_message_at_a_time_in_order,
     sources_keep_their_config_and_log_and_go_with_their_application,
     deferred_deliveries_wait_in_the_store_without_an_attempt,
+    claims_are_shared_between_applications_and_endpoints,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -653,6 +654,80 @@ async fn claimed_deliveries_are_leased_until_the_lease_ends(store: SharedStore) 
             .unwrap()
             .len(),
         1
+    );
+}
+
+async fn claims_are_shared_between_applications_and_endpoints(store: SharedStore) {
+    // Application A has two endpoints and a backlog of 200 deliveries; B has one
+    // endpoint and three deliveries, all younger than A's.
+    let (a, a1) = app_with_endpoint(&store).await;
+    let a2 = ids::generate(ids::ENDPOINT);
+    store
+        .endpoint_insert(endpoint(&a, &a2, None), 10)
+        .await
+        .unwrap();
+    let (b, b1) = app_with_endpoint(&store).await;
+    for i in 0..100 {
+        store
+            .message_create(message(&a, "x", None), T0 + i)
+            .await
+            .unwrap();
+    }
+    for i in 0..3 {
+        store
+            .message_create(message(&b, "x", None), T0 + 1_000 + i)
+            .await
+            .unwrap();
+    }
+    let now = T0 + 2_000;
+    assert_eq!(store.next_due_at().await.unwrap(), Some(T0));
+    let first = store.claim_due(now, now + 30_000, 10).await.unwrap();
+    let count =
+        |jobs: &[DeliveryJob], ep: &str| jobs.iter().filter(|j| j.endpoint_id == ep).count();
+    assert_eq!(first.len(), 10, "the batch is filled");
+    assert_eq!(
+        count(&first, &b1),
+        3,
+        "B's deliveries are not behind A's backlog"
+    );
+    assert!(
+        count(&first, &a1) >= 3 && count(&first, &a2) >= 3,
+        "A's endpoints share A's part: {} and {}",
+        count(&first, &a1),
+        count(&first, &a2)
+    );
+    // Within an endpoint, the oldest first.
+    let a1_first: Vec<i64> = first
+        .iter()
+        .filter(|j| j.endpoint_id == a1)
+        .map(|j| j.delivery_id)
+        .collect();
+    let mut all = first.clone();
+    loop {
+        let more = store.claim_due(now, now + 30_000, 64).await.unwrap();
+        if more.is_empty() {
+            break;
+        }
+        all.extend(more);
+    }
+    let unique: std::collections::HashSet<i64> = all.iter().map(|j| j.delivery_id).collect();
+    assert_eq!(unique.len(), all.len(), "no delivery is claimed twice");
+    assert_eq!(all.len(), 203, "every due delivery is claimed in the end");
+    let mut a1_all: Vec<i64> = all
+        .iter()
+        .filter(|j| j.endpoint_id == a1)
+        .map(|j| j.delivery_id)
+        .collect();
+    a1_all.sort_unstable();
+    assert_eq!(
+        a1_first,
+        a1_all[..a1_first.len()],
+        "an endpoint's oldest deliveries are claimed first"
+    );
+    assert_eq!(
+        store.next_due_at().await.unwrap(),
+        Some(now + 30_000),
+        "only leases are left"
     );
 }
 

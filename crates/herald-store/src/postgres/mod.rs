@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/5_ordering_key.sql"),
     include_str!("migrations/6_sources.sql"),
     include_str!("migrations/7_row_keys_in_code.sql"),
+    include_str!("migrations/8_fair_claims.sql"),
 ];
 
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -4,8 +4,11 @@
 //! pending with `leased = true` and `next_attempt_at` at the lease's end, so if this
 //! node dies its work becomes due for everyone when the lease runs out.
 
+use std::collections::HashMap;
+
 use super::catalog::endpoint_from_row;
 use super::{parents, PgStore, DUE_CHANNEL};
+use crate::fair;
 use crate::filters::endpoint_columns_of;
 use crate::{
     endpoint_wants, job_from, next_state, AttemptRecord, DeliveryJob, Endpoint, NextStep, Result,
@@ -124,6 +127,9 @@ impl PgStore {
 
 #[async_trait::async_trait]
 impl crate::Queue for PgStore {
+    /// Shared out fairly between applications and endpoints (see fair.rs): one query
+    /// finds the endpoints with due work, then one statement per round leases each
+    /// endpoint's share, skipping rows other nodes are claiming.
     async fn claim_due(
         &self,
         now: i64,
@@ -131,51 +137,74 @@ impl crate::Queue for PgStore {
         limit: usize,
     ) -> Result<Vec<DeliveryJob>> {
         let mut conn = self.pool.get().await?;
-        let rows = conn
-            .query(
-                &format!(
-                    // An ordered endpoint's delivery waits while an earlier one is pending.
-                    "WITH due AS (SELECT d.id FROM delivery d JOIN endpoint oe ON oe.id = d.endpoint_id \
-                     JOIN message m ON m.id = d.msg_id \
-                     WHERE d.status = 1 AND d.next_attempt_at <= $1 AND (NOT oe.ordered OR NOT EXISTS \
-                     (SELECT 1 FROM delivery d2 JOIN message m2 ON m2.id = d2.msg_id WHERE d2.endpoint_id = d.endpoint_id \
-                     AND d2.status = 1 AND d2.msg_id < d.msg_id AND m2.ordering_key IS NOT DISTINCT FROM m.ordering_key)) \
-                     ORDER BY d.next_attempt_at LIMIT $2 FOR UPDATE OF d SKIP LOCKED), \
-                     claimed AS (UPDATE delivery d SET leased = TRUE, next_attempt_at = $3, updated_at = $1 FROM due \
-                     WHERE d.id = due.id RETURNING d.id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type) \
-                     SELECT c.id, c.msg_id, c.attempts, c.trigger_type, p.payload, {}, a.throttle_rate, p.headers FROM claimed c \
-                     JOIN endpoint e ON e.id = c.endpoint_id JOIN application a ON a.id = e.app_id \
-                     LEFT JOIN message_payload p ON p.msg_id = c.msg_id",
-                    endpoint_columns_of("e")
-                ),
-                &[&now, &(limit as i64), &lease_until],
-            )
-            .await?;
-        let mut jobs = Vec::with_capacity(rows.len());
+        let mut candidates = fair::due(pending_endpoints(&mut conn).await?, now);
+        let mut jobs = Vec::with_capacity(limit);
         let mut canceled: Vec<i64> = Vec::new();
-        for r in rows {
-            let ep = endpoint_from_row(&r, 5);
-            let id: i64 = r.get(0);
-            if ep.disabled {
-                // A disabled endpoint receives nothing; its pending work is canceled, and
-                // recover brings it back once the endpoint is enabled again.
-                canceled.push(id);
-                continue;
+        for _ in 0..fair::ROUNDS {
+            let left = limit - jobs.len();
+            if left == 0 || candidates.is_empty() {
+                break;
             }
-            let attempts: i64 = r.get(2);
-            let mut job = job_from(
-                &ep,
-                id,
-                r.get(1),
-                r.get(4),
-                r.get(21),
-                attempts as u32,
-                r.get(3),
-                now,
-                lease_until,
-            );
-            job.app_throttle_rate = r.get::<_, Option<i64>>(20).map(|v| v as u32);
-            jobs.push(job);
+            let shares = fair::shares(&candidates, left);
+            let endpoint_ids: Vec<&str> = shares
+                .iter()
+                .map(|(i, _)| candidates[*i].endpoint_id.as_str())
+                .collect();
+            let quotas: Vec<i64> = shares.iter().map(|(_, share)| *share as i64).collect();
+            let rows = conn
+                .query(
+                    &format!(
+                        // An ordered endpoint's delivery waits while an earlier one is pending.
+                        "WITH due AS (SELECT x.id FROM unnest($3::text[], $4::int8[]) AS q(endpoint_id, share), \
+                         LATERAL (SELECT d.id FROM delivery d JOIN endpoint oe ON oe.id = d.endpoint_id \
+                         JOIN message m ON m.id = d.msg_id \
+                         WHERE d.endpoint_id = q.endpoint_id AND d.status = 1 AND d.next_attempt_at <= $1 \
+                         AND (NOT oe.ordered OR NOT EXISTS \
+                         (SELECT 1 FROM delivery d2 JOIN message m2 ON m2.id = d2.msg_id WHERE d2.endpoint_id = d.endpoint_id \
+                         AND d2.status = 1 AND d2.msg_id < d.msg_id AND m2.ordering_key IS NOT DISTINCT FROM m.ordering_key)) \
+                         ORDER BY d.next_attempt_at LIMIT q.share FOR UPDATE OF d SKIP LOCKED) x), \
+                         claimed AS (UPDATE delivery d SET leased = TRUE, next_attempt_at = $2, updated_at = $1 FROM due \
+                         WHERE d.id = due.id RETURNING d.id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type) \
+                         SELECT c.id, c.msg_id, c.attempts, c.trigger_type, p.payload, {}, a.throttle_rate, p.headers FROM claimed c \
+                         JOIN endpoint e ON e.id = c.endpoint_id JOIN application a ON a.id = e.app_id \
+                         LEFT JOIN message_payload p ON p.msg_id = c.msg_id",
+                        endpoint_columns_of("e")
+                    ),
+                    &[&now, &lease_until, &endpoint_ids, &quotas],
+                )
+                .await?;
+            let mut found: HashMap<String, usize> = HashMap::new();
+            for r in rows {
+                let ep = endpoint_from_row(&r, 5);
+                *found.entry(ep.id.clone()).or_default() += 1;
+                let id: i64 = r.get(0);
+                if ep.disabled {
+                    // A disabled endpoint receives nothing; its pending work is canceled, and
+                    // recover brings it back once the endpoint is enabled again.
+                    canceled.push(id);
+                    continue;
+                }
+                let attempts: i64 = r.get(2);
+                let mut job = job_from(
+                    &ep,
+                    id,
+                    r.get(1),
+                    r.get(4),
+                    r.get(21),
+                    attempts as u32,
+                    r.get(3),
+                    now,
+                    lease_until,
+                );
+                job.app_throttle_rate = r.get::<_, Option<i64>>(20).map(|v| v as u32);
+                jobs.push(job);
+            }
+            // Endpoints that filled their share may have more: they share what is left.
+            candidates = shares
+                .iter()
+                .filter(|(i, share)| found.get(&candidates[*i].endpoint_id) == Some(share))
+                .map(|(i, _)| candidates[*i].clone())
+                .collect();
         }
         if !canceled.is_empty() {
             conn.execute(
@@ -189,13 +218,12 @@ impl crate::Queue for PgStore {
 
     async fn next_due_at(&self) -> Result<Option<i64>> {
         let mut conn = self.pool.get().await?;
-        Ok(conn
-            .query(
-                "SELECT min(next_attempt_at) FROM delivery WHERE status = 1",
-                &[],
-            )
-            .await?[0]
-            .get(0))
+        // The scan a claim makes: the index has no order by time alone.
+        Ok(pending_endpoints(&mut conn)
+            .await?
+            .iter()
+            .map(|p| p.head)
+            .min())
     }
 
     /// When the batch fails (say one delivery's application was deleted meanwhile),
@@ -401,4 +429,30 @@ impl crate::Queue for PgStore {
         }
         Ok(n as usize)
     }
+}
+
+/// Every endpoint with pending deliveries, its application and when its oldest pending
+/// delivery is due: a loose scan of `delivery_ready`, one probe per endpoint.
+async fn pending_endpoints(conn: &mut super::pool::PooledConn<'_>) -> Result<Vec<fair::Pending>> {
+    let rows = conn
+        .query(
+            "WITH RECURSIVE pending AS ( \
+             (SELECT endpoint_id, app_id, next_attempt_at FROM delivery WHERE status = 1 \
+              ORDER BY endpoint_id, next_attempt_at LIMIT 1) \
+             UNION ALL \
+             SELECT n.endpoint_id, n.app_id, n.next_attempt_at FROM pending p, LATERAL \
+             (SELECT endpoint_id, app_id, next_attempt_at FROM delivery WHERE status = 1 AND endpoint_id > p.endpoint_id \
+              ORDER BY endpoint_id, next_attempt_at LIMIT 1) n) \
+             SELECT endpoint_id, app_id, next_attempt_at FROM pending",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| fair::Pending {
+            endpoint_id: r.get(0),
+            app_id: r.get(1),
+            head: r.get::<_, Option<i64>>(2).unwrap_or(i64::MAX),
+        })
+        .collect())
 }

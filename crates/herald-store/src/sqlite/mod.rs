@@ -114,7 +114,7 @@ const READ_POOL_SIZE: usize = 8;
 
 /// The schema version `schema.sql` creates, kept in SQLite's `user_version`. A database
 /// from a newer Herald is refused rather than misread.
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     let flags = if read_only {

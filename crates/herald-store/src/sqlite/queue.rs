@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::route_cache::RouteCache;
 use super::{endpoints, SqliteStore};
+use crate::fair;
 use crate::filters::endpoint_columns_of;
 use crate::{
     endpoint_wants, job_from, next_state, AttemptRecord, DeliveryJob, Endpoint, NextStep, Result,
@@ -19,18 +20,83 @@ fn claim_due(
     lease_until: i64,
     limit: usize,
 ) -> Result<Vec<DeliveryJob>> {
+    // Shared out fairly between applications and endpoints: see fair.rs.
+    let mut candidates = fair::due(pending_endpoints(conn)?, now);
+    let mut jobs = Vec::with_capacity(limit);
+    for _ in 0..fair::ROUNDS {
+        let left = limit - jobs.len();
+        if left == 0 || candidates.is_empty() {
+            break;
+        }
+        let mut filled = Vec::new();
+        for (i, share) in fair::shares(&candidates, left) {
+            let rows = claim_from_endpoint(
+                conn,
+                &candidates[i].endpoint_id,
+                share,
+                now,
+                lease_until,
+                &mut jobs,
+            )?;
+            if rows == share {
+                filled.push(candidates[i].clone());
+            }
+        }
+        candidates = filled;
+    }
+    Ok(jobs)
+}
+
+/// Every endpoint with pending deliveries, its application and when its oldest pending
+/// delivery is due: one probe of `delivery_ready` per endpoint (a loose index scan).
+fn pending_endpoints(conn: &Connection) -> Result<Vec<fair::Pending>> {
+    let mut next = conn.prepare_cached(
+        "SELECT endpoint_id, app_id, next_attempt_at FROM delivery INDEXED BY delivery_ready \
+         WHERE status = 1 AND endpoint_id > ?1 ORDER BY endpoint_id, next_attempt_at LIMIT 1",
+    )?;
+    let mut pending: Vec<fair::Pending> = Vec::new();
+    loop {
+        let after = pending.last().map_or("", |p| p.endpoint_id.as_str());
+        let found = next
+            .query_row([after], |r| {
+                Ok(fair::Pending {
+                    endpoint_id: r.get(0)?,
+                    app_id: r.get(1)?,
+                    head: r.get::<_, Option<i64>>(2)?.unwrap_or(i64::MAX),
+                })
+            })
+            .optional()?;
+        match found {
+            Some(p) => pending.push(p),
+            None => return Ok(pending),
+        }
+    }
+}
+
+/// Leases up to `share` due deliveries of one endpoint, oldest first, and adds them to
+/// `jobs` (a disabled endpoint's are canceled instead). Returns the rows it found.
+fn claim_from_endpoint(
+    conn: &Connection,
+    endpoint_id: &str,
+    share: usize,
+    now: i64,
+    lease_until: i64,
+    jobs: &mut Vec<DeliveryJob>,
+) -> Result<usize> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, p.payload, {}, a.throttle_rate, p.headers FROM delivery d \
+        "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, p.payload, {}, a.throttle_rate, p.headers \
+         FROM delivery d INDEXED BY delivery_ready \
          JOIN endpoint e ON e.id = d.endpoint_id JOIN application a ON a.id = d.app_id \
          JOIN message m ON m.id = d.msg_id LEFT JOIN message_payload p ON p.msg_id = d.msg_id \
-         WHERE d.status = 1 AND d.next_attempt_at <= ?1 AND (e.ordered = 0 OR NOT EXISTS (SELECT 1 FROM delivery d2 \
+         WHERE d.endpoint_id = ?1 AND d.status = 1 AND d.next_attempt_at <= ?2 \
+         AND (e.ordered = 0 OR NOT EXISTS (SELECT 1 FROM delivery d2 \
          JOIN message m2 ON m2.id = d2.msg_id WHERE d2.endpoint_id = d.endpoint_id AND d2.status = 1 \
          AND d2.msg_id < d.msg_id AND m2.ordering_key IS m.ordering_key)) \
-         ORDER BY d.next_attempt_at LIMIT ?2",
+         ORDER BY d.next_attempt_at LIMIT ?3",
         endpoint_columns_of("e")
     ))?;
     let rows = stmt
-        .query_map(params![now, limit as i64], |r| {
+        .query_map(params![endpoint_id, now, share as i64], |r| {
             let ep = endpoints::from_row_at(r, 5)?;
             Ok((
                 r.get::<_, i64>(0)?,
@@ -50,7 +116,7 @@ fn claim_due(
     let mut cancel = conn.prepare_cached(
         "UPDATE delivery SET status = 4, leased = 0, updated_at = ?2 WHERE id = ?1",
     )?;
-    let mut jobs = Vec::with_capacity(rows.len());
+    let found = rows.len();
     for (id, msg_id, attempts, trigger, payload, ep, app_rate, extra_headers) in rows {
         if ep.disabled {
             // A disabled endpoint receives nothing; its pending work is canceled, and
@@ -73,7 +139,7 @@ fn claim_due(
         job.app_throttle_rate = app_rate;
         jobs.push(job);
     }
-    Ok(jobs)
+    Ok(found)
 }
 
 /// Appends the attempt, moves its delivery on, and keeps the endpoint's failure streak;
@@ -153,10 +219,8 @@ impl crate::Queue for SqliteStore {
     /// The earliest time any pending delivery becomes due.
     async fn next_due_at(&self) -> Result<Option<i64>> {
         self.read(|c| {
-            Ok(
-                c.prepare_cached("SELECT min(next_attempt_at) FROM delivery WHERE status = 1")?
-                    .query_row([], |r| r.get(0))?,
-            )
+            // The scan a claim makes: the index has no order by time alone.
+            Ok(pending_endpoints(c)?.iter().map(|p| p.head).min())
         })
         .await
     }

@@ -88,7 +88,11 @@ CREATE TABLE IF NOT EXISTS delivery (
     updated_at INTEGER NOT NULL,
     UNIQUE (msg_id, endpoint_id)
 );
-CREATE INDEX IF NOT EXISTS delivery_due ON delivery(next_attempt_at) WHERE status = 1;
+-- Pending deliveries by endpoint, oldest due first: claims find each endpoint's due
+-- work through it, so that they can share a batch fairly (fair.rs). It replaced
+-- delivery_due (by time alone) in schema version 7.
+CREATE INDEX IF NOT EXISTS delivery_ready ON delivery(endpoint_id, next_attempt_at) WHERE status = 1;
+DROP INDEX IF EXISTS delivery_due;
 CREATE INDEX IF NOT EXISTS delivery_by_endpoint ON delivery(endpoint_id, msg_id);
 
 -- Attempts are append-only.

@@ -230,6 +230,109 @@ async fn one_tenants_backlog_does_not_slow_another_on_two_postgres_nodes() {
     a_flood_behind_slow_endpoints_does_not_slow_another_tenant(&urls).await;
 }
 
+/// The backlog that worked around the gates before claims were fair: rows committed
+/// unleased (an API node hands nothing to its workers in memory) and all due at once,
+/// as after a worker restart. A worker starts to find application A's 50,000
+/// deliveries (2,000 messages to 25 endpoints limited to 1/s) due in the database;
+/// application B's messages, younger than all of them, must not wait behind them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backlog_due_at_once_on_a_worker_does_not_slow_another_tenant() {
+    let Some(db) = ScratchDb::create("fair_claims").await else {
+        eprintln!("HERALD_TEST_DATABASE_URL is not set: fair claim test skipped");
+        return;
+    };
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let start_node = |dir: &TempDir, role: &str| {
+        HeraldProcess::start(
+            &dir.0,
+            &[
+                ("HERALD_ADMIN_TOKEN", ADMIN_TOKEN),
+                ("HERALD_DATABASE_URL", &db.url),
+                ("HERALD_MAIN_KEY", key),
+                ("HERALD_ROLE", role),
+                ("HERALD_OPERATIONAL_WEBHOOKS", "false"),
+            ],
+        )
+    };
+    let (api_dir, worker_dir) = (TempDir::new("fair-api"), TempDir::new("fair-worker"));
+    let api = start_node(&api_dir, "api");
+    let worker = start_node(&worker_dir, "worker");
+    let urls = [api.url.clone()];
+    let client = reqwest::Client::new();
+    let (s, _) = post(
+        &client,
+        &api.url,
+        "/event-type",
+        json!({"name": "x", "description": "x"}),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let b_rx = Receiver::start().await;
+    let b = create_app(&client, &api.url, "tenant-b").await;
+    create_endpoint(&client, &api.url, &b, json!({"url": b_rx.url("/")})).await;
+    let alone = probe_latency(&client, &urls, &b, &b_rx, "alone", 30).await;
+
+    // The worker goes away while A's backlog is committed, and comes back to find it.
+    drop(worker);
+    let a_rx = Receiver::start().await;
+    let a = create_app(&client, &api.url, "tenant-a").await;
+    for _ in 0..25 {
+        create_endpoint(
+            &client,
+            &api.url,
+            &a,
+            json!({"url": a_rx.url("/"), "rateLimit": 1}),
+        )
+        .await;
+    }
+    let mut senders = Vec::new();
+    for t in 0..8 {
+        let (client, url, a) = (client.clone(), api.url.clone(), a.clone());
+        senders.push(tokio::spawn(async move {
+            for i in (t..2_000).step_by(8) {
+                let (s, body) = post(
+                    &client,
+                    &url,
+                    &format!("/app/{a}/msg"),
+                    json!({"eventType": "x", "payload": {"i": i}}),
+                )
+                .await;
+                assert_eq!(s, 202, "{body}");
+            }
+        }));
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    let due = db
+        .count("SELECT count(*) FROM delivery WHERE status = 1 AND NOT leased")
+        .await;
+    assert_eq!(due, 50_000, "A's backlog waits in the database");
+    let _worker = start_node(&worker_dir, "worker");
+    let beside = probe_latency(&client, &urls, &b, &b_rx, "beside", 30).await;
+    let (alone_p99, beside_p99) = (p99(&alone), p99(&beside));
+    eprintln!(
+        "tenant B p99 through an API node and a worker: {alone_p99:?} alone, {beside_p99:?} \
+         while the worker takes up A's 50,000 due deliveries"
+    );
+    assert!(
+        beside_p99 <= alone_p99 * 3 + Duration::from_millis(500),
+        "B's p99 went from {alone_p99:?} alone to {beside_p99:?} beside A's backlog"
+    );
+    // A's endpoints are served (at their rate), and their backlog waits in the store.
+    assert!(!a_rx.received().is_empty(), "A's endpoints are served");
+    let text = client
+        .get(format!("{}/metrics", _worker.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metric(&text, "herald_deliveries_in_memory") <= 600.0);
+}
+
 #[tokio::test]
 async fn a_rate_limit_of_zero_is_refused_for_applications() {
     let app = spawn_app(&[]).await;
