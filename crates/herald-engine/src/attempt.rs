@@ -12,7 +12,7 @@ use herald_core::time::now_ms;
 use herald_store::{Attempt, AttemptRecord, DeliveryJob, NextStep, StoreError, Trigger};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
-use crate::gate::{Gate, Place};
+use crate::gate::{Gate, Place, Slot};
 use crate::Engine;
 
 /// What the receiver did with one request.
@@ -123,7 +123,7 @@ impl Engine {
             return;
         }
         let outcome = self.send(job, started_at / 1000).await;
-        gate.attempt_took(outcome.duration);
+        gate.attempt_ended(outcome.duration, outcome.succeeded());
         let counted = match outcome.status_code {
             200..=299 => Outcome::Success,
             0 => Outcome::NoResponse,
@@ -550,11 +550,7 @@ fn attempt_span(job: &DeliveryJob, attempt: &Attempt) -> herald_core::trace::Spa
 struct Admission {
     gate: Arc<Gate>,
     _places: (Place, Place),
-    _slots: (
-        OwnedSemaphorePermit,
-        OwnedSemaphorePermit,
-        OwnedSemaphorePermit,
-    ),
+    _slots: (Slot, Slot, OwnedSemaphorePermit),
 }
 
 /// A custom header's value as sent: as stored, or opened from its sealed text.

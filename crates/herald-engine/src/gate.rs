@@ -4,7 +4,9 @@
 //! flight (so an endpoint that hangs until the timeout holds only its share), an
 //! optional `throttleRate` as a token bucket, and a pause after a 429/503 (so the
 //! deliveries queued behind it wait instead of each spending an attempt on an endpoint
-//! that asked for air).
+//! that asked for air). After a pause the gate lets one attempt through, and widens
+//! (doubling) with each success up to its cap, as an overloaded receiver needs: its
+//! whole cap at once would be refused again.
 //!
 //! Fairness: a gate lets a delivery wait in memory only when it can start soon
 //! (`MAX_WAIT_IN_MEMORY`) and the gate holds fewer than its `hold_max`. Anything else is
@@ -21,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// Gates kept at most; idle ones are dropped past that.
@@ -39,6 +41,9 @@ pub(crate) struct Gate {
     /// The most deliveries this gate lets wait in memory at once.
     hold_max: usize,
     state: Mutex<GateState>,
+    /// Wakes deliveries waiting for the ramp after a pause: an attempt ended or the
+    /// ramp widened.
+    ramp_moved: Notify,
 }
 
 struct GateState {
@@ -55,6 +60,26 @@ struct GateState {
     mean_attempt: Duration,
     /// Where the next deferred delivery is placed: the end of the deferred backlog.
     deferred_until: Instant,
+    /// Attempts in flight through this gate now.
+    running: usize,
+    /// After a pause: how many may be in flight until the next success widens it;
+    /// `None` once it reached the cap.
+    ramp: Option<usize>,
+}
+
+/// An attempt's slot at a gate, held while the attempt runs.
+pub(crate) struct Slot {
+    gate: Arc<Gate>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut s = self.gate.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.running -= 1;
+        drop(s);
+        self.gate.ramp_moved.notify_waiters();
+    }
 }
 
 /// A delivery's place at a gate: counted in `held` until dropped.
@@ -107,7 +132,10 @@ impl Gate {
                 paused_until: None,
                 mean_attempt: Duration::ZERO,
                 deferred_until: now,
+                running: 0,
+                ramp: None,
             }),
+            ramp_moved: Notify::new(),
         }
     }
 
@@ -121,10 +149,12 @@ impl Gate {
         let mut wait = s
             .paused_until
             .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
-        if held >= self.cap {
+        // Ramping up after a pause, fewer than `cap` drain at a time.
+        let cap = s.ramp.unwrap_or(self.cap);
+        if held >= cap {
             // Saturated: those ahead drain `cap` at a time, one mean attempt each.
-            let ahead = (held + 1 - self.cap) as u32;
-            wait = wait.max(s.mean_attempt * ahead / self.cap as u32);
+            let ahead = (held + 1 - cap) as u32;
+            wait = wait.max(s.mean_attempt * ahead / cap as u32);
         }
         let token_wait = s.token_wait(now);
         wait = wait.max(token_wait);
@@ -146,41 +176,67 @@ impl Gate {
         })
     }
 
-    /// Waits for the delivery's turn: its token, the end of any pause, and a free
-    /// in-flight slot. Returns the slot, which the attempt holds until it is done;
-    /// `None` if the engine closed the gate (it is stopping).
-    pub(crate) async fn enter(&self, place: &Place) -> Option<OwnedSemaphorePermit> {
+    /// Waits for the delivery's turn: its token, the end of any pause, a free in-flight
+    /// slot and, ramping up after a pause, room in the ramp. Returns the slot, which the
+    /// attempt holds until it is done; `None` if the engine closed the gate (it is
+    /// stopping).
+    pub(crate) async fn enter(self: &Arc<Self>, place: &Place) -> Option<Slot> {
         tokio::time::sleep_until(place.ready_at).await;
-        let slot = self.in_flight.clone().acquire_owned().await.ok()?;
+        let permit = self.in_flight.clone().acquire_owned().await.ok()?;
         loop {
+            let moved = self.ramp_moved.notified();
+            tokio::pin!(moved);
+            // Registered before the check, so a change after it is not missed.
+            moved.as_mut().enable();
+            if self.in_flight.is_closed() {
+                return None;
+            }
             let paused = {
-                let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                s.paused_until.filter(|until| *until > Instant::now())
+                let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let paused = s.paused_until.filter(|until| *until > Instant::now());
+                if paused.is_none() && s.ramp.is_none_or(|ramp| s.running < ramp) {
+                    s.running += 1;
+                    return Some(Slot {
+                        gate: self.clone(),
+                        _permit: permit,
+                    });
+                }
+                paused
             };
             match paused {
-                None => return Some(slot),
                 Some(until) => tokio::time::sleep_until(until).await,
+                None => moved.await,
             }
         }
     }
 
-    /// The endpoint asked for a pause (429/503, maybe with Retry-After).
+    /// The endpoint asked for a pause (429/503, maybe with Retry-After). When it ends,
+    /// one attempt goes first.
     pub(crate) fn pause(&self, for_how_long: Duration) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let until = Instant::now() + for_how_long;
         if s.paused_until.is_none_or(|u| u < until) {
             s.paused_until = Some(until);
         }
+        if self.cap > 1 {
+            s.ramp = Some(1);
+        }
     }
 
-    /// An attempt through this gate took `took`.
-    pub(crate) fn attempt_took(&self, took: Duration) {
+    /// An attempt through this gate took `took`; a success widens the ramp after a
+    /// pause (doubling, up to the cap).
+    pub(crate) fn attempt_ended(&self, took: Duration, succeeded: bool) {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.mean_attempt = if s.mean_attempt.is_zero() {
             took
         } else {
             (s.mean_attempt * 4 + took) / 5
         };
+        if let (Some(ramp), true) = (s.ramp, succeeded) {
+            s.ramp = (ramp * 2 < self.cap).then_some(ramp * 2);
+            drop(s);
+            self.ramp_moved.notify_waiters();
+        }
     }
 
     /// Deliveries held in memory now (waiting or in flight).
@@ -281,6 +337,7 @@ impl Gates {
         for map in [&self.endpoints, &self.apps] {
             for gate in map.lock().unwrap_or_else(|p| p.into_inner()).values() {
                 gate.in_flight.close();
+                gate.ramp_moved.notify_waiters();
             }
         }
     }
@@ -350,7 +407,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_saturated_gate_defers_what_it_cannot_start_soon() {
         let gate = Arc::new(Gate::new(2, 100, None));
-        gate.attempt_took(Duration::from_secs(10));
+        gate.attempt_ended(Duration::from_secs(10), true);
         // Two in flight; a third would wait 5 s for a slot: deferred, spaced 5 s apart.
         let a = gate.reserve().unwrap();
         let b = gate.reserve().unwrap();
@@ -370,6 +427,8 @@ mod tests {
         let pa = gate.reserve().unwrap();
         let a = gate.enter(&pa).await.unwrap();
         assert!(start.elapsed() >= Duration::from_millis(1500));
+        // One went first after the pause; its success opens the whole cap again.
+        gate.attempt_ended(Duration::from_millis(1), true);
         let pb = gate.reserve().unwrap();
         let _b = gate.enter(&pb).await.unwrap();
         // A third waits for a slot.
@@ -388,6 +447,47 @@ mod tests {
         // A long pause defers instead of holding memory.
         gate.pause(Duration::from_secs(30));
         assert!(gate.reserve().unwrap_err() >= Duration::from_secs(29));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_pause_one_goes_first_and_successes_widen_the_way() {
+        let gate = Arc::new(Gate::new(8, 100, None));
+        gate.pause(Duration::from_secs(1));
+        let entered = Arc::new(AtomicUsize::new(0));
+        let mut waiters = Vec::new();
+        for _ in 0..7 {
+            let (gate, entered) = (gate.clone(), entered.clone());
+            let place = gate.reserve().unwrap();
+            waiters.push(tokio::spawn(async move {
+                let slot = gate.enter(&place).await.unwrap();
+                entered.fetch_add(1, Ordering::SeqCst);
+                slot
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(entered.load(Ordering::SeqCst), 1, "one goes first");
+        // It succeeds: two may go; they succeed: four.
+        gate.attempt_ended(Duration::from_millis(10), true);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            entered.load(Ordering::SeqCst),
+            2,
+            "the first is still in flight"
+        );
+        gate.attempt_ended(Duration::from_millis(10), true);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(entered.load(Ordering::SeqCst), 4);
+        // A failure does not widen it; the next success ends the ramp (8 is the cap).
+        gate.attempt_ended(Duration::from_millis(10), false);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(entered.load(Ordering::SeqCst), 4);
+        gate.attempt_ended(Duration::from_millis(10), true);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(entered.load(Ordering::SeqCst), 7);
+        for w in waiters {
+            drop(w.await.unwrap());
+        }
+        assert_eq!(gate.state.lock().unwrap().running, 0);
     }
 
     #[tokio::test(start_paused = true)]

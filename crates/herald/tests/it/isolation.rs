@@ -176,6 +176,44 @@ async fn a_429_with_retry_after_holds_back_the_queue() {
     }
 }
 
+/// After a 429 pause an overloaded receiver gets one request, then more as they
+/// succeed; not the endpoint's whole in-flight cap at once.
+#[tokio::test]
+async fn after_a_429_pause_delivery_resumes_one_request_first() {
+    let rx = Receiver::start().await;
+    rx.then([Reply::status(429).header("retry-after", "1")]);
+    rx.otherwise(Reply::status(200).delay(Duration::from_millis(300)));
+    let app = spawn_app(&[
+        ("HERALD_MAX_IN_FLIGHT_PER_ENDPOINT", "8"),
+        ("HERALD_RETRY_SCHEDULE_SECS", "1"),
+    ])
+    .await;
+    let a = app.app("overloaded").await;
+    app.endpoint(&a, &rx.url("/"), json!({})).await;
+    app.send(&a, json!({"eventType": "x", "payload": {"i": 0}}))
+        .await;
+    rx.wait_for(1, Duration::from_secs(10)).await;
+    // Eight more queue behind the pause (with the first one's retry).
+    for i in 1..9 {
+        app.send(&a, json!({"eventType": "x", "payload": {"i": i}}))
+            .await;
+    }
+    let got = rx.wait_for(10, Duration::from_secs(20)).await;
+    let after: Vec<Instant> = got[1..].iter().map(|d| d.at).collect();
+    let gaps: Vec<Duration> = after.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps[0] >= Duration::from_millis(250),
+        "the second request went {:?} after the first following the pause: {gaps:?}",
+        gaps[0]
+    );
+    // Then it widens: the last eight take far less than eight answers' time.
+    let rest = after[9 - 1] - after[1];
+    assert!(
+        rest < Duration::from_millis(8 * 300),
+        "delivery did not widen again: {gaps:?}"
+    );
+}
+
 #[tokio::test]
 async fn an_endpoint_failing_for_the_whole_window_is_disabled_and_can_come_back() {
     let rx = Receiver::start().await;
