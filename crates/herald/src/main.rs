@@ -70,7 +70,7 @@ enum Command {
     /// Print a new random main key (base64), for HERALD_MAIN_KEY.
     Keygen,
     /// Verify a captured webhook request against a secret: exit 0 when it verifies,
-    /// 1 otherwise, with a one-line reason. Schemes: standard-webhooks, github, stripe,
+    /// 1 when it does not (with a one-line reason), 2 on a usage error. Schemes: standard-webhooks, github, stripe,
     /// shopify, slack, square, twilio, paddle, zoom, linear, gitlab, discord, hmac (hmac-sha256),
     /// none.
     Verify(Box<VerifyArgs>),
@@ -139,10 +139,11 @@ enum Command {
 #[derive(clap::Args)]
 struct VerifyArgs {
     /// The provider's signature scheme.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(herald_core::inbound::SCHEMES))]
     scheme: String,
-    /// The signing secret (for discord: the application's public key in hex).
-    #[arg(long, env = "HERALD_VERIFY_SECRET")]
+    /// The signing secret (for discord: the application's public key in hex). Its value
+    /// in the environment is never shown by --help.
+    #[arg(long, env = "HERALD_VERIFY_SECRET", hide_env_values = true)]
     secret: String,
     /// A header as "Name: value"; repeat for more.
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
@@ -166,10 +167,10 @@ struct VerifyArgs {
     #[arg(long, default_value = "")]
     signature_prefix: String,
     /// hmac-sha256: hex or base64.
-    #[arg(long, default_value = "hex")]
+    #[arg(long, default_value = "hex", value_parser = ["hex", "base64"])]
     signature_encoding: String,
     /// hmac: sha1, sha256 or sha512.
-    #[arg(long, default_value = "sha256")]
+    #[arg(long, default_value = "sha256", value_parser = ["sha1", "sha256", "sha512"])]
     signature_algorithm: String,
     /// hmac: a header with the Unix timestamp; the signed text is then "{timestamp}.{body}".
     #[arg(long)]
@@ -184,7 +185,9 @@ fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// `herald verify`: prints one line and exits 0 (verified) or 1.
+/// `herald verify`: prints one line and exits 0 (verified) or 1 (not verified). An
+/// error it returns is a usage error (a file it cannot read, a malformed header or
+/// secret): exit 2, like clap's own.
 fn verify_command(args: VerifyArgs) -> anyhow::Result<()> {
     use herald_core::inbound::{verify, CapturedRequest, GenericHmac};
     use std::io::Read;
@@ -224,6 +227,11 @@ fn verify_command(args: VerifyArgs) -> anyhow::Result<()> {
         algorithm: args.signature_algorithm,
         timestamp_header: args.timestamp_header,
     };
+    if args.scheme == "standard-webhooks" {
+        herald_core::secret::Secret::parse(&args.secret).map_err(|e| {
+            anyhow::anyhow!("--secret is not a Standard Webhooks secret (whsec_…, or whpk_/whsk_ for ed25519): {e}")
+        })?;
+    }
     let now = herald_core::time::now_ms() / 1000;
     match verify(
         &args.scheme,
@@ -234,11 +242,11 @@ fn verify_command(args: VerifyArgs) -> anyhow::Result<()> {
         &generic,
     ) {
         Ok(()) => {
-            println!("verified: the {} signature matches", args.scheme);
+            herald::outln!("verified: the {} signature matches", args.scheme);
             Ok(())
         }
         Err(reason) => {
-            println!("not verified: {reason}");
+            herald::outln!("not verified: {reason}");
             std::process::exit(1);
         }
     }
@@ -289,7 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Config => {
-            print!("{DEFAULTS}");
+            herald::out!("{DEFAULTS}");
             Ok(())
         }
         Command::Serve {
@@ -311,7 +319,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             runtime.block_on(serve(config, dev))
         }
-        Command::Verify(args) => verify_command(*args),
+        Command::Verify(args) => {
+            if let Err(e) = verify_command(*args) {
+                eprintln!("herald: error: {e:#}");
+                std::process::exit(2);
+            }
+            Ok(())
+        }
         Command::Listen(args) => client_runtime()?.block_on(herald::cli::listen::run(*args)),
         Command::App { op, out } => client_runtime()?.block_on(herald::cli::commands::app(op, out)),
         Command::Endpoint { op, out } => {
@@ -333,7 +347,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             client_runtime()?.block_on(herald::cli::commands::send(args, out))
         }
         Command::Keygen => {
-            println!("{}", herald_core::sealing::MainKey::generate().expose());
+            herald::outln!("{}", herald_core::sealing::MainKey::generate().expose());
             Ok(())
         }
         Command::RotateMainKey { db } => {
@@ -350,13 +364,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(async {
                 let store = herald::server::open_existing_store(&config).await?;
                 let done = herald::rotate::rotate_main_key(&config, store).await?;
-                println!(
+                herald::outln!(
                     "re-sealed the signing keys of {} endpoints with main key {}",
                     done.endpoints, done.key_id
                 );
                 match done.key_file {
-                    Some(path) => println!("the new key is in {}", path.display()),
-                    None => println!(
+                    Some(path) => herald::outln!("the new key is in {}", path.display()),
+                    None => herald::outln!(
                         "every secret is sealed with HERALD_MAIN_KEY now; HERALD_PREVIOUS_MAIN_KEYS can be removed"
                     ),
                 }
@@ -378,7 +392,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     other => other?,
                 };
-                println!("the {} schema is up to date", store.backend());
+                herald::outln!("the {} schema is up to date", store.backend());
                 Ok(())
             })
         }
@@ -402,7 +416,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         None,
                     )
                     .await?;
-                println!("{token}");
+                herald::outln!("{token}");
                 Ok(())
             })
         }

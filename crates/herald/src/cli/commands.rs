@@ -11,6 +11,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use super::client::{ApiClient, ServerFlags};
+use crate::outln;
 
 #[derive(clap::Args, Debug)]
 pub struct Output {
@@ -277,7 +278,7 @@ fn table(rows: &[Value], columns: &[(&str, &str)]) {
                 format!("{v:<w$}")
             })
             .collect();
-        println!("{}", parts.join("  ").trim_end());
+        outln!("{}", parts.join("  ").trim_end());
     };
     line(columns.iter().map(|(h, _)| h.to_string()).collect());
     for c in cells {
@@ -294,16 +295,16 @@ fn record(value: &Value) {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            println!("{k:<width$}  {text}");
+            outln!("{k:<width$}  {text}");
         }
     } else {
-        println!("{value}");
+        outln!("{value}");
     }
 }
 
 fn show(out: &Output, value: &Value) {
     if out.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(value).expect("JSON prints")
         );
@@ -341,7 +342,7 @@ async fn list(
             }
             if out.json {
                 let doc = json!({"data": rows, "iterator": iterator, "done": done || paging.all});
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&doc).expect("JSON prints")
                 );
@@ -349,7 +350,7 @@ async fn list(
                 table(&rows, columns);
                 if !done && !paging.all {
                     if let Some(it) = &iterator {
-                        println!("(more: --iterator {it})");
+                        outln!("(more: --iterator {it})");
                     }
                 }
             }
@@ -447,7 +448,7 @@ pub async fn app(op: AppOp, out: Output) -> anyhow::Result<()> {
         }
         AppOp::Delete { app } => {
             c.call(Method::DELETE, &format!("/app/{app}"), None).await?;
-            println!("deleted {app}");
+            outln!("deleted {app}");
             Ok(())
         }
     }
@@ -531,7 +532,7 @@ pub async fn endpoint(op: EndpointOp, out: Output) -> anyhow::Result<()> {
                 None,
             )
             .await?;
-            println!("deleted {endpoint}");
+            outln!("deleted {endpoint}");
             Ok(())
         }
         EndpointOp::Secret { app, endpoint } => {
@@ -541,7 +542,7 @@ pub async fn endpoint(op: EndpointOp, out: Output) -> anyhow::Result<()> {
             if out.json {
                 show(&out, &s);
             } else {
-                println!("{}", s["key"].as_str().unwrap_or_default());
+                outln!("{}", s["key"].as_str().unwrap_or_default());
             }
             Ok(())
         }
@@ -615,7 +616,7 @@ pub async fn event_type(op: EventTypeOp, out: Output) -> anyhow::Result<()> {
                 None,
             )
             .await?;
-            println!("{} {name}", if expunge { "deleted" } else { "archived" });
+            outln!("{} {name}", if expunge { "deleted" } else { "archived" });
             Ok(())
         }
     }
@@ -667,7 +668,7 @@ pub async fn attempt(op: AttemptOp, out: Output) -> anyhow::Result<()> {
                 None,
             )
             .await?;
-            println!("resending {msg} to {endpoint}");
+            outln!("resending {msg} to {endpoint}");
             Ok(())
         }
     }
@@ -695,7 +696,7 @@ pub async fn source(op: SourceOp, out: Output) -> anyhow::Result<()> {
         SourceOp::Delete { source } => {
             c.call(Method::DELETE, &format!("/source/{source}"), None)
                 .await?;
-            println!("deleted {source}");
+            outln!("deleted {source}");
             Ok(())
         }
         SourceOp::Requests { source, paging } => {
@@ -734,7 +735,7 @@ pub async fn send(args: SendArgs, out: Output) -> anyhow::Result<()> {
     }
     if args.count > 1 {
         eprintln!();
-        println!(
+        outln!(
             "sent {} messages; the last is {}",
             args.count,
             last["id"].as_str().unwrap_or_default()

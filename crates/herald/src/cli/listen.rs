@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use super::client::{ApiClient, ServerFlags};
+use crate::outln;
 
 #[derive(clap::Args, Debug)]
 pub struct ListenArgs {
@@ -135,30 +136,30 @@ fn parse_event(block: &str) -> (String, Value) {
 }
 
 fn print_ready(args: &ListenArgs, ready: &Value) {
-    println!("Ready. Forwarding deliveries to {}", args.forward_to);
+    outln!("Ready. Forwarding deliveries to {}", args.forward_to);
     let app = ready["appUid"]
         .as_str()
         .or(ready["appId"].as_str())
         .unwrap_or_default();
-    println!(
+    outln!(
         "  application     {app} ({})",
         ready["appId"].as_str().unwrap_or_default()
     );
-    println!(
+    outln!(
         "  endpoint        {}",
         ready["endpointId"].as_str().unwrap_or_default()
     );
     match ready["ingestUrl"].as_str() {
-        Some(url) => println!("  provider sends  {url}"),
-        None => println!("  send events     herald send <event-type> --app {app} --data '{{\"hello\":\"world\"}}'"),
+        Some(url) => outln!("  provider sends  {url}"),
+        None => outln!("  send events     herald send <event-type> --app {app} --data '{{\"hello\":\"world\"}}'"),
     }
     if args.print_secret {
-        println!(
+        outln!(
             "  signing secret  {}",
             ready["secret"].as_str().unwrap_or_default()
         );
     } else {
-        println!("  signing secret  (shown with --print-secret)");
+        outln!("  signing secret  (shown with --print-secret)");
     }
 }
 
@@ -184,9 +185,9 @@ async fn forward(client: &ApiClient, local: &reqwest::Client, target: &str, deli
     let ms = started.elapsed().as_millis();
     let time = herald_core::time::format_rfc3339(herald_core::time::now_ms());
     if status == 0 {
-        println!("{time}  {msg_id}  {}  -> local app unreachable: {answer} (Herald retries it and keeps it for replay)", preview(&body));
+        outln!("{time}  {msg_id}  {}  -> local app unreachable: {answer} (Herald retries it and keeps it for replay)", preview(&body));
     } else {
-        println!(
+        outln!(
             "{time}  {msg_id}  {}  -> {status}  {ms} ms  {}",
             preview(&body),
             preview(&answer)

@@ -176,6 +176,86 @@ fn verify_checks_a_captured_request_and_says_why_not() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("tolerance"));
 }
 
+#[test]
+fn verify_tells_usage_errors_from_failed_checks_and_keeps_the_secret_out_of_help() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(args)
+            .env("HERALD_VERIFY_SECRET", "whsec_dG9wLXNlY3JldC1pbi10aGUtZW52")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    // A scheme that does not exist is a usage error, and the known ones are named.
+    let unknown = run(&["verify", "--scheme", "foo", "--secret", "s"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
+    assert!(
+        text(&unknown).contains("standard-webhooks"),
+        "{}",
+        text(&unknown)
+    );
+    // So are a secret of the wrong form, an unreadable file and a malformed header.
+    let bad_secret = run(&["verify", "--scheme", "standard-webhooks", "--secret", "foo"]);
+    assert_eq!(bad_secret.status.code(), Some(2), "{}", text(&bad_secret));
+    assert!(
+        text(&bad_secret).contains("--secret"),
+        "{}",
+        text(&bad_secret)
+    );
+    let no_file = run(&[
+        "verify",
+        "--scheme",
+        "github",
+        "--body-file",
+        "/nonexistent/body",
+    ]);
+    assert_eq!(no_file.status.code(), Some(2), "{}", text(&no_file));
+    let bad_header = run(&["verify", "--scheme", "github", "-H", "no colon here"]);
+    assert_eq!(bad_header.status.code(), Some(2), "{}", text(&bad_header));
+    // A check that fails is 1.
+    let failed = run(&[
+        "verify",
+        "--scheme",
+        "github",
+        "-H",
+        "X-Hub-Signature-256: sha256=00",
+    ]);
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    // Help names the variable but never shows the secret it holds.
+    let help = run(&["verify", "--help"]);
+    assert!(help.status.success());
+    assert!(text(&help).contains("HERALD_VERIFY_SECRET"));
+    assert!(
+        !text(&help).contains("dG9wLXNlY3JldC1pbi10aGUtZW52"),
+        "{}",
+        text(&help)
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_the_cli_quietly() {
+    // The reader of the pipe is gone before herald writes (as with `| head -c 10` once
+    // head has what it wants).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("config")
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
 /// Runs the CLI client against `url` with the config file `config` (server and token).
 async fn client(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let config = config.to_path_buf();
