@@ -402,7 +402,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(&overrides)?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
-                let store = herald::server::open_existing_store(&config).await?;
+                let store = herald::server::open_or_create_store(&config).await?;
                 let token = herald_core::token::generate();
                 let now = herald_core::time::now_ms();
                 let id = herald_core::ids::generate(herald_core::ids::TOKEN);

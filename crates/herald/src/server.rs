@@ -102,11 +102,17 @@ async fn ensure_admin_token(
 
 impl Server {
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
+        // What can fail without leaving anything behind comes first: a busy port must
+        // not cost a first start its data directory, key and admin token. The admin
+        // token is made last (below), once nothing else can fail, so that a token is
+        // never created without being shown.
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
         let (store, lock, first_start) = open_store(config).await?;
         let (sealer, key_source) = crate::keys::load_sealer(config)?;
         let sealer = Arc::new(sealer);
         let metrics = Arc::new(herald_core::metrics::Metrics::default());
-        let new_admin_token = ensure_admin_token(&store, config).await?;
 
         let operational_app_id = if config.operational_webhooks {
             Some(
@@ -144,10 +150,8 @@ impl Server {
         } else {
             Arc::new(NoHandOff)
         };
-        let listener = tokio::net::TcpListener::bind(&config.listen)
-            .await
-            .with_context(|| format!("listening on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let new_admin_token = ensure_admin_token(&store, config).await?;
         let mut api_config = config.api(sealer);
         api_config.metrics = metrics;
         api_config.operational_app_id = operational_app_id;
@@ -442,8 +446,24 @@ async fn connect_postgres(config: &Config, pool_size: usize) -> anyhow::Result<P
         .context("opening the PostgreSQL store")
 }
 
-/// Opens the configured store for a one-off command (`herald token create`,
-/// `herald migrate`), without taking the data directory's lock: the embedded database
+/// Opens the configured store for `herald token create`, creating the embedded database
+/// (private, like `serve` makes it) when there is none yet: a token may be made before
+/// the first start, which then makes none of its own. No lock is taken, so it runs
+/// beside a running server.
+pub async fn open_or_create_store(config: &Config) -> anyhow::Result<SharedStore> {
+    if !config.database_url.is_empty() {
+        return Ok(Arc::new(connect_postgres(config, 2).await?));
+    }
+    ensure_dir(&config.data_dir)?;
+    let path = config.database_path();
+    crate::config::make_database_private(&path)?;
+    let store = SqliteStore::open(&path)
+        .with_context(|| format!("opening the database {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Opens the configured store for a one-off command (`herald migrate`,
+/// `rotate-main-key`), without taking the data directory's lock: the embedded database
 /// must already exist.
 pub async fn open_existing_store(config: &Config) -> anyhow::Result<SharedStore> {
     if !config.database_url.is_empty() {

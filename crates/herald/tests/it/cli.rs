@@ -91,6 +91,64 @@ async fn first_start_prints_a_working_token_once() {
     assert_eq!(status_with(&again.url, &token).await, 200);
 }
 
+#[tokio::test]
+async fn a_first_start_that_fails_leaves_no_token_unseen() {
+    let dir = TempDir::new("busy");
+    let data = dir.0.join("data");
+    // The port is taken: the start fails before it creates anything.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let failed = herald(&[
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success());
+    assert!(
+        stderr.contains(&format!("listening on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(
+        !data.join("herald.db").exists(),
+        "a failed start created the database"
+    );
+    drop(busy);
+    // The next start is the first start, and shows its token.
+    let first = HeraldProcess::start(&data, &[]);
+    let token = first
+        .banner
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with("hrld_"))
+        .unwrap_or_else(|| panic!("no token in {:?}", first.banner))
+        .to_string();
+    assert_eq!(status_with(&first.url, &token).await, 200);
+}
+
+#[tokio::test]
+async fn a_token_can_be_created_before_the_first_start() {
+    let dir = TempDir::new("token-first");
+    let data = dir.0.join("data");
+    let out = herald(&["token", "create", "--data-dir", data.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(token.starts_with("hrld_"), "{token}");
+    let server = HeraldProcess::start(&data, &[]);
+    assert!(
+        !server.banner.iter().any(|l| l.trim().starts_with("hrld_")),
+        "a token exists, so the first start makes none: {:?}",
+        server.banner
+    );
+    assert_eq!(status_with(&server.url, &token).await, 200);
+}
+
 #[test]
 fn help_and_config_are_useful() {
     let help = herald(&["--help"]);
