@@ -172,7 +172,7 @@
         ], targets.data)),
         h("div", { class: "panel" }, table("Attempts", [
           ["Attempt", (t) => link(`#/app/${enc(appId)}/msg/${enc(m.id)}/attempt/${enc(t.id)}`, t.id), { mono: true }],
-          ["Result", (t) => httpBadge(t.responseStatusCode)],
+          ["Result", (t) => httpBadge(t.responseStatusCode, t.response)],
           ["Time", (t) => fmtTime(t.timestamp)],
           ["Duration", (t) => t.responseDurationMs + " ms", { wide: true }],
           ["Trigger", (t) => (t.triggerType === 1 ? "manual" : "scheduled"), { wide: true }],
@@ -215,7 +215,7 @@
       h("section", { class: "panel", "aria-labelledby": "resp" },
         h("h2", { id: "resp" }, "Response"),
         h("dl", { class: "kv" },
-          h("dt", {}, "Status"), h("dd", {}, httpBadge(t.responseStatusCode)),
+          h("dt", {}, "Status"), h("dd", {}, httpBadge(t.responseStatusCode, t.response)),
           h("dt", {}, "Duration"), h("dd", {}, t.responseDurationMs + " ms")),
         h("h3", {}, "Body"),
         h("pre", { tabindex: "0", "aria-label": "Response body" }, t.response || "(empty)")));
@@ -242,7 +242,7 @@
         chart("Deliveries to this endpoint", attempts.data),
         h("div", { class: "panel" }, table("Attempts", [
           ["Message", (t) => link(`#/app/${enc(appId)}/msg/${enc(t.msgId)}`, t.msgId), { mono: true }],
-          ["Result", (t) => httpBadge(t.responseStatusCode)],
+          ["Result", (t) => httpBadge(t.responseStatusCode, t.response)],
           ["Time", (t) => fmtTime(t.timestamp)],
           ["Duration", (t) => t.responseDurationMs + " ms", { wide: true }],
         ], attempts.data.slice(0, 50), (t) => (location.hash = `#/app/${enc(appId)}/msg/${enc(t.msgId)}/attempt/${enc(t.id)}`))),

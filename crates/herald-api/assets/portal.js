@@ -123,7 +123,7 @@
       const page = await api("GET", `${base}/attempt/endpoint/${enc(e.id)}?limit=50`);
       return h("div", { class: "panel" }, table("Attempts", [
         ["Message", (t) => link("#/msg/" + enc(t.msgId), t.msgId), { mono: true }],
-        ["Result", (t) => httpBadge(t.responseStatusCode)],
+        ["Result", (t) => httpBadge(t.responseStatusCode, t.response)],
         ["Time", (t) => fmtTime(t.timestamp)],
         ["Response", (t) => (t.response || "").slice(0, 80), { wide: true }],
       ], page.data, (t) => (location.hash = "#/msg/" + enc(t.msgId))));
@@ -209,7 +209,7 @@
           } }, "Resend")],
         ], targets.data)),
         h("div", { class: "panel" }, table("Attempts", [
-          ["Result", (t) => httpBadge(t.responseStatusCode)],
+          ["Result", (t) => httpBadge(t.responseStatusCode, t.response)],
           ["Time", (t) => fmtTime(t.timestamp)],
           ["Duration", (t) => t.responseDurationMs + " ms"],
           ["Response", (t) => (t.response || "").slice(0, 120), { wide: true, mono: true }],

@@ -59,8 +59,15 @@ const Herald = (() => {
     const [text, cls] = STATUS[n] || [String(n), "muted"];
     return h("span", { class: "badge " + cls }, text);
   }
-  function httpBadge(code) {
-    if (!code) return h("span", { class: "badge bad" }, "no response");
+  /** An attempt's HTTP status; when no response came, why not (`reason`, the attempt's
+   *  response text: connection reset, TLS failure, timeout…). */
+  function httpBadge(code, reason) {
+    if (!code) {
+      const badge = h("span", { class: "badge bad" }, "no response");
+      if (!reason) return badge;
+      const short = reason.length > 80 ? reason.slice(0, 79) + "…" : reason;
+      return h("span", {}, badge, " ", h("span", { class: "reason", title: reason }, short));
+    }
     return h("span", { class: "badge " + (code >= 200 && code < 300 ? "ok" : "bad") }, String(code));
   }
 

@@ -619,35 +619,136 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_millis((at - now_ms()).max(0) as u64))
 }
 
+/// Says why a request got no complete answer, in words an operator can act on (what
+/// the network or the receiver did), followed by the underlying error's own text.
 fn describe_error(e: &reqwest::Error, timeout: Duration) -> String {
+    let chain = error_chain(e);
     // The SSRF guard's refusal, from the resolver, is reported as it is.
-    let mut source: Option<&dyn std::error::Error> = Some(e);
-    while let Some(s) = source {
-        if let Some(blocked) = s.downcast_ref::<crate::guard::Blocked>() {
-            return blocked.to_string();
-        }
-        source = s.source();
+    if let Some(blocked) = chain
+        .iter()
+        .find_map(|s| s.downcast_ref::<crate::guard::Blocked>())
+    {
+        return blocked.to_string();
     }
-    if e.is_timeout() {
-        format!("timed out after {} ms", timeout.as_millis())
-    } else if e.is_connect() {
-        let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
-        let mut detail = String::from("connection failed");
-        while let Some(s) = source {
-            detail = format!("connection failed: {s}");
-            source = s.source();
-        }
-        detail
-    } else if e.is_request() || e.is_body() {
-        "the request could not be sent".to_string()
-    } else {
-        "the request failed".to_string()
+    describe_failure(&chain, e.is_timeout(), timeout)
+}
+
+/// `e` and its sources, looking inside I/O errors too: an `io::Error` made from another
+/// error does not list that error as its source (it skips to the source's source), and
+/// the TLS layer's error travels that way.
+fn error_chain<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut chain = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        chain.push(err);
+        next = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
     }
+    chain
+}
+
+fn describe_failure(
+    chain: &[&(dyn std::error::Error + 'static)],
+    timed_out: bool,
+    timeout: Duration,
+) -> String {
+    use std::io::ErrorKind;
+    if timed_out {
+        return format!(
+            "timed out after {} s without a complete response",
+            timeout.as_secs_f64()
+        );
+    }
+    if let Some(dns) = chain
+        .iter()
+        .find_map(|s| s.downcast_ref::<crate::guard::DnsFailed>())
+    {
+        return dns.to_string();
+    }
+    if let Some(tls) = chain.iter().find_map(|s| s.downcast_ref::<rustls::Error>()) {
+        return format!("TLS failure: {tls}");
+    }
+    let cause = chain.last().map(|s| s.to_string()).unwrap_or_default();
+    let io_kind = chain
+        .iter()
+        .rev()
+        .find_map(|s| s.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    let what = match io_kind {
+        Some(ErrorKind::ConnectionRefused) => {
+            "connection refused (nothing listens at the endpoint's address and port)"
+        }
+        Some(ErrorKind::ConnectionReset) => "the receiver reset the connection",
+        Some(ErrorKind::ConnectionAborted) => "the connection was aborted",
+        Some(ErrorKind::BrokenPipe) => {
+            "the receiver closed the connection while the request was being sent"
+        }
+        Some(ErrorKind::UnexpectedEof) => "the receiver closed the connection before answering",
+        Some(ErrorKind::TimedOut) => "the connection timed out",
+        Some(ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable) => {
+            "the receiver's address is unreachable"
+        }
+        // The TLS layer may report what it refused (a certificate, a protocol) as
+        // invalid data around its own error.
+        Some(ErrorKind::InvalidData) => "TLS failure",
+        // hyper's words for a connection closed before the whole response came.
+        _ if cause.contains("connection closed before message completed") => {
+            "the receiver closed the connection before answering"
+        }
+        _ if cause.contains("invalid HTTP") || cause.contains("parse") => {
+            "the receiver's answer is not valid HTTP"
+        }
+        _ => "the request failed",
+    };
+    format!("{what}: {cause}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_say_what_happened_and_keep_the_cause() {
+        use std::io::{Error, ErrorKind};
+        let timeout = Duration::from_secs(15);
+        let describe =
+            |e: &(dyn std::error::Error + 'static)| describe_failure(&[e], false, timeout);
+        let reset = Error::new(
+            ErrorKind::ConnectionReset,
+            "Connection reset by peer (os error 104)",
+        );
+        assert_eq!(
+            describe(&reset),
+            "the receiver reset the connection: Connection reset by peer (os error 104)"
+        );
+        let refused = Error::from(ErrorKind::ConnectionRefused);
+        assert!(describe(&refused).starts_with("connection refused"));
+        let tls = Error::new(
+            ErrorKind::InvalidData,
+            "invalid peer certificate: UnknownIssuer",
+        );
+        assert_eq!(
+            describe(&tls),
+            "TLS failure: invalid peer certificate: UnknownIssuer"
+        );
+        let dns = crate::guard::DnsFailed("example.test: failed to lookup address".into());
+        assert!(
+            describe(&dns).starts_with("DNS lookup failed"),
+            "{}",
+            describe(&dns)
+        );
+        assert_eq!(
+            describe_failure(&[&reset], true, timeout),
+            "timed out after 15 s without a complete response"
+        );
+    }
 
     #[test]
     fn retry_after_takes_seconds_or_http_dates() {

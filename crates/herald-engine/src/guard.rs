@@ -23,6 +23,18 @@ impl std::fmt::Display for Blocked {
 
 impl std::error::Error for Blocked {}
 
+/// The endpoint's host name could not be resolved; its text ends up in the attempt's log.
+#[derive(Debug)]
+pub struct DnsFailed(pub String);
+
+impl std::fmt::Display for DnsFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DNS lookup failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for DnsFailed {}
+
 /// A resolver that drops every address the policy refuses, and fails when none is left.
 pub(crate) struct GuardedResolver {
     pub policy: Arc<DestinationPolicy>,
@@ -39,7 +51,10 @@ impl Resolve for GuardedResolver {
             let addresses: Vec<IpAddr> = match fixed {
                 Some(list) => list,
                 None => tokio::net::lookup_host((host.as_str(), 0))
-                    .await?
+                    .await
+                    .map_err(|e| -> Box<dyn std::error::Error + Send + Sync> {
+                        Box::new(DnsFailed(format!("{host}: {e}")))
+                    })?
                     .map(|a| a.ip())
                     .collect(),
             };

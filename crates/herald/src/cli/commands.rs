@@ -231,9 +231,40 @@ fn progress(label: &str, done: u64, total: Option<u64>) {
     let _ = std::io::stderr().flush();
 }
 
+/// A message or attempt status (Svix's numbers) in words.
+fn status_word(status: &Value) -> &'static str {
+    match status.as_i64() {
+        Some(0) => "succeeded",
+        Some(1) => "pending",
+        Some(2) => "failed",
+        Some(3) => "sending",
+        _ => "-",
+    }
+}
+
+/// What an attempt got: the HTTP status with its reason phrase, or, when no response
+/// came, why not.
+fn attempt_result(attempt: &Value) -> String {
+    match attempt["responseStatusCode"].as_u64() {
+        Some(0) | None => attempt["response"].as_str().unwrap_or("-").to_string(),
+        Some(code) => {
+            let reason = reqwest::StatusCode::from_u16(code as u16)
+                .ok()
+                .and_then(|c| c.canonical_reason())
+                .unwrap_or("");
+            format!("{code} {reason}").trim_end().to_string()
+        }
+    }
+}
+
 /// Prints rows as an aligned table of the chosen (header, field) columns.
 fn table(rows: &[Value], columns: &[(&str, &str)]) {
     let cell = |row: &Value, field: &str| -> String {
+        match field {
+            "@status" => return status_word(&row["status"]).to_string(),
+            "@result" => return attempt_result(row),
+            _ => {}
+        }
         match &row[field] {
             Value::Null => "-".into(),
             Value::String(s) => s.clone(),
@@ -399,8 +430,8 @@ const MESSAGE_COLUMNS: &[(&str, &str)] = &[
 const ATTEMPT_COLUMNS: &[(&str, &str)] = &[
     ("ID", "id"),
     ("ENDPOINT", "endpointId"),
-    ("STATUS", "status"),
-    ("HTTP", "responseStatusCode"),
+    ("STATUS", "@status"),
+    ("RESULT", "@result"),
     ("MS", "responseDurationMs"),
     ("TIMESTAMP", "timestamp"),
 ];

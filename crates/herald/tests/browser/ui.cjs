@@ -1,7 +1,8 @@
 // Browser tests of Herald's pages in Debian's headless Chromium, driven by
 // playwright-core. Run by crates/herald/tests/it/ui.rs, which starts the server and
 // passes: HERALD_URL, HERALD_ADMIN_TOKEN, APP_A (with a delivered message MSG_A),
-// PORTAL_A (app A's portal link), APP_B, EVENT_TYPE, and SCREENSHOTS (a folder, or "").
+// PORTAL_A (app A's portal link), APP_B, APP_C (with a message MSG_C whose attempt found
+// nothing listening), EVENT_TYPE, and SCREENSHOTS (a folder, or "").
 "use strict";
 const http = require("node:http");
 const assert = require("node:assert/strict");
@@ -97,6 +98,9 @@ async function assertLabelled(page, where) {
   await page.getByRole("heading", { name: "Response" }).waitFor();
   assert.match(await page.getByLabel("Response body").textContent(), /delivered to A/);
   assert.match(await page.getByLabel("Request body").textContent(), /"order": 1/);
+  // A failed attempt says why it failed, in the list and on its page.
+  await page.goto(base + "/console#/app/" + env("APP_C") + "/msg/" + env("MSG_C"));
+  await page.getByRole("table", { name: "Attempts" }).getByText(/^connection refused/).waitFor();
   // The event type page validates an example against the schema.
   await page.goto(base + "/console#/event-type/" + env("EVENT_TYPE"));
   await page.getByLabel("Example payload").fill('{"order": "one"}');

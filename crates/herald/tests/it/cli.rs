@@ -431,7 +431,12 @@ async fn the_client_commands_drive_the_api_with_tables_and_json() {
     loop {
         let r = client(&config, &["attempt", "list", "shop", &msg]).await;
         ok(&r);
-        if r.1.lines().skip(1).any(|l| l.contains(" 200 ")) {
+        // Status in words, and the HTTP status with its reason.
+        if r.1
+            .lines()
+            .skip(1)
+            .any(|l| l.contains("succeeded") && l.contains(" 200 OK "))
+        {
             break;
         }
         assert!(

@@ -349,6 +349,61 @@ async fn gone_disables_the_endpoint() {
     assert_eq!(rx.received().len(), 1, "410 is not retried");
 }
 
+/// A socket server on loopback that reads a request and then, instead of answering,
+/// resets the connection (`reset`) or closes it.
+async fn rude_receiver(reset: bool) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 64 * 1024];
+            let _ = conn.read(&mut buf).await;
+            if reset {
+                conn.set_zero_linger().unwrap();
+            }
+            drop(conn);
+        }
+    });
+    format!("http://{addr}/")
+}
+
+#[tokio::test]
+async fn a_failed_attempt_says_what_the_network_did() {
+    let app = spawn_app(&[("HERALD_RETRY_SCHEDULE_SECS", "60")]).await;
+    let resets = rude_receiver(true).await;
+    let hangs_up = rude_receiver(false).await;
+    let nobody = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/", l.local_addr().unwrap())
+    };
+    // An https URL to a server that speaks plain HTTP: the TLS handshake fails.
+    let plain = Receiver::start().await;
+    let not_tls = plain.url("/").replace("http://", "https://");
+    let a = app.app("a").await;
+    let mut expected = Vec::new();
+    for (url, says) in [
+        (&resets, "the receiver reset the connection"),
+        (
+            &hangs_up,
+            "the receiver closed the connection before answering",
+        ),
+        (&nobody, "connection refused"),
+        (&not_tls, "TLS failure"),
+    ] {
+        let (ep, _) = app.endpoint(&a, url, json!({})).await;
+        expected.push((ep, says));
+    }
+    let m = app.send(&a, json!({"eventType": "x", "payload": {}})).await;
+    let attempts = app.attempts_until(&a, &m, WAIT, |x| x.len() == 4).await;
+    for (ep, says) in expected {
+        let attempt = attempts.iter().find(|x| x["endpointId"] == ep).unwrap();
+        let response = attempt["response"].as_str().unwrap();
+        assert!(response.starts_with(says), "{ep}: {response}");
+        assert_eq!(attempt["responseStatusCode"], 0);
+    }
+}
+
 #[tokio::test]
 async fn timeouts_redirects_and_big_responses_are_bounded() {
     let app = spawn_app(&[

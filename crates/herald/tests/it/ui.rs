@@ -112,6 +112,23 @@ async fn console_and_portal_work_in_a_real_browser() {
         )
         .await;
     rx.wait_for(1, std::time::Duration::from_secs(10)).await;
+    // A message to an address where nothing listens: the console says why it failed.
+    let (_, c) = app.post("/app", json!({"name": "Shop C"})).await;
+    let c_id = c["id"].as_str().unwrap();
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused_url = format!("http://{}/", nobody.local_addr().unwrap());
+    drop(nobody);
+    app.endpoint(c_id, &refused_url, json!({})).await;
+    let msg_c = app
+        .send(
+            c_id,
+            json!({"eventType": "order.paid", "payload": {"order": 2}}),
+        )
+        .await;
+    app.attempts_until(c_id, &msg_c, std::time::Duration::from_secs(10), |x| {
+        !x.is_empty()
+    })
+    .await;
     let (s, portal) = app
         .post(&format!("/auth/app-portal-access/{a_id}"), json!({}))
         .await;
@@ -126,6 +143,8 @@ async fn console_and_portal_work_in_a_real_browser() {
         ("MSG_A", msg),
         ("PORTAL_A", portal["url"].as_str().unwrap().to_string()),
         ("APP_B", b["id"].as_str().unwrap().to_string()),
+        ("APP_C", c_id.to_string()),
+        ("MSG_C", msg_c),
         ("EVENT_TYPE", "order.paid".to_string()),
         ("SCREENSHOTS", screenshots),
         ("NODE_PATH", node_path),
