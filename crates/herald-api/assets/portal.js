@@ -140,7 +140,10 @@
         h("div", { class: "toolbar" },
           action("Reveal secret", "secondary", async () => {
             secret.textContent = (await api("GET", `${base}/endpoint/${enc(e.id)}/secret`)).key;
-            return "Secret shown";
+            // An ed25519 endpoint shows its public key: all a receiver needs, and safe to share.
+            return secret.textContent.startsWith("whpk_")
+              ? "Public key shown: this endpoint signs with ed25519 (v1a); verify with this key"
+              : "Secret shown";
           }),
           action("Rotate secret", "danger", async () => {
             secret.textContent = (await api("POST", `${base}/endpoint/${enc(e.id)}/secret/rotate`, {})).key;

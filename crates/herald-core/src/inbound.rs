@@ -97,6 +97,35 @@ fn expect(ok: bool, what: &str) -> Result<(), String> {
     }
 }
 
+/// Checks that `secret` has the form `scheme` needs, so that a source is refused when it
+/// is configured rather than every request refused afterwards; `Err` says what is
+/// expected. Providers whose secrets are free-form (GitHub, Shopify, …) take any text
+/// without spaces at its ends.
+pub fn check_secret(scheme: &str, secret: &str) -> Result<(), String> {
+    if secret.trim() != secret {
+        return Err(
+            "the secret starts or ends with a space or line break (pasted by accident?)".into(),
+        );
+    }
+    match scheme {
+        "standard-webhooks" => crate::secret::VerifyingSecret::parse(secret)
+            .map(|_| ())
+            .map_err(|e| format!("a Standard Webhooks secret is whsec_… (HMAC) or whpk_…/whsk_… (ed25519): {e}")),
+        "stripe" if !secret.starts_with("whsec_") => Err(
+            "a Stripe webhook signing secret starts with whsec_ (the endpoint's signing secret, not an API key)".into(),
+        ),
+        "discord" => {
+            let public: [u8; 32] = unhex(secret)
+                .and_then(|b| b.try_into().ok())
+                .ok_or("for discord, the secret is the application's public key: 64 hex digits")?;
+            ed25519_dalek::VerifyingKey::from_bytes(&public)
+                .map(|_| ())
+                .map_err(|_| "the discord public key is not a valid ed25519 key".into())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Verifies `req` with `scheme` and `secret`; `Err` says why not, in one line.
 /// `options` carries the generic scheme's settings (`header`, `prefix`, `encoding`).
 pub fn verify(
@@ -119,9 +148,10 @@ pub fn verify(
             let ts = pick("timestamp").ok_or("the webhook-timestamp header is missing")?;
             let sig = pick("signature").ok_or("the webhook-signature header is missing")?;
             let t = fresh(ts, now_secs, tolerance_secs)?;
-            let parsed = crate::secret::Secret::parse(secret).map_err(|e| e.to_string())?;
+            let parsed =
+                crate::secret::VerifyingSecret::parse(secret).map_err(|e| e.to_string())?;
             expect(
-                crate::signing::verify(&parsed, id, t, body, sig),
+                crate::signing::verify_with(&parsed, id, t, body, sig),
                 "webhook-signature",
             )
         }

@@ -1,5 +1,6 @@
 //! Endpoint signing secrets: `whsec_` (HMAC-SHA256, 24..64 random bytes) and `whsk_`
-//! (ed25519). The raw key material never leaves this type except through `expose()`,
+//! (ed25519), and what a receiver verifies with (`VerifyingSecret`: the HMAC secret or
+//! the `whpk_` public key). The raw key material never leaves this type except through `expose()`,
 //! and `Debug` prints only the kind, so a secret cannot end up in a log by accident.
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -28,6 +29,12 @@ pub enum SecretError {
     Ed25519Length(usize),
     #[error("the public key in this whsk_ secret does not belong to its seed")]
     Ed25519Mismatch,
+    #[error("a key to verify with starts with whsec_ (HMAC), whpk_ (ed25519 public key) or whsk_ (ed25519)")]
+    UnknownVerifyingPrefix,
+    #[error("a whpk_ public key holds 32 bytes, this one holds {0}")]
+    PublicKeyLength(usize),
+    #[error("the whpk_ key is not a valid ed25519 public key")]
+    NotAPublicKey,
 }
 
 impl std::fmt::Debug for Secret {
@@ -93,6 +100,53 @@ impl Secret {
     }
 }
 
+/// What a receiver verifies signatures with: an HMAC secret (`whsec_`) or an ed25519
+/// public key, given as `whpk_` (what a consumer is shown) or derived from a `whsk_`.
+#[derive(Clone)]
+pub enum VerifyingSecret {
+    Hmac(Vec<u8>),
+    Ed25519(ed25519_dalek::VerifyingKey),
+}
+
+impl std::fmt::Debug for VerifyingSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerifyingSecret::Hmac(_) => f.write_str("VerifyingSecret::Hmac(<redacted>)"),
+            VerifyingSecret::Ed25519(_) => f.write_str("VerifyingSecret::Ed25519"),
+        }
+    }
+}
+
+impl VerifyingSecret {
+    pub fn parse(text: &str) -> Result<VerifyingSecret, SecretError> {
+        if let Some(rest) = text.strip_prefix(PUBLIC_KEY_PREFIX) {
+            let bytes = B64.decode(rest).map_err(|_| SecretError::NotBase64)?;
+            let public: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| SecretError::PublicKeyLength(bytes.len()))?;
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&public)
+                .map_err(|_| SecretError::NotAPublicKey)?;
+            return Ok(VerifyingSecret::Ed25519(key));
+        }
+        match Secret::parse(text) {
+            Ok(Secret::Hmac(bytes)) => Ok(VerifyingSecret::Hmac(bytes)),
+            Ok(Secret::Ed25519(key)) => Ok(VerifyingSecret::Ed25519(key.verifying_key())),
+            Err(SecretError::UnknownPrefix) => Err(SecretError::UnknownVerifyingPrefix),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl From<&Secret> for VerifyingSecret {
+    fn from(secret: &Secret) -> VerifyingSecret {
+        match secret {
+            Secret::Hmac(bytes) => VerifyingSecret::Hmac(bytes.clone()),
+            Secret::Ed25519(key) => VerifyingSecret::Ed25519(key.verifying_key()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +172,39 @@ mod tests {
         assert_eq!(
             format!("{:?}", Secret::parse(&generated).unwrap()),
             "Secret::Hmac(<redacted>)"
+        );
+    }
+
+    #[test]
+    fn a_receiver_verifies_with_the_public_key() {
+        let seed = "whsk_nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=";
+        let public = "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+        let signer = Secret::parse(seed).unwrap();
+        let sig = crate::signing::sign_one(&signer, "msg_1", 1_700_000_000, b"{}");
+        for text in [public, seed] {
+            let key = VerifyingSecret::parse(text).unwrap();
+            assert!(crate::signing::verify_with(
+                &key,
+                "msg_1",
+                1_700_000_000,
+                b"{}",
+                &sig
+            ));
+            assert!(!crate::signing::verify_with(
+                &key,
+                "msg_1",
+                1_700_000_000,
+                b"{ }",
+                &sig
+            ));
+        }
+        assert_eq!(
+            VerifyingSecret::parse("whpk_c2hvcnQ=").unwrap_err(),
+            SecretError::PublicKeyLength(5)
+        );
+        assert_eq!(
+            VerifyingSecret::parse("foo").unwrap_err(),
+            SecretError::UnknownVerifyingPrefix
         );
     }
 

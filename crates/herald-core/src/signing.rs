@@ -7,7 +7,7 @@ use ed25519_dalek::{Signer, Verifier};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::secret::Secret;
+use crate::secret::{Secret, VerifyingSecret};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -54,6 +54,23 @@ pub fn sign_all<'a>(
 /// True when any entry of `header` is a valid signature by `secret` (constant-time for
 /// HMAC). Timestamp tolerance is the caller's business.
 pub fn verify(secret: &Secret, msg_id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
+    verify_with(
+        &VerifyingSecret::from(secret),
+        msg_id,
+        timestamp,
+        body,
+        header,
+    )
+}
+
+/// `verify` for a receiver, which may hold only the ed25519 public key (`whpk_`).
+pub fn verify_with(
+    key: &VerifyingSecret,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+    header: &str,
+) -> bool {
     let content = || {
         let mut c = format!("{msg_id}.{timestamp}.").into_bytes();
         c.extend_from_slice(body);
@@ -66,17 +83,17 @@ pub fn verify(secret: &Secret, msg_id: &str, timestamp: i64, body: &[u8], header
         let Ok(sig) = B64.decode(sig) else {
             return false;
         };
-        match (secret, version) {
-            (Secret::Hmac(key), "v1") => {
+        match (key, version) {
+            (VerifyingSecret::Hmac(key), "v1") => {
                 let mut mac = HmacSha256::new_from_slice(key).expect("any key length");
                 mac.update(&content());
                 mac.verify_slice(&sig).is_ok()
             }
-            (Secret::Ed25519(key), "v1a") => {
+            (VerifyingSecret::Ed25519(public), "v1a") => {
                 let Ok(sig) = ed25519_dalek::Signature::from_slice(&sig) else {
                     return false;
                 };
-                key.verifying_key().verify(&content(), &sig).is_ok()
+                public.verify(&content(), &sig).is_ok()
             }
             _ => false,
         }

@@ -1,8 +1,8 @@
 //! Known-answer tests: every Standard Webhooks case of shared/testdata/signature-vectors.json
 //! is reproduced by our signer, verifies, and every must-reject signature fails.
 
-use herald_core::secret::Secret;
-use herald_core::signing::{sign_one, verify};
+use herald_core::secret::{Secret, VerifyingSecret};
+use herald_core::signing::{sign_one, verify, verify_with};
 use serde_json::Value;
 
 fn vectors() -> Vec<Value> {
@@ -50,6 +50,19 @@ fn standard_webhooks_vectors_sign_and_verify() {
         );
         if let Some(pk) = case["public_key"].as_str() {
             assert_eq!(secret.verification_key(), pk, "{name}: public key");
+            // A receiver holding only the public key verifies, and refuses what the
+            // secret refuses.
+            let public = VerifyingSecret::parse(pk).unwrap();
+            assert!(
+                verify_with(&public, id, ts, body, expected),
+                "{name}: does not verify with the public key"
+            );
+            for bad in case["must_reject_signatures"].as_array().unwrap() {
+                assert!(
+                    !verify_with(&public, id, ts, body, bad.as_str().unwrap()),
+                    "{name}: the public key accepted {bad}"
+                );
+            }
         }
         for bad in case["must_reject_signatures"].as_array().unwrap() {
             assert!(

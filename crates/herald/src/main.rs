@@ -228,7 +228,7 @@ fn verify_command(args: VerifyArgs) -> anyhow::Result<()> {
         timestamp_header: args.timestamp_header,
     };
     if args.scheme == "standard-webhooks" {
-        herald_core::secret::Secret::parse(&args.secret).map_err(|e| {
+        herald_core::secret::VerifyingSecret::parse(&args.secret).map_err(|e| {
             anyhow::anyhow!("--secret is not a Standard Webhooks secret (whsec_…, or whpk_/whsk_ for ed25519): {e}")
         })?;
     }

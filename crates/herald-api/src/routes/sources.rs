@@ -118,6 +118,15 @@ fn config_from(state: &ApiState, body: &SourceIn) -> ApiResult<SourceConfig> {
             "secret is at most 1024 characters",
         ));
     }
+    if let Some(secret) = secret {
+        inbound::check_secret(scheme, secret).map_err(|why| invalid(&["body", "secret"], why))?;
+    }
+    if body.hmac.is_some() && !scheme.starts_with("hmac") {
+        return Err(invalid(
+            &["body", "hmac"],
+            format!("hmac settings apply to the hmac and hmac-sha256 schemes, not {scheme}"),
+        ));
+    }
     let tolerance = body.tolerance_secs.unwrap_or(DEFAULT_TOLERANCE_SECS);
     if tolerance < 1 {
         return Err(invalid(

@@ -298,6 +298,52 @@ fn verify_tells_usage_errors_from_failed_checks_and_keeps_the_secret_out_of_help
 }
 
 #[test]
+fn verify_checks_ed25519_signatures_with_the_public_key() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/testdata/signature-vectors.json"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let case = doc["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["scheme"] == "standard-webhooks" && c["public_key"].is_string())
+        .expect("an ed25519 case");
+    let dir = TempDir::new("verify-pk");
+    let run = |body: &str| {
+        let body_file = dir.0.join("body");
+        std::fs::write(&body_file, body).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+        cmd.args([
+            "verify",
+            "--scheme",
+            "standard-webhooks",
+            "--tolerance",
+            "2000000000",
+        ])
+        .args(["--secret", case["public_key"].as_str().unwrap()])
+        .arg("--body-file")
+        .arg(&body_file);
+        for (k, v) in case["headers"].as_object().unwrap() {
+            cmd.args(["-H", &format!("{k}: {}", v.as_str().unwrap())]);
+        }
+        cmd.output().unwrap()
+    };
+    let body = case["body"].as_str().unwrap();
+    let ok = run(body);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let tampered = run(&format!("{body} "));
+    assert_eq!(tampered.status.code(), Some(1));
+}
+
+#[test]
 fn a_closed_stdout_ends_the_cli_quietly() {
     // The reader of the pipe is gone before herald writes (as with `| head -c 10` once
     // head has what it wants).

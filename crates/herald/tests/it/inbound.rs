@@ -124,6 +124,23 @@ async fn every_vector_verifies_through_the_gateway_and_tampering_is_refused() {
         let (s, text) = deliver(&app, "POST", &path, &headers, body).await;
         assert_eq!(s, 200, "{name}: {text}");
         let answer: Value = serde_json::from_str(&text).unwrap();
+        // An ed25519 case verifies as well with only the public key a consumer is shown.
+        if let Some(public_key) = case["public_key"].as_str() {
+            let by_public = source(
+                &app,
+                json!({"name": format!("{name} (public key)"), "scheme": scheme,
+                       "secret": public_key, "toleranceSecs": 1_000_000_000}),
+            )
+            .await;
+            let public_path = format!("/in/{}", by_public["id"].as_str().unwrap());
+            let (s, text) = deliver(&app, "POST", &public_path, &headers, body).await;
+            assert_eq!(s, 200, "{name} with {public_key}: {text}");
+            let (s, _) = deliver(&app, "POST", &public_path, &headers, &format!("{body} ")).await;
+            assert_eq!(
+                s, 401,
+                "{name} with {public_key}: a changed body must be refused"
+            );
+        }
         accepted.push((
             name.to_string(),
             src.clone(),
@@ -666,4 +683,59 @@ async fn refused_requests_are_counted_but_their_log_is_bounded() {
         ),
         N as f64
     );
+}
+
+#[tokio::test]
+async fn a_source_with_a_secret_of_the_wrong_form_is_refused_when_configured() {
+    let app = spawn_app(&[]).await;
+    let cases = [
+        (
+            json!({"scheme": "standard-webhooks", "secret": "foo"}),
+            "whsec_",
+        ),
+        (
+            json!({"scheme": "standard-webhooks", "secret": "whsec_c2hvcnQ="}),
+            "24 to 64 bytes",
+        ),
+        (
+            json!({"scheme": "stripe", "secret": "sk_live_123"}),
+            "whsec_",
+        ),
+        (
+            json!({"scheme": "discord", "secret": "not hex"}),
+            "64 hex digits",
+        ),
+        (json!({"scheme": "github", "secret": "abc\n"}), "line break"),
+        (
+            json!({"scheme": "github", "secret": "abc", "hmac": {"header": "X-Sig"}}),
+            "hmac",
+        ),
+    ];
+    for (mut body, says) in cases {
+        body["name"] = json!("bad");
+        let (s, b) = app.post("/source", body.clone()).await;
+        assert_eq!(s, 422, "{body}: {b}");
+        let detail = &b["detail"][0];
+        let field = if says == "hmac" { "hmac" } else { "secret" };
+        assert_eq!(detail["loc"], json!(["body", field]), "{b}");
+        assert!(
+            detail["msg"].as_str().unwrap().contains(says),
+            "{body}: {b}"
+        );
+    }
+    // The same checks on update.
+    let src = source(
+        &app,
+        json!({"name": "ok", "scheme": "standard-webhooks", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
+    )
+    .await;
+    let (s, b) = app
+        .call(
+            "PUT",
+            &format!("/source/{}", src["id"].as_str().unwrap()),
+            Some(json!({"name": "ok", "scheme": "standard-webhooks", "secret": "foo"})),
+        )
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(b["detail"][0]["loc"], json!(["body", "secret"]));
 }
