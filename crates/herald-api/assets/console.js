@@ -4,6 +4,8 @@
 
 (() => {
   const { h, fmtTime, statusBadge, httpBadge, table, link, say, poll, router, chart, pretty, show, current, live } = Herald;
+  /** The uid of Herald's operational webhooks application (herald-store operational.rs). */
+  const OPERATIONAL_UID = "herald-operational";
   const TOKEN = "herald.console.token";
   const request = Herald.client(TOKEN);
   /** The API; a 401 (the token was revoked or expired) goes back to the sign-in form. */
@@ -69,7 +71,13 @@
         ["Created", (a) => fmtTime(a.createdAt), { wide: true }],
       ], page.data, (a) => (location.hash = "#/app/" + enc(a.id))));
     });
-    show(h("h1", {}, "Applications"), stats.box, h("div", { style: null }, list.box));
+    // Herald's own application is not a tenant: it is not in the list, but here.
+    const operational = await api("GET", "/app/" + OPERATIONAL_UID).catch(() => null);
+    const opPanel = operational && h("div", { class: "panel", "aria-label": "Operational webhooks" },
+      h("h2", {}, "Operational webhooks"),
+      h("p", { class: "muted" }, "Herald's own events (endpoint created, updated, deleted or disabled; deliveries failing, exhausted or recovered). Subscribe an endpoint to hear of them: ",
+        link("#/app/" + enc(operational.id), operational.name), "."));
+    show(h("h1", {}, "Applications"), stats.box, h("div", { style: null }, list.box), opPanel || "");
     await Promise.all([stats.refresh(), list.refresh()]);
     poll(() => Promise.all([stats.refresh(), list.refresh()]), LIVE_MS);
   }
@@ -145,6 +153,9 @@
     show(
       h("p", {}, link("#/", "Applications"), " / ", a.name),
       h("h1", {}, a.name, " ", h("span", { class: "muted mono" }, a.id)),
+      a.uid === OPERATIONAL_UID
+        ? h("p", { class: "badge", role: "note" }, "Herald's operational application: not a tenant. Its messages are Herald's own events; add an endpoint to receive them.")
+        : "",
       endpoints.box,
       h("h2", {}, "Find messages"),
       form,

@@ -120,7 +120,7 @@ fn routes() -> Vec<Route> {
         route(HEAD, "/health", "v1.health.head", "Health, without a body", HEALTH, head(health::health)).public(),
         route(GET, "/health/ping", "v1.health.ping", "Liveness", HEALTH, get(health::ping)).public().empty(204),
         route(HEAD, "/health/ping", "v1.health.ping-head", "Liveness, without a body", HEALTH, head(health::ping)).public().empty(204),
-        route(GET, "/app", "v1.application.list", "List applications", APP, get(apps::list)).list(list_of::<ApplicationOut>),
+        route(GET, "/app", "v1.application.list", "List applications (Herald's operational application is left out unless ?include_operational=true)", APP, get(apps::list)).list(list_of::<ApplicationOut>),
         route(POST, "/app", "v1.application.create", "Create an application (?get_if_exists=true returns an existing uid)", APP, post(apps::create))
             .body(schema_of::<ApplicationIn>).returns(201, schema_of::<ApplicationOut>),
         route(GET, "/app/{app_id}", "v1.application.get", "Get an application", APP, get(apps::get)).returns(200, schema_of::<ApplicationOut>),
@@ -156,7 +156,7 @@ fn routes() -> Vec<Route> {
             .body(schema_of::<RecoverIn>).returns(202, schema_of::<TaskOut>),
         route(GET, "/app/{app_id}/endpoint/{endpoint_id}/msg", "v1.message-attempt.list-attempted-messages", "Messages sent to an endpoint, with their status", ATT, get(attempts::endpoint_messages))
             .list(list_of::<EndpointMessageOut>),
-        route(GET, "/event-type", "v1.event-type.list", "List event types (?include_archived=true)", ET, get(event_types::list)).list(list_of::<EventTypeOut>),
+        route(GET, "/event-type", "v1.event-type.list", "List event types (?include_archived=true; Herald's operational event types only with ?include_operational=true or an operational-application token)", ET, get(event_types::list)).list(list_of::<EventTypeOut>),
         route(POST, "/event-type", "v1.event-type.create", "Create an event type", ET, post(event_types::create))
             .body(schema_of::<EventTypeIn>).returns(201, schema_of::<EventTypeOut>),
         route(GET, "/event-type/{name}", "v1.event-type.get", "Get an event type", ET, get(event_types::get)).returns(200, schema_of::<EventTypeOut>),

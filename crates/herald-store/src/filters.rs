@@ -197,6 +197,19 @@ pub(crate) fn delivery_targets(dialect: Dialect, msg_id: &str, list: &ListQuery)
     q
 }
 
+/// A condition that `column` is none of `values` (SQL string literals, quotes doubled);
+/// always true for none.
+pub(crate) fn none_of(column: &str, values: &[String]) -> String {
+    if values.is_empty() {
+        return "1=1".to_string();
+    }
+    let quoted: Vec<String> = values
+        .iter()
+        .map(|v| format!("'{}'", v.replace('\'', "''")))
+        .collect();
+    format!("{column} NOT IN ({})", quoted.join(", "))
+}
+
 /// Applications, endpoints of an application, event types: simple keyed lists.
 pub(crate) fn simple_list(
     dialect: Dialect,

@@ -110,7 +110,10 @@ pub trait Sources: Send + Sync {
 #[async_trait::async_trait]
 pub trait Apps: Send + Sync {
     async fn app_get(&self, id_or_uid: &str) -> Result<Application>;
-    async fn app_list(&self, q: ListQuery) -> Result<Page<Application>>;
+    /// Lists applications; `hidden_uid` is left out (Herald's own operational
+    /// application, which is not a tenant).
+    async fn app_list(&self, q: ListQuery, hidden_uid: Option<String>)
+        -> Result<Page<Application>>;
     async fn app_insert(&self, app: Application) -> Result<Application>;
     /// Replaces the mutable fields of the application with `app.id`.
     async fn app_update(&self, app: Application) -> Result<Application>;
@@ -142,10 +145,13 @@ pub trait Endpoints: Send + Sync {
 #[async_trait::async_trait]
 pub trait EventTypes: Send + Sync {
     async fn event_type_get(&self, name: &str) -> Result<EventType>;
+    /// Lists event types, leaving out the `hidden` names (the operational event types
+    /// belong to Herald's own application, not to the tenants' catalog).
     async fn event_type_list(
         &self,
         q: ListQuery,
         include_archived: bool,
+        hidden: Vec<String>,
     ) -> Result<Page<EventType>>;
     /// Inserts, or with `replace` overwrites, an event type.
     async fn event_type_save(&self, et: EventType, replace: bool) -> Result<EventType>;

@@ -299,7 +299,7 @@ async fn lists_page_in_byte_order_both_ways(store: SharedStore) {
     let mut seen = Vec::new();
     let mut q = list(3);
     loop {
-        let page = store.app_list(q.clone()).await.unwrap();
+        let page = store.app_list(q.clone(), None).await.unwrap();
         seen.extend(page.data.iter().map(|a| a.id.clone()));
         if page.done {
             break;
@@ -311,13 +311,13 @@ async fn lists_page_in_byte_order_both_ways(store: SharedStore) {
     // From the last page, walk back with prev_iterator.
     let mut q = list(3);
     q.iterator = Some("app_b".into());
-    let page = store.app_list(q.clone()).await.unwrap();
+    let page = store.app_list(q.clone(), None).await.unwrap();
     assert_eq!(
         page.data.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
         ["app_z"]
     );
     q.iterator = page.prev_iterator;
-    let back = store.app_list(q).await.unwrap();
+    let back = store.app_list(q, None).await.unwrap();
     assert_eq!(
         back.data.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
         ["app_Z", "app_a", "app_b"]
@@ -325,7 +325,7 @@ async fn lists_page_in_byte_order_both_ways(store: SharedStore) {
 
     let mut q = list(2);
     q.descending = true;
-    let page = store.app_list(q).await.unwrap();
+    let page = store.app_list(q, None).await.unwrap();
     assert_eq!(
         page.data.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
         ["app_z", "app_b"]
@@ -433,9 +433,12 @@ async fn event_types_save_replace_archive_and_report_missing(store: SharedStore)
     assert_eq!(got.description, "new words");
     assert_eq!(got.schemas.unwrap()["1"]["type"], "object");
 
-    let active = store.event_type_list(list(10), false).await.unwrap();
+    let active = store
+        .event_type_list(list(10), false, vec![])
+        .await
+        .unwrap();
     assert_eq!(active.data.len(), 1);
-    let all = store.event_type_list(list(10), true).await.unwrap();
+    let all = store.event_type_list(list(10), true, vec![]).await.unwrap();
     assert_eq!(all.data.len(), 2);
 
     let missing = store

@@ -54,7 +54,7 @@ async fn reseal_all(store: &SharedStore, sealer: &Sealer) -> anyhow::Result<usiz
     let mut changed = 0;
     let mut apps = page_start();
     loop {
-        let page = store.app_list(apps.clone()).await?;
+        let page = store.app_list(apps.clone(), None).await?;
         for app in &page.data {
             let mut eps = page_start();
             loop {

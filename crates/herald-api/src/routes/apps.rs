@@ -85,7 +85,10 @@ pub async fn list(
             done: true,
         }));
     }
-    let page = state.store.app_list(list).await?;
+    // Herald's operational application is not a tenant: listed only when asked for.
+    let hidden =
+        (!q.flag("include_operational")?).then(|| herald_store::operational::APP_UID.to_string());
+    let page = state.store.app_list(list, hidden).await?;
     Ok(Json(ListResponse::from_page(page, ApplicationOut::from)))
 }
 

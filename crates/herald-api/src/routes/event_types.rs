@@ -74,12 +74,25 @@ fn check(et: &EventType) -> ApiResult<()> {
 
 pub async fn list(
     State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<EventTypeOut>>> {
     let list = q.list(false)?;
+    // The operational event types are the catalog of Herald's own application: its
+    // portal sees them, tenants and the plain list do not.
+    let operational_caller =
+        caller.app_id.is_some() && caller.app_id == state.config.operational_app_id;
+    let hidden = if operational_caller || q.flag("include_operational")? {
+        Vec::new()
+    } else {
+        herald_store::operational::EVENT_TYPES
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .collect()
+    };
     let page = state
         .store
-        .event_type_list(list, q.flag("include_archived")?)
+        .event_type_list(list, q.flag("include_archived")?, hidden)
         .await?;
     Ok(Json(ListResponse::from_page(page, EventTypeOut::from)))
 }

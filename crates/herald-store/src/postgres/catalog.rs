@@ -115,8 +115,16 @@ impl crate::Apps for PgStore {
         row.map(|r| app_from_row(&r)).ok_or(StoreError::NotFound)
     }
 
-    async fn app_list(&self, q: ListQuery) -> Result<Page<Application>> {
-        let select = format!("SELECT {APP_COLUMNS} FROM application");
+    async fn app_list(
+        &self,
+        q: ListQuery,
+        hidden_uid: Option<String>,
+    ) -> Result<Page<Application>> {
+        let hidden: Vec<String> = hidden_uid.into_iter().collect();
+        let select = format!(
+            "SELECT {APP_COLUMNS} FROM (SELECT * FROM application WHERE uid IS NULL OR {}) AS t",
+            crate::filters::none_of("uid", &hidden)
+        );
         let list = simple_list(Dialect::Postgres, &select, None, &q, "id");
         let rows = self.query_built(&list, app_from_row).await?;
         Ok(q.finish(rows, |a| a.id.clone()))
@@ -291,12 +299,17 @@ impl crate::EventTypes for PgStore {
         &self,
         q: ListQuery,
         include_archived: bool,
+        hidden: Vec<String>,
     ) -> Result<Page<EventType>> {
-        let select = if include_archived {
-            format!("SELECT {EVENT_TYPE_COLUMNS} FROM event_type")
+        let archived = if include_archived {
+            "TRUE"
         } else {
-            format!("SELECT {EVENT_TYPE_COLUMNS} FROM (SELECT * FROM event_type WHERE NOT archived) AS t")
+            "NOT archived"
         };
+        let select = format!(
+            "SELECT {EVENT_TYPE_COLUMNS} FROM (SELECT * FROM event_type WHERE {archived} AND {}) AS t",
+            crate::filters::none_of("name", &hidden)
+        );
         let list = simple_list(Dialect::Postgres, &select, None, &q, "name");
         let rows = self.query_built(&list, event_type_from_row).await?;
         Ok(q.finish(rows, |e| e.name.clone()))

@@ -57,9 +57,17 @@ impl crate::Apps for SqliteStore {
         self.read(move |c| find(c, &key)).await
     }
 
-    async fn app_list(&self, q: ListQuery) -> Result<Page<Application>> {
+    async fn app_list(
+        &self,
+        q: ListQuery,
+        hidden_uid: Option<String>,
+    ) -> Result<Page<Application>> {
         self.read(move |c| {
-            let select = format!("SELECT {COLUMNS} FROM application");
+            let hidden: Vec<String> = hidden_uid.into_iter().collect();
+            let select = format!(
+                "SELECT {COLUMNS} FROM (SELECT * FROM application WHERE uid IS NULL OR {}) AS t",
+                crate::filters::none_of("uid", &hidden)
+            );
             let rows = query_rows(
                 c,
                 &simple_list(Dialect::Sqlite, &select, None, &q, "id"),

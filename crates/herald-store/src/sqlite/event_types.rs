@@ -54,13 +54,18 @@ impl crate::EventTypes for SqliteStore {
         &self,
         q: ListQuery,
         include_archived: bool,
+        hidden: Vec<String>,
     ) -> Result<Page<EventType>> {
         self.read(move |c| {
-            let select = if include_archived {
-                format!("SELECT {COLUMNS} FROM event_type")
+            let archived = if include_archived {
+                "1=1"
             } else {
-                format!("SELECT {COLUMNS} FROM (SELECT * FROM event_type WHERE archived = 0) AS t")
+                "archived = 0"
             };
+            let select = format!(
+                "SELECT {COLUMNS} FROM (SELECT * FROM event_type WHERE {archived} AND {}) AS t",
+                crate::filters::none_of("name", &hidden)
+            );
             let rows = query_rows(
                 c,
                 &simple_list(Dialect::Sqlite, &select, None, &q, "name"),

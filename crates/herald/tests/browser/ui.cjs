@@ -76,6 +76,13 @@ async function assertLabelled(page, where) {
   await page.keyboard.press("Enter");
   await page.getByRole("heading", { name: "Applications" }).waitFor();
   await shot(page, "console-apps-desktop");
+  // Herald's operational application is apart from the tenants, and marked on its page.
+  const tenants = page.getByRole("table", { name: "Applications" });
+  await tenants.getByRole("link", { name: "Shop A" }).waitFor();
+  assert.equal(await tenants.getByText("Herald operational webhooks").count(), 0, "the operational application is listed as a tenant");
+  await page.getByLabel("Operational webhooks").getByRole("link", { name: "Herald operational webhooks" }).click();
+  await page.getByRole("note").filter({ hasText: "not a tenant" }).waitFor();
+  await page.goto(base + "/console#/");
   await page.getByRole("link", { name: "Shop A" }).click();
   await page.getByRole("table", { name: "Messages" }).waitFor();
   await assertLabelled(page, "application");
@@ -156,6 +163,8 @@ async function assertLabelled(page, where) {
   await page.getByRole("heading", { name: "Verifying deliveries" }).waitFor();
   await page.getByRole("heading", { name: env("EVENT_TYPE") }).waitFor();
   await page.getByText("The order number").waitFor();
+  // The tenant's catalog is its own: none of Herald's operational event types.
+  assert.equal(await page.getByRole("heading", { name: "endpoint.created" }).count(), 0, "operational event types in a tenant's catalog");
   assert.match(await page.locator("details pre").first().textContent(), /"order": 1/);
   await page.getByRole("tab", { name: "Rust" }).click();
   assert.match(await page.locator("#snippet").textContent(), /standardwebhooks::Webhook/);

@@ -123,3 +123,67 @@ async fn operators_hear_of_endpoints_and_failing_deliveries() {
         assert_ne!(d.json()["data"]["appId"], op.as_str());
     }
 }
+
+/// The names in a list answer's `data`, by `field`.
+fn names(list: &Value, field: &str) -> Vec<String> {
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x[field].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_operational_application_and_its_event_types_stay_out_of_tenants_views() {
+    let app = spawn_app(&[("HERALD_OPERATIONAL_WEBHOOKS", "true")]).await;
+    app.event_type("order.paid").await;
+    let shop = app.app("shop").await;
+    // The application list holds tenants; the operational one only when asked for.
+    let (_, apps) = app.get("/app").await;
+    assert_eq!(names(&apps, "name"), ["shop"], "{apps}");
+    let (_, all) = app.get("/app?include_operational=true").await;
+    assert!(
+        names(&all, "uid").contains(&"herald-operational".to_string()),
+        "{all}"
+    );
+    // The catalog is the tenants' own, for the admin and for a tenant's portal.
+    let (_, types) = app.get("/event-type").await;
+    assert_eq!(names(&types, "name"), ["order.paid"], "{types}");
+    let token = |a: String| {
+        let app = &app;
+        async move {
+            let (s, access) = app
+                .post(&format!("/auth/app-portal-access/{a}"), json!({}))
+                .await;
+            assert_eq!(s, 200, "{access}");
+            access["token"].as_str().unwrap().to_string()
+        }
+    };
+    let as_tenant = token(shop).await;
+    let catalog_as = |t: String| {
+        let app = &app;
+        async move {
+            let r = app
+                .client
+                .get(format!("{}/api/v1/event-type", app.url))
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    assert_eq!(names(&catalog_as(as_tenant).await, "name"), ["order.paid"]);
+    // The operational application's portal sees Herald's event types.
+    let as_operator = token("herald-operational".to_string()).await;
+    let operational = names(&catalog_as(as_operator).await, "name");
+    assert!(
+        operational.contains(&"endpoint.disabled".to_string()),
+        "{operational:?}"
+    );
+    assert!(operational.contains(&"message.attempt.exhausted".to_string()));
+    let (_, everything) = app.get("/event-type?include_operational=true").await;
+    assert_eq!(names(&everything, "name").len(), 8, "{everything}");
+}

@@ -88,7 +88,13 @@ async fn console_and_portal_work_in_a_real_browser() {
         "Chromium is not installed: apt-get install chromium (.ci/run does)"
     );
     // No retries: a failed attempt is final, so "replay failed" has something to replay.
-    let app = spawn_app(&[("HERALD_RETRY_SCHEDULE_SECS", "")]).await;
+    // Operational webhooks on: the console shows their application apart from the
+    // tenants, and the portal's catalog leaves their event types out.
+    let app = spawn_app(&[
+        ("HERALD_RETRY_SCHEDULE_SECS", ""),
+        ("HERALD_OPERATIONAL_WEBHOOKS", "true"),
+    ])
+    .await;
     let rx = Receiver::start().await;
     rx.otherwise(Reply::status(200).body("delivered to A"));
     let (s, a) = app
