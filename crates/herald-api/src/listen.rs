@@ -83,10 +83,11 @@ impl Drop for SessionGuard {
                 .upgrade()
                 .is_some_and(|mine| mine.same_channel(&open.events))
         });
+        // A session taken over leaves the newer one's deliveries alone.
         if ours {
             s.streams.remove(&self.endpoint_id);
+            s.waiting.retain(|_, w| w.endpoint_id != self.endpoint_id);
         }
-        s.waiting.retain(|_, w| w.endpoint_id != self.endpoint_id);
     }
 }
 
@@ -108,22 +109,44 @@ impl ListenHub {
     }
 
     /// Opens (or takes over) the session of an endpoint for the caller with `token_hash`.
-    fn open(&self, endpoint_id: &str, token_hash: &str) -> (mpsc::Receiver<Event>, SessionGuard) {
+    /// A session already connected is told plainly that it was taken over (a `taken`
+    /// event, then its stream ends), so that two `herald listen` with one name do not
+    /// take it from each other forever; returns whether one was.
+    fn open(
+        &self,
+        endpoint_id: &str,
+        token_hash: &str,
+        name: &str,
+    ) -> (mpsc::Receiver<Event>, SessionGuard, bool) {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let guard = SessionGuard {
             hub: self.clone(),
             endpoint_id: endpoint_id.to_string(),
             stream: tx.downgrade(),
         };
-        // A previous stream of the same session ends when its sender is dropped here.
-        self.lock().streams.insert(
+        // A previous stream of the same session ends when its sender is dropped here,
+        // after the `taken` event.
+        let previous = self.lock().streams.insert(
             endpoint_id.to_string(),
             Stream {
                 events: tx,
                 token_hash: token_hash.to_string(),
             },
         );
-        (rx, guard)
+        let took_over = previous.is_some_and(|old| {
+            let taken = Event::default().event("taken").data(
+                json!({
+                    "message": format!(
+                        "another herald listen took over session '{name}'; to run both, give each its own --name"
+                    ),
+                })
+                .to_string(),
+            );
+            // A stream too far behind to take the event is cut off all the same.
+            let _ = old.events.try_send(taken);
+            true
+        });
+        (rx, guard, took_over)
     }
 
     /// Passes the local app's answer to the delivery waiting for it, if `token_hash`
@@ -309,7 +332,7 @@ pub async fn stream(
         .first()
         .and_then(|s| state.config.sealer.open(&s.key).ok())
         .ok_or(ApiError::Internal)?;
-    let (rx, guard) = state.config.listen.open(&ep.id, &caller.token_hash);
+    let (rx, guard, took_over) = state.config.listen.open(&ep.id, &caller.token_hash, name);
     // What waited for the session (sent while it was away) goes now.
     let now = now_ms();
     state.store.deliveries_due_now(&ep.id, now).await?;
@@ -320,6 +343,7 @@ pub async fn stream(
             "endpointId": ep.id,
             "secret": secret,
             "ingestUrl": ingest_url,
+            "tookOver": took_over,
         })
         .to_string(),
     );
@@ -386,7 +410,7 @@ mod tests {
         // No session: the attempt fails at once.
         assert!(hub.relay(request.clone()).await.is_err());
 
-        let (mut events, _guard) = hub.open("ep_1", "hash-of-token-a");
+        let (mut events, _guard, _) = hub.open("ep_1", "hash-of-token-a", "default");
         let pending = tokio::spawn(hub.relay(request));
         let _delivery = events.recv().await.expect("the delivery is streamed");
         let request_id = hub.lock().waiting.keys().next().cloned().unwrap();
@@ -403,9 +427,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_second_session_of_a_name_takes_over_and_the_first_is_told() {
+        let hub = ListenHub::default();
+        let (mut first, first_guard, took_over) = hub.open("ep_1", "h1", "dev");
+        assert!(!took_over);
+        let (_second, _second_guard, took_over) = hub.open("ep_1", "h2", "dev");
+        assert!(took_over);
+        // The first stream gets one last event, then ends.
+        assert!(first.recv().await.is_some(), "the taken event");
+        assert!(first.recv().await.is_none(), "then the stream ends");
+        drop(first_guard);
+        assert!(
+            hub.lock().streams.contains_key("ep_1"),
+            "the first going away leaves the second's session open"
+        );
+    }
+
+    #[tokio::test]
     async fn a_session_that_goes_away_fails_what_waited_on_it() {
         let hub = ListenHub::default();
-        let (mut events, guard) = hub.open("ep_1", "h");
+        let (mut events, guard, _) = hub.open("ep_1", "h", "default");
         let pending = tokio::spawn(hub.relay(RelayRequest {
             endpoint_id: "ep_1".into(),
             msg_id: "msg_1".into(),

@@ -105,8 +105,22 @@ async fn session(
             match event.as_str() {
                 "ready" => {
                     *backoff = Duration::from_secs(1);
+                    if data["tookOver"] == true {
+                        eprintln!(
+                            "note: session '{}' was connected elsewhere; this one took it over (the other was told and stopped)",
+                            args.name
+                        );
+                    }
                     print_ready(args, &data);
                 }
+                // Another `herald listen` with the same --name took the session: stop
+                // rather than take it back, which would only start a tug of war.
+                "taken" => bail!(
+                    "{}",
+                    data["message"]
+                        .as_str()
+                        .unwrap_or("another herald listen took over this session")
+                ),
                 "delivery" => {
                     let (client, local, target) =
                         (client.clone(), local.clone(), args.forward_to.clone());

@@ -326,3 +326,68 @@ async fn herald_listen_forwards_and_keeps_what_arrives_while_the_app_or_the_cli_
     );
     cli.line_with(&[&third, "-> 200"], Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_listen_with_the_same_name_takes_over_and_the_first_stops_saying_why() {
+    let app = spawn_app(&[]).await;
+    let a = app.app("dev").await;
+    let local = LocalApp::new();
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args(["listen", "--forward-to", &local.url(), "--app", &a])
+            .env("HERALD_URL", &app.url)
+            .env("HERALD_TOKEN", ADMIN_TOKEN)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn herald listen")
+    };
+    /// Reads `out` until a line containing `what`; panics after 20 s. The rest is read
+    /// too (and dropped), so that the process never writes to a closed pipe.
+    fn wait_line(out: impl std::io::Read + Send + 'static, what: &'static str) -> String {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if line.contains(what) {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no line with {what:?}"))
+    }
+    let mut first = start();
+    wait_line(first.stdout.take().unwrap(), "Ready");
+    let mut second = start();
+    let second_err = second.stderr.take().unwrap();
+    wait_line(second.stdout.take().unwrap(), "Ready");
+    let note = wait_line(second_err, "took it over");
+    assert!(note.contains("'default'"), "{note}");
+    // The first stops, and says why and what to do.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = first.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the first herald listen kept running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut first.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("took over session 'default'") && stderr.contains("--name"),
+        "{stderr}"
+    );
+    // The second keeps the session: it is still running a moment later.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        second.try_wait().unwrap().is_none(),
+        "the second stopped too"
+    );
+    let _ = second.kill();
+    let _ = second.wait();
+}
