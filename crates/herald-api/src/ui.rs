@@ -216,6 +216,11 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
 /// The page routes, merged into the main router.
 pub fn routes() -> Router<Arc<ApiState>> {
     Router::new()
+        // Someone who opens the server's address in a browser is sent to the console.
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/console") }),
+        )
         .route("/console", get(console))
         .route("/docs", get(docs))
         .route("/portal/{app}", get(portal))

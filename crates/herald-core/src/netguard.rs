@@ -246,8 +246,15 @@ impl DestinationPolicy {
         {
             return Ok(());
         }
+        // Loopback is what a developer tries first: name the switch made for it.
+        let how = if ip.is_loopback() || as_v4.is_some_and(|v4| v4.is_loopback()) {
+            "start the server with `herald serve --dev` to deliver to this machine while \
+             developing, or open the range with allowed_subnets (HERALD_ALLOWED_SUBNETS)"
+        } else {
+            "allowed_subnets (HERALD_ALLOWED_SUBNETS) can open it"
+        };
         Err(format!(
-            "{ip} is {why}, which Herald does not deliver to (allowed_subnets can open it)"
+            "{ip} is {why}, which Herald does not deliver to: {how}"
         ))
     }
 

@@ -11,7 +11,7 @@ use herald_core::{ids, time::now_ms, token};
 use super::{apps, visible_app};
 use crate::dto::{AppPortalAccessIn, AppPortalAccessOut};
 use crate::error::{invalid, ApiError, ApiResult};
-use crate::extract::JsonBody;
+use crate::extract::OptionalJsonBody;
 use crate::state::{ApiState, Caller};
 
 /// Longest and default lifetime of a portal token, in seconds.
@@ -21,7 +21,7 @@ pub async fn app_portal_access(
     State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
     Path(app_id): Path<String>,
-    JsonBody(body): JsonBody<AppPortalAccessIn>,
+    OptionalJsonBody(body): OptionalJsonBody<AppPortalAccessIn>,
 ) -> ApiResult<Json<AppPortalAccessOut>> {
     // Only admins mint tokens; to an application token this route does not exist.
     if caller.app_id.is_some() {

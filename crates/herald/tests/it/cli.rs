@@ -344,6 +344,42 @@ fn verify_checks_ed25519_signatures_with_the_public_key() {
 }
 
 #[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = TempDir::new("logs");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        // --dev logs a warning at start: a line to look at.
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir.0)
+        .env_remove("HERALD_ADMIN_TOKEN")
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        if line.unwrap().trim_start().starts_with("try:") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(logs.contains("DEVELOPMENT MODE"), "no log lines: {logs}");
+    assert!(
+        !logs.contains('\u{1b}'),
+        "colour codes in a piped log: {logs:?}"
+    );
+}
+
+#[test]
 fn a_closed_stdout_ends_the_cli_quietly() {
     // The reader of the pipe is gone before herald writes (as with `| head -c 10` once
     // head has what it wants).

@@ -208,3 +208,20 @@ async fn portal_tokens_expire_and_only_admins_mint_them() {
     let (s, got) = app.get("/app/newshop").await;
     assert_eq!((s, got["name"].as_str()), (200, Some("New shop")));
 }
+
+#[tokio::test]
+async fn a_portal_token_can_be_asked_for_with_no_body() {
+    let app = spawn_app(&[]).await;
+    let a = app.app("shop").await;
+    // Every field is optional, so no body at all is a request for the defaults.
+    let r = app
+        .client
+        .post(format!("{}/api/v1/auth/app-portal-access/{a}", app.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let access: Value = r.json().await.unwrap();
+    assert!(access["token"].as_str().unwrap().len() > 20, "{access}");
+}

@@ -63,6 +63,13 @@ async fn loopback_is_refused_in_every_spelling() {
             msg.contains("which Herald does not deliver to"),
             "{url}: {msg}"
         );
+        // A loopback URL, what a developer tries first, is told how to open it.
+        if url.contains("127.") || url.contains("[::1]") || url.contains("7f") {
+            assert!(
+                msg.contains("herald serve --dev") && msg.contains("allowed_subnets"),
+                "{url}: {msg}"
+            );
+        }
     }
 
     // Host names pass creation (they are checked when resolved), then every attempt

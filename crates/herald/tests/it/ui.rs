@@ -17,6 +17,17 @@ async fn pages_are_embedded_cached_and_locked_down() {
     )])
     .await;
     let get = |path: &str| app.client.get(format!("{}{path}", app.url)).send();
+    // The server's bare address sends a browser to the console.
+    let root = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(root.status().is_redirection(), "{}", root.status());
+    assert_eq!(root.headers()["location"], "/console");
     for page in ["/console", "/docs", "/portal/app_x"] {
         let r = get(page).await.unwrap();
         assert_eq!(r.status().as_u16(), 200, "{page}");
