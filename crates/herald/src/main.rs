@@ -446,14 +446,14 @@ async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
     } else {
         println!("  data:  {}", data.display());
     }
-    println!("  API:   {url}/api/v1   docs: {url}/api/v1/openapi.json");
+    println!("  console: {url}/console   API: {url}/api/v1   docs: {url}/docs");
     if dev {
         println!("  DEV MODE: deliveries to loopback (127.0.0.0/8, ::1) are allowed");
     }
     if let herald::keys::KeySource::Generated(path) = &server.key_source {
         println!(
-            "  main key: generated {} (mode 0600). It seals endpoint signing keys: keep it \
-             out of database backups, or move it to a secret store and pass it as HERALD_MAIN_KEY.",
+            "  main key: generated {} (mode 0600); it seals endpoint signing keys. Back it up \
+             apart from the database (OPERATIONS.md, \"Backups and keys\").",
             path.display()
         );
     }

@@ -11,6 +11,7 @@ mod listen;
 mod observability;
 mod operational;
 mod pg;
+mod readme;
 
 mod api;
 mod cli;
