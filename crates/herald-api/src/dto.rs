@@ -59,6 +59,19 @@ impl<T> ListResponse<T> {
     }
 }
 
+/// The other names request fields are accepted under (`#[serde(alias)]`), which the
+/// schema derive does not see: (schema, alias, field). The document lists each alias
+/// as a property of its own (`openapi.rs`), and a test checks that every alias in this
+/// file is here.
+pub(crate) const ALIASES: &[(&str, &str, &str)] = &[
+    ("ApplicationIn", "rateLimit", "throttleRate"),
+    ("ApplicationPatch", "rateLimit", "throttleRate"),
+    ("EndpointIn", "filterTypes", "eventTypes"),
+    ("EndpointIn", "rateLimit", "throttleRate"),
+    ("EndpointPatch", "filterTypes", "eventTypes"),
+    ("EndpointPatch", "rateLimit", "throttleRate"),
+];
+
 // ---- applications ----
 
 #[derive(Deserialize, ToSchema)]

@@ -65,6 +65,20 @@ pub struct Operation {
     pub response: Option<SchemaFn>,
 }
 
+/// Lists each field alias the server accepts (`dto::ALIASES`) as a property of its own,
+/// described as the field it stands for: a schema with `additionalProperties: false`
+/// must not refuse what the server takes.
+fn add_aliases(components: &mut Components) {
+    for (schema, alias, field) in crate::dto::ALIASES {
+        let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(*schema) else {
+            continue;
+        };
+        if let Some(property) = object.properties.get(*field).cloned() {
+            object.properties.insert(alias.to_string(), property);
+        }
+    }
+}
+
 fn json_content(schema: RefOr<Schema>) -> utoipa::openapi::Content {
     ContentBuilder::new().schema(Some(schema)).build()
 }
@@ -157,6 +171,7 @@ pub fn document(ops: &[Operation]) -> OpenApi {
             b.build(),
         );
     }
+    add_aliases(&mut components);
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -170,4 +185,26 @@ pub fn document(ops: &[Operation]) -> OpenApi {
         .paths(paths)
         .components(Some(components))
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `alias = "…"` in the wire types is listed in `dto::ALIASES`, and the
+    /// served document has each as a property of its schema.
+    #[test]
+    fn every_field_alias_the_server_accepts_is_in_the_document() {
+        let source = include_str!("dto.rs");
+        let in_source = source.matches("alias = \"").count();
+        assert_eq!(
+            in_source,
+            crate::dto::ALIASES.len(),
+            "an alias in dto.rs is missing from dto::ALIASES"
+        );
+        let doc: serde_json::Value = serde_json::from_str(&crate::router::openapi_json()).unwrap();
+        for (schema, alias, field) in crate::dto::ALIASES {
+            let properties = &doc["components"]["schemas"][schema]["properties"];
+            assert!(properties[field].is_object(), "{schema}.{field}");
+            assert_eq!(properties[alias], properties[field], "{schema}.{alias}");
+        }
+    }
 }
