@@ -166,10 +166,14 @@
 
   async function message({ app: appId, msg: msgId }) {
     current("apps");
-    const m = await api("GET", `/app/${enc(appId)}/msg/${enc(msgId)}`);
+    const [m, app] = await Promise.all([
+      api("GET", `/app/${enc(appId)}/msg/${enc(msgId)}`),
+      api("GET", `/app/${enc(appId)}`),
+    ]);
     const deliveries = live(async () => {
       const targets = await api("GET", `/app/${enc(appId)}/msg/${enc(m.id)}/endpoint?limit=100`);
       const attempts = await api("GET", `/app/${enc(appId)}/attempt/msg/${enc(m.id)}?limit=100`);
+      const urlOf = new Map(targets.data.map((d) => [d.id, d.url]));
       return [
         h("div", { class: "panel" }, table("Deliveries", [
           ["Endpoint", (d) => link(`#/app/${enc(appId)}/ep/${enc(d.id)}`, d.url)],
@@ -183,6 +187,7 @@
         ], targets.data)),
         h("div", { class: "panel" }, table("Attempts", [
           ["Attempt", (t) => link(`#/app/${enc(appId)}/msg/${enc(m.id)}/attempt/${enc(t.id)}`, t.id), { mono: true }],
+          ["Endpoint", (t) => link(`#/app/${enc(appId)}/ep/${enc(t.endpointId)}`, urlOf.get(t.endpointId) || t.endpointId)],
           ["Result", (t) => httpBadge(t.responseStatusCode, t.response)],
           ["Time", (t) => fmtTime(t.timestamp)],
           ["Duration", (t) => t.responseDurationMs + " ms", { wide: true }],
@@ -191,7 +196,7 @@
       ];
     });
     show(
-      h("p", {}, link("#/", "Applications"), " / ", link("#/app/" + enc(appId), appId), " / message"),
+      h("p", {}, link("#/", "Applications"), " / ", link("#/app/" + enc(app.id), app.name), " / message"),
       h("h1", {}, "Message ", h("span", { class: "mono" }, m.id)),
       h("dl", { class: "kv panel" },
         h("dt", {}, "Event type"), h("dd", {}, m.eventType),
@@ -207,12 +212,13 @@
 
   async function attempt({ app: appId, msg: msgId, attempt: attemptId }) {
     current("apps");
-    const [t, m] = await Promise.all([
+    const [t, m, app] = await Promise.all([
       api("GET", `/app/${enc(appId)}/msg/${enc(msgId)}/attempt/${enc(attemptId)}`),
       api("GET", `/app/${enc(appId)}/msg/${enc(msgId)}`),
+      api("GET", `/app/${enc(appId)}`),
     ]);
     show(
-      h("p", {}, link("#/app/" + enc(appId), appId), " / ", link(`#/app/${enc(appId)}/msg/${enc(msgId)}`, msgId), " / attempt"),
+      h("p", {}, link("#/", "Applications"), " / ", link("#/app/" + enc(app.id), app.name), " / ", link(`#/app/${enc(appId)}/msg/${enc(msgId)}`, m.eventId || m.id), " / attempt"),
       h("h1", {}, "Attempt ", h("span", { class: "mono" }, t.id)),
       h("section", { class: "panel", "aria-labelledby": "req" },
         h("h2", { id: "req" }, "Request"),
@@ -234,6 +240,7 @@
 
   async function endpoint({ app: appId, ep: epId }) {
     current("apps");
+    const app = await api("GET", `/app/${enc(appId)}`);
     const dayAgo = () => new Date(Date.now() - 86400e3).toISOString();
     const body = live(async () => {
       const e = await api("GET", `/app/${enc(appId)}/endpoint/${enc(epId)}`);
@@ -266,7 +273,7 @@
       h("select", { id: "att-status", onchange: () => body.refresh() },
         h("option", { value: "" }, "all"), h("option", { value: "0" }, "succeeded"), h("option", { value: "2" }, "failed")));
     show(
-      h("p", {}, link("#/", "Applications"), " / ", link("#/app/" + enc(appId), appId), " / endpoint"),
+      h("p", {}, link("#/", "Applications"), " / ", link("#/app/" + enc(app.id), app.name), " / endpoint"),
       h("div", { class: "toolbar" },
         act("Recover failed (24 h)", "secondary", async () => { await api("POST", `/app/${enc(appId)}/endpoint/${enc(epId)}/recover`, { since: dayAgo() }); return "Recovering what failed in the last day"; }),
         act("Replay all (24 h)", "secondary", async () => { await api("POST", `/app/${enc(appId)}/endpoint/${enc(epId)}/bulk-replay`, { since: dayAgo() }); return "Replaying the last day"; }),

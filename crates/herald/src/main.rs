@@ -24,14 +24,28 @@ use herald::server::Server;
                   Start with `herald serve`: it needs no setup and keeps everything in ./herald-data."
 )]
 struct Cli {
-    /// A TOML config file (keys as in `herald config`). Also HERALD_CONFIG.
-    #[arg(long, global = true, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Where Herald keeps its data. Also HERALD_DATA_DIR. Default ./herald-data.
-    #[arg(long, global = true, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where the server's configuration and data are: flags of the commands that run on
+/// the server's machine (serve, migrate, token, rotate-main-key), not of the client
+/// commands, which talk to a server over HTTP.
+#[derive(clap::Args)]
+struct ServerFiles {
+    /// A TOML config file (keys as in `herald config`). Also HERALD_CONFIG.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where Herald keeps its data. Also HERALD_DATA_DIR. Default ./herald-data.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl ServerFiles {
+    fn apply(self, overrides: &mut Overrides) {
+        overrides.config_file = self.config;
+        overrides.data_dir = self.data_dir;
+    }
 }
 
 #[derive(Subcommand)]
@@ -262,12 +276,15 @@ struct DatabaseFlags {
     /// once. Also HERALD_WAIT_FOR_DB_SECS.
     #[arg(long, value_name = "SECS")]
     wait_for_db: Option<u64>,
+    #[command(flatten)]
+    files: ServerFiles,
 }
 
 impl DatabaseFlags {
     fn apply(self, overrides: &mut Overrides) {
         overrides.database_url = self.database_url;
         overrides.wait_for_db_secs = self.wait_for_db;
+        self.files.apply(overrides);
     }
 }
 
@@ -278,6 +295,8 @@ enum TokenCommand {
         /// A name to recognise the token by.
         #[arg(long, default_value = "cli")]
         name: String,
+        #[command(flatten)]
+        files: ServerFiles,
     },
 }
 
@@ -290,11 +309,7 @@ fn main() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut overrides = Overrides {
-        config_file: cli.config,
-        data_dir: cli.data_dir,
-        ..Default::default()
-    };
+    let mut overrides = Overrides::default();
     match cli.command {
         Command::Config => {
             herald::out!("{DEFAULTS}");
@@ -397,8 +412,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Token {
-            command: TokenCommand::Create { name },
+            command: TokenCommand::Create { name, files },
         } => {
+            files.apply(&mut overrides);
             let config = Config::load(&overrides)?;
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {

@@ -37,36 +37,42 @@ pub struct Paging {
 
 #[derive(Subcommand, Debug)]
 pub enum AppOp {
+    /// List the applications (your tenants).
     List(Paging),
+    /// Create an application.
     Create {
         name: String,
+        /// Your own id for it, usable wherever its id is.
         #[arg(long)]
         uid: Option<String>,
     },
-    Get {
-        app: String,
-    },
+    /// Show one application (by id or uid).
+    Get { app: String },
     /// Rename an application.
     Update {
         app: String,
         #[arg(long)]
         name: String,
     },
-    Delete {
-        app: String,
-    },
+    /// Delete an application and everything in it.
+    Delete { app: String },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum EndpointOp {
+    /// List an application's endpoints.
     List {
         app: String,
         #[command(flatten)]
         paging: Paging,
     },
+    /// Add an endpoint to an application.
     Create {
         app: String,
         url: String,
+        /// Your own id for it, usable wherever its id is.
+        #[arg(long)]
+        uid: Option<String>,
         /// Comma-separated event types (default: all).
         #[arg(long, value_delimiter = ',')]
         filter_types: Vec<String>,
@@ -78,10 +84,9 @@ pub enum EndpointOp {
         #[arg(long)]
         rate_limit: Option<u32>,
     },
-    Get {
-        app: String,
-        endpoint: String,
-    },
+    /// Show one endpoint (by id or uid).
+    Get { app: String, endpoint: String },
+    /// Change an endpoint's URL, description or event types, or disable it.
     Update {
         app: String,
         endpoint: String,
@@ -96,15 +101,10 @@ pub enum EndpointOp {
         #[arg(long)]
         enable: bool,
     },
-    Delete {
-        app: String,
-        endpoint: String,
-    },
+    /// Delete an endpoint.
+    Delete { app: String, endpoint: String },
     /// Show the signing secret.
-    Secret {
-        app: String,
-        endpoint: String,
-    },
+    Secret { app: String, endpoint: String },
     /// Send again every message of a window (RFC 3339 `--since`, default one day).
     Replay {
         app: String,
@@ -119,7 +119,9 @@ pub enum EndpointOp {
 
 #[derive(Subcommand, Debug)]
 pub enum EventTypeOp {
+    /// List the event types of the catalog.
     List(Paging),
+    /// Add an event type to the catalog.
     Create {
         name: String,
         #[arg(long)]
@@ -128,9 +130,9 @@ pub enum EventTypeOp {
         #[arg(long, value_name = "FILE")]
         schema: Option<std::path::PathBuf>,
     },
-    Get {
-        name: String,
-    },
+    /// Show one event type, with its schema.
+    Get { name: String },
+    /// Archive an event type (or delete it with --expunge).
     Delete {
         name: String,
         /// Delete it for good instead of archiving it.
@@ -141,17 +143,20 @@ pub enum EventTypeOp {
 
 #[derive(Subcommand, Debug)]
 pub enum MessageOp {
+    /// List an application's messages, newest first, with how their deliveries went.
     List {
         app: String,
         #[arg(long)]
         event_type: Option<String>,
+        /// Only messages with a delivery in this state (among the last 250 of each
+        /// endpoint).
+        #[arg(long, value_parser = ["succeeded", "pending", "failed", "canceled"])]
+        status: Option<String>,
         #[command(flatten)]
         paging: Paging,
     },
-    Get {
-        app: String,
-        msg: String,
-    },
+    /// Show one message (by id or eventId), with its payload.
+    Get { app: String, msg: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -168,7 +173,9 @@ pub enum AttemptOp {
 
 #[derive(Subcommand, Debug)]
 pub enum SourceOp {
+    /// List the inbound sources.
     List(Paging),
+    /// Create an inbound source: third-party webhooks arrive at its ingest URL.
     Create {
         name: String,
         /// The provider's scheme (github, stripe, slack, standard-webhooks, …).
@@ -181,12 +188,10 @@ pub enum SourceOp {
         #[arg(long = "forward-to", value_name = "URL")]
         forward_to: Vec<String>,
     },
-    Get {
-        source: String,
-    },
-    Delete {
-        source: String,
-    },
+    /// Show one source, with its ingest URL and destinations.
+    Get { source: String },
+    /// Delete a source, its destinations and its log.
+    Delete { source: String },
     /// The requests that arrived, accepted and refused.
     Requests {
         source: String,
@@ -352,6 +357,18 @@ async fn list(
     paging: &Paging,
     columns: &[(&str, &str)],
 ) -> anyhow::Result<()> {
+    list_decorated(client, out, path, paging, columns, &|_| {}).await
+}
+
+/// `list`, with `decorate` adding fields to each row of a table (not to `--json`).
+async fn list_decorated(
+    client: &ApiClient,
+    out: &Output,
+    path: &str,
+    paging: &Paging,
+    columns: &[(&str, &str)],
+    decorate: &(dyn Fn(&mut Value) + Sync),
+) -> anyhow::Result<()> {
     let sep = if path.contains('?') { '&' } else { '?' };
     let mut iterator = paging.iterator.clone();
     let mut rows: Vec<Value> = Vec::new();
@@ -378,6 +395,7 @@ async fn list(
                     serde_json::to_string_pretty(&doc).expect("JSON prints")
                 );
             } else {
+                rows.iter_mut().for_each(decorate);
                 table(&rows, columns);
                 if !done && !paging.all {
                     if let Some(it) = &iterator {
@@ -425,8 +443,65 @@ const MESSAGE_COLUMNS: &[(&str, &str)] = &[
     ("ID", "id"),
     ("EVENT TYPE", "eventType"),
     ("EVENT ID", "eventId"),
+    ("DELIVERY", "delivery"),
     ("TIMESTAMP", "timestamp"),
 ];
+
+/// The delivery statuses by name, as `--status` takes them.
+const DELIVERY_STATUSES: &[(&str, i64)] = &[
+    ("succeeded", 0),
+    ("pending", 1),
+    ("failed", 2),
+    ("canceled", 4),
+];
+
+/// Each message's deliveries (one per endpoint) summed up in a word: the worst of them
+/// (failed, then pending, then canceled, then succeeded), or "-" when it went nowhere.
+fn delivery_word(statuses: &[i64]) -> String {
+    let words: Vec<&str> = statuses
+        .iter()
+        .filter_map(|s| {
+            DELIVERY_STATUSES
+                .iter()
+                .find(|(_, n)| n == s)
+                .map(|(w, _)| *w)
+        })
+        .collect();
+    ["failed", "pending", "sending", "canceled", "succeeded"]
+        .iter()
+        .find(|w| words.contains(w))
+        .map_or_else(|| "-".to_string(), |w| w.to_string())
+}
+
+/// The deliveries of an application's recent messages, by message id: what each of its
+/// endpoints (the first 100) reports for its last 250 messages, or only those with
+/// `status`.
+async fn delivery_statuses(
+    c: &ApiClient,
+    app: &str,
+    status: Option<i64>,
+) -> anyhow::Result<std::collections::HashMap<String, (Value, Vec<i64>)>> {
+    let mut by_msg: std::collections::HashMap<String, (Value, Vec<i64>)> = Default::default();
+    let endpoints = c.get(&format!("/app/{app}/endpoint?limit=100")).await?;
+    for ep in endpoints["data"].as_array().cloned().unwrap_or_default() {
+        let ep_id = ep["id"].as_str().unwrap_or_default();
+        let mut path = format!("/app/{app}/endpoint/{ep_id}/msg?limit=250&with_content=false");
+        if let Some(s) = status {
+            path.push_str(&format!("&status={s}"));
+        }
+        let page = c.get(&path).await?;
+        for m in page["data"].as_array().cloned().unwrap_or_default() {
+            let id = m["id"].as_str().unwrap_or_default().to_string();
+            let s = m["status"].as_i64().unwrap_or(-1);
+            by_msg
+                .entry(id)
+                .or_insert_with(|| (m, Vec::new()))
+                .1
+                .push(s);
+        }
+    }
+    Ok(by_msg)
+}
 const ATTEMPT_COLUMNS: &[(&str, &str)] = &[
     ("ID", "id"),
     ("ENDPOINT", "endpointId"),
@@ -501,12 +576,13 @@ pub async fn endpoint(op: EndpointOp, out: Output) -> anyhow::Result<()> {
         EndpointOp::Create {
             app,
             url,
+            uid,
             filter_types,
             channels,
             description,
             rate_limit,
         } => {
-            let mut body = json!({"url": url, "description": description, "rateLimit": rate_limit});
+            let mut body = json!({"url": url, "uid": uid, "description": description, "rateLimit": rate_limit});
             if !filter_types.is_empty() {
                 body["filterTypes"] = json!(filter_types);
             }
@@ -659,13 +735,54 @@ pub async fn message(op: MessageOp, out: Output) -> anyhow::Result<()> {
         MessageOp::List {
             app,
             event_type,
+            status,
             paging,
         } => {
-            let path = match event_type {
+            if let Some(word) = status {
+                // Only the messages with a delivery in that state, newest first.
+                let n = DELIVERY_STATUSES
+                    .iter()
+                    .find(|(w, _)| *w == word)
+                    .map(|(_, n)| *n)
+                    .expect("clap checked it");
+                let by_msg = delivery_statuses(&c, &app, Some(n)).await?;
+                let mut rows: Vec<Value> = by_msg
+                    .into_values()
+                    .map(|(mut m, _)| {
+                        m["delivery"] = json!(word);
+                        m
+                    })
+                    .filter(|m| event_type.as_ref().is_none_or(|t| m["eventType"] == *t))
+                    .collect();
+                rows.sort_by(|a, b| b["timestamp"].as_str().cmp(&a["timestamp"].as_str()));
+                rows.truncate(paging.limit as usize);
+                if out.json {
+                    outln!(
+                        "{}",
+                        serde_json::to_string_pretty(&json!({"data": rows})).expect("JSON prints")
+                    );
+                } else {
+                    table(&rows, MESSAGE_COLUMNS);
+                }
+                return Ok(());
+            }
+            let path = match &event_type {
                 Some(t) => format!("/app/{app}/msg?event_types={t}"),
                 None => format!("/app/{app}/msg"),
             };
-            list(&c, &out, &path, &paging, MESSAGE_COLUMNS).await
+            let by_msg = if out.json {
+                Default::default()
+            } else {
+                delivery_statuses(&c, &app, None).await?
+            };
+            let decorate = |row: &mut Value| {
+                let id = row["id"].as_str().unwrap_or_default();
+                let word = by_msg
+                    .get(id)
+                    .map_or_else(|| "-".to_string(), |(_, s)| delivery_word(s));
+                row["delivery"] = json!(word);
+            };
+            list_decorated(&c, &out, &path, &paging, MESSAGE_COLUMNS, &decorate).await
         }
         MessageOp::Get { app, msg } => {
             show(&out, &c.get(&format!("/app/{app}/msg/{msg}")).await?);

@@ -100,6 +100,9 @@ async function assertLabelled(page, where) {
   const attemptLink = page.getByRole("table", { name: "Attempts" }).getByRole("link").first();
   await attemptLink.waitFor();
   await shot(page, "console-message-desktop");
+  // The breadcrumb names the application; the attempts say which endpoint they went to.
+  await page.locator("main p").first().getByRole("link", { name: "Shop A" }).waitFor();
+  assert.equal(await page.getByRole("table", { name: "Attempts" }).getByRole("columnheader", { name: "Endpoint" }).count(), 1);
   await attemptLink.click();
   await page.getByRole("heading", { name: "Request" }).waitFor();
   await page.getByRole("heading", { name: "Response" }).waitFor();

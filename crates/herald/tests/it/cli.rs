@@ -154,14 +154,46 @@ fn help_and_config_are_useful() {
     let help = herald(&["--help"]);
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(help.status.success());
-    for word in ["serve", "token", "config", "--data-dir"] {
+    for word in ["serve", "token", "config"] {
         assert!(text.contains(word), "--help lacks {word}: {text}");
     }
     let serve_help = String::from_utf8_lossy(&herald(&["serve", "--help"]).stdout).to_string();
     assert!(
-        serve_help.contains("--listen") && serve_help.contains("HERALD_LISTEN"),
+        serve_help.contains("--listen")
+            && serve_help.contains("HERALD_LISTEN")
+            && serve_help.contains("--data-dir"),
         "{serve_help}"
     );
+    // The client commands talk to a server over HTTP: no server-side flags, and every
+    // subcommand says what it does.
+    for group in [
+        "app",
+        "endpoint",
+        "event-type",
+        "message",
+        "attempt",
+        "source",
+    ] {
+        let help = String::from_utf8_lossy(&herald(&[group, "--help"]).stdout).to_string();
+        assert!(
+            !help.contains("--data-dir") && !help.contains("--config"),
+            "{help}"
+        );
+        let commands = help
+            .split("Commands:")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .unwrap_or_else(|| panic!("no commands in {help}"));
+        for line in commands.lines().filter(|l| !l.trim().is_empty()) {
+            assert!(
+                line.split_whitespace().count() > 1,
+                "`herald {group}` has a subcommand without a help line: {line:?}"
+            );
+        }
+        let list_help =
+            String::from_utf8_lossy(&herald(&[group, "list", "--help"]).stdout).to_string();
+        assert!(!list_help.contains("--data-dir"), "{list_help}");
+    }
     let config = herald(&["config"]);
     let text = String::from_utf8_lossy(&config.stdout);
     let parsed: toml::Table = text.parse().expect("`herald config` prints valid TOML");
@@ -528,6 +560,43 @@ async fn the_client_commands_drive_the_api_with_tables_and_json() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+
+    // The message list says how each message's deliveries went, and filters by it.
+    let r = client(&config, &["message", "list", "shop"]).await;
+    ok(&r);
+    assert!(r.1.lines().next().unwrap().contains("DELIVERY"), "{}", r.1);
+    assert!(
+        r.1.lines().skip(1).any(|l| l.contains("succeeded")),
+        "{}",
+        r.1
+    );
+    let r = client(
+        &config,
+        &["message", "list", "shop", "--status", "succeeded"],
+    )
+    .await;
+    ok(&r);
+    assert!(r.1.lines().count() > 1, "{}", r.1);
+    let r = client(&config, &["message", "list", "shop", "--status", "failed"]).await;
+    ok(&r);
+    assert_eq!(r.1.lines().count(), 1, "only the header: {}", r.1);
+    // An endpoint gets a uid of one's own choosing.
+    let r = client(
+        &config,
+        &[
+            "endpoint",
+            "create",
+            "shop",
+            &rx.url("/second"),
+            "--uid",
+            "second",
+        ],
+    )
+    .await;
+    ok(&r);
+    let r = client(&config, &["endpoint", "get", "shop", "second"]).await;
+    ok(&r);
+    assert!(r.1.contains("/second"), "{}", r.1);
 
     // Sources from the CLI, with their requests.
     let r = client(
