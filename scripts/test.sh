@@ -1,10 +1,49 @@
 #!/usr/bin/env bash
 # Runs Herald's whole test suite: unit, integration, crash, the store conformance suite
 # (SQLite, and PostgreSQL when one is reachable), multi-node, and the Svix SDK end-to-end
-# tests (Python and JavaScript), and the browser tests of the web pages. Creates (once) a Python venv in target/sdk-venv with the official `svix` SDK and
-# an OpenAPI validator (the e2e test also checks the served OpenAPI document).
+# tests (Python and JavaScript), the browser tests of the web pages, and (on a full
+# run) the API contract run with schemathesis (scripts/contract.sh). Creates (once) a
+# Python venv in target/sdk-venv with the official `svix` SDK and an OpenAPI validator
+# (the e2e test also checks the served OpenAPI document).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# What the suite needs before anything is built: each is installed when the script can
+# (root with apt-get), or the script stops at once with the command to run.
+as_root_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+need() { # need WHAT "install command": stop with the command to run
+    echo "scripts/test.sh needs $1. Install it with:" >&2
+    echo "    $2" >&2
+    exit 1
+}
+rust_ok() {
+    command -v rustc >/dev/null 2>&1 || return 1
+    local v
+    v=$(rustc --version | awk '{print $2}')
+    [ "$(printf '%s\n1.85.0\n' "$v" | sort -V | head -n1)" = "1.85.0" ]
+}
+rust_ok || need "Rust 1.85 or newer (rustc --version: $(rustc --version 2>/dev/null || echo none))" \
+    "curl --proto '=https' -sSf https://sh.rustup.rs | sh -s -- -y   # or: rustup update stable"
+if ! command -v cc >/dev/null 2>&1; then
+    if as_root_apt; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential >/dev/null
+    else
+        need "a C compiler (SQLite is built from source)" "sudo apt-get install build-essential"
+    fi
+fi
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    if as_root_apt; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    else
+        need "python3 with venv (for the Svix Python SDK and schemathesis)" "sudo apt-get install python3-venv"
+    fi
+fi
+node_major=$(node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/' || true)
+if [ -z "$node_major" ] || [ "$node_major" -lt 20 ] || ! command -v npm >/dev/null 2>&1; then
+    need "Node.js 20 or newer with npm (for the Svix JavaScript SDK and the browser tests; found: ${node_major:-none})" \
+        "curl -fsSL https://deb.nodesource.com/setup_20.x | sudo bash - && sudo apt-get install -y nodejs"
+fi
+command -v curl >/dev/null 2>&1 || need "curl" "sudo apt-get install curl"
 
 venv=target/sdk-venv
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import svix, openapi_spec_validator' 2>/dev/null; then
@@ -46,8 +85,18 @@ if [ -z "${HERALD_TEST_DATABASE_URL:-}" ] && command -v pg_isready >/dev/null 2>
     echo "== PostgreSQL found on 127.0.0.1:5432: its tests run too"
 fi
 
+set +e
 if command -v cargo-nextest >/dev/null 2>&1; then
     cargo nextest run --workspace --no-fail-fast "$@"
 else
     cargo test --workspace --no-fail-fast "$@"
 fi
+status=$?
+set -e
+
+# The API contract: schemathesis against a real server and the OpenAPI document it
+# serves (scripts/contract.sh), on a full run (no filter arguments) only.
+if [ "$#" -eq 0 ]; then
+    scripts/contract.sh target/debug/herald || status=1
+fi
+exit "$status"
