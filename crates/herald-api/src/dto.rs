@@ -9,6 +9,29 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
+/// For a nested object field: an object or `null`. (Left to itself, serde would also
+/// read the struct from an array of its fields in order, which no client means.)
+pub(crate) fn object_or_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct ObjectOrNull<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectOrNull<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object or null")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+    d.deserialize_any(ObjectOrNull(std::marker::PhantomData))
+}
+
 /// A PATCH field: absent (keep), `null` (clear) or a value (set).
 #[derive(Debug, Clone, Default)]
 pub enum Patch<T> {
@@ -28,6 +51,15 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
 }
 
 impl<T> Patch<T> {
+    /// This patch, or `other` when this one keeps the field (a field given under two
+    /// names: the first name wins).
+    pub fn or(self, other: Patch<T>) -> Patch<T> {
+        match self {
+            Patch::Keep => other,
+            given => given,
+        }
+    }
+
     /// Applies the patch to an optional field.
     pub fn apply(self, field: &mut Option<T>) {
         match self {
@@ -59,19 +91,6 @@ impl<T> ListResponse<T> {
     }
 }
 
-/// The other names request fields are accepted under (`#[serde(alias)]`), which the
-/// schema derive does not see: (schema, alias, field). The document lists each alias
-/// as a property of its own (`openapi.rs`), and a test checks that every alias in this
-/// file is here.
-pub(crate) const ALIASES: &[(&str, &str, &str)] = &[
-    ("ApplicationIn", "rateLimit", "throttleRate"),
-    ("ApplicationPatch", "rateLimit", "throttleRate"),
-    ("EndpointIn", "filterTypes", "eventTypes"),
-    ("EndpointIn", "rateLimit", "throttleRate"),
-    ("EndpointPatch", "filterTypes", "eventTypes"),
-    ("EndpointPatch", "rateLimit", "throttleRate"),
-];
-
 // ---- applications ----
 
 #[derive(Deserialize, ToSchema)]
@@ -80,10 +99,21 @@ pub struct ApplicationIn {
     pub name: String,
     #[serde(default)]
     pub uid: Option<String>,
-    #[serde(default, alias = "rateLimit")]
+    #[serde(default)]
     pub throttle_rate: Option<u32>,
+    /// The same as `throttleRate` (Svix's newer name); `throttleRate` wins when both
+    /// are given.
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
+}
+
+impl ApplicationIn {
+    /// `throttleRate`, or `rateLimit`.
+    pub fn rate(&self) -> Option<u32> {
+        self.throttle_rate.or(self.rate_limit)
+    }
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -94,9 +124,13 @@ pub struct ApplicationPatch {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
     pub uid: Patch<String>,
-    #[serde(default, alias = "rateLimit")]
+    #[serde(default)]
     #[schema(value_type = Option<u32>)]
     pub throttle_rate: Patch<u32>,
+    /// The same as `throttleRate`, which wins when both are given.
+    #[serde(default)]
+    #[schema(value_type = Option<u32>)]
+    pub rate_limit: Patch<u32>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
 }
@@ -141,14 +175,20 @@ pub struct EndpointIn {
     pub uid: Option<String>,
     #[serde(default)]
     pub disabled: Option<bool>,
-    #[serde(default, alias = "filterTypes")]
+    #[serde(default)]
     pub event_types: Option<Vec<String>>,
+    /// The same as `eventTypes` (Svix's newer name), which wins when both are given.
+    #[serde(default)]
+    pub filter_types: Option<Vec<String>>,
     #[serde(default)]
     pub channels: Option<Vec<String>>,
     #[serde(default)]
     pub secret: Option<String>,
-    #[serde(default, alias = "rateLimit")]
+    #[serde(default)]
     pub throttle_rate: Option<u32>,
+    /// The same as `throttleRate`, which wins when both are given.
+    #[serde(default)]
+    pub rate_limit: Option<u32>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
     #[serde(default)]
@@ -173,17 +213,25 @@ pub struct EndpointPatch {
     pub uid: Patch<String>,
     #[serde(default)]
     pub disabled: Option<bool>,
-    #[serde(default, alias = "filterTypes")]
+    #[serde(default)]
     #[schema(value_type = Option<Vec<String>>)]
     pub event_types: Patch<Vec<String>>,
+    /// The same as `eventTypes`, which wins when both are given.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub filter_types: Patch<Vec<String>>,
     #[serde(default)]
     #[schema(value_type = Option<Vec<String>>)]
     pub channels: Patch<Vec<String>>,
     #[serde(default)]
     pub secret: Option<String>,
-    #[serde(default, alias = "rateLimit")]
+    #[serde(default)]
     #[schema(value_type = Option<u32>)]
     pub throttle_rate: Patch<u32>,
+    /// The same as `throttleRate`, which wins when both are given.
+    #[serde(default)]
+    #[schema(value_type = Option<u32>)]
+    pub rate_limit: Patch<u32>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
     #[serde(default)]
@@ -472,7 +520,7 @@ pub struct MessageIn {
     /// Retention in hours (wins over `payloadRetentionPeriod` when both are given).
     #[serde(default)]
     pub payload_retention_hours: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_null")]
     pub application: Option<ApplicationIn>,
     /// Tags are accepted for SDK compatibility and not stored.
     #[serde(default)]
@@ -614,7 +662,7 @@ impl From<Attempt> for AttemptOut {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AppPortalAccessIn {
     /// Creates the application when the path's id or uid does not exist yet.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_null")]
     pub application: Option<ApplicationIn>,
     /// Seconds the token is valid for: 1 to 604800 (7 days, the default).
     #[serde(default)]
@@ -679,7 +727,7 @@ pub struct SourceIn {
     /// Largest accepted clock difference for schemes with timestamps (default 300 s).
     #[serde(default)]
     pub tolerance_secs: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::dto::object_or_null")]
     pub hmac: Option<HmacSettings>,
     /// The exact URL the provider is configured to call, for the schemes that sign it
     /// (square, twilio); by default the server's public URL and `/in/{id}`.

@@ -50,14 +50,53 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
     })
 }
 
+/// Turns every float with no fractional part (within ±2^53) into an integer, in place.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
+}
+
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every request body is an object. (serde would also read a struct from an array
+    // of its fields in order, which no client means.)
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b == b'[') {
+        return Err(invalid(&["body"], "the body must be a JSON object"));
+    }
     if has_nul_escape(bytes) {
         return Err(invalid(
             &["body"],
             "NUL characters (\\u0000) are not allowed in any string",
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
+    let first = serde_json::from_slice(bytes);
+    // JSON has one number type: `3.0` is the integer 3 to a JSON Schema validator (and
+    // to the SDKs of some languages), but not to serde. Only a body refused for that
+    // is read again with integral floats made integers; payloads, kept byte for byte,
+    // never fail that way, so they are never rewritten.
+    let first = match first {
+        Err(e) if e.to_string().starts_with("invalid type: floating point") => {
+            match serde_json::from_slice::<serde_json::Value>(bytes) {
+                Ok(mut value) => {
+                    integral_floats_to_integers(&mut value);
+                    serde_json::from_value(value).map_err(|_| e)
+                }
+                Err(_) => Err(e),
+            }
+        }
+        other => other,
+    };
+    first.map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
             Category::Syntax | Category::Eof | Category::Io => ApiError::BadRequest {
@@ -115,16 +154,29 @@ pub fn has_encoded_nul(text: &str) -> bool {
 /// The raw query string as decoded key/value pairs (repeated keys kept).
 pub struct QueryPairs(pub Vec<(String, String)>);
 
+/// Query parameters that may be repeated (each value, or comma-separated values).
+const MULTI_VALUED: &[&str] = &["event_types"];
+
 impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        Ok(QueryPairs(
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect(),
-        ))
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(q.as_bytes())
+            .into_owned()
+            .collect();
+        // Only lists may repeat (`event_types`): a repeated single value would be read
+        // as its first and the rest ignored without a word.
+        for (i, (key, _)) in pairs.iter().enumerate() {
+            let list = key.ends_with("[]") || MULTI_VALUED.contains(&key.as_str());
+            if !list && pairs[..i].iter().any(|(k, _)| k == key) {
+                return Err(ApiError::BadRequest {
+                    code: "duplicate_query_parameter",
+                    detail: format!("the query parameter {key} is given more than once"),
+                });
+            }
+        }
+        Ok(QueryPairs(pairs))
     }
 }
 
@@ -161,7 +213,7 @@ impl QueryPairs {
 
     pub fn timestamp(&self, key: &str) -> Result<Option<i64>, ApiError> {
         match self.get(key) {
-            None | Some("") => Ok(None),
+            None => Ok(None),
             Some(v) => herald_core::time::parse_rfc3339(v)
                 .map(Some)
                 .ok_or_else(|| invalid(&["query", key], "must be an RFC 3339 timestamp")),
@@ -170,7 +222,7 @@ impl QueryPairs {
 
     pub fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
         match self.get(key) {
-            None | Some("") => Ok(None),
+            None => Ok(None),
             Some(v) => v
                 .parse()
                 .map(Some)
@@ -191,7 +243,7 @@ impl QueryPairs {
             }
         };
         let descending = match self.get("order") {
-            None | Some("") => default_descending,
+            None => default_descending,
             Some("ascending") => false,
             Some("descending") => true,
             Some(_) => {

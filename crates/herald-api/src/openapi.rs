@@ -51,6 +51,53 @@ pub fn object(_: &mut Components) -> RefOr<Schema> {
     ObjectBuilder::new().schema_type(Type::Object).into()
 }
 
+/// What a query parameter takes, as the handlers check it (`extract::QueryPairs`).
+#[derive(Clone, Copy)]
+pub enum QueryKind {
+    Int {
+        min: i64,
+        max: i64,
+    },
+    /// One of these integers.
+    IntOf(&'static [i64]),
+    Bool,
+    /// An RFC 3339 timestamp.
+    DateTime,
+    Text,
+    /// Repeated, or comma-separated.
+    TextList,
+    /// Text matching a pattern.
+    Pattern(&'static str),
+    Choice(&'static [&'static str]),
+}
+
+/// A query parameter of an operation.
+#[derive(Clone, Copy)]
+pub struct QueryParam {
+    pub name: &'static str,
+    pub kind: QueryKind,
+    pub about: &'static str,
+}
+
+/// `limit`, `iterator` and `order`, which every list takes.
+pub const LIST_PARAMS: &[QueryParam] = &[
+    QueryParam {
+        name: "limit",
+        kind: QueryKind::Int { min: 1, max: 250 },
+        about: "page size, 1 to 250 (default 50)",
+    },
+    QueryParam {
+        name: "iterator",
+        kind: QueryKind::Text,
+        about: "cursor from a previous page; a leading '-' walks back",
+    },
+    QueryParam {
+        name: "order",
+        kind: QueryKind::Choice(&["ascending", "descending"]),
+        about: "ascending or descending",
+    },
+];
+
 /// One operation as the route table describes it.
 pub struct Operation {
     pub method: HttpMethod,
@@ -63,19 +110,39 @@ pub struct Operation {
     pub request: Option<SchemaFn>,
     pub status: u16,
     pub response: Option<SchemaFn>,
+    /// The success response's media type (`text/event-stream` for the listen stream).
+    pub media_type: &'static str,
+    /// Query parameters besides the list ones.
+    pub query: &'static [QueryParam],
+    /// Another success status with the same body (201 when a PUT creates, 200 when a
+    /// create finds what exists).
+    pub also: Option<u16>,
+    /// The request body may be left out (every field is optional).
+    pub body_optional: bool,
 }
 
-/// Lists each field alias the server accepts (`dto::ALIASES`) as a property of its own,
-/// described as the field it stands for: a schema with `additionalProperties: false`
-/// must not refuse what the server takes.
-fn add_aliases(components: &mut Components) {
-    for (schema, alias, field) in crate::dto::ALIASES {
-        let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(*schema) else {
-            continue;
-        };
-        if let Some(property) = object.properties.get(*field).cloned() {
-            object.properties.insert(alias.to_string(), property);
-        }
+fn query_schema(kind: QueryKind) -> ObjectBuilder {
+    use utoipa::openapi::schema::SchemaFormat;
+    use utoipa::openapi::KnownFormat;
+    match kind {
+        QueryKind::Int { min, max } => ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(min))
+            .maximum(Some(max)),
+        QueryKind::IntOf(values) => ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .enum_values(Some(values.iter().copied())),
+        QueryKind::Bool => ObjectBuilder::new().schema_type(Type::Boolean),
+        QueryKind::DateTime => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        QueryKind::Text | QueryKind::TextList => ObjectBuilder::new().schema_type(Type::String),
+        QueryKind::Pattern(pattern) => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern)),
+        QueryKind::Choice(values) => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values.iter().copied())),
     }
 }
 
@@ -105,41 +172,54 @@ pub fn document(ops: &[Operation]) -> OpenApi {
                         .parameter_in(ParameterIn::Path)
                         .required(Required::True)
                         .description(Some("the id, or the uid (eventId for messages)"))
-                        .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+                        // Ids, uids, event ids and event-type names are all identifiers.
+                        .schema(Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .min_length(Some(1))
+                                .max_length(Some(256))
+                                .pattern(Some("^[a-zA-Z0-9\\-_.]+$")),
+                        )),
                 );
             }
         }
-        if op.list {
-            for (name, ty, about) in [
-                ("limit", Type::Integer, "page size, 1 to 250 (default 50)"),
-                (
-                    "iterator",
-                    Type::String,
-                    "cursor from a previous page; a leading '-' walks back",
-                ),
-                ("order", Type::String, "ascending or descending"),
-            ] {
-                b = b.parameter(
-                    ParameterBuilder::new()
-                        .name(name)
-                        .parameter_in(ParameterIn::Query)
-                        .required(Required::False)
-                        .description(Some(about))
-                        .schema(Some(ObjectBuilder::new().schema_type(ty))),
-                );
-            }
+        let list_params: &[QueryParam] = if op.list { LIST_PARAMS } else { &[] };
+        for param in list_params.iter().chain(op.query) {
+            let schema: RefOr<Schema> = match param.kind {
+                QueryKind::TextList => ArrayBuilder::new()
+                    .items(ObjectBuilder::new().schema_type(Type::String))
+                    .into(),
+                kind => query_schema(kind).into(),
+            };
+            b = b.parameter(
+                ParameterBuilder::new()
+                    .name(param.name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(param.about))
+                    .schema(Some(schema)),
+            );
         }
         if let Some(request) = op.request {
+            let required = if op.body_optional {
+                Required::False
+            } else {
+                Required::True
+            };
             let body = RequestBodyBuilder::new()
-                .required(Some(Required::True))
+                .required(Some(required))
                 .content("application/json", json_content(request(&mut components)));
             b = b.request_body(Some(body.build()));
         }
         let mut ok = ResponseBuilder::new().description("success");
         if let Some(response) = op.response {
-            ok = ok.content("application/json", json_content(response(&mut components)));
+            ok = ok.content(op.media_type, json_content(response(&mut components)));
         }
-        b = b.response(op.status.to_string(), ok.build());
+        let ok = ok.build();
+        if let Some(also) = op.also {
+            b = b.response(also.to_string(), ok.clone());
+        }
+        b = b.response(op.status.to_string(), ok);
         if op.auth {
             b = b
                 .security(SecurityRequirement::new("bearer", Vec::<String>::new()))
@@ -163,7 +243,35 @@ pub fn document(ops: &[Operation]) -> OpenApi {
                         .description("invalid input")
                         .content("application/json", json_content(validation.clone()))
                         .build(),
+                )
+                .response(
+                    "400",
+                    ResponseBuilder::new()
+                        .description("malformed request: a body that is not JSON, or a query parameter given twice")
+                        .content("application/json", json_content(error.clone()))
+                        .build(),
                 );
+            if op.request.is_some() {
+                b = b.response(
+                    "413",
+                    ResponseBuilder::new()
+                        .description("the body is larger than max_body_bytes")
+                        .content("application/json", json_content(error.clone()))
+                        .build(),
+                );
+            }
+            if matches!(
+                op.method,
+                HttpMethod::Post | HttpMethod::Put | HttpMethod::Patch
+            ) {
+                b = b.response(
+                    "409",
+                    ResponseBuilder::new()
+                        .description("conflict: a uid, name or eventId already taken")
+                        .content("application/json", json_content(error.clone()))
+                        .build(),
+                );
+            }
         }
         paths.add_path_operation(
             format!("/api/v1{}", op.path),
@@ -171,7 +279,6 @@ pub fn document(ops: &[Operation]) -> OpenApi {
             b.build(),
         );
     }
-    add_aliases(&mut components);
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -185,26 +292,4 @@ pub fn document(ops: &[Operation]) -> OpenApi {
         .paths(paths)
         .components(Some(components))
         .build()
-}
-
-#[cfg(test)]
-mod tests {
-    /// Every `alias = "…"` in the wire types is listed in `dto::ALIASES`, and the
-    /// served document has each as a property of its schema.
-    #[test]
-    fn every_field_alias_the_server_accepts_is_in_the_document() {
-        let source = include_str!("dto.rs");
-        let in_source = source.matches("alias = \"").count();
-        assert_eq!(
-            in_source,
-            crate::dto::ALIASES.len(),
-            "an alias in dto.rs is missing from dto::ALIASES"
-        );
-        let doc: serde_json::Value = serde_json::from_str(&crate::router::openapi_json()).unwrap();
-        for (schema, alias, field) in crate::dto::ALIASES {
-            let properties = &doc["components"]["schemas"][schema]["properties"];
-            assert!(properties[field].is_object(), "{schema}.{field}");
-            assert_eq!(properties[alias], properties[field], "{schema}.{alias}");
-        }
-    }
 }

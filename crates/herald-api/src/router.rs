@@ -14,7 +14,9 @@ use utoipa::openapi::path::HttpMethod;
 use crate::dto::*;
 use crate::error::ApiError;
 use crate::idempotency;
-use crate::openapi::{self, list_of, object, schema_of, Operation, SchemaFn};
+use crate::openapi::{
+    self, list_of, object, schema_of, Operation, QueryKind, QueryParam, SchemaFn,
+};
 use crate::routes::{
     apps, attempts, auth, endpoints, event_types, health, messages, sources, tasks,
 };
@@ -47,6 +49,10 @@ fn route(
             request: None,
             status: 200,
             response: None,
+            media_type: "application/json",
+            query: &[],
+            also: None,
+            body_optional: false,
         },
         handler,
     }
@@ -71,11 +77,141 @@ impl Route {
         self.op.list = true;
         self.returns(200, schema)
     }
+    /// Another success status, with the same body.
+    fn or_status(mut self, status: u16) -> Self {
+        self.op.also = Some(status);
+        self
+    }
+    /// The body may be left out.
+    fn optional_body(mut self) -> Self {
+        self.op.body_optional = true;
+        self
+    }
+    fn query(mut self, params: &'static [QueryParam]) -> Self {
+        self.op.query = params;
+        self
+    }
+    /// A stream of Server-Sent Events rather than one JSON answer.
+    fn event_stream(mut self) -> Self {
+        self.op.media_type = "text/event-stream";
+        self
+    }
     fn public(mut self) -> Self {
         self.op.auth = false;
         self
     }
 }
+
+/// Query parameters, as the handlers read them (`extract::QueryPairs`).
+const fn param(name: &'static str, kind: QueryKind, about: &'static str) -> QueryParam {
+    QueryParam { name, kind, about }
+}
+const INCLUDE_OPERATIONAL: QueryParam = param(
+    "include_operational",
+    QueryKind::Bool,
+    "also Herald's own operational application (or its event types)",
+);
+const APP_LIST_QUERY: &[QueryParam] = &[INCLUDE_OPERATIONAL];
+const APP_CREATE_QUERY: &[QueryParam] = &[param(
+    "get_if_exists",
+    QueryKind::Bool,
+    "answer with the application of this uid when it exists",
+)];
+const EVENT_TYPE_LIST_QUERY: &[QueryParam] = &[
+    param(
+        "include_archived",
+        QueryKind::Bool,
+        "archived event types too",
+    ),
+    INCLUDE_OPERATIONAL,
+];
+const EVENT_TYPE_DELETE_QUERY: &[QueryParam] = &[param(
+    "expunge",
+    QueryKind::Bool,
+    "delete it instead of archiving it",
+)];
+const CHANNEL: QueryParam = param("channel", QueryKind::Text, "only messages on this channel");
+const BEFORE: QueryParam = param("before", QueryKind::DateTime, "only before this time");
+const AFTER: QueryParam = param("after", QueryKind::DateTime, "only after this time");
+const EVENT_TYPES: QueryParam = param(
+    "event_types",
+    QueryKind::TextList,
+    "only these event types (repeat the parameter, or separate with commas)",
+);
+const WITH_CONTENT: QueryParam = param("with_content", QueryKind::Bool, "include the payloads");
+const DELIVERY_STATUS: QueryParam = param(
+    "status",
+    QueryKind::IntOf(&[0, 1, 2, 3]),
+    "0 succeeded, 1 pending, 2 failed, 3 sending",
+);
+const MESSAGE_QUERY: &[QueryParam] = &[CHANNEL, BEFORE, AFTER, EVENT_TYPES, WITH_CONTENT];
+const ENDPOINT_MESSAGE_QUERY: &[QueryParam] = &[
+    CHANNEL,
+    BEFORE,
+    AFTER,
+    EVENT_TYPES,
+    WITH_CONTENT,
+    param(
+        "status",
+        QueryKind::IntOf(&[0, 1, 2, 4]),
+        "the delivery's status: 0 succeeded, 1 pending, 2 failed, 4 canceled",
+    ),
+];
+const STATUS_CODE_CLASS: QueryParam = param(
+    "status_code_class",
+    QueryKind::IntOf(&[0, 100, 200, 300, 400, 500]),
+    "only answers of this class (0: no answer)",
+);
+const ATTEMPT_QUERY: &[QueryParam] = &[
+    DELIVERY_STATUS,
+    STATUS_CODE_CLASS,
+    EVENT_TYPES,
+    CHANNEL,
+    BEFORE,
+    AFTER,
+];
+const ATTEMPT_BY_MESSAGE_QUERY: &[QueryParam] = &[
+    DELIVERY_STATUS,
+    STATUS_CODE_CLASS,
+    EVENT_TYPES,
+    CHANNEL,
+    BEFORE,
+    AFTER,
+    param(
+        "endpoint_id",
+        QueryKind::Text,
+        "only attempts to this endpoint",
+    ),
+];
+const STATS_QUERY: &[QueryParam] = &[
+    param("since", QueryKind::DateTime, "from (default: 28 days ago)"),
+    param("until", QueryKind::DateTime, "to (default: now)"),
+];
+const TASK_QUERY: &[QueryParam] = &[
+    param("status", QueryKind::Text, "running, finished or failed"),
+    param(
+        "task",
+        QueryKind::Text,
+        "the kind of task, e.g. endpoint.recover",
+    ),
+];
+const LISTEN_QUERY: &[QueryParam] = &[
+    param(
+        "app",
+        QueryKind::Text,
+        "listen to this application's messages",
+    ),
+    param(
+        "source",
+        QueryKind::Text,
+        "listen to what this inbound source receives",
+    ),
+    param(
+        "name",
+        QueryKind::Pattern("^[a-zA-Z0-9_-]{1,60}$"),
+        "the session's name (default: default)",
+    ),
+];
 
 /// Every route of the v1 API.
 fn routes() -> Vec<Route> {
@@ -93,7 +229,7 @@ fn routes() -> Vec<Route> {
     const SRC: &str = "Inbound Source";
     const LISTEN: &str = "Listen";
     vec![
-        route(GET, "/listen", "v1.listen.stream", "A herald listen session: Server-Sent Events, `ready` then one `delivery` per attempt (?app=, ?source=, ?name=)", LISTEN, get(crate::listen::stream)).returns(200, object),
+        route(GET, "/listen", "v1.listen.stream", "A herald listen session: Server-Sent Events, `ready` then one `delivery` per attempt (?app=, ?source=, ?name=)", LISTEN, get(crate::listen::stream)).query(LISTEN_QUERY).event_stream().returns(200, object),
         route(POST, "/listen/reply", "v1.listen.reply", "What the local app answered to one delivery of a listen session", LISTEN, post(crate::listen::reply))
             .body(schema_of::<crate::listen::ListenReplyIn>).empty(204),
         route(GET, "/source", "v1.source.list", "List inbound sources (Herald extension)", SRC, get(sources::list)).list(list_of::<SourceOut>),
@@ -107,25 +243,25 @@ fn routes() -> Vec<Route> {
             .body(object).returns(201, schema_of::<EndpointOut>),
         route(GET, "/source/{source_id}/request", "v1.source.list-requests", "Requests that arrived at the source, accepted and refused", SRC, get(sources::requests))
             .list(list_of::<InboundRequestOut>),
-        route(GET, "/background-task", "v1.background-task.list", "List background tasks (?status=, ?task=)", TASK, get(tasks::list)).list(list_of::<BackgroundTaskOut>),
+        route(GET, "/background-task", "v1.background-task.list", "List background tasks (?status=, ?task=)", TASK, get(tasks::list)).query(TASK_QUERY).list(list_of::<BackgroundTaskOut>),
         route(GET, "/background-task/{task_id}", "v1.background-task.get", "Get a background task", TASK, get(tasks::get)).returns(200, schema_of::<BackgroundTaskOut>),
         route(POST, "/app/{app_id}/endpoint/{endpoint_id}/replay-missing", "v1.endpoint.replay-missing", "Send the endpoint the messages of a window it never got", EP, post(tasks::replay_missing))
             .body(schema_of::<RecoverIn>).returns(202, schema_of::<BackgroundTaskOut>),
         route(POST, "/app/{app_id}/endpoint/{endpoint_id}/bulk-replay", "v1.endpoint.bulk-replay", "Send every message of a window to the endpoint again", EP, post(tasks::bulk_replay))
             .body(schema_of::<RecoverIn>).returns(202, schema_of::<BackgroundTaskOut>),
         route(POST, "/auth/app-portal-access/{app_id}", "v1.authentication.app-portal-access", "A token (and portal link) for one application", AUTH, post(auth::app_portal_access))
-            .body(schema_of::<AppPortalAccessIn>).returns(200, schema_of::<AppPortalAccessOut>),
+            .body(schema_of::<AppPortalAccessIn>).optional_body().returns(200, schema_of::<AppPortalAccessOut>),
         route(POST, "/auth/logout", "v1.authentication.logout", "End the token this request is made with", AUTH, post(auth::logout)).empty(204),
         route(GET, "/health", "v1.health.get", "Health of the server and its store", HEALTH, get(health::health)).public().returns(200, object),
         route(HEAD, "/health", "v1.health.head", "Health, without a body", HEALTH, head(health::health)).public(),
         route(GET, "/health/ping", "v1.health.ping", "Liveness", HEALTH, get(health::ping)).public().empty(204),
         route(HEAD, "/health/ping", "v1.health.ping-head", "Liveness, without a body", HEALTH, head(health::ping)).public().empty(204),
-        route(GET, "/app", "v1.application.list", "List applications (Herald's operational application is left out unless ?include_operational=true)", APP, get(apps::list)).list(list_of::<ApplicationOut>),
+        route(GET, "/app", "v1.application.list", "List applications (Herald's operational application is left out unless ?include_operational=true)", APP, get(apps::list)).query(APP_LIST_QUERY).list(list_of::<ApplicationOut>),
         route(POST, "/app", "v1.application.create", "Create an application (?get_if_exists=true returns an existing uid)", APP, post(apps::create))
-            .body(schema_of::<ApplicationIn>).returns(201, schema_of::<ApplicationOut>),
+            .query(APP_CREATE_QUERY).body(schema_of::<ApplicationIn>).returns(201, schema_of::<ApplicationOut>).or_status(200),
         route(GET, "/app/{app_id}", "v1.application.get", "Get an application", APP, get(apps::get)).returns(200, schema_of::<ApplicationOut>),
         route(PUT, "/app/{app_id}", "v1.application.update", "Replace an application, or create it", APP, put(apps::put))
-            .body(schema_of::<ApplicationIn>).returns(200, schema_of::<ApplicationOut>),
+            .body(schema_of::<ApplicationIn>).returns(200, schema_of::<ApplicationOut>).or_status(201),
         route(PATCH, "/app/{app_id}", "v1.application.patch", "Change some fields of an application", APP, patch(apps::patch))
             .body(schema_of::<ApplicationPatch>).returns(200, schema_of::<ApplicationOut>),
         route(DEL, "/app/{app_id}", "v1.application.delete", "Delete an application and everything in it", APP, delete(apps::delete)).empty(204),
@@ -134,39 +270,39 @@ fn routes() -> Vec<Route> {
             .body(schema_of::<EndpointIn>).returns(201, schema_of::<EndpointOut>),
         route(GET, "/app/{app_id}/endpoint/{endpoint_id}", "v1.endpoint.get", "Get an endpoint", EP, get(endpoints::get)).returns(200, schema_of::<EndpointOut>),
         route(PUT, "/app/{app_id}/endpoint/{endpoint_id}", "v1.endpoint.update", "Replace an endpoint, or create it", EP, put(endpoints::put))
-            .body(schema_of::<EndpointIn>).returns(200, schema_of::<EndpointOut>),
+            .body(schema_of::<EndpointIn>).returns(200, schema_of::<EndpointOut>).or_status(201),
         route(PATCH, "/app/{app_id}/endpoint/{endpoint_id}", "v1.endpoint.patch", "Change some fields of an endpoint", EP, patch(endpoints::patch))
             .body(schema_of::<EndpointPatch>).returns(200, schema_of::<EndpointOut>),
         route(DEL, "/app/{app_id}/endpoint/{endpoint_id}", "v1.endpoint.delete", "Delete an endpoint", EP, delete(endpoints::delete)).empty(204),
         route(GET, "/app/{app_id}/endpoint/{endpoint_id}/secret", "v1.endpoint.get-secret", "The signing secret (the public key for ed25519)", EP, get(endpoints::secret))
             .returns(200, schema_of::<SecretOut>),
         route(POST, "/app/{app_id}/endpoint/{endpoint_id}/secret/rotate", "v1.endpoint.rotate-secret", "Rotate the signing secret; the old one signs too during the grace period", EP, post(endpoints::rotate_secret))
-            .body(schema_of::<RotateIn>).returns(200, schema_of::<SecretOut>),
+            .body(schema_of::<RotateIn>).optional_body().returns(200, schema_of::<SecretOut>),
         route(GET, "/app/{app_id}/endpoint/{endpoint_id}/headers", "v1.endpoint.get-headers", "Custom headers (sensitive values withheld)", EP, get(endpoints::headers))
             .returns(200, schema_of::<HeadersOut>),
         route(PUT, "/app/{app_id}/endpoint/{endpoint_id}/headers", "v1.endpoint.update-headers", "Replace the custom headers", EP, put(endpoints::put_headers))
             .body(schema_of::<HeadersIn>).empty(204),
         route(PATCH, "/app/{app_id}/endpoint/{endpoint_id}/headers", "v1.endpoint.patch-headers", "Set or (with null) remove custom headers", EP, patch(endpoints::patch_headers))
             .body(schema_of::<HeadersPatchIn>).empty(204),
-        route(GET, "/app/{app_id}/endpoint/{endpoint_id}/stats", "v1.endpoint.get-stats", "Delivery counts by status (?since&until)", EP, get(endpoints::stats))
+        route(GET, "/app/{app_id}/endpoint/{endpoint_id}/stats", "v1.endpoint.get-stats", "Delivery counts by status (?since&until)", EP, get(endpoints::stats)).query(STATS_QUERY)
             .returns(200, schema_of::<StatsOut>),
         route(POST, "/app/{app_id}/endpoint/{endpoint_id}/send-example", "v1.endpoint.send-example", "Send an example event to this endpoint only", EP, post(endpoints::send_example))
             .body(schema_of::<SendExampleIn>).returns(202, schema_of::<MessageOut>),
         route(POST, "/app/{app_id}/endpoint/{endpoint_id}/recover", "v1.endpoint.recover", "Re-send every delivery to this endpoint that failed in a window", EP, post(endpoints::recover))
             .body(schema_of::<RecoverIn>).returns(202, schema_of::<TaskOut>),
         route(GET, "/app/{app_id}/endpoint/{endpoint_id}/msg", "v1.message-attempt.list-attempted-messages", "Messages sent to an endpoint, with their status", ATT, get(attempts::endpoint_messages))
-            .list(list_of::<EndpointMessageOut>),
-        route(GET, "/event-type", "v1.event-type.list", "List event types (?include_archived=true; Herald's operational event types only with ?include_operational=true or an operational-application token)", ET, get(event_types::list)).list(list_of::<EventTypeOut>),
+            .query(ENDPOINT_MESSAGE_QUERY).list(list_of::<EndpointMessageOut>),
+        route(GET, "/event-type", "v1.event-type.list", "List event types (?include_archived=true; Herald's operational event types only with ?include_operational=true or an operational-application token)", ET, get(event_types::list)).query(EVENT_TYPE_LIST_QUERY).list(list_of::<EventTypeOut>),
         route(POST, "/event-type", "v1.event-type.create", "Create an event type", ET, post(event_types::create))
             .body(schema_of::<EventTypeIn>).returns(201, schema_of::<EventTypeOut>),
         route(GET, "/event-type/{name}", "v1.event-type.get", "Get an event type", ET, get(event_types::get)).returns(200, schema_of::<EventTypeOut>),
         route(PUT, "/event-type/{name}", "v1.event-type.update", "Replace an event type, or create it", ET, put(event_types::put))
-            .body(schema_of::<EventTypeUpdate>).returns(200, schema_of::<EventTypeOut>),
+            .body(schema_of::<EventTypeUpdate>).returns(200, schema_of::<EventTypeOut>).or_status(201),
         route(PATCH, "/event-type/{name}", "v1.event-type.patch", "Change some fields of an event type", ET, patch(event_types::patch))
             .body(schema_of::<EventTypePatch>).returns(200, schema_of::<EventTypeOut>),
-        route(DEL, "/event-type/{name}", "v1.event-type.delete", "Archive an event type (?expunge=true deletes it)", ET, delete(event_types::delete)).empty(204),
+        route(DEL, "/event-type/{name}", "v1.event-type.delete", "Archive an event type (?expunge=true deletes it)", ET, delete(event_types::delete)).query(EVENT_TYPE_DELETE_QUERY).empty(204),
         route(GET, "/app/{app_id}/msg", "v1.message.list", "List messages (filters: channel, before, after, event_types, with_content)", MSG, get(messages::list))
-            .list(list_of::<MessageOut>),
+            .query(MESSAGE_QUERY).list(list_of::<MessageOut>),
         route(POST, "/app/{app_id}/msg", "v1.message.create", "Send a message: 202 once it and its deliveries are on disk", MSG, post(messages::create))
             .body(schema_of::<MessageIn>).returns(202, schema_of::<MessageOut>),
         route(GET, "/app/{app_id}/msg/{msg_id}", "v1.message.get", "Get a message", MSG, get(messages::get)).returns(200, schema_of::<MessageOut>),
@@ -179,9 +315,9 @@ fn routes() -> Vec<Route> {
         route(POST, "/app/{app_id}/msg/{msg_id}/endpoint/{endpoint_id}/resend", "v1.message-attempt.resend", "Send a message to an endpoint again, now", ATT, post(attempts::resend))
             .returns(202, object),
         route(GET, "/app/{app_id}/attempt/endpoint/{endpoint_id}", "v1.message-attempt.list-by-endpoint", "Attempts to an endpoint (filters: status, status_code_class, event_types, channel, before, after)", ATT, get(attempts::by_endpoint))
-            .list(list_of::<AttemptOut>),
+            .query(ATTEMPT_QUERY).list(list_of::<AttemptOut>),
         route(GET, "/app/{app_id}/attempt/msg/{msg_id}", "v1.message-attempt.list-by-msg", "Attempts of a message (same filters, and endpoint_id)", ATT, get(attempts::by_message))
-            .list(list_of::<AttemptOut>),
+            .query(ATTEMPT_BY_MESSAGE_QUERY).list(list_of::<AttemptOut>),
     ]
 }
 
@@ -200,12 +336,18 @@ pub fn openapi_json() -> String {
         request: None,
         status: 200,
         response: Some(object),
+        media_type: "application/json",
+        query: &[],
+        also: None,
+        body_optional: false,
     };
     spec_route.auth = false;
     doc.paths
         .paths
         .extend(openapi::document(&[spec_route]).paths.paths);
-    doc.to_pretty_json().expect("the document serializes")
+    let mut doc = serde_json::to_value(&doc).expect("the document serializes");
+    crate::contract::constrain(&mut doc);
+    serde_json::to_string_pretty(&doc).expect("the document serializes")
 }
 
 /// The whole API under `/api/v1`.

@@ -116,6 +116,24 @@ pub fn metadata(map: &BTreeMap<String, String>) -> Result<(), String> {
     Ok(())
 }
 
+/// Header names a custom header may not use (besides the `webhook-` and `svix-`
+/// prefixes): they belong to HTTP itself or to Herald.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "user-agent",
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "proxy-connection",
+];
+
 /// Headers a custom header may not set: they belong to HTTP itself or to the signature.
 pub fn custom_header_name(name: &str) -> Result<(), String> {
     let lower = name.to_ascii_lowercase();
@@ -127,22 +145,7 @@ pub fn custom_header_name(name: &str) -> Result<(), String> {
     {
         return Err(format!("'{name}' is not a valid header name"));
     }
-    const RESERVED: &[&str] = &[
-        "user-agent",
-        "content-type",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "upgrade",
-        "host",
-        "proxy-authorization",
-        "proxy-authenticate",
-        "proxy-connection",
-    ];
-    if RESERVED.contains(&lower.as_str())
+    if RESERVED_HEADERS.contains(&lower.as_str())
         || lower.starts_with("webhook-")
         || lower.starts_with("svix-")
     {

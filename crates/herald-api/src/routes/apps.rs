@@ -9,7 +9,7 @@ use herald_core::{ids, time::now_ms, validate};
 use herald_store::{Application, StoreError};
 
 use super::visible_app;
-use crate::dto::{ApplicationIn, ApplicationOut, ApplicationPatch, ListResponse};
+use crate::dto::{ApplicationIn, ApplicationOut, ApplicationPatch, ListResponse, Patch};
 use crate::error::{invalid, ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::state::{ApiState, Caller};
@@ -42,6 +42,29 @@ fn check(
     Ok(())
 }
 
+/// Every field of an application's input, as creation checks them.
+pub(crate) fn check_input(body: &ApplicationIn) -> ApiResult<()> {
+    check(
+        &body.name,
+        body.uid.as_deref(),
+        body.throttle_rate,
+        body.metadata.as_ref(),
+    )?;
+    check_rate_limit(body.rate_limit)
+}
+
+/// `rateLimit`, the other name of `throttleRate`: checked even when `throttleRate`,
+/// given too, wins.
+pub(crate) fn check_rate_limit(rate_limit: Option<u32>) -> ApiResult<()> {
+    if rate_limit == Some(0) {
+        return Err(invalid(
+            &["body", "rateLimit"],
+            "rateLimit must be at least 1 (omit it for no limit)",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn forbid_scoped(caller: &Caller) -> ApiResult<()> {
     match caller.app_id {
         Some(_) => Err(ApiError::NotFound("not found".into())),
@@ -54,15 +77,16 @@ pub(crate) async fn insert(state: &ApiState, body: ApplicationIn) -> ApiResult<A
     check(
         &body.name,
         body.uid.as_deref(),
-        body.throttle_rate,
+        body.rate(),
         body.metadata.as_ref(),
     )?;
+    check_rate_limit(body.rate_limit)?;
     let now = now_ms();
     let app = Application {
         id: ids::generate(ids::APP),
         uid: body.uid,
         name: body.name,
-        throttle_rate: body.throttle_rate,
+        throttle_rate: body.throttle_rate.or(body.rate_limit),
         metadata: body.metadata.unwrap_or_default(),
         created_at: now,
         updated_at: now,
@@ -99,6 +123,13 @@ pub async fn create(
     JsonBody(body): JsonBody<ApplicationIn>,
 ) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
     forbid_scoped(&caller)?;
+    check(
+        &body.name,
+        body.uid.as_deref(),
+        body.throttle_rate,
+        body.metadata.as_ref(),
+    )?;
+    check_rate_limit(body.rate_limit)?;
     if q.flag("get_if_exists")? {
         if let Some(uid) = &body.uid {
             match state.store.app_get(uid).await {
@@ -132,12 +163,13 @@ pub async fn put(
             check(
                 &body.name,
                 body.uid.as_deref(),
-                body.throttle_rate,
+                body.rate(),
                 body.metadata.as_ref(),
             )?;
+            check_rate_limit(body.rate_limit)?;
             app.name = body.name;
             app.uid = body.uid.or(app.uid);
-            app.throttle_rate = body.throttle_rate;
+            app.throttle_rate = body.throttle_rate.or(body.rate_limit);
             app.metadata = body.metadata.unwrap_or_default();
             app.updated_at = now_ms();
             let app = state.store.app_update(app).await?;
@@ -145,6 +177,8 @@ pub async fn put(
             Ok((StatusCode::OK, Json(app.into())))
         }
         Err(ApiError::NotFound(_)) if caller.app_id.is_none() => {
+            // Created under the path's name: it must be one a uid could be.
+            validate::identifier(&app_id, "app_id").map_err(|m| invalid(&["path", "app_id"], m))?;
             let mut body = body;
             if body.uid.is_none() && !app_id.starts_with(ids::APP) {
                 body.uid = Some(app_id);
@@ -167,7 +201,12 @@ pub async fn patch(
         app.name = name;
     }
     body.uid.apply(&mut app.uid);
-    body.throttle_rate.apply(&mut app.throttle_rate);
+    if let Patch::Set(rate) = body.rate_limit {
+        check_rate_limit(Some(rate))?;
+    }
+    body.throttle_rate
+        .or(body.rate_limit)
+        .apply(&mut app.throttle_rate);
     if let Some(md) = body.metadata {
         app.metadata = md;
     }

@@ -46,6 +46,10 @@ pub async fn app_portal_access(
             "read-only portal tokens are not supported by this server",
         ));
     }
+    // `application` is checked whenever it is given, used or not.
+    if let Some(app_in) = &body.application {
+        apps::check_input(app_in)?;
+    }
     let app = match visible_app(&state, &caller, &app_id).await {
         Ok(app) => app,
         Err(ApiError::NotFound(_)) if body.application.is_some() => {

@@ -146,6 +146,21 @@ fn dedup(v: Option<Vec<String>>) -> Option<Vec<String>> {
     })
 }
 
+/// `eventTypes` and `filterTypes` are one field under two names: given both, they must
+/// say the same (the one not kept would otherwise go unchecked).
+fn one_field_two_names(
+    event_types: Option<&Vec<String>>,
+    filter_types: Option<&Vec<String>>,
+) -> ApiResult<()> {
+    match (event_types, filter_types) {
+        (Some(a), Some(b)) if a != b => Err(invalid(
+            &["body", "filterTypes"],
+            "filterTypes and eventTypes are one field under two names: give one of them",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A new endpoint from its input; its signing key is sealed (see `herald_core::sealing`).
 pub(crate) fn from_input(
     state: &ApiState,
@@ -153,6 +168,8 @@ pub(crate) fn from_input(
     body: EndpointIn,
     now: i64,
 ) -> ApiResult<Endpoint> {
+    one_field_two_names(body.event_types.as_ref(), body.filter_types.as_ref())?;
+    crate::routes::apps::check_rate_limit(body.rate_limit)?;
     let key = match &body.secret {
         Some(s) => parse_secret(s, "secret")?,
         None => Secret::generate_hmac().expose(),
@@ -164,9 +181,9 @@ pub(crate) fn from_input(
         url: body.url,
         description: body.description.unwrap_or_default(),
         disabled: body.disabled.unwrap_or(false),
-        event_types: dedup(body.event_types),
+        event_types: dedup(body.event_types.or(body.filter_types)),
         channels: dedup(body.channels),
-        throttle_rate: body.throttle_rate,
+        throttle_rate: body.throttle_rate.or(body.rate_limit),
         metadata: body.metadata.unwrap_or_default(),
         headers: body.headers.unwrap_or_default(),
         secrets: vec![StoredSecret {
@@ -282,6 +299,9 @@ pub async fn put(
             Ok((StatusCode::OK, Json(ep.into())))
         }
         Err(herald_store::StoreError::NotFound) => {
+            // Created under the path's name: it must be one a uid could be.
+            validate::identifier(&endpoint_id, "endpoint_id")
+                .map_err(|m| invalid(&["path", "endpoint_id"], m))?;
             let mut ep = from_input(&state, &app.id, body, now)?;
             if ep.uid.is_none() && !endpoint_id.starts_with(ids::ENDPOINT) {
                 ep.uid = Some(endpoint_id);
@@ -319,11 +339,21 @@ pub async fn patch(
     if let Some(o) = body.ordered {
         ep.ordered = o;
     }
-    body.event_types.apply(&mut ep.event_types);
+    if let (Patch::Set(a), Patch::Set(b)) = (&body.event_types, &body.filter_types) {
+        one_field_two_names(Some(a), Some(b))?;
+    }
+    if let Patch::Set(rate) = body.rate_limit {
+        crate::routes::apps::check_rate_limit(Some(rate))?;
+    }
+    body.event_types
+        .or(body.filter_types)
+        .apply(&mut ep.event_types);
     ep.event_types = dedup(ep.event_types);
     body.channels.apply(&mut ep.channels);
     ep.channels = dedup(ep.channels);
-    body.throttle_rate.apply(&mut ep.throttle_rate);
+    body.throttle_rate
+        .or(body.rate_limit)
+        .apply(&mut ep.throttle_rate);
     if let Some(md) = body.metadata {
         ep.metadata = md;
     }

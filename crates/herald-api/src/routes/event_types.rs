@@ -34,6 +34,16 @@ fn check_group(group: Option<&String>) -> ApiResult<()> {
     }
 }
 
+/// Every feature flag given (`featureFlag`, and each of `featureFlags`, of which only
+/// the first is kept) is an identifier, so that none is dropped unchecked.
+fn check_flags<'a>(flags: impl IntoIterator<Item = &'a String>) -> ApiResult<()> {
+    for flag in flags {
+        validate::identifier(flag, "featureFlag")
+            .map_err(|m| invalid(&["body", "featureFlags"], m))?;
+    }
+    Ok(())
+}
+
 /// `schemas` maps a version ("1") to a JSON Schema object.
 fn check(et: &EventType) -> ApiResult<()> {
     validate::identifier(&et.name, "name").map_err(|m| invalid(&["body", "name"], m))?;
@@ -100,6 +110,11 @@ pub async fn list(
 /// A checked event type from a create or replace body.
 fn build(name: String, body: EventTypeUpdate, created_at: i64, now: i64) -> ApiResult<EventType> {
     check_group(body.group_name.as_ref())?;
+    check_flags(
+        body.feature_flag
+            .iter()
+            .chain(body.feature_flags.iter().flatten()),
+    )?;
     let et = EventType {
         name,
         description: body.description,
@@ -190,6 +205,12 @@ pub async fn patch(
         et.deprecated = d;
     }
     body.schemas.apply(&mut et.schemas);
+    if let Patch::Set(flag) = &body.feature_flag {
+        check_flags([flag])?;
+    }
+    if let Patch::Set(flags) = &body.feature_flags {
+        check_flags(flags)?;
+    }
     body.feature_flag.apply(&mut et.feature_flag);
     match body.feature_flags {
         Patch::Keep => {}

@@ -87,6 +87,16 @@ pub async fn create(
             validate::channel(c).map_err(|m| invalid(&["body", "channels"], m))?;
         }
     }
+    // Both given: the hours win, but the period must still be one.
+    if body
+        .payload_retention_period
+        .is_some_and(|d| !(1..=MAX_RETENTION_DAYS).contains(&d))
+    {
+        return Err(invalid(
+            &["body", "payloadRetentionPeriod"],
+            "payloadRetentionPeriod is 1 to 90 days",
+        ));
+    }
     let retention_hours = match (body.payload_retention_hours, body.payload_retention_period) {
         (Some(h), _) if (1..=MAX_RETENTION_DAYS * 24).contains(&h) => h,
         (Some(_), _) => {
@@ -124,6 +134,10 @@ pub async fn create(
             &["body", "deliverAt"],
             "deliverAt may be at most 90 days ahead",
         ));
+    }
+    // `application` is checked whenever it is given, used or not.
+    if let Some(app_in) = &body.application {
+        apps::check_input(app_in)?;
     }
     let app = match ingest_app(&state, &caller, &app_id).await {
         Ok(app) => app,
