@@ -23,6 +23,39 @@
   }
   const enc = encodeURIComponent;
   const LIVE_MS = 3000;
+  /** The inbound schemes (herald-core inbound.rs, SCHEMES). */
+  const SCHEMES = ["github", "stripe", "shopify", "slack", "square", "twilio", "paddle", "zoom",
+    "linear", "gitlab", "discord", "standard-webhooks", "hmac-sha256", "hmac", "none"];
+
+  /** A folded "create" form: `fields` are [name, label, {type, required, options}];
+   *  `submit` gets the values and returns where to go next. The API's refusal (422 with
+   *  the field and the reason) is shown as it is. */
+  function createForm(title, button, fields, submit) {
+    const inputs = fields.map(([name, label, opts = {}]) => {
+      const id = "new-" + name;
+      const control = opts.options
+        ? h("select", { id, name }, opts.options.map((o) => h("option", { value: o }, o)))
+        : h("input", { id, name, type: opts.type || "text", required: !!opts.required, placeholder: opts.placeholder || "" });
+      return h("label", { for: id }, label, control);
+    });
+    const form = h("form", { class: "inline", onsubmit: async (e) => {
+      e.preventDefault();
+      const data = Object.fromEntries(new FormData(form).entries());
+      try {
+        location.hash = await submit(data);
+        say(title + ": done");
+      } catch (err) {
+        say(err.message, true);
+      }
+    } }, inputs, h("button", { type: "submit" }, button));
+    return h("details", { class: "panel" }, h("summary", {}, title), form);
+  }
+
+  /** A message's deliveries summed up: the worst status among its endpoints. */
+  const WORST_FIRST = [2, 1, 3, 4, 0];
+  function worstStatus(statuses) {
+    return WORST_FIRST.find((s) => statuses.includes(s));
+  }
 
   function signIn() {
     current("");
@@ -77,7 +110,14 @@
       h("h2", {}, "Operational webhooks"),
       h("p", { class: "muted" }, "Herald's own events (endpoint created, updated, deleted or disabled; deliveries failing, exhausted or recovered). Subscribe an endpoint to hear of them: ",
         link("#/app/" + enc(operational.id), operational.name), "."));
-    show(h("h1", {}, "Applications"), stats.box, h("div", { style: null }, list.box), opPanel || "");
+    const create = createForm("New application", "Create application", [
+      ["name", "Name", { required: true }],
+      ["uid", "UID (optional)", { placeholder: "acme" }],
+    ], async (d) => {
+      const a = await api("POST", "/app", { name: d.name, uid: d.uid || null });
+      return "#/app/" + enc(a.id);
+    });
+    show(h("h1", {}, "Applications"), stats.box, create, h("div", { style: null }, list.box), opPanel || "");
     await Promise.all([stats.refresh(), list.refresh()]);
     poll(() => Promise.all([stats.refresh(), list.refresh()]), LIVE_MS);
   }
@@ -143,9 +183,16 @@
       } else {
         rows = (await api("GET", `/app/${enc(a.id)}/msg?${q}`)).data;
       }
+      // How each message's deliveries went: asked of each endpoint (the first 20).
+      const eps = await api("GET", `/app/${enc(a.id)}/endpoint?limit=100`);
+      const perEndpoint = await Promise.all(eps.data.slice(0, 20).map((e) =>
+        api("GET", `/app/${enc(a.id)}/endpoint/${enc(e.id)}/msg?limit=250&with_content=false`).then((p) => p.data).catch(() => [])));
+      const statuses = new Map();
+      perEndpoint.flat().forEach((m) => statuses.set(m.id, [...(statuses.get(m.id) || []), m.status]));
       return h("div", { class: "panel" }, table("Messages", [
         ["ID", (m) => link(`#/app/${enc(a.id)}/msg/${enc(m.id)}`, m.id), { mono: true }],
         ["Event type", (m) => m.eventType],
+        ["Delivery", (m) => (statuses.has(m.id) ? statusBadge(worstStatus(statuses.get(m.id))) : h("span", { class: "muted" }, "-"))],
         ["Channels", (m) => (m.channels || []).join(", ") || "-", { wide: true }],
         ["Time", (m) => fmtTime(m.timestamp)],
       ], rows, (m) => (location.hash = `#/app/${enc(a.id)}/msg/${enc(m.id)}`)));
@@ -157,6 +204,17 @@
         ? h("p", { class: "badge", role: "note" }, "Herald's operational application: not a tenant. Its messages are Herald's own events; add an endpoint to receive them.")
         : "",
       endpoints.box,
+      createForm("Add endpoint", "Create endpoint", [
+        ["url", "URL", { type: "url", required: true, placeholder: "https://example.com/webhooks" }],
+        ["description", "Description"],
+        ["filterTypes", "Event types (comma-separated; empty: all)"],
+      ], async (d) => {
+        const types = (d.filterTypes || "").split(",").map((s) => s.trim()).filter(Boolean);
+        const e = await api("POST", `/app/${enc(a.id)}/endpoint`, {
+          url: d.url, description: d.description || "", filterTypes: types.length ? types : null,
+        });
+        return `#/app/${enc(a.id)}/ep/${enc(e.id)}`;
+      }),
       h("h2", {}, "Find messages"),
       form,
       messages.box);
@@ -334,6 +392,65 @@
         verdict));
   }
 
+  async function sources() {
+    current("sources");
+    const list = live(async () => {
+      const page = await api("GET", "/source?limit=100");
+      return h("div", { class: "panel" }, table("Sources", [
+        ["Name", (s) => link("#/source/" + enc(s.id), s.name)],
+        ["Scheme", (s) => s.scheme],
+        ["Ingest URL", (s) => s.ingestUrl, { mono: true }],
+        ["Destinations", (s) => String(s.destinations.length), { wide: true }],
+      ], page.data, (s) => (location.hash = "#/source/" + enc(s.id))));
+    });
+    const create = createForm("New source", "Create source", [
+      ["name", "Name", { required: true }],
+      ["scheme", "Scheme", { options: SCHEMES }],
+      ["secret", "Provider's secret", { type: "password" }],
+      ["forwardTo", "Forward to (URL)", { type: "url", placeholder: "https://ci.internal/hooks" }],
+    ], async (d) => {
+      const s = await api("POST", "/source", {
+        name: d.name, scheme: d.scheme, secret: d.secret || null,
+        destinations: d.forwardTo ? [{ url: d.forwardTo }] : [],
+      });
+      return "#/source/" + enc(s.id);
+    });
+    show(h("h1", {}, "Sources"),
+      h("p", { class: "muted" }, "Third-party webhooks (GitHub, Stripe, Slack…) arrive at a source's ingest URL, are verified, stored and forwarded to its destinations."),
+      create, list.box);
+    await list.refresh();
+    poll(() => list.refresh(), LIVE_MS);
+  }
+
+  async function source({ source: sourceId }) {
+    current("sources");
+    const body = live(async () => {
+      const s = await api("GET", "/source/" + enc(sourceId));
+      const requests = await api("GET", `/source/${enc(sourceId)}/request?limit=50`);
+      return [
+        h("h1", {}, s.name),
+        h("dl", { class: "kv panel" },
+          h("dt", {}, "Ingest URL"), h("dd", { class: "mono" }, s.ingestUrl),
+          h("dt", {}, "Scheme"), h("dd", {}, s.scheme),
+          h("dt", {}, "Application"), h("dd", {}, link("#/app/" + enc(s.appId), s.appId)),
+          h("dt", {}, "ID"), h("dd", { class: "mono" }, s.id)),
+        h("div", { class: "panel" }, table("Destinations", [
+          ["URL", (d) => link(`#/app/${enc(s.appId)}/ep/${enc(d.endpointId)}`, d.url)],
+          ["Event types", (d) => (d.filterTypes || ["all"]).join(", ")],
+          ["State", (d) => (d.disabled ? "disabled" : "enabled"), { wide: true }],
+        ], s.destinations)),
+        h("div", { class: "panel" }, table("Requests", [
+          ["Time", (r) => fmtTime(r.receivedAt)],
+          ["Verified", (r) => h("span", { class: "badge " + (r.verified ? "ok" : "bad") }, r.verified ? "accepted" : "refused")],
+          ["What became of it", (r) => (r.msgId ? link(`#/app/${enc(s.appId)}/msg/${enc(r.msgId)}`, r.msgId) : r.reason || "-")],
+        ], requests.data)),
+      ];
+    });
+    show(h("p", {}, link("#/sources", "Sources"), " / source"), body.box);
+    await body.refresh();
+    poll(() => body.refresh(), LIVE_MS);
+  }
+
   async function health() {
     current("health");
     const stats = live(healthStats);
@@ -350,6 +467,8 @@
     ["#/app/:app/msg/:msg/attempt/:attempt", attempt],
     ["#/app/:app/ep/:ep", endpoint],
     ["#/event-types", eventTypes],
+    ["#/sources", sources],
+    ["#/source/:source", source],
     ["#/event-type/:name", eventType],
     ["#/health", health],
   ], () => (location.hash = "#/"));

@@ -74,13 +74,7 @@ pub(crate) fn forbid_scoped(caller: &Caller) -> ApiResult<()> {
 
 /// Validates and inserts a new application (shared with message creation's `application`).
 pub(crate) async fn insert(state: &ApiState, body: ApplicationIn) -> ApiResult<Application> {
-    check(
-        &body.name,
-        body.uid.as_deref(),
-        body.rate(),
-        body.metadata.as_ref(),
-    )?;
-    check_rate_limit(body.rate_limit)?;
+    check_input(&body)?;
     let now = now_ms();
     let app = Application {
         id: ids::generate(ids::APP),
@@ -123,13 +117,7 @@ pub async fn create(
     JsonBody(body): JsonBody<ApplicationIn>,
 ) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
     forbid_scoped(&caller)?;
-    check(
-        &body.name,
-        body.uid.as_deref(),
-        body.throttle_rate,
-        body.metadata.as_ref(),
-    )?;
-    check_rate_limit(body.rate_limit)?;
+    check_input(&body)?;
     if q.flag("get_if_exists")? {
         if let Some(uid) = &body.uid {
             match state.store.app_get(uid).await {
@@ -160,13 +148,7 @@ pub async fn put(
 ) -> ApiResult<(StatusCode, Json<ApplicationOut>)> {
     match visible_app(&state, &caller, &app_id).await {
         Ok(mut app) => {
-            check(
-                &body.name,
-                body.uid.as_deref(),
-                body.rate(),
-                body.metadata.as_ref(),
-            )?;
-            check_rate_limit(body.rate_limit)?;
+            check_input(&body)?;
             app.name = body.name;
             app.uid = body.uid.or(app.uid);
             app.throttle_rate = body.throttle_rate.or(body.rate_limit);

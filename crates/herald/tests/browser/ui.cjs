@@ -94,6 +94,8 @@ async function assertLabelled(page, where) {
   await page.getByLabel("Delivery status").selectOption("0");
   await page.getByRole("button", { name: "Search" }).click();
   await page.getByRole("table", { name: "Messages" }).getByRole("link", { name: env("MSG_A") }).waitFor();
+  // Each message says how its deliveries went.
+  await page.getByRole("table", { name: "Messages" }).getByText("succeeded").first().waitFor();
   await page.getByLabel("Message ID").fill(env("MSG_A"));
   await page.getByRole("button", { name: "Search" }).click();
   await page.getByRole("heading", { name: "Message " + env("MSG_A") }).waitFor();
@@ -108,6 +110,27 @@ async function assertLabelled(page, where) {
   await page.getByRole("heading", { name: "Response" }).waitFor();
   assert.match(await page.getByLabel("Response body").textContent(), /delivered to A/);
   assert.match(await page.getByLabel("Request body").textContent(), /"order": 1/);
+  // An operator creates an application, an endpoint and a source from the console.
+  await page.goto(base + "/console#/");
+  await page.getByText("New application").click();
+  await page.getByLabel("Name").fill("Shop D");
+  await page.getByRole("button", { name: "Create application" }).click();
+  await page.getByRole("heading", { name: /^Shop D/ }).waitFor();
+  await page.getByText("Add endpoint").click();
+  await page.getByLabel("URL").fill(receiverUrl);
+  await page.getByRole("button", { name: "Create endpoint" }).click();
+  await page.getByRole("heading", { name: receiverUrl }).waitFor();
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Sources" }).click();
+  await page.getByText("New source").click();
+  await page.getByLabel("Name").fill("GitHub");
+  await page.getByLabel("Scheme").selectOption("github");
+  await page.getByLabel("Provider's secret").fill("It's a Secret to Everybody");
+  await page.getByLabel("Forward to (URL)").fill(receiverUrl);
+  await page.getByRole("button", { name: "Create source" }).click();
+  await page.getByText(/\/in\/src_/).waitFor();
+  await page.getByRole("table", { name: "Destinations" }).getByText(receiverUrl).waitFor();
+  await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Sources" }).click();
+  await page.getByRole("table", { name: "Sources" }).getByRole("link", { name: "GitHub" }).waitFor();
   // A failed attempt says why it failed, in the list and on its page.
   await page.goto(base + "/console#/app/" + env("APP_C") + "/msg/" + env("MSG_C"));
   await page.getByRole("table", { name: "Attempts" }).getByText(/^connection refused/).waitFor();

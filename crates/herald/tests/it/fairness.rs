@@ -339,7 +339,8 @@ async fn a_rate_limit_of_zero_is_refused_for_applications() {
     for field in ["rateLimit", "throttleRate"] {
         let (s, body) = app.post("/app", json!({"name": "a", field: 0})).await;
         assert_eq!(s, 422, "POST {field} 0: {body}");
-        assert_eq!(body["detail"][0]["loc"], json!(["body", "throttleRate"]));
+        // The error names the field as it was given.
+        assert_eq!(body["detail"][0]["loc"], json!(["body", field]));
     }
     let id = app.app("ok").await;
     let (s, body) = app
