@@ -348,10 +348,13 @@ impl Engine {
             job.payload.as_bytes(),
         );
         let ts = timestamp.to_string();
-        // Sensitive custom header values are stored sealed (like signing keys).
+        // Sensitive custom header values are stored sealed (like signing keys); only
+        // those are opened, so that another header's value is sent as it was given.
         let mut values = Vec::with_capacity(job.headers.len());
         for (name, value) in &job.headers {
-            if herald_core::sealing::is_sealed(value) {
+            if herald_core::validate::is_sensitive_header(name)
+                && herald_core::sealing::is_sealed(value)
+            {
                 match self.open_header(name, value) {
                     Ok(plain) => values.push(HeaderValue::Opened(plain)),
                     Err(why) => return unsendable(why),

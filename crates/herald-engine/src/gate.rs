@@ -67,6 +67,14 @@ struct GateState {
     ramp: Option<usize>,
 }
 
+/// What holds a delivery that has its in-flight slot back, if anything.
+enum Turn {
+    Go,
+    PausedUntil(Instant),
+    /// Ramping up after a pause, and as many as the ramp allows are running.
+    RampFull,
+}
+
 /// An attempt's slot at a gate, held while the attempt runs.
 pub(crate) struct Slot {
     gate: Arc<Gate>,
@@ -75,10 +83,15 @@ pub(crate) struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut s = self.gate.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.running -= 1;
-        drop(s);
-        self.gate.ramp_moved.notify_waiters();
+        let ramping = {
+            let mut s = self.gate.state.lock().unwrap_or_else(|p| p.into_inner());
+            s.running -= 1;
+            s.ramp.is_some()
+        };
+        // Only a ramp makes deliveries wait for a running attempt to end.
+        if ramping {
+            self.gate.ramp_moved.notify_waiters();
+        }
     }
 }
 
@@ -181,33 +194,47 @@ impl Gate {
     /// attempt holds until it is done; `None` if the engine closed the gate (it is
     /// stopping).
     pub(crate) async fn enter(self: &Arc<Self>, place: &Place) -> Option<Slot> {
-        tokio::time::sleep_until(place.ready_at).await;
+        if place.ready_at > Instant::now() {
+            tokio::time::sleep_until(place.ready_at).await;
+        }
         let permit = self.in_flight.clone().acquire_owned().await.ok()?;
         loop {
-            let moved = self.ramp_moved.notified();
-            tokio::pin!(moved);
-            // Registered before the check, so a change after it is not missed.
-            moved.as_mut().enable();
-            if self.in_flight.is_closed() {
-                return None;
-            }
-            let paused = {
-                let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                let paused = s.paused_until.filter(|until| *until > Instant::now());
-                if paused.is_none() && s.ramp.is_none_or(|ramp| s.running < ramp) {
-                    s.running += 1;
-                    return Some(Slot {
-                        gate: self.clone(),
-                        _permit: permit,
-                    });
+            match self.start_one() {
+                Turn::Go => break,
+                Turn::PausedUntil(until) => tokio::time::sleep_until(until).await,
+                Turn::RampFull => {
+                    // Registered before looking again, so that an attempt ending or the
+                    // ramp widening in between is not missed.
+                    let moved = self.ramp_moved.notified();
+                    tokio::pin!(moved);
+                    moved.as_mut().enable();
+                    if self.in_flight.is_closed() {
+                        return None;
+                    }
+                    if matches!(self.start_one(), Turn::Go) {
+                        break;
+                    }
+                    moved.await;
                 }
-                paused
-            };
-            match paused {
-                Some(until) => tokio::time::sleep_until(until).await,
-                None => moved.await,
             }
         }
+        Some(Slot {
+            gate: self.clone(),
+            _permit: permit,
+        })
+    }
+
+    /// Counts one more attempt running if neither a pause nor the ramp holds it back.
+    fn start_one(&self) -> Turn {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(until) = s.paused_until.filter(|until| *until > Instant::now()) {
+            return Turn::PausedUntil(until);
+        }
+        if s.ramp.is_some_and(|ramp| s.running >= ramp) {
+            return Turn::RampFull;
+        }
+        s.running += 1;
+        Turn::Go
     }
 
     /// The endpoint asked for a pause (429/503, maybe with Retry-After). When it ends,

@@ -429,12 +429,16 @@ async fn open_store(config: &Config) -> anyhow::Result<(SharedStore, Option<File
     ensure_dir(&config.data_dir)?;
     let lock = lock_data_dir(config)?;
     let db_path = config.database_path();
-    // An empty file (created private below) is a first start too.
+    // An empty file (created private by `open_sqlite`) is a first start too.
     let first_start = std::fs::metadata(&db_path).map_or(true, |m| m.len() == 0);
-    crate::config::make_database_private(&db_path)?;
-    let store = SqliteStore::open(&db_path)
-        .with_context(|| format!("opening the database {}", db_path.display()))?;
+    let store = open_sqlite(&db_path)?;
     Ok((Arc::new(store), Some(lock), first_start))
+}
+
+/// Opens (creating if needed) the embedded database, its files private to this user.
+fn open_sqlite(path: &std::path::Path) -> anyhow::Result<SqliteStore> {
+    crate::config::make_database_private(path)?;
+    SqliteStore::open(path).with_context(|| format!("opening the database {}", path.display()))
 }
 
 /// Connects to the configured PostgreSQL database (waiting up to `wait_for_db_secs`)
@@ -455,11 +459,7 @@ pub async fn open_or_create_store(config: &Config) -> anyhow::Result<SharedStore
         return Ok(Arc::new(connect_postgres(config, 2).await?));
     }
     ensure_dir(&config.data_dir)?;
-    let path = config.database_path();
-    crate::config::make_database_private(&path)?;
-    let store = SqliteStore::open(&path)
-        .with_context(|| format!("opening the database {}", path.display()))?;
-    Ok(Arc::new(store))
+    Ok(Arc::new(open_sqlite(&config.database_path())?))
 }
 
 /// Opens the configured store for a one-off command (`herald migrate`,

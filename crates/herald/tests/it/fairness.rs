@@ -173,15 +173,7 @@ async fn a_flood_behind_slow_endpoints_does_not_slow_another_tenant(urls: &[Stri
     );
     // Its deliveries wait in the store, not in memory: what each node holds is bounded.
     for url in urls {
-        let text = client
-            .get(format!("{url}/metrics"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = metrics_at(&client, url).await;
         let held = metric(&text, "herald_deliveries_in_memory");
         assert!(held <= 600.0, "{url} holds {held} deliveries in memory");
         assert!(metric(&text, "herald_deliveries_deferred_total") > 0.0);
@@ -308,7 +300,7 @@ async fn a_backlog_due_at_once_on_a_worker_does_not_slow_another_tenant() {
         .count("SELECT count(*) FROM delivery WHERE status = 1 AND NOT leased")
         .await;
     assert_eq!(due, 50_000, "A's backlog waits in the database");
-    let _worker = start_node(&worker_dir, "worker");
+    let worker = start_node(&worker_dir, "worker");
     let beside = probe_latency(&client, &urls, &b, &b_rx, "beside", 30).await;
     let (alone_p99, beside_p99) = (p99(&alone), p99(&beside));
     eprintln!(
@@ -321,15 +313,7 @@ async fn a_backlog_due_at_once_on_a_worker_does_not_slow_another_tenant() {
     );
     // A's endpoints are served (at their rate), and their backlog waits in the store.
     assert!(!a_rx.received().is_empty(), "A's endpoints are served");
-    let text = client
-        .get(format!("{}/metrics", _worker.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_at(&client, &worker.url).await;
     assert!(metric(&text, "herald_deliveries_in_memory") <= 600.0);
 }
 

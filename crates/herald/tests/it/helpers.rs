@@ -124,14 +124,7 @@ impl TestApp {
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        let r = self
-            .client
-            .get(format!("{}/metrics", self.url))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        r.text().await.unwrap()
+        metrics_at(&self.client, &self.url).await
     }
 
     /// Creates an application and returns its id.
@@ -422,4 +415,15 @@ impl Drop for HeraldProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The `/metrics` text of the server at `url` (read with the admin token).
+pub async fn metrics_at(client: &reqwest::Client, url: &str) -> String {
+    let r = client
+        .get(format!("{url}/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    r.text().await.unwrap()
 }
