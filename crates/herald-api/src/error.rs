@@ -40,6 +40,11 @@ pub enum ApiError {
     NotFound(String),
     MethodNotAllowed,
     Conflict(String),
+    /// 410: it existed and is gone for good (an iterator retention has passed).
+    Gone {
+        code: &'static str,
+        detail: String,
+    },
     PayloadTooLarge(String),
     /// 414: the request line's URL is longer than the server reads.
     UriTooLong(String),
@@ -71,6 +76,10 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("not found".into()),
             StoreError::Conflict(detail) => ApiError::Conflict(detail),
             StoreError::Invalid(msg) => invalid(&["body"], msg),
+            StoreError::Gone(detail) => ApiError::Gone {
+                code: "iterator_expired",
+                detail,
+            },
             StoreError::Unavailable(detail) => {
                 tracing::error!(error = %detail, "store unavailable");
                 ApiError::Unavailable("the store is unavailable; try again".into())
@@ -103,6 +112,7 @@ impl IntoResponse for ApiError {
                 "this route does not accept that method".into(),
             ),
             ApiError::Conflict(d) => (StatusCode::CONFLICT, "conflict", d),
+            ApiError::Gone { code, detail } => (StatusCode::GONE, code, detail),
             ApiError::PayloadTooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", d),
             ApiError::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", d),
             ApiError::UriTooLong(d) => (StatusCode::URI_TOO_LONG, "uri_too_long", d),

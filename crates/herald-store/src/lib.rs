@@ -15,6 +15,7 @@ pub mod page;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+mod stream;
 
 use std::sync::Arc;
 
@@ -39,6 +40,10 @@ pub enum StoreError {
     /// The database cannot be reached right now; the caller may try again later.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// What was asked for existed once and is gone for good (a stream position whose
+    /// messages retention has deleted).
+    #[error("{0}")]
+    Gone(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -61,6 +66,7 @@ pub trait Store:
     + Tokens
     + Idempotency
     + Sources
+    + Destinations
     + Send
     + Sync
     + 'static
@@ -105,6 +111,103 @@ pub trait Sources: Send + Sync {
     /// returns how many (the retention sweep calls it until fewer than `limit`).
     async fn inbound_prune(&self, received_before: i64, limit: usize) -> Result<usize>;
 }
+
+/// Destinations: ordered streams of an application's messages read from a durable
+/// position (no row per message), their consumers' positions, and the leases under
+/// which one node at a time sends a pushing destination.
+#[async_trait::async_trait]
+pub trait Destinations: Send + Sync {
+    /// Inserts a destination positioned at the end of the stream (it receives what is
+    /// committed from now on), refusing (`Invalid`) when the application already has
+    /// `max_per_app`, and a uid the application uses (`Conflict`).
+    async fn destination_insert(&self, d: Destination, max_per_app: usize) -> Result<Destination>;
+    async fn destination_get(&self, app_id: &str, id_or_uid: &str) -> Result<Destination>;
+    async fn destination_list(&self, app_id: &str, q: ListQuery) -> Result<Page<Destination>>;
+    /// Replaces the settings of the destination with `d.id` (uid, status, config, batch
+    /// size and wait, filters, metadata, failure state); its position and lease stay.
+    async fn destination_update(&self, d: Destination) -> Result<Destination>;
+    /// Deletes the destination with its consumers' positions and its poller token.
+    async fn destination_delete(&self, id: &str) -> Result<()>;
+    /// Moves the destination to `pos` and clears its failures (a paused or retrying one
+    /// is enabled; a disabled one stays disabled).
+    async fn destination_seek(&self, id: &str, pos: StreamPos, now: i64) -> Result<Destination>;
+    /// The end of the stream: every message committed so far is at or before it.
+    async fn stream_tail(&self) -> Result<StreamPos>;
+    /// The position just before the application's first message created at or after
+    /// `at` (the end of the stream when there is none).
+    async fn stream_position_at(&self, app_id: &str, at: i64) -> Result<StreamPos>;
+    /// Reads the application's messages after `r.after`, in stream order, filtered.
+    /// `Gone` when retention has deleted messages after that position.
+    async fn stream_read(&self, r: StreamRead) -> Result<StreamBatch>;
+    /// How far `after` is behind the application's stream.
+    async fn stream_lag(
+        &self,
+        app_id: &str,
+        after: StreamPos,
+        event_types: Option<Vec<String>>,
+    ) -> Result<StreamLag>;
+    /// A consumer group's committed position, if it has one.
+    async fn consumer_position(&self, destination_id: &str, consumer_id: &str)
+        -> Result<Option<StreamPos>>;
+    async fn consumer_save(
+        &self,
+        destination_id: &str,
+        consumer_id: &str,
+        pos: StreamPos,
+        now: i64,
+    ) -> Result<()>;
+    /// Gives the destination a new poller token (stored as its hash, scoped to the
+    /// destination and its application); the previous one ends at `old_expires_at`
+    /// (at once when that is not later than `now`).
+    async fn destination_token_replace(
+        &self,
+        d: &Destination,
+        token_id: &str,
+        hash: &str,
+        now: i64,
+        old_expires_at: i64,
+    ) -> Result<()>;
+    /// Leases to `owner` until `lease_until` up to `limit` sending destinations of these
+    /// kinds (enabled, or retrying and due) that no other owner holds; a lease of
+    /// `owner`'s own is renewed. Another node takes a destination over once its lease
+    /// has ended.
+    async fn destination_claim(
+        &self,
+        kinds: Vec<String>,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<Destination>>;
+    /// Gives up `owner`'s lease of the destination.
+    async fn destination_release(&self, id: &str, owner: &str) -> Result<()>;
+    /// After a batch was delivered: moves the position from `from` to `to` and clears
+    /// the failures, if `owner` still holds the lease and nobody moved the position
+    /// meanwhile (a seek wins). Returns whether it moved.
+    async fn destination_advance(
+        &self,
+        id: &str,
+        owner: &str,
+        from: StreamPos,
+        to: StreamPos,
+        now: i64,
+    ) -> Result<bool>;
+    /// After a failed batch: one failure more, the new status (retrying or paused),
+    /// the reason and the next try, if `owner` still holds the lease at `at`.
+    async fn destination_fail(
+        &self,
+        id: &str,
+        owner: &str,
+        at: StreamPos,
+        status: DestinationStatus,
+        reason: &str,
+        next_retry_at: Option<i64>,
+        now: i64,
+    ) -> Result<bool>;
+}
+
+/// Messages `stream_lag` counts at most.
+pub const LAG_COUNT_MAX: i64 = 100_000;
 
 /// Applications.
 #[async_trait::async_trait]
@@ -323,8 +426,8 @@ pub trait Idempotency: Send + Sync {
 /// The store traits, for calling their methods on a concrete store.
 pub mod prelude {
     pub use crate::{
-        Apps, DeliveryLog, Endpoints, EventTypes, Idempotency, Messages, Queue, Sources, Store,
-        Tokens,
+        Apps, DeliveryLog, Destinations, Endpoints, EventTypes, Idempotency, Messages, Queue,
+        Sources, Store, Tokens,
     };
 }
 
@@ -479,6 +582,8 @@ pub(crate) const ENDPOINT_UID_TAKEN: &str =
     "an endpoint with this uid already exists in this application";
 pub(crate) const EVENT_ID_TAKEN: &str =
     "a message with this eventId already exists in this application";
+pub(crate) const DESTINATION_UID_TAKEN: &str =
+    "a destination with this uid already exists in this application";
 pub(crate) const SOURCE_TAKEN: &str = "a source with this id already exists";
 pub(crate) const EVENT_TYPE_TAKEN: &str = "an event type with this name already exists";
 

@@ -238,6 +238,8 @@ pub struct TokenInfo {
     pub id: String,
     pub app_id: Option<String>,
     pub expires_at: Option<i64>,
+    /// Set for a poller's token: it reads that destination of `app_id` and nothing else.
+    pub destination_id: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -277,4 +279,160 @@ pub struct InboundRequest {
     pub body: String,
     pub verified: bool,
     pub reason: Option<String>,
+}
+
+/// A position in an application's message stream, which destinations read in order.
+/// Messages are ordered by `(xid, seq)`: on SQLite `xid` is always 0 and `seq` is given
+/// by the single writer in commit order; on PostgreSQL `xid` is the inserting
+/// transaction's id, and readers only read rows of transactions older than every one
+/// still running, so that no message can later appear before a position already read.
+/// A position names the last message read (or a point between two messages).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamPos {
+    pub xid: i64,
+    pub seq: i64,
+}
+
+impl StreamPos {
+    /// The iterator string the API hands out: opaque to clients, stable across
+    /// versions ("<xid>-<seq>" in base 10).
+    pub fn encode(self) -> String {
+        format!("{}-{}", self.xid, self.seq)
+    }
+
+    /// Reads an iterator made by `encode`; `None` when it is not one.
+    pub fn parse(text: &str) -> Option<StreamPos> {
+        let (xid, seq) = text.split_once('-')?;
+        let digits = |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(xid) || !digits(seq) {
+            return None;
+        }
+        Some(StreamPos {
+            xid: xid.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+/// A destination's state as the API shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DestinationStatus {
+    /// Sending (or readable).
+    Enabled,
+    /// Stopped by an operator.
+    Disabled,
+    /// Stopped by Herald: its retries ran out or its position expired; an operator
+    /// enables it again (after a seek, for an expired one).
+    Paused,
+    /// The last batch failed; the next try is at `next_retry_at`.
+    Retrying,
+}
+
+impl DestinationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestinationStatus::Enabled => "enabled",
+            DestinationStatus::Disabled => "disabled",
+            DestinationStatus::Paused => "paused",
+            DestinationStatus::Retrying => "retrying",
+        }
+    }
+
+    pub fn parse(text: &str) -> DestinationStatus {
+        match text {
+            "disabled" => DestinationStatus::Disabled,
+            "paused" => DestinationStatus::Paused,
+            "retrying" => DestinationStatus::Retrying,
+            _ => DestinationStatus::Enabled,
+        }
+    }
+}
+
+/// A destination: an ordered stream of one application's messages (filtered by event
+/// types and channels) read from a durable position. `kind` is the Svix type name
+/// ("pollingEndpoint", "fifoEndpoint", …); `config` is the type's settings as JSON,
+/// owned by the API layer (secrets in it are sealed there) and opaque here.
+#[derive(Clone, Debug)]
+pub struct Destination {
+    pub id: String,
+    pub app_id: String,
+    pub uid: Option<String>,
+    pub kind: String,
+    pub status: DestinationStatus,
+    pub config: serde_json::Value,
+    pub batch_size: i64,
+    pub max_wait_secs: i64,
+    pub event_types: Option<Vec<String>>,
+    pub channels: Option<Vec<String>>,
+    pub metadata: Metadata,
+    /// Where the destination stands: the last message sent (pushing types), or where a
+    /// reader without an iterator of its own starts (polling).
+    pub position: StreamPos,
+    pub failure_reason: Option<String>,
+    pub next_retry_at: Option<i64>,
+    /// Batches failed in a row.
+    pub failures: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A message as a destination reads it.
+#[derive(Clone, Debug)]
+pub struct StreamMessage {
+    pub pos: StreamPos,
+    pub id: String,
+    pub event_id: Option<String>,
+    pub event_type: String,
+    pub channels: Option<Vec<String>>,
+    /// `{}` when the payload was expunged or its retention ended.
+    pub payload: String,
+    /// Extra headers the message carries (the inbound gateway's), usually empty.
+    pub headers: Vec<(String, String)>,
+    pub created_at: i64,
+}
+
+/// What to read from a stream.
+#[derive(Clone, Debug, Default)]
+pub struct StreamRead {
+    pub app_id: String,
+    /// Read what comes after this position.
+    pub after: StreamPos,
+    /// At most this many messages.
+    pub limit: usize,
+    /// Only these event types (the destination's filter; `None`: all).
+    pub event_types: Option<Vec<String>>,
+    /// Only messages on one of these channels (`None`: all).
+    pub channels: Option<Vec<String>>,
+    /// A further filter by the reader: one event type.
+    pub event_type: Option<String>,
+    /// A further filter by the reader: one channel.
+    pub channel: Option<String>,
+}
+
+/// Messages read from a stream, and where the reader stands after them.
+#[derive(Clone, Debug)]
+pub struct StreamBatch {
+    pub messages: Vec<StreamMessage>,
+    /// The position after the last message read, or after the last one looked at when
+    /// filters left some out (so the next read does not look at them again).
+    pub next: StreamPos,
+    /// Nothing more is readable now.
+    pub done: bool,
+}
+
+/// How far a destination is behind its application's stream.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamLag {
+    /// Messages after the position that pass the event-type filter (counted up to
+    /// `LAG_COUNT_MAX`).
+    pub messages: i64,
+    /// When the oldest of them was created.
+    pub oldest_created_at: Option<i64>,
+}
+
+/// A destination the caller leased for sending, with the lease's end.
+#[derive(Clone, Debug)]
+pub struct LeasedDestination {
+    pub destination: Destination,
+    pub lease_until: i64,
 }

@@ -143,6 +143,10 @@ conformance!(
     sources_keep_their_config_and_log_and_go_with_their_application,
     deferred_deliveries_wait_in_the_store_without_an_attempt,
     claims_are_shared_between_applications_and_endpoints,
+    destinations_read_the_stream_in_order_from_their_position,
+    concurrent_ingest_never_lands_behind_a_reader,
+    retention_expires_positions_it_passes,
+    a_sending_destination_is_leased_to_one_owner_at_a_time,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -1814,4 +1818,435 @@ async fn sources_keep_their_config_and_log_and_go_with_their_application(store: 
         store.source_delete("src_1").await,
         Err(StoreError::NotFound)
     ));
+}
+
+fn destination(app_id: &str, id: &str, kind: &str) -> Destination {
+    Destination {
+        id: id.into(),
+        app_id: app_id.into(),
+        uid: None,
+        kind: kind.into(),
+        status: DestinationStatus::Enabled,
+        config: serde_json::json!({"url": "http://127.0.0.1:9/fifo"}),
+        batch_size: 10,
+        max_wait_secs: 0,
+        event_types: None,
+        channels: None,
+        metadata: BTreeMap::new(),
+        position: StreamPos::default(),
+        failure_reason: None,
+        next_retry_at: None,
+        failures: 0,
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+fn read_from(app_id: &str, after: StreamPos, limit: usize) -> StreamRead {
+    StreamRead {
+        app_id: app_id.into(),
+        after,
+        limit,
+        ..Default::default()
+    }
+}
+
+/// Reads the whole stream after `after`, `limit` at a time, until it is done.
+async fn read_all(store: &SharedStore, mut r: StreamRead) -> (Vec<StreamMessage>, StreamPos) {
+    let mut out = Vec::new();
+    loop {
+        let batch = store.stream_read(r.clone()).await.unwrap();
+        assert!(batch.next >= r.after, "a read never moves backwards");
+        out.extend(batch.messages);
+        r.after = batch.next;
+        if batch.done {
+            return (out, r.after);
+        }
+    }
+}
+
+/// Waits (boundedly) until `n` messages are readable after `after`: on PostgreSQL a
+/// committed message is read only once every older transaction of the server (another
+/// test's included) has ended.
+async fn settle(store: &SharedStore, app_id: &str, after: StreamPos, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (read, _) = read_all(store, read_from(app_id, after, 100)).await;
+        if read.len() >= n {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "only {} of {n} readable", read.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn destinations_read_the_stream_in_order_from_their_position(store: SharedStore) {
+    let app_id = ids::generate(ids::APP);
+    store.app_insert(app(&app_id, None)).await.unwrap();
+    for _ in 0..2 {
+        store
+            .message_create(message(&app_id, "before", None), T0)
+            .await
+            .unwrap();
+    }
+    settle(&store, &app_id, StreamPos::default(), 2).await;
+    let mut d = destination(&app_id, "dst_a", "pollingEndpoint");
+    d.uid = Some("poll-1".into());
+    let d = store.destination_insert(d, 2).await.unwrap();
+    // A new destination starts at the end: what came before is not in its stream (on
+    // PostgreSQL, messages of transactions that overlapped one still running when it was
+    // created may still be: it errs towards sending, never towards skipping).
+    let (before, start) = read_all(&store, read_from(&app_id, d.position, 10)).await;
+    assert!(before.iter().all(|m| m.event_type == "before"));
+    if store.backend() == "sqlite" {
+        assert!(before.is_empty());
+    }
+
+    let kinds = ["a", "b", "a", "c", "a"];
+    let mut sent = Vec::new();
+    for (i, kind) in kinds.iter().enumerate() {
+        let mut m = message(&app_id, kind, None);
+        m.channels = (i % 2 == 0).then(|| vec!["even".to_string()]);
+        m.payload = format!(r#"{{"i":{i}}}"#);
+        m.headers = vec![("x-origin".into(), "gateway".into())];
+        sent.push(store.message_create(m, T0 + 1_000 + i as i64).await.unwrap().0.id);
+    }
+    settle(&store, &app_id, start, sent.len()).await;
+    // Two at a time, in order, with payloads and the message's extra headers.
+    let first = store
+        .stream_read(read_from(&app_id, start, 2))
+        .await
+        .unwrap();
+    assert_eq!(first.messages.len(), 2);
+    assert!(!first.done);
+    assert_eq!(first.messages[0].id, sent[0]);
+    assert_eq!(first.messages[0].payload, r#"{"i":0}"#);
+    assert_eq!(
+        first.messages[0].headers,
+        vec![("x-origin".to_string(), "gateway".to_string())]
+    );
+    assert!(first.messages[0].pos < first.messages[1].pos);
+    assert_eq!(first.next, first.messages[1].pos);
+    let (rest, end) = read_all(&store, read_from(&app_id, first.next, 2)).await;
+    assert_eq!(
+        rest.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        sent[2..].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+
+    // The destination's filters, and the reader's own.
+    let mut r = read_from(&app_id, start, 10);
+    r.event_types = Some(vec!["a".into()]);
+    r.channels = Some(vec!["even".into()]);
+    let (kept, _) = read_all(&store, r.clone()).await;
+    assert_eq!(
+        kept.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        [&sent[0], &sent[2], &sent[4]]
+    );
+    r.event_types = None;
+    r.channels = None;
+    r.event_type = Some("b".into());
+    assert_eq!(read_all(&store, r.clone()).await.0.len(), 1);
+    r.event_type = None;
+    r.channel = Some("even".into());
+    assert_eq!(read_all(&store, r).await.0.len(), 3);
+
+    // Lag: everything after the position, by the event-type filter.
+    let lag = store.stream_lag(&app_id, start, None).await.unwrap();
+    assert_eq!(lag.messages, 5);
+    assert_eq!(lag.oldest_created_at, Some(T0 + 1_000));
+    let lag = store
+        .stream_lag(&app_id, start, Some(vec!["a".into()]))
+        .await
+        .unwrap();
+    assert_eq!(lag.messages, 3);
+    assert_eq!(store.stream_lag(&app_id, end, None).await.unwrap().messages, 0);
+
+    // A position from a time: just before the first message at or after it.
+    let at = store.stream_position_at(&app_id, T0 + 1_003).await.unwrap();
+    let from_time = store.stream_read(read_from(&app_id, at, 10)).await.unwrap();
+    assert_eq!(from_time.messages[0].id, sent[3]);
+    let later = store.stream_position_at(&app_id, T0 + 9_999).await.unwrap();
+    assert!(store
+        .stream_read(read_from(&app_id, later, 10))
+        .await
+        .unwrap()
+        .messages
+        .is_empty());
+
+    // Consumer groups keep positions of their own.
+    assert_eq!(store.consumer_position(&d.id, "g1").await.unwrap(), None);
+    store.consumer_save(&d.id, "g1", first.next, T0).await.unwrap();
+    store.consumer_save(&d.id, "g2", end, T0).await.unwrap();
+    store.consumer_save(&d.id, "g2", at, T0).await.unwrap();
+    assert_eq!(
+        store.consumer_position(&d.id, "g1").await.unwrap(),
+        Some(first.next)
+    );
+    assert_eq!(store.consumer_position(&d.id, "g2").await.unwrap(), Some(at));
+
+    // Found by id or uid; an update keeps the position; uids are unique per application;
+    // the bound per application holds.
+    assert_eq!(store.destination_get(&app_id, "poll-1").await.unwrap().id, d.id);
+    let mut changed = d.clone();
+    changed.batch_size = 50;
+    changed.event_types = Some(vec!["a".into()]);
+    changed.status = DestinationStatus::Disabled;
+    let changed = store.destination_update(changed).await.unwrap();
+    assert_eq!(changed.position, d.position);
+    assert_eq!(changed.batch_size, 50);
+    assert_eq!(changed.status, DestinationStatus::Disabled);
+    let mut twin = destination(&app_id, "dst_b", "fifoEndpoint");
+    twin.uid = Some("poll-1".into());
+    assert!(matches!(
+        store.destination_insert(twin.clone(), 2).await,
+        Err(StoreError::Conflict(_))
+    ));
+    twin.uid = None;
+    store.destination_insert(twin, 2).await.unwrap();
+    assert!(matches!(
+        store
+            .destination_insert(destination(&app_id, "dst_c", "fifoEndpoint"), 2)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    let page = store.destination_list(&app_id, list(1)).await.unwrap();
+    assert_eq!(page.data.len(), 1);
+    assert!(!page.done);
+
+    // The poller token is scoped to the destination; a rotation ends the old one.
+    store
+        .destination_token_replace(&d, "tok_1", "hash-1", T0, T0)
+        .await
+        .unwrap();
+    let found = store.token_find("hash-1").await.unwrap().unwrap();
+    assert_eq!(found.destination_id.as_deref(), Some(d.id.as_str()));
+    assert_eq!(found.app_id.as_deref(), Some(app_id.as_str()));
+    store
+        .destination_token_replace(&d, "tok_2", "hash-2", T0, T0 + 60_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.token_find("hash-1").await.unwrap().unwrap().expires_at,
+        Some(T0 + 60_000),
+        "the old token lasts for its grace period"
+    );
+    store
+        .destination_token_replace(&d, "tok_3", "hash-3", T0, T0)
+        .await
+        .unwrap();
+    assert!(store.token_find("hash-1").await.unwrap().is_none());
+    assert!(store.token_find("hash-2").await.unwrap().is_none());
+
+    // Deleting takes the consumers' positions and the token along.
+    store.destination_delete(&d.id).await.unwrap();
+    assert!(matches!(
+        store.destination_get(&app_id, &d.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.token_find("hash-3").await.unwrap().is_none());
+    assert_eq!(store.consumer_position(&d.id, "g1").await.unwrap(), None);
+}
+
+/// Many writers at once while a reader follows the stream: every message is read once,
+/// in increasing positions, and none lands behind the reader (on PostgreSQL sequence
+/// numbers are handed out in an order other than the commit order).
+async fn concurrent_ingest_never_lands_behind_a_reader(store: SharedStore) {
+    let app_id = ids::generate(ids::APP);
+    store.app_insert(app(&app_id, None)).await.unwrap();
+    let start = store
+        .destination_insert(destination(&app_id, "dst_r", "pollingEndpoint"), 10)
+        .await
+        .unwrap()
+        .position;
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let store = store.clone();
+            let app_id = app_id.clone();
+            tokio::spawn(async move {
+                let mut created = Vec::new();
+                for i in 0..40 {
+                    let m = message(&app_id, &format!("w{w}"), None);
+                    created.push(store.message_create(m, T0 + i).await.unwrap().0.id);
+                }
+                created
+            })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    let mut at = start;
+    let mut last = start;
+    let mut writers_done = false;
+    let mut created = HashSet::new();
+    let mut pending = writers;
+    let started = std::time::Instant::now();
+    loop {
+        let batch = store
+            .stream_read(read_from(&app_id, at, 7))
+            .await
+            .unwrap();
+        for m in &batch.messages {
+            assert!(m.pos > last, "positions increase");
+            last = m.pos;
+            seen.push(m.id.clone());
+        }
+        at = batch.next;
+        if writers_done && batch.done && seen.len() >= created.len() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{} of {} messages read",
+            seen.len(),
+            created.len()
+        );
+        if !writers_done && pending.iter().all(|h| h.is_finished()) {
+            for h in pending.drain(..) {
+                created.extend(h.await.unwrap());
+            }
+            writers_done = true;
+        }
+        tokio::task::yield_now().await;
+    }
+    let unique: HashSet<_> = seen.iter().cloned().collect();
+    assert_eq!(unique.len(), seen.len(), "no message read twice");
+    assert_eq!(unique, created, "every message read once");
+}
+
+async fn retention_expires_positions_it_passes(store: SharedStore) {
+    let app_id = ids::generate(ids::APP);
+    store.app_insert(app(&app_id, None)).await.unwrap();
+    let d = store
+        .destination_insert(destination(&app_id, "dst_x", "fifoEndpoint"), 10)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        store
+            .message_create(message(&app_id, "old", None), T0 + i)
+            .await
+            .unwrap();
+    }
+    let (kept, _) = store
+        .message_create(message(&app_id, "new", None), T0 + 10_000)
+        .await
+        .unwrap();
+    settle(&store, &app_id, d.position, 4).await;
+    assert_eq!(store.prune_messages(T0 + 5_000, 10).await.unwrap(), 3);
+    // The destination stood before what was deleted: told, not skipped.
+    let err = store
+        .stream_read(read_from(&app_id, d.position, 10))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Gone(_)), "{err:?}");
+    // A position from a time never lands before what retention kept.
+    let at = store.stream_position_at(&app_id, T0).await.unwrap();
+    let batch = store.stream_read(read_from(&app_id, at, 10)).await.unwrap();
+    assert_eq!(
+        batch.messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        [kept.id.as_str()]
+    );
+}
+
+async fn a_sending_destination_is_leased_to_one_owner_at_a_time(store: SharedStore) {
+    let app_id = ids::generate(ids::APP);
+    store.app_insert(app(&app_id, None)).await.unwrap();
+    let d = store
+        .destination_insert(destination(&app_id, "dst_l", "fifoEndpoint"), 10)
+        .await
+        .unwrap();
+    store
+        .destination_insert(destination(&app_id, "dst_p", "pollingEndpoint"), 10)
+        .await
+        .unwrap();
+    let fifo = vec!["fifoEndpoint".to_string()];
+    let a = store
+        .destination_claim(fifo.clone(), "node-a", T0, T0 + 30_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(a.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["dst_l"]);
+    assert!(store
+        .destination_claim(fifo.clone(), "node-b", T0 + 1, T0 + 30_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Its owner renews it.
+    assert_eq!(
+        store
+            .destination_claim(fifo.clone(), "node-a", T0 + 2, T0 + 40_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let (m, _) = store
+        .message_create(message(&app_id, "x", None), T0)
+        .await
+        .unwrap();
+    settle(&store, &app_id, d.position, 1).await;
+    let batch = store.stream_read(read_from(&app_id, d.position, 10)).await.unwrap();
+    assert_eq!(batch.messages[0].id, m.id);
+
+    // A failure is recorded by the owner only.
+    assert!(!store
+        .destination_fail("dst_l", "node-b", d.position, DestinationStatus::Retrying, "500", Some(T0 + 5), T0)
+        .await
+        .unwrap());
+    assert!(store
+        .destination_fail("dst_l", "node-a", d.position, DestinationStatus::Retrying, "answered 500", Some(T0 + 5), T0)
+        .await
+        .unwrap());
+    let failed = store.destination_get(&app_id, "dst_l").await.unwrap();
+    assert_eq!(failed.status, DestinationStatus::Retrying);
+    assert_eq!(failed.failures, 1);
+    assert_eq!(failed.failure_reason.as_deref(), Some("answered 500"));
+    assert_eq!(failed.next_retry_at, Some(T0 + 5));
+
+    // Once the lease ends another node takes over, and the old owner can no longer
+    // move the position; a stale position cannot either.
+    let b = store
+        .destination_claim(fifo.clone(), "node-b", T0 + 40_001, T0 + 70_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 1);
+    assert!(!store
+        .destination_advance("dst_l", "node-a", d.position, batch.next, T0)
+        .await
+        .unwrap());
+    assert!(store
+        .destination_advance("dst_l", "node-b", d.position, batch.next, T0)
+        .await
+        .unwrap());
+    assert!(!store
+        .destination_advance("dst_l", "node-b", d.position, batch.next, T0)
+        .await
+        .unwrap());
+    let moved = store.destination_get(&app_id, "dst_l").await.unwrap();
+    assert_eq!(moved.position, batch.next);
+    assert_eq!(moved.status, DestinationStatus::Enabled, "a success ends the retrying");
+    assert_eq!((moved.failures, moved.failure_reason), (0, None));
+
+    // Paused by failures: nobody claims it until a seek (or an operator) enables it.
+    store
+        .destination_fail("dst_l", "node-b", moved.position, DestinationStatus::Paused, "gave up", None, T0)
+        .await
+        .unwrap();
+    store.destination_release("dst_l", "node-b").await.unwrap();
+    assert!(store
+        .destination_claim(fifo.clone(), "node-a", T0 + 80_000, T0 + 90_000, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let sought = store
+        .destination_seek("dst_l", d.position, T0 + 80_000)
+        .await
+        .unwrap();
+    assert_eq!(sought.status, DestinationStatus::Enabled);
+    assert_eq!(sought.position, d.position);
+    assert_eq!(
+        store
+            .destination_claim(fifo, "node-a", T0 + 80_000, T0 + 90_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }

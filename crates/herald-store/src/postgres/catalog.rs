@@ -390,7 +390,7 @@ impl crate::Tokens for PgStore {
         let mut conn = self.pool.get().await?;
         let row = conn
             .query_opt(
-                "SELECT id, app_id, expires_at FROM api_token WHERE hash = $1",
+                "SELECT id, app_id, expires_at, destination_id FROM api_token WHERE hash = $1",
                 &[&hash],
             )
             .await?;
@@ -398,6 +398,7 @@ impl crate::Tokens for PgStore {
             id: r.get(0),
             app_id: r.get(1),
             expires_at: r.get(2),
+            destination_id: r.get(3),
         }))
     }
 

@@ -9,6 +9,7 @@
 //! next use, so a database restart heals by itself.
 
 mod catalog;
+mod destinations;
 mod ingest;
 mod log;
 mod parents;
@@ -38,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/6_sources.sql"),
     include_str!("migrations/7_row_keys_in_code.sql"),
     include_str!("migrations/8_fair_claims.sql"),
+    include_str!("migrations/9_destinations.sql"),
 ];
 
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

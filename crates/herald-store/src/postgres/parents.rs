@@ -109,17 +109,22 @@ pub(crate) async fn prune_messages(
 ) -> Result<usize> {
     conn.begin().await?;
     let outcome = async {
-        let ids: Vec<String> = conn
+        let rows = conn
             .query(
                 "DELETE FROM message WHERE id IN (SELECT m.id FROM message m WHERE m.created_at < $1 \
                  AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.status = 1) LIMIT $2) \
-                 RETURNING id",
+                 RETURNING id, app_id, xid, seq",
                 &[&created_before, &(limit as i64)],
             )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+            .await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        super::destinations::raise_horizons(
+            conn,
+            rows.iter()
+                .map(|r| (r.get(1), crate::StreamPos { xid: r.get(2), seq: r.get(3) }))
+                .collect(),
+        )
+        .await?;
         if !ids.is_empty() {
             for table in ["message_payload", "delivery", "attempt"] {
                 conn.execute(

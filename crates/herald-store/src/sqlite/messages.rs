@@ -1,5 +1,6 @@
 //! Messages: ingest with fan-out, reads, lists and expunging payloads.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use herald_core::ids;
@@ -44,6 +45,7 @@ fn find(conn: &Connection, app_id: &str, id_or_event_id: &str) -> Result<Message
 fn insert_message(
     conn: &Connection,
     routes: &RouteCache,
+    stream_seq: &AtomicI64,
     new: NewMessage,
     now: i64,
 ) -> Result<(Message, Vec<DeliveryJob>)> {
@@ -56,8 +58,8 @@ fn insert_message(
         .filter(|_| new.deliver_at.is_none_or(|t| t <= now));
     let due_at = new.deliver_at.filter(|t| *t > now).unwrap_or(now);
     conn.prepare_cached(
-        "INSERT INTO message (id, app_id, event_id, event_type, channels, created_at, expires_at, ordering_key) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO message (id, app_id, event_id, event_type, channels, created_at, expires_at, ordering_key, seq) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         id,
@@ -67,7 +69,10 @@ fn insert_message(
         new.channels.as_ref().map(json_encode),
         now,
         expires_at,
-        new.ordering_key
+        new.ordering_key,
+        // Only the writer thread runs this, one job at a time, so positions follow the
+        // commit order; a job rolled back leaves a gap, which readers do not mind.
+        stream_seq.fetch_add(1, Ordering::Relaxed)
     ])
     .map_err(|e| conflict_on_unique(e, EVENT_ID_TAKEN))?;
     let extra_headers = (!new.headers.is_empty()).then(|| json_encode(&new.headers));
@@ -128,7 +133,8 @@ impl crate::Messages for SqliteStore {
         now: i64,
     ) -> Result<(Message, Vec<DeliveryJob>)> {
         let routes = self.inner.routes.clone();
-        self.write(move |c| insert_message(c, &routes, new, now))
+        let seq = self.inner.seq.clone();
+        self.write(move |c| insert_message(c, &routes, &seq, new, now))
             .await
     }
 
@@ -165,11 +171,18 @@ impl crate::Messages for SqliteStore {
 
     async fn prune_messages(&self, created_before: i64, limit: usize) -> Result<usize> {
         self.write(move |c| {
-            Ok(c.prepare_cached(
-                "DELETE FROM message WHERE id IN (SELECT m.id FROM message m WHERE m.created_at < ?1 \
-                 AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.status = 1) LIMIT ?2)",
-            )?
-            .execute(params![created_before, limit as i64])?)
+            let pruned: Vec<(String, Option<i64>)> = c
+                .prepare_cached(
+                    "DELETE FROM message WHERE id IN (SELECT m.id FROM message m WHERE m.created_at < ?1 \
+                     AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.status = 1) LIMIT ?2) \
+                     RETURNING app_id, seq",
+                )?
+                .query_map(params![created_before, limit as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            super::destinations::raise_horizons(c, &pruned)?;
+            Ok(pruned.len())
         })
         .await
     }

@@ -8,6 +8,7 @@
 
 mod apps;
 mod attempts;
+mod destinations;
 mod endpoints;
 mod event_types;
 mod idempotency;
@@ -57,13 +58,14 @@ pub(crate) fn conflict_on_unique(err: rusqlite::Error, message: &str) -> StoreEr
     }
 }
 
-/// Adds a column that a newer schema has to a table created by an older one.
+/// Adds a column that a newer schema has to a table created by an older one; says
+/// whether it had to.
 fn add_column_if_missing(
     conn: &Connection,
     table: &str,
     column: &str,
     definition: &str,
-) -> Result<()> {
+) -> Result<bool> {
     let present: i64 = conn.query_row(
         &format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
         [column],
@@ -74,7 +76,7 @@ fn add_column_if_missing(
             "ALTER TABLE {table} ADD COLUMN {column} {definition}"
         ))?;
     }
-    Ok(())
+    Ok(present == 0)
 }
 
 /// `NotFound` when a statement that targets one row by key changed none.
@@ -107,6 +109,9 @@ struct Inner {
     path: PathBuf,
     writer: writer::Writer,
     routes: Arc<route_cache::RouteCache>,
+    /// The next stream position to give a message (only the writer takes from it, so
+    /// positions follow commit order).
+    seq: Arc<std::sync::atomic::AtomicI64>,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -114,7 +119,7 @@ const READ_POOL_SIZE: usize = 8;
 
 /// The schema version `schema.sql` creates, kept in SQLite's `user_version`. A database
 /// from a newer Herald is refused rather than misread.
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     let flags = if read_only {
@@ -157,8 +162,15 @@ impl SqliteStore {
             add_column_if_missing(&conn, "endpoint", "ordered", "INTEGER NOT NULL DEFAULT 0")?;
             add_column_if_missing(&conn, "message", "ordering_key", "TEXT")?;
             add_column_if_missing(&conn, "message_payload", "headers", "TEXT")?;
+            if add_column_if_missing(&conn, "message", "seq", "INTEGER")? {
+                // Messages from before streams take their place in insertion order.
+                conn.execute_batch("UPDATE message SET seq = rowid WHERE seq IS NULL")?;
+            }
+            // A poller's token is scoped to its destination (version 8).
+            add_column_if_missing(&conn, "api_token", "destination_id", "TEXT")?;
         }
         conn.execute_batch(include_str!("schema.sql"))?;
+        let next_seq = destinations::next_seq(&conn)?;
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         // Durability: see writer.rs. With the WAL file open for our own fdatasync, SQLite
         // may commit without syncing (NORMAL); without it, it must sync every commit (FULL).
@@ -192,6 +204,7 @@ impl SqliteStore {
                 path: path.to_path_buf(),
                 writer,
                 routes,
+                seq: Arc::new(std::sync::atomic::AtomicI64::new(next_seq)),
                 readers: Mutex::new(Vec::new()),
             }),
         })

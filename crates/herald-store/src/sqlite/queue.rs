@@ -268,6 +268,8 @@ impl crate::Queue for SqliteStore {
     /// died are due again now. Scheduled retries keep their time.
     async fn release_leases(&self, now: i64) -> Result<usize> {
         self.write(move |c| {
+            // Destinations are leased by process too; the one owner has just started.
+            c.execute("UPDATE destination SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL", [])?;
             Ok(c.execute("UPDATE delivery SET leased = 0, next_attempt_at = ?1 WHERE status = 1 AND leased = 1", [now])?)
         })
         .await

@@ -1,5 +1,5 @@
 -- Herald's SQLite schema. Times are Unix milliseconds. JSON columns hold arrays/objects
--- as text. Version 6; every statement is IF NOT EXISTS, so opening a database of an
+-- as text. Version 8; every statement is IF NOT EXISTS, so opening a database of an
 -- older version brings it up to date.
 CREATE TABLE IF NOT EXISTS application (
     id TEXT PRIMARY KEY,
@@ -54,9 +54,13 @@ CREATE TABLE IF NOT EXISTS message (
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     -- Version 5: the ordering key of ordered delivery.
-    ordering_key TEXT
+    ordering_key TEXT,
+    -- Version 8: the message's place in its application's stream, given by the writer
+    -- in commit order (destinations read by it).
+    seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS message_by_app ON message(app_id, id);
+CREATE INDEX IF NOT EXISTS message_stream ON message(app_id, seq);
 -- Partial: most messages carry no eventId, and they need no entry here.
 -- For the retention sweeps (version 2).
 CREATE INDEX IF NOT EXISTS message_expires ON message(expires_at);
@@ -118,7 +122,10 @@ CREATE TABLE IF NOT EXISTS api_token (
     name TEXT NOT NULL,
     app_id TEXT REFERENCES application(id) ON DELETE CASCADE,
     created_at INTEGER NOT NULL,
-    expires_at INTEGER
+    expires_at INTEGER,
+    -- Version 8: set for a poller's token, which reads that destination only (deleted
+    -- with it by destination_delete).
+    destination_id TEXT
 );
 
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -161,3 +168,47 @@ CREATE TABLE IF NOT EXISTS inbound_request (
 );
 CREATE INDEX IF NOT EXISTS inbound_by_source ON inbound_request(source_id, id);
 CREATE INDEX IF NOT EXISTS inbound_received ON inbound_request(received_at);
+
+-- Version 8: destinations, ordered streams of an application's messages read from a
+-- position (pos_xid is always 0 here; see StreamPos), and their consumers' positions.
+CREATE TABLE IF NOT EXISTS destination (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL REFERENCES application(id) ON DELETE CASCADE,
+    uid TEXT,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    config TEXT NOT NULL,
+    batch_size INTEGER NOT NULL,
+    max_wait_secs INTEGER NOT NULL,
+    event_types TEXT,
+    channels TEXT,
+    metadata TEXT NOT NULL,
+    pos_xid INTEGER NOT NULL,
+    pos_seq INTEGER NOT NULL,
+    failure_reason TEXT,
+    next_retry_at INTEGER,
+    failures INTEGER NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until INTEGER,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    UNIQUE (app_id, uid)
+);
+CREATE INDEX IF NOT EXISTS destination_by_app ON destination(app_id, id);
+
+CREATE TABLE IF NOT EXISTS destination_consumer (
+    destination_id TEXT NOT NULL REFERENCES destination(id) ON DELETE CASCADE,
+    consumer_id TEXT NOT NULL,
+    pos_xid INTEGER NOT NULL,
+    pos_seq INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (destination_id, consumer_id)
+);
+
+-- The last stream position retention deleted, per application: a reader behind it is
+-- told that its position expired instead of silently skipping.
+CREATE TABLE IF NOT EXISTS stream_horizon (
+    app_id TEXT PRIMARY KEY REFERENCES application(id) ON DELETE CASCADE,
+    pos_xid INTEGER NOT NULL,
+    pos_seq INTEGER NOT NULL
+);

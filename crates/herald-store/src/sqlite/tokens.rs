@@ -36,12 +36,13 @@ impl crate::Tokens for SqliteStore {
         let hash = hash.to_string();
         self.read(move |c| {
             Ok(
-                c.prepare_cached("SELECT id, app_id, expires_at FROM api_token WHERE hash = ?1")?
+                c.prepare_cached("SELECT id, app_id, expires_at, destination_id FROM api_token WHERE hash = ?1")?
                     .query_row([hash], |r| {
                         Ok(TokenInfo {
                             id: r.get(0)?,
                             app_id: r.get(1)?,
                             expires_at: r.get(2)?,
+                            destination_id: r.get(3)?,
                         })
                     })
                     .optional()?,
