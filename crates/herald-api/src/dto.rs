@@ -762,7 +762,7 @@ pub struct SourceIn {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct DestinationOut {
+pub struct SourceDestinationOut {
     pub endpoint_id: String,
     pub url: String,
     pub filter_types: Option<Vec<String>>,
@@ -784,7 +784,7 @@ pub struct SourceOut {
     pub scheme: String,
     pub tolerance_secs: i64,
     pub forward_headers: Vec<String>,
-    pub destinations: Vec<DestinationOut>,
+    pub destinations: Vec<SourceDestinationOut>,
     pub created_at: String,
     pub updated_at: String,
 }

@@ -17,8 +17,10 @@ use crate::idempotency;
 use crate::openapi::{
     self, list_of, object, schema_of, Operation, QueryKind, QueryParam, SchemaFn,
 };
+use crate::destination::*;
 use crate::routes::{
-    apps, attempts, auth, endpoints, event_types, health, messages, sources, tasks,
+    apps, attempts, auth, destinations, endpoints, event_types, health, messages, pollers,
+    sources, tasks,
 };
 use crate::state::{ApiState, Caller};
 
@@ -213,6 +215,31 @@ const LISTEN_QUERY: &[QueryParam] = &[
     ),
 ];
 
+const POLL_LIMIT: QueryParam = param(
+    "limit",
+    QueryKind::Int { min: 1, max: 1000 },
+    "messages per read, 1 to 1000 (default 100)",
+);
+const POLL_ITERATOR: QueryParam = param(
+    "iterator",
+    QueryKind::Pattern("^[0-9]{1,18}-[0-9]{1,19}$"),
+    "read what comes after this iterator (from a previous read or a destination)",
+);
+const POLL_WAIT: QueryParam = param(
+    "wait",
+    QueryKind::Int { min: 0, max: 30 },
+    "Herald extension: when nothing is there, wait up to this many seconds for the next message (long poll)",
+);
+const POLL_QUERY: &[QueryParam] = &[
+    POLL_LIMIT,
+    POLL_ITERATOR,
+    param("event_type", QueryKind::Text, "only messages of this event type"),
+    CHANNEL,
+    param("after", QueryKind::DateTime, "without an iterator: start at the first message at or after this time"),
+    POLL_WAIT,
+];
+const CONSUMER_POLL_QUERY: &[QueryParam] = &[POLL_LIMIT, POLL_ITERATOR, POLL_WAIT];
+
 /// Every route of the v1 API.
 fn routes() -> Vec<Route> {
     use HttpMethod::{
@@ -228,7 +255,32 @@ fn routes() -> Vec<Route> {
     const TASK: &str = "Background Task";
     const SRC: &str = "Inbound Source";
     const LISTEN: &str = "Listen";
+    const DST: &str = "Destination";
+    const POLLER: &str = "Message Poller";
     vec![
+        route(GET, "/app/{app_id}/destination", "v1.destination.list", "List destinations", DST, get(destinations::list)).list(list_of::<DestinationOut>),
+        route(POST, "/app/{app_id}/destination", "v1.destination.create", "Create a destination: an ordered stream of the application's messages (pollingEndpoint, fifoEndpoint)", DST, post(destinations::create))
+            .body(schema_of::<DestinationIn>).returns(201, schema_of::<DestinationOut>),
+        route(GET, "/app/{app_id}/destination/{destination_id}", "v1.destination.get", "Get a destination", DST, get(destinations::get)).returns(200, schema_of::<DestinationOut>),
+        route(PUT, "/app/{app_id}/destination/{destination_id}", "v1.destination.upsert", "Replace a destination's settings, or create it", DST, put(destinations::put))
+            .body(schema_of::<DestinationIn>).returns(200, schema_of::<DestinationOut>).or_status(201),
+        route(PATCH, "/app/{app_id}/destination/{destination_id}", "v1.destination.patch", "Change some settings of a destination (enable, disable, filters, batching, config)", DST, patch(destinations::patch))
+            .body(schema_of::<DestinationPatch>).returns(200, schema_of::<DestinationOut>),
+        route(DEL, "/app/{app_id}/destination/{destination_id}", "v1.destination.delete", "Delete a destination", DST, delete(destinations::delete)).empty(204),
+        route(GET, "/app/{app_id}/destination/{destination_id}/secret", "v1.destination.get-secret", "Herald extension: a fifoEndpoint's signing secret, or a pollingEndpoint's token", DST, get(destinations::secret))
+            .returns(200, schema_of::<DestinationSecretOut>),
+        route(POST, "/app/{app_id}/destination/{destination_id}/secret/rotate", "v1.destination.rotate-secret", "Rotate the signing secret (fifoEndpoint) or the poller's token (pollingEndpoint)", DST, post(destinations::rotate_secret))
+            .body(schema_of::<RotateIn>).optional_body().returns(200, schema_of::<DestinationSecretOut>),
+        route(POST, "/app/{app_id}/destination/{destination_id}/seek", "v1.destination.seek", "Herald extension: move the destination to a time or an iterator (a paused one starts again from there)", DST, post(destinations::seek))
+            .body(schema_of::<SeekIn>).returns(200, schema_of::<DestinationOut>),
+        route(GET, "/app/{app_id}/destination/{destination_id}/stats", "v1.destination.get-stats", "Herald extension: how far the destination is behind (messages, seconds)", DST, get(destinations::stats))
+            .returns(200, schema_of::<DestinationStatsOut>),
+        route(GET, "/app/{app_id}/poller/{sink_id}", "v1.message.poller.poll", "Read a pollingEndpoint's messages after an iterator (filters: event_type, channel; after: a time; wait: long poll)", POLLER, get(pollers::poll))
+            .query(POLL_QUERY).returns(200, schema_of::<PollingEndpointOut>),
+        route(GET, "/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}", "v1.message.poller.consumer-poll", "Read on from a consumer group's position, which moves past what is returned", POLLER, get(pollers::consumer_poll))
+            .query(CONSUMER_POLL_QUERY).returns(200, schema_of::<PollingEndpointOut>),
+        route(POST, "/app/{app_id}/poller/{sink_id}/consumer/{consumer_id}/seek", "v1.message.poller.consumer-seek", "Move a consumer group to the first message at or after a time", POLLER, post(pollers::consumer_seek))
+            .body(schema_of::<ConsumerSeekIn>).returns(200, schema_of::<SeekOut>),
         route(GET, "/listen", "v1.listen.stream", "A herald listen session: Server-Sent Events, `ready` then one `delivery` per attempt (?app=, ?source=, ?name=)", LISTEN, get(crate::listen::stream)).query(LISTEN_QUERY).event_stream().returns(200, object),
         route(POST, "/listen/reply", "v1.listen.reply", "What the local app answered to one delivery of a listen session", LISTEN, post(crate::listen::reply))
             .body(schema_of::<crate::listen::ListenReplyIn>).empty(204),
@@ -555,9 +607,27 @@ async fn authenticate(
     {
         return ApiError::Unauthorized("the token has expired".into()).into_response();
     }
+    // A poller's token reads its poller's routes and nothing else (the handlers check
+    // that it is this destination).
+    if info.destination_id.is_some() && !is_poller_path(req.uri().path()) {
+        return ApiError::Forbidden("a poller's token only reads its poller".into())
+            .into_response();
+    }
     req.extensions_mut().insert(Caller {
         token_hash: hash,
         app_id: info.app_id,
+        destination_id: info.destination_id,
     });
     next.run(req).await
+}
+
+/// `/app/{app}/poller/{sink}` and below (as the v1 router sees paths, without the
+/// `/api/v1` it is nested under): where a poller's token may go.
+fn is_poller_path(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    matches!(
+        parts.as_slice(),
+        ["", "app", app, "poller", sink, ..] | ["", "api", "v1", "app", app, "poller", sink, ..]
+            if !app.is_empty() && !sink.is_empty()
+    )
 }

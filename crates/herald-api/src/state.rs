@@ -117,6 +117,8 @@ pub struct ApiState {
     /// `inbound::log_refusal`): anyone can post to `/in/…`, so the log of refusals is
     /// bounded.
     pub(crate) inbound_refusals: Mutex<HashMap<String, (u64, u32)>>,
+    /// Woken after this node commits a message, for long polls waiting on a stream.
+    pub(crate) stream_signal: Notify,
 }
 
 /// How long a node of a shared store trusts a cached token.
@@ -182,6 +184,7 @@ impl ApiState {
             in_flight_keys: Mutex::new(HashMap::new()),
             apps: RwLock::new(HashMap::new()),
             inbound_refusals: Mutex::new(HashMap::new()),
+            stream_signal: Notify::new(),
         })
     }
 }
@@ -192,4 +195,6 @@ pub struct Caller {
     pub token_hash: String,
     /// Some for an application-scoped token.
     pub app_id: Option<String>,
+    /// Some for a poller's token: it reads that destination (of `app_id`) only.
+    pub destination_id: Option<String>,
 }

@@ -21,6 +21,7 @@ pub const TASK: &str = "qtask_";
 pub const TOKEN: &str = "tok_";
 pub const SOURCE: &str = "src_";
 pub const INBOUND: &str = "inb_";
+pub const DESTINATION: &str = "dest_";
 
 static LAST: Mutex<(u64, u128)> = Mutex::new((0, 0));
 

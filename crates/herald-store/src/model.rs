@@ -436,3 +436,35 @@ pub struct LeasedDestination {
     pub destination: Destination,
     pub lease_until: i64,
 }
+
+/// The stored config of an HTTP destination (`fifoEndpoint`): the API writes it (with
+/// sensitive header values and the signing keys sealed) and the engine reads it to
+/// send. Kept here, beside `Destination`, as the one contract between the two.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HttpSinkConfig {
+    pub url: String,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Newest first; a rotated-out key signs beside the new one until it expires.
+    #[serde(default)]
+    pub secrets: Vec<StoredSecret>,
+}
+
+impl HttpSinkConfig {
+    pub fn from_value(config: &serde_json::Value) -> Option<HttpSinkConfig> {
+        serde_json::from_value(config.clone()).ok()
+    }
+
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("plain data serializes")
+    }
+
+    /// The keys that sign a batch sent at `now`.
+    pub fn signing_keys(&self, now: i64) -> Vec<String> {
+        self.secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|t| t > now))
+            .map(|s| s.key.clone())
+            .collect()
+    }
+}

@@ -23,7 +23,7 @@ const DEFAULT_GRACE_SECONDS: i64 = 86_400;
 /// Keys kept per endpoint (current plus those in a grace period).
 const MAX_KEYS: usize = 5;
 
-fn parse_secret(text: &str, field: &str) -> ApiResult<String> {
+pub(crate) fn parse_secret(text: &str, field: &str) -> ApiResult<String> {
     // Svix also accepts a bare base64 HMAC key without the prefix.
     let candidate = if text.starts_with("whsec_") || text.starts_with("whsk_") {
         text.to_string()
@@ -46,7 +46,7 @@ fn open_key(state: &ApiState, sealed: &str) -> ApiResult<String> {
 /// Seals the values of sensitive custom headers (`Authorization`, `Cookie`, tokens,
 /// API keys) before they are stored, as signing keys are: the database files never
 /// hold them in the clear. The engine opens them to send a delivery.
-fn seal_sensitive_headers(state: &ApiState, headers: &mut BTreeMap<String, String>) {
+pub(crate) fn seal_sensitive_headers(state: &ApiState, headers: &mut BTreeMap<String, String>) {
     for (name, value) in headers.iter_mut() {
         if validate::is_sensitive_header(name) && !herald_core::sealing::is_sealed(value) {
             *value = state.config.sealer.seal(value);

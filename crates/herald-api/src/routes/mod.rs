@@ -3,10 +3,12 @@
 pub mod apps;
 pub mod attempts;
 pub mod auth;
+pub mod destinations;
 pub mod endpoints;
 pub mod event_types;
 pub mod health;
 pub mod messages;
+pub mod pollers;
 pub mod sources;
 pub mod tasks;
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::apps::forbid_scoped;
 use super::endpoints;
 use crate::dto::{
-    DestinationOut, EndpointIn, EndpointOut, HmacSettings, InboundRequestOut, ListResponse,
+    SourceDestinationOut, EndpointIn, EndpointOut, HmacSettings, InboundRequestOut, ListResponse,
     SourceIn, SourceOut,
 };
 use crate::error::{invalid, ApiError, ApiResult};
@@ -212,7 +212,7 @@ async fn source_out(state: &ApiState, source: Source) -> ApiResult<SourceOut> {
     let destinations = endpoints
         .data
         .into_iter()
-        .map(|ep| DestinationOut {
+        .map(|ep| SourceDestinationOut {
             body_filter: config
                 .body_filters
                 .get(&ep.id)
