@@ -291,7 +291,10 @@ struct FifoConfigPatch {
     headers: Option<BTreeMap<String, String>>,
 }
 
-fn config_value<T: serde::de::DeserializeOwned>(config: Option<Value>, empty: Value) -> ApiResult<T> {
+fn config_value<T: serde::de::DeserializeOwned>(
+    config: Option<Value>,
+    empty: Value,
+) -> ApiResult<T> {
     let value = config.unwrap_or(empty);
     if !value.is_object() {
         return Err(invalid(&["body", "config"], "config must be an object"));
@@ -323,8 +326,12 @@ pub(crate) async fn config_for_create(
         Kind::Fifo => {
             let input: FifoConfigIn = config_value(config, Value::Null)?;
             let key = match &input.key {
-                Some(k) => crate::routes::endpoints::parse_secret(k, "key")
-                    .map_err(|_| invalid(&["body", "config", "key"], "key must be a whsec_ secret (base64 of 24 to 64 bytes)"))?,
+                Some(k) => crate::routes::endpoints::parse_secret(k, "key").map_err(|_| {
+                    invalid(
+                        &["body", "config", "key"],
+                        "key must be a whsec_ secret (base64 of 24 to 64 bytes)",
+                    )
+                })?,
                 None => Secret::generate_hmac().expose(),
             };
             let mut sink = HttpSinkConfig {
@@ -375,7 +382,11 @@ pub(crate) async fn config_for_patch(
 
 /// Checks an HTTP destination's URL and headers as an endpoint's, and seals the
 /// sensitive header values.
-async fn check_http_sink(state: &ApiState, sink: &mut HttpSinkConfig, app_id: &str) -> ApiResult<()> {
+async fn check_http_sink(
+    state: &ApiState,
+    sink: &mut HttpSinkConfig,
+    app_id: &str,
+) -> ApiResult<()> {
     let probe = herald_store::Endpoint {
         id: String::new(),
         app_id: app_id.to_string(),

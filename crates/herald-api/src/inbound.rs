@@ -377,7 +377,7 @@ pub async fn receive(
         Ok((message, jobs)) => {
             metrics.inbound_accepted.fetch_add(1, Ordering::Relaxed);
             state.hand_off.hand_off(jobs);
-            state.stream_signal.notify_waiters();
+            state.config.stream_signal.notify_waiters();
             let record = arrival.record(true, None, Some(message.id.clone()));
             let request_id = record.id.clone();
             log(&state, record).await;

@@ -11,16 +11,16 @@ use axum::routing::{any, delete, get, head, patch, post, put, MethodRouter};
 use axum::Router;
 use utoipa::openapi::path::HttpMethod;
 
+use crate::destination::*;
 use crate::dto::*;
 use crate::error::ApiError;
 use crate::idempotency;
 use crate::openapi::{
     self, list_of, object, schema_of, Operation, QueryKind, QueryParam, SchemaFn,
 };
-use crate::destination::*;
 use crate::routes::{
-    apps, attempts, auth, destinations, endpoints, event_types, health, messages, pollers,
-    sources, tasks,
+    apps, attempts, auth, destinations, endpoints, event_types, health, messages, pollers, sources,
+    tasks,
 };
 use crate::state::{ApiState, Caller};
 
@@ -233,9 +233,17 @@ const POLL_WAIT: QueryParam = param(
 const POLL_QUERY: &[QueryParam] = &[
     POLL_LIMIT,
     POLL_ITERATOR,
-    param("event_type", QueryKind::Text, "only messages of this event type"),
+    param(
+        "event_type",
+        QueryKind::Text,
+        "only messages of this event type",
+    ),
     CHANNEL,
-    param("after", QueryKind::DateTime, "without an iterator: start at the first message at or after this time"),
+    param(
+        "after",
+        QueryKind::DateTime,
+        "without an iterator: start at the first message at or after this time",
+    ),
     POLL_WAIT,
 ];
 const CONSUMER_POLL_QUERY: &[QueryParam] = &[POLL_LIMIT, POLL_ITERATOR, POLL_WAIT];

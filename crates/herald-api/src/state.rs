@@ -76,6 +76,9 @@ pub struct ApiConfig {
     pub listen: crate::listen::ListenHub,
     /// Branding and embedding of the consumer portal.
     pub ui: crate::ui::UiConfig,
+    /// Woken after this node commits a message: long polls wait on it, and the binary
+    /// shares it with the engine's destinations.
+    pub stream_signal: Arc<Notify>,
 }
 
 impl Default for ApiConfig {
@@ -97,6 +100,7 @@ impl Default for ApiConfig {
             idempotency_ttl_ms: 12 * 3600 * 1000,
             listen: Default::default(),
             ui: Default::default(),
+            stream_signal: Default::default(),
         }
     }
 }
@@ -117,8 +121,6 @@ pub struct ApiState {
     /// `inbound::log_refusal`): anyone can post to `/in/…`, so the log of refusals is
     /// bounded.
     pub(crate) inbound_refusals: Mutex<HashMap<String, (u64, u32)>>,
-    /// Woken after this node commits a message, for long polls waiting on a stream.
-    pub(crate) stream_signal: Notify,
 }
 
 /// How long a node of a shared store trusts a cached token.
@@ -184,7 +186,6 @@ impl ApiState {
             in_flight_keys: Mutex::new(HashMap::new()),
             apps: RwLock::new(HashMap::new()),
             inbound_refusals: Mutex::new(HashMap::new()),
-            stream_signal: Notify::new(),
         })
     }
 }

@@ -90,6 +90,19 @@ pub struct Metrics {
     store_seconds: [Histogram; 3],
     endpoint_failures: Mutex<HashMap<String, u64>>,
     other_endpoint_failures: AtomicU64,
+    /// Per destination type (few: one series each).
+    destinations: Mutex<std::collections::BTreeMap<String, DestinationCounts>>,
+    /// The last lag each destination sending from this node reported: (type, messages,
+    /// seconds), summed and maxed per type at render.
+    destination_lags: Mutex<HashMap<String, (String, i64, f64)>>,
+}
+
+/// Counters of one destination type.
+#[derive(Default, Clone, Copy)]
+struct DestinationCounts {
+    batches: u64,
+    messages: u64,
+    failures: u64,
 }
 
 /// Values read at scrape time from elsewhere (the engine and the store).
@@ -150,6 +163,81 @@ impl Metrics {
     /// application could not take it soon).
     pub fn deferred(&self) {
         self.deferred.fetch_add(1, Relaxed);
+    }
+
+    /// A destination of type `kind` delivered (or a poller read) a batch of `messages`.
+    pub fn destination_batch(&self, kind: &str, messages: usize) {
+        let mut all = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
+        let c = all.entry(kind.to_string()).or_default();
+        c.batches += 1;
+        c.messages += messages as u64;
+    }
+
+    /// A destination of type `kind` failed to deliver a batch.
+    pub fn destination_failure(&self, kind: &str) {
+        let mut all = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(kind.to_string()).or_default().failures += 1;
+    }
+
+    /// How far destination `id` (of type `kind`) is behind its stream.
+    pub fn destination_lag(&self, id: &str, kind: &str, messages: i64, seconds: f64) {
+        self.destination_lags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), (kind.to_string(), messages, seconds));
+    }
+
+    /// Destination `id` no longer sends from this node: its lag is not this node's to
+    /// report.
+    pub fn destination_gone(&self, id: &str) {
+        self.destination_lags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    fn render_destinations(&self, out: &mut String) {
+        let counts = self
+            .destinations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (name, help, pick) in [
+            ("herald_destination_batches_total", "Batches destinations delivered (fifoEndpoint) or pollers read (pollingEndpoint), by destination type.", 0),
+            ("herald_destination_messages_total", "Messages in those batches, by destination type.", 1),
+            ("herald_destination_failures_total", "Batches a destination failed to deliver (each is retried), by destination type.", 2),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (kind, c) in &counts {
+                let n = [c.batches, c.messages, c.failures][pick];
+                let _ = writeln!(out, "{name}{{type=\"{kind}\"}} {n}");
+            }
+        }
+        let mut lags: std::collections::BTreeMap<String, (i64, f64)> = Default::default();
+        for (kind, messages, seconds) in self
+            .destination_lags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            let l = lags.entry(kind.clone()).or_default();
+            l.0 += messages;
+            l.1 = l.1.max(*seconds);
+        }
+        let _ = writeln!(out, "# HELP herald_destination_lag_messages Messages the destinations this node sends have yet to deliver (summed per type).\n# TYPE herald_destination_lag_messages gauge");
+        for (kind, (messages, _)) in &lags {
+            let _ = writeln!(
+                out,
+                "herald_destination_lag_messages{{type=\"{kind}\"}} {messages}"
+            );
+        }
+        let _ = writeln!(out, "# HELP herald_destination_lag_seconds Age of the oldest message a destination this node sends has yet to deliver (the most behind per type).\n# TYPE herald_destination_lag_seconds gauge");
+        for (kind, (_, seconds)) in &lags {
+            let _ = writeln!(
+                out,
+                "herald_destination_lag_seconds{{type=\"{kind}\"}} {seconds}"
+            );
+        }
     }
 
     pub fn store(&self, op: StoreOp, took: Duration) {
@@ -233,6 +321,8 @@ impl Metrics {
                 &format!("op=\"{op}\""),
             );
         }
+
+        self.render_destinations(&mut out);
 
         let _ = writeln!(out, "# HELP herald_deliveries_in_memory Deliveries waiting in this node's memory or in flight.\n# TYPE herald_deliveries_in_memory gauge");
         let _ = writeln!(out, "herald_deliveries_in_memory {}", gauges.in_memory);

@@ -225,7 +225,7 @@ impl Engine {
     }
 
     /// An endpoint's signing key, opened from its sealed text (kept opened: `opened.rs`).
-    fn open_secret(&self, sealed: &str) -> Result<Arc<Secret>, String> {
+    pub(crate) fn open_secret(&self, sealed: &str) -> Result<Arc<Secret>, String> {
         let sealer = &self.inner.config.sealer;
         self.inner.opened_keys.get_or_open(sealed, |sealed| {
             let plain = sealer
@@ -236,7 +236,7 @@ impl Engine {
     }
 
     /// A sensitive custom header's value, stored sealed (kept opened: `opened.rs`).
-    fn open_header(&self, name: &str, sealed: &str) -> Result<Arc<String>, String> {
+    pub(crate) fn open_header(&self, name: &str, sealed: &str) -> Result<Arc<String>, String> {
         let sealer = &self.inner.config.sealer;
         self.inner.opened_headers.get_or_open(sealed, |sealed| {
             sealer
@@ -613,7 +613,7 @@ fn unsendable(why: String) -> AttemptOutcome {
 }
 
 /// `Retry-After` is either seconds or an HTTP date.
-fn parse_retry_after(value: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -624,7 +624,7 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 
 /// Says why a request got no complete answer, in words an operator can act on (what
 /// the network or the receiver did), followed by the underlying error's own text.
-fn describe_error(e: &reqwest::Error, timeout: Duration) -> String {
+pub(crate) fn describe_error(e: &reqwest::Error, timeout: Duration) -> String {
     let chain = error_chain(e);
     // The SSRF guard's refusal, from the resolver, is reported as it is.
     if let Some(blocked) = chain

@@ -4,6 +4,7 @@
 
 mod attempt;
 mod deferrer;
+mod destinations;
 mod gate;
 pub mod guard;
 mod opened;
@@ -80,6 +81,9 @@ pub struct EngineConfig {
     pub spans: Option<Arc<dyn herald_core::trace::SpanSink>>,
     /// Where attempts and store latencies are counted.
     pub metrics: Arc<herald_core::metrics::Metrics>,
+    /// Woken when this node commits a message (the API holds the other end), so that
+    /// destinations waiting at the end of their stream send it at once.
+    pub stream_signal: Arc<Notify>,
 }
 
 impl Default for EngineConfig {
@@ -104,6 +108,7 @@ impl Default for EngineConfig {
             auto_disable_after: Some(Duration::from_secs(5 * 24 * 3600)),
             operational_app_id: None,
             spans: None,
+            stream_signal: Arc::default(),
         }
     }
 }
@@ -164,6 +169,8 @@ struct Inner {
     opened_keys: opened::Opened<herald_core::secret::Secret>,
     /// Sensitive custom header values already opened, by their sealed text.
     opened_headers: opened::Opened<String>,
+    /// Names this process as the holder of destination leases.
+    node_id: String,
 }
 
 impl Engine {
@@ -230,6 +237,7 @@ impl Engine {
                 opened_keys: opened::Opened::new(),
                 opened_headers: opened::Opened::new(),
                 wake: Notify::new(),
+                node_id: format!("node-{}", herald_core::ids::random_base62(16)),
             }),
         })
     }
@@ -267,7 +275,33 @@ impl Engine {
                 }
             });
         }
+        tokio::spawn(destinations::runner::supervise(self.clone()));
         Ok(tokio::spawn(scheduler::run(self.clone())))
+    }
+
+    pub(crate) fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn client(&self) -> &reqwest::Client {
+        &self.inner.client
+    }
+
+    pub(crate) fn store(&self) -> &SharedStore {
+        &self.inner.store
+    }
+
+    pub(crate) fn metrics(&self) -> &herald_core::metrics::Metrics {
+        &self.inner.config.metrics
+    }
+
+    pub(crate) fn stream_signal(&self) -> Arc<Notify> {
+        self.inner.config.stream_signal.clone()
+    }
+
+    /// This process's name as a holder of destination leases.
+    pub(crate) fn node_id(&self) -> &str {
+        &self.inner.node_id
     }
 
     /// Sends an operational webhook (in the background: the caller does not wait).

@@ -147,8 +147,11 @@ pub trait Destinations: Send + Sync {
         event_types: Option<Vec<String>>,
     ) -> Result<StreamLag>;
     /// A consumer group's committed position, if it has one.
-    async fn consumer_position(&self, destination_id: &str, consumer_id: &str)
-        -> Result<Option<StreamPos>>;
+    async fn consumer_position(
+        &self,
+        destination_id: &str,
+        consumer_id: &str,
+    ) -> Result<Option<StreamPos>>;
     async fn consumer_save(
         &self,
         destination_id: &str,
@@ -199,9 +202,7 @@ pub trait Destinations: Send + Sync {
         id: &str,
         owner: &str,
         at: StreamPos,
-        status: DestinationStatus,
-        reason: &str,
-        next_retry_at: Option<i64>,
+        failure: DestinationFailure,
         now: i64,
     ) -> Result<bool>;
 }

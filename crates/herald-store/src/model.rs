@@ -303,7 +303,8 @@ impl StreamPos {
     /// Reads an iterator made by `encode`; `None` when it is not one.
     pub fn parse(text: &str) -> Option<StreamPos> {
         let (xid, seq) = text.split_once('-')?;
-        let digits = |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
         if !digits(xid) || !digits(seq) {
             return None;
         }
@@ -374,6 +375,15 @@ pub struct Destination {
     pub failures: i64,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// A failed batch, as its destination records it.
+#[derive(Clone, Debug)]
+pub struct DestinationFailure {
+    /// Retrying, or paused when it gives up.
+    pub status: DestinationStatus,
+    pub reason: String,
+    pub next_retry_at: Option<i64>,
 }
 
 /// A message as a destination reads it.

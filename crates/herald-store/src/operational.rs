@@ -19,12 +19,22 @@ pub const EVENT_TYPES: &[(&str, &str)] = &[
     ("message.attempt.failing", "A message's delivery to an endpoint failed for the fourth time; it will be retried."),
     ("message.attempt.exhausted", "A message's delivery to an endpoint failed its last retry and was given up."),
     ("message.attempt.recovered", "A message's delivery succeeded after it had been reported failing."),
+    ("destination.paused", "A destination was paused by Herald: its retries ran out, or its position expired (retention deleted messages it had not sent). It waits for an operator to enable or seek it."),
 ];
 
 /// The JSON Schema of an event type's payload: `{"type": <event type>, "data": {...}}`.
 pub fn schema(event_type: &str) -> Value {
     let s = json!({"type": "string"});
-    let data = if event_type.starts_with("endpoint.") {
+    let data = if event_type.starts_with("destination.") {
+        json!({
+            "type": "object",
+            "required": ["appId", "destinationId", "type", "reason"],
+            "properties": {
+                "appId": s, "destinationId": s, "destinationUid": {"type": ["string", "null"]},
+                "type": s, "reason": s
+            }
+        })
+    } else if event_type.starts_with("endpoint.") {
         let mut props = json!({"appId": s, "appUid": {"type": ["string", "null"]}, "endpointId": s, "endpointUid": {"type": ["string", "null"]}});
         if event_type == "endpoint.disabled" {
             props["failSince"] = json!({"type": ["string", "null"], "format": "date-time"});

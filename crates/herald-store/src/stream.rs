@@ -213,7 +213,15 @@ mod tests {
         let b = StreamPos { xid: 6, seq: 1 };
         assert!(a < b);
         assert_eq!(StreamPos::parse(&a.encode()), Some(a));
-        for bad in ["", "5", "-1", "a-1", "1-", "1-2-3", "99999999999999999999-1"] {
+        for bad in [
+            "",
+            "5",
+            "-1",
+            "a-1",
+            "1-",
+            "1-2-3",
+            "99999999999999999999-1",
+        ] {
             assert_eq!(StreamPos::parse(bad), None, "{bad}");
         }
     }

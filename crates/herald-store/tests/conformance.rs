@@ -1875,7 +1875,11 @@ async fn settle(store: &SharedStore, app_id: &str, after: StreamPos, n: usize) {
         if read.len() >= n {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "only {} of {n} readable", read.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {n} readable",
+            read.len()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -1909,7 +1913,14 @@ async fn destinations_read_the_stream_in_order_from_their_position(store: Shared
         m.channels = (i % 2 == 0).then(|| vec!["even".to_string()]);
         m.payload = format!(r#"{{"i":{i}}}"#);
         m.headers = vec![("x-origin".into(), "gateway".into())];
-        sent.push(store.message_create(m, T0 + 1_000 + i as i64).await.unwrap().0.id);
+        sent.push(
+            store
+                .message_create(m, T0 + 1_000 + i as i64)
+                .await
+                .unwrap()
+                .0
+                .id,
+        );
     }
     settle(&store, &app_id, start, sent.len()).await;
     // Two at a time, in order, with payloads and the message's extra headers.
@@ -1959,7 +1970,10 @@ async fn destinations_read_the_stream_in_order_from_their_position(store: Shared
         .await
         .unwrap();
     assert_eq!(lag.messages, 3);
-    assert_eq!(store.stream_lag(&app_id, end, None).await.unwrap().messages, 0);
+    assert_eq!(
+        store.stream_lag(&app_id, end, None).await.unwrap().messages,
+        0
+    );
 
     // A position from a time: just before the first message at or after it.
     let at = store.stream_position_at(&app_id, T0 + 1_003).await.unwrap();
@@ -1975,18 +1989,27 @@ async fn destinations_read_the_stream_in_order_from_their_position(store: Shared
 
     // Consumer groups keep positions of their own.
     assert_eq!(store.consumer_position(&d.id, "g1").await.unwrap(), None);
-    store.consumer_save(&d.id, "g1", first.next, T0).await.unwrap();
+    store
+        .consumer_save(&d.id, "g1", first.next, T0)
+        .await
+        .unwrap();
     store.consumer_save(&d.id, "g2", end, T0).await.unwrap();
     store.consumer_save(&d.id, "g2", at, T0).await.unwrap();
     assert_eq!(
         store.consumer_position(&d.id, "g1").await.unwrap(),
         Some(first.next)
     );
-    assert_eq!(store.consumer_position(&d.id, "g2").await.unwrap(), Some(at));
+    assert_eq!(
+        store.consumer_position(&d.id, "g2").await.unwrap(),
+        Some(at)
+    );
 
     // Found by id or uid; an update keeps the position; uids are unique per application;
     // the bound per application holds.
-    assert_eq!(store.destination_get(&app_id, "poll-1").await.unwrap().id, d.id);
+    assert_eq!(
+        store.destination_get(&app_id, "poll-1").await.unwrap().id,
+        d.id
+    );
     let mut changed = d.clone();
     changed.batch_size = 50;
     changed.event_types = Some(vec!["a".into()]);
@@ -2026,7 +2049,12 @@ async fn destinations_read_the_stream_in_order_from_their_position(store: Shared
         .await
         .unwrap();
     assert_eq!(
-        store.token_find("hash-1").await.unwrap().unwrap().expires_at,
+        store
+            .token_find("hash-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_at,
         Some(T0 + 60_000),
         "the old token lasts for its grace period"
     );
@@ -2080,10 +2108,7 @@ async fn concurrent_ingest_never_lands_behind_a_reader(store: SharedStore) {
     let mut pending = writers;
     let started = std::time::Instant::now();
     loop {
-        let batch = store
-            .stream_read(read_from(&app_id, at, 7))
-            .await
-            .unwrap();
+        let batch = store.stream_read(read_from(&app_id, at, 7)).await.unwrap();
         for m in &batch.messages {
             assert!(m.pos > last, "positions increase");
             last = m.pos;
@@ -2141,7 +2166,11 @@ async fn retention_expires_positions_it_passes(store: SharedStore) {
     let at = store.stream_position_at(&app_id, T0).await.unwrap();
     let batch = store.stream_read(read_from(&app_id, at, 10)).await.unwrap();
     assert_eq!(
-        batch.messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        batch
+            .messages
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect::<Vec<_>>(),
         [kept.id.as_str()]
     );
 }
@@ -2162,7 +2191,10 @@ async fn a_sending_destination_is_leased_to_one_owner_at_a_time(store: SharedSto
         .destination_claim(fifo.clone(), "node-a", T0, T0 + 30_000, 10)
         .await
         .unwrap();
-    assert_eq!(a.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["dst_l"]);
+    assert_eq!(
+        a.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        ["dst_l"]
+    );
     assert!(store
         .destination_claim(fifo.clone(), "node-b", T0 + 1, T0 + 30_000, 10)
         .await
@@ -2182,16 +2214,39 @@ async fn a_sending_destination_is_leased_to_one_owner_at_a_time(store: SharedSto
         .await
         .unwrap();
     settle(&store, &app_id, d.position, 1).await;
-    let batch = store.stream_read(read_from(&app_id, d.position, 10)).await.unwrap();
+    let batch = store
+        .stream_read(read_from(&app_id, d.position, 10))
+        .await
+        .unwrap();
     assert_eq!(batch.messages[0].id, m.id);
 
     // A failure is recorded by the owner only.
     assert!(!store
-        .destination_fail("dst_l", "node-b", d.position, DestinationStatus::Retrying, "500", Some(T0 + 5), T0)
+        .destination_fail(
+            "dst_l",
+            "node-b",
+            d.position,
+            DestinationFailure {
+                status: DestinationStatus::Retrying,
+                reason: "500".into(),
+                next_retry_at: Some(T0 + 5),
+            },
+            T0,
+        )
         .await
         .unwrap());
     assert!(store
-        .destination_fail("dst_l", "node-a", d.position, DestinationStatus::Retrying, "answered 500", Some(T0 + 5), T0)
+        .destination_fail(
+            "dst_l",
+            "node-a",
+            d.position,
+            DestinationFailure {
+                status: DestinationStatus::Retrying,
+                reason: "answered 500".into(),
+                next_retry_at: Some(T0 + 5),
+            },
+            T0,
+        )
         .await
         .unwrap());
     let failed = store.destination_get(&app_id, "dst_l").await.unwrap();
@@ -2221,12 +2276,26 @@ async fn a_sending_destination_is_leased_to_one_owner_at_a_time(store: SharedSto
         .unwrap());
     let moved = store.destination_get(&app_id, "dst_l").await.unwrap();
     assert_eq!(moved.position, batch.next);
-    assert_eq!(moved.status, DestinationStatus::Enabled, "a success ends the retrying");
+    assert_eq!(
+        moved.status,
+        DestinationStatus::Enabled,
+        "a success ends the retrying"
+    );
     assert_eq!((moved.failures, moved.failure_reason), (0, None));
 
     // Paused by failures: nobody claims it until a seek (or an operator) enables it.
     store
-        .destination_fail("dst_l", "node-b", moved.position, DestinationStatus::Paused, "gave up", None, T0)
+        .destination_fail(
+            "dst_l",
+            "node-b",
+            moved.position,
+            DestinationFailure {
+                status: DestinationStatus::Paused,
+                reason: "gave up".into(),
+                next_retry_at: None,
+            },
+            T0,
+        )
         .await
         .unwrap();
     store.destination_release("dst_l", "node-b").await.unwrap();

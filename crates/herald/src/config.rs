@@ -318,8 +318,10 @@ impl Config {
             // Set by the server once the operational application exists.
             operational_app_id: None,
             spans: None,
-            // The server shares one `Metrics` between the engine and the API.
+            // The server shares one `Metrics` between the engine and the API, and one
+            // stream signal.
             metrics: Default::default(),
+            stream_signal: Default::default(),
         }
     }
 

@@ -138,6 +138,8 @@ impl Server {
         engine_config.relay = Some(Arc::new(listen.clone()));
         engine_config.spans = spans.clone();
         engine_config.metrics = metrics.clone();
+        // Messages the API commits wake destinations waiting at the end of a stream.
+        let stream_signal = engine_config.stream_signal.clone();
         engine_config.operational_app_id = operational_app_id.clone();
         let engine =
             Engine::new(store.clone(), engine_config).context("building the HTTP client")?;
@@ -157,6 +159,7 @@ impl Server {
         api_config.operational_app_id = operational_app_id;
         api_config.spans = spans;
         api_config.listen = listen;
+        api_config.stream_signal = stream_signal;
         if config.database_url.is_empty() {
             // Health reports a full disk under the embedded store: below a few request
             // bodies' worth of room, ingest fails.

@@ -9,7 +9,9 @@ use axum::{Extension, Json};
 use herald_core::secret::Secret;
 use herald_core::time::{now_ms, parse_rfc3339};
 use herald_core::{ids, validate};
-use herald_store::{Destination, DestinationStatus, HttpSinkConfig, StoreError, StoredSecret, StreamPos};
+use herald_store::{
+    Destination, DestinationStatus, HttpSinkConfig, StoreError, StoredSecret, StreamPos,
+};
 
 use super::visible_app;
 use crate::destination::*;
@@ -102,7 +104,8 @@ fn check(d: &Destination) -> ApiResult<()> {
             ));
         }
         for t in types {
-            validate::identifier(t, "an event type").map_err(|m| invalid(&["body", "eventTypes"], m))?;
+            validate::identifier(t, "an event type")
+                .map_err(|m| invalid(&["body", "eventTypes"], m))?;
         }
     }
     validate::metadata(&d.metadata).map_err(|m| invalid(&["body", "metadata"], m))
@@ -154,11 +157,22 @@ async fn insert(state: &ApiState, d: Destination) -> ApiResult<Destination> {
     Ok(d)
 }
 
-async fn store_token(state: &ApiState, d: &Destination, token: &str, old_expires_at: i64) -> ApiResult<()> {
+async fn store_token(
+    state: &ApiState,
+    d: &Destination,
+    token: &str,
+    old_expires_at: i64,
+) -> ApiResult<()> {
     let hash = herald_core::token::hash(token);
     state
         .store
-        .destination_token_replace(d, &ids::generate(ids::TOKEN), &hash, now_ms(), old_expires_at)
+        .destination_token_replace(
+            d,
+            &ids::generate(ids::TOKEN),
+            &hash,
+            now_ms(),
+            old_expires_at,
+        )
         .await?;
     // This node forgets the old token at once; others within their short cache time.
     state
@@ -241,14 +255,13 @@ pub async fn put(
             if body.kind != old.kind {
                 return Err(invalid(
                     &["body", "type"],
-                    format!("this destination is a {}; its type cannot change (create another)", old.kind),
+                    format!(
+                        "this destination is a {}; its type cannot change (create another)",
+                        old.kind
+                    ),
                 ));
             }
-            let key_given = body
-                .config
-                .as_ref()
-                .and_then(|c| c.get("key"))
-                .is_some();
+            let key_given = body.config.as_ref().and_then(|c| c.get("key")).is_some();
             let mut d = from_input(&state, &app.id, body, now).await?;
             d.id = old.id.clone();
             d.uid = d.uid.or(old.uid.clone());
@@ -258,7 +271,9 @@ pub async fn put(
             d.failures = old.failures;
             d.status = match d.status {
                 // Enabling a destination Herald stopped starts it again.
-                DestinationStatus::Enabled if old.status != DestinationStatus::Disabled => old.status,
+                DestinationStatus::Enabled if old.status != DestinationStatus::Disabled => {
+                    old.status
+                }
                 s => s,
             };
             keep_secret(&mut d, &old, key_given);
@@ -284,7 +299,10 @@ pub async fn put(
 /// unless the input gave one).
 fn keep_secret(d: &mut Destination, old: &Destination, key_given: bool) {
     if d.kind == Kind::Polling.name() || !key_given {
-        match (HttpSinkConfig::from_value(&d.config), HttpSinkConfig::from_value(&old.config)) {
+        match (
+            HttpSinkConfig::from_value(&d.config),
+            HttpSinkConfig::from_value(&old.config),
+        ) {
             (Some(mut new), Some(old_sink)) if d.kind == Kind::Fifo.name() => {
                 new.secrets = old_sink.secrets;
                 d.config = new.to_value();
@@ -348,7 +366,11 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     refuse_poller_token(&caller)?;
     let d = visible_destination(&state, &caller, &app_id, &destination_id).await?;
-    state.store.destination_delete(&d.id).await.map_err(not_found)?;
+    state
+        .store
+        .destination_delete(&d.id)
+        .await
+        .map_err(not_found)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -466,15 +488,13 @@ pub(crate) async fn seek_target(
 ) -> ApiResult<StreamPos> {
     match (after, iterator) {
         (Some(t), None) => {
-            let at = parse_rfc3339(t)
-                .ok_or_else(|| invalid(&["body", "after"], "after must be an RFC 3339 timestamp"))?;
+            let at = parse_rfc3339(t).ok_or_else(|| {
+                invalid(&["body", "after"], "after must be an RFC 3339 timestamp")
+            })?;
             Ok(state.store.stream_position_at(app_id, at).await?)
         }
         (None, Some(it)) => parse_iterator(it, &["body", "iterator"]),
-        _ => Err(invalid(
-            &["body"],
-            "give either after (a time) or iterator",
-        )),
+        _ => Err(invalid(&["body"], "give either after (a time) or iterator")),
     }
 }
 
@@ -497,7 +517,13 @@ pub async fn seek(
 ) -> ApiResult<Json<DestinationOut>> {
     refuse_poller_token(&caller)?;
     let d = visible_destination(&state, &caller, &app_id, &destination_id).await?;
-    let pos = seek_target(&state, &d.app_id, body.after.as_deref(), body.iterator.as_deref()).await?;
+    let pos = seek_target(
+        &state,
+        &d.app_id,
+        body.after.as_deref(),
+        body.iterator.as_deref(),
+    )
+    .await?;
     let d = state
         .store
         .destination_seek(&d.id, pos, now_ms())

@@ -185,7 +185,7 @@ pub async fn create(
         sink.record(ingest_span(&message, received_at, started.elapsed()));
     }
     state.hand_off.hand_off(jobs);
-    state.stream_signal.notify_waiters();
+    state.config.stream_signal.notify_waiters();
     Ok((
         StatusCode::ACCEPTED,
         Json(MessageOut::accepted(message, body.payload)),

@@ -86,7 +86,7 @@ async fn read_waiting(state: &ApiState, r: StreamRead, wait: Duration) -> ApiRes
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         // Registered before the read, so a message committed during it still wakes us.
-        let woken = state.stream_signal.notified();
+        let woken = state.config.stream_signal.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
         let batch = state.store.stream_read(r.clone()).await?;
@@ -98,11 +98,21 @@ async fn read_waiting(state: &ApiState, r: StreamRead, wait: Duration) -> ApiRes
     }
 }
 
-fn answer(batch: StreamBatch) -> Json<PollingEndpointOut> {
+fn answer(state: &ApiState, batch: StreamBatch) -> Json<PollingEndpointOut> {
+    if !batch.messages.is_empty() {
+        state
+            .config
+            .metrics
+            .destination_batch(Kind::Polling.name(), batch.messages.len());
+    }
     Json(PollingEndpointOut {
         iterator: batch.next.encode(),
         done: batch.done,
-        data: batch.messages.into_iter().map(PollingMessageOut::from).collect(),
+        data: batch
+            .messages
+            .into_iter()
+            .map(PollingMessageOut::from)
+            .collect(),
     })
 }
 
@@ -132,7 +142,7 @@ pub async fn poll(
         event_type: q.get("event_type").map(str::to_string),
         channel: q.get("channel").map(str::to_string),
     };
-    Ok(answer(read_waiting(&state, r, wait).await?))
+    Ok(answer(&state, read_waiting(&state, r, wait).await?))
 }
 
 fn consumer_id(id: &str) -> ApiResult<()> {
@@ -174,7 +184,7 @@ pub async fn consumer_poll(
         .store
         .consumer_save(&d.id, &consumer, batch.next, now_ms())
         .await?;
-    Ok(answer(batch))
+    Ok(answer(&state, batch))
 }
 
 /// `POST /app/{app_id}/poller/{sink_id}/consumer/{consumer_id}/seek`: the consumer

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::apps::forbid_scoped;
 use super::endpoints;
 use crate::dto::{
-    SourceDestinationOut, EndpointIn, EndpointOut, HmacSettings, InboundRequestOut, ListResponse,
+    EndpointIn, EndpointOut, HmacSettings, InboundRequestOut, ListResponse, SourceDestinationOut,
     SourceIn, SourceOut,
 };
 use crate::error::{invalid, ApiError, ApiResult};

@@ -17,7 +17,7 @@ use crate::postgres::pool::PooledConn;
 use crate::sql::Dialect;
 use crate::stream::{self, ScannedRow, DESTINATION_COLUMNS};
 use crate::{
-    found, json_decode_opt, Destination, DestinationStatus, Result, StoreError, StreamBatch,
+    found, json_decode_opt, Destination, DestinationFailure, Result, StoreError, StreamBatch,
     StreamLag, StreamMessage, StreamPos, StreamRead, DESTINATION_UID_TAKEN, LAG_COUNT_MAX,
 };
 
@@ -191,7 +191,13 @@ impl crate::Destinations for PgStore {
 
     async fn destination_list(&self, app_id: &str, q: ListQuery) -> Result<Page<Destination>> {
         let select = format!("SELECT {DESTINATION_COLUMNS} FROM destination");
-        let list = simple_list(Dialect::Postgres, &select, Some(("app_id", app_id)), &q, "id");
+        let list = simple_list(
+            Dialect::Postgres,
+            &select,
+            Some(("app_id", app_id)),
+            &q,
+            "id",
+        );
         let rows = self.query_built(&list, from_row).await?;
         Ok(q.finish(rows, |d| d.id.clone()))
     }
@@ -513,11 +519,14 @@ impl crate::Destinations for PgStore {
         id: &str,
         owner: &str,
         at: StreamPos,
-        status: DestinationStatus,
-        reason: &str,
-        next_retry_at: Option<i64>,
+        failure: DestinationFailure,
         now: i64,
     ) -> Result<bool> {
+        let DestinationFailure {
+            status,
+            reason,
+            next_retry_at,
+        } = failure;
         let mut conn = self.pool.get().await?;
         Ok(conn
             .execute(

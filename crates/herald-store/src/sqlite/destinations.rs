@@ -12,7 +12,7 @@ use crate::page::{ListQuery, Page};
 use crate::sql::Dialect;
 use crate::stream::{self, ScannedRow, DESTINATION_COLUMNS};
 use crate::{
-    json_decode_opt, Destination, DestinationStatus, Result, StoreError, StreamBatch, StreamLag,
+    json_decode_opt, Destination, DestinationFailure, Result, StoreError, StreamBatch, StreamLag,
     StreamMessage, StreamPos, StreamRead, DESTINATION_UID_TAKEN, LAG_COUNT_MAX,
 };
 
@@ -140,8 +140,8 @@ fn read(conn: &Connection, r: &StreamRead) -> Result<StreamBatch> {
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let (kept, next, done) = stream::select(r, rows);
-    let mut payload = conn
-        .prepare_cached("SELECT payload, headers FROM message_payload WHERE msg_id = ?1")?;
+    let mut payload =
+        conn.prepare_cached("SELECT payload, headers FROM message_payload WHERE msg_id = ?1")?;
     let mut messages = Vec::with_capacity(kept.len());
     for row in kept {
         let (body, headers): (Option<String>, Option<String>) = payload
@@ -169,10 +169,7 @@ fn read(conn: &Connection, r: &StreamRead) -> Result<StreamBatch> {
 fn event_type_filter(event_types: &Option<Vec<String>>) -> (String, Vec<rusqlite::types::Value>) {
     match event_types.as_ref().filter(|l| !l.is_empty()) {
         Some(list) => (
-            format!(
-                " AND event_type IN ({})",
-                vec!["?"; list.len()].join(", ")
-            ),
+            format!(" AND event_type IN ({})", vec!["?"; list.len()].join(", ")),
             list.iter()
                 .map(|t| rusqlite::types::Value::Text(t.clone()))
                 .collect(),
@@ -233,7 +230,13 @@ impl crate::Destinations for SqliteStore {
         let app_id = app_id.to_string();
         self.read(move |c| {
             let select = format!("SELECT {DESTINATION_COLUMNS} FROM destination");
-            let list = simple_list(Dialect::Sqlite, &select, Some(("app_id", &app_id)), &q, "id");
+            let list = simple_list(
+                Dialect::Sqlite,
+                &select,
+                Some(("app_id", &app_id)),
+                &q,
+                "id",
+            );
             let rows = query_rows(c, &list, from_row)?;
             Ok(q.finish(rows, |d| d.id.clone()))
         })
@@ -309,7 +312,10 @@ impl crate::Destinations for SqliteStore {
                 )?
                 .query_row(params![app_id, at], |r| r.get(0))?;
             let pos = match first {
-                Some(seq) => StreamPos { xid: 0, seq: seq - 1 },
+                Some(seq) => StreamPos {
+                    xid: 0,
+                    seq: seq - 1,
+                },
                 None => tail(c)?,
             };
             // Nothing before what retention kept can be read any more.
@@ -497,12 +503,15 @@ impl crate::Destinations for SqliteStore {
         id: &str,
         owner: &str,
         at: StreamPos,
-        status: DestinationStatus,
-        reason: &str,
-        next_retry_at: Option<i64>,
+        failure: DestinationFailure,
         now: i64,
     ) -> Result<bool> {
-        let (id, owner, reason) = (id.to_string(), owner.to_string(), reason.to_string());
+        let (id, owner) = (id.to_string(), owner.to_string());
+        let DestinationFailure {
+            status,
+            reason,
+            next_retry_at,
+        } = failure;
         self.write(move |c| {
             Ok(c.execute(
                 "UPDATE destination SET failures = failures + 1, status = ?5, failure_reason = ?6, \

@@ -35,18 +35,18 @@ impl crate::Tokens for SqliteStore {
     async fn token_find(&self, hash: &str) -> Result<Option<TokenInfo>> {
         let hash = hash.to_string();
         self.read(move |c| {
-            Ok(
-                c.prepare_cached("SELECT id, app_id, expires_at, destination_id FROM api_token WHERE hash = ?1")?
-                    .query_row([hash], |r| {
-                        Ok(TokenInfo {
-                            id: r.get(0)?,
-                            app_id: r.get(1)?,
-                            expires_at: r.get(2)?,
-                            destination_id: r.get(3)?,
-                        })
-                    })
-                    .optional()?,
-            )
+            Ok(c.prepare_cached(
+                "SELECT id, app_id, expires_at, destination_id FROM api_token WHERE hash = ?1",
+            )?
+            .query_row([hash], |r| {
+                Ok(TokenInfo {
+                    id: r.get(0)?,
+                    app_id: r.get(1)?,
+                    expires_at: r.get(2)?,
+                    destination_id: r.get(3)?,
+                })
+            })
+            .optional()?)
         })
         .await
     }

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on port 0 with a fresh data directory, driven over
 //! real HTTP, delivering to real HTTP receivers on loopback.
 
+mod destinations;
 mod fairness;
 mod hardening;
 mod helpers;

@@ -1,0 +1,62 @@
+//! Destinations the engine pushes to: the contract every pushing type implements
+//! (`Sender`: deliver one ordered batch, or say why not), and the registry of types.
+//!
+//! The engine's core (`runner.rs`) knows nothing of any type: it leases destinations,
+//! reads each one's stream from its position, waits for a batch to fill, hands the
+//! batch to the type's `Sender`, moves the position on success and retries with backoff
+//! on failure. A new type (part 2: brokers, databases, object stores) is a module with a
+//! `Sender` and one line in `sender_for`.
+//!
+//! Pulling types (`pollingEndpoint`) have no sender: their consumers read the stream
+//! through the API.
+
+mod http;
+pub(crate) mod runner;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use herald_store::{Destination, StreamMessage, StreamPos};
+
+use crate::Engine;
+
+/// One ordered batch of a destination's stream.
+pub(crate) struct Batch {
+    pub destination: Destination,
+    /// In stream order; never empty.
+    pub messages: Vec<StreamMessage>,
+    /// The position after the batch: where the destination stands once it is delivered.
+    pub next: StreamPos,
+    /// Names this batch (its first and last positions), the same on every retry of the
+    /// same messages.
+    pub id: String,
+}
+
+/// Why a batch was not delivered.
+#[derive(Debug)]
+pub(crate) struct SendFailure {
+    /// In words an operator can act on (shown as the destination's `failureReason`).
+    pub reason: String,
+    /// The receiver asked to be left alone this long.
+    pub retry_after: Option<Duration>,
+}
+
+pub(crate) type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendFailure>> + Send + 'a>>;
+
+/// What a pushing destination type does with a batch: deliver all of it, in order, or
+/// fail (the whole batch is then tried again later, so delivery is at least once).
+pub(crate) trait Sender: Send + Sync {
+    fn send<'a>(&'a self, engine: &'a Engine, batch: &'a Batch) -> SendFuture<'a>;
+}
+
+/// The types the engine pushes to.
+pub(crate) const PUSHED_KINDS: &[&str] = &["fifoEndpoint"];
+
+/// The sender of a destination type, or `None` for a type the engine does not push to.
+pub(crate) fn sender_for(kind: &str) -> Option<&'static dyn Sender> {
+    match kind {
+        "fifoEndpoint" => Some(&http::FifoSender),
+        _ => None,
+    }
+}
