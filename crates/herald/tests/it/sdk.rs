@@ -14,6 +14,7 @@ async fn run_sdk_script(
     env_var: &str,
     script: &'static str,
     ok_line: &str,
+    env: &[(&str, &str)],
     build: fn(String, &str) -> Command,
 ) {
     let Ok(setting) = std::env::var(env_var) else {
@@ -23,7 +24,7 @@ async fn run_sdk_script(
         }
         panic!("{env_var} is not set: run scripts/test.sh, which installs the Svix SDKs");
     };
-    let app = spawn_app(&[]).await;
+    let app = spawn_app(env).await;
     let url = app.url.clone();
     let path = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::task::spawn_blocking(move || {
@@ -50,6 +51,7 @@ async fn official_svix_python_sdk_drives_herald() {
         "HERALD_TEST_PYTHON",
         "svix_e2e.py",
         "SVIX SDK E2E OK",
+        &[],
         |python, script| {
             let mut cmd = Command::new(python);
             cmd.arg(script);
@@ -67,9 +69,28 @@ async fn official_svix_js_sdk_drives_herald() {
         "HERALD_TEST_NODE_PATH",
         "svix_e2e.js",
         "SVIX JS SDK E2E OK",
+        &[],
         |node_path, script| {
             let mut cmd = Command::new("node");
             cmd.arg(script).env("NODE_PATH", node_path);
+            cmd
+        },
+    )
+    .await;
+}
+
+/// Destinations and pollers, every route the Python SDK has for them.
+#[tokio::test]
+async fn official_svix_python_sdk_drives_destinations() {
+    run_sdk_script(
+        "HERALD_TEST_PYTHON",
+        "svix_destinations.py",
+        "SVIX SDK DESTINATIONS OK",
+        // The fifoEndpoint's receiver refuses twice: retries come quickly.
+        &[("HERALD_RETRY_SCHEDULE_SECS", "0.2,0.2,0.2")],
+        |python, script| {
+            let mut cmd = Command::new(python);
+            cmd.arg(script);
             cmd
         },
     )
