@@ -205,6 +205,39 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         "status",
         json!({"minimum": 0, "maximum": 65535}),
     ));
+    for schema in ["DestinationIn", "DestinationPatch"] {
+        c.push((
+            schema,
+            "uid",
+            merge(identifier(), json!({"not": {"pattern": "^dest_"}})),
+        ));
+        c.push((schema, "status", json!({"enum": ["enabled", "disabled", null]})));
+        c.push((schema, "batchSize", json!({"minimum": 1, "maximum": 1000})));
+        c.push((schema, "maxWaitSecs", json!({"minimum": 0, "maximum": 3600})));
+        c.push((
+            schema,
+            "eventTypes",
+            json!({"maxItems": 1000, "items": merge(json!({"type": "string"}), identifier())}),
+        ));
+        c.push((
+            schema,
+            "channels",
+            json!({"maxItems": 10, "items": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[a-zA-Z0-9\\-_.:]+$"}}),
+        ));
+        c.push((schema, "metadata", metadata()));
+        c.push((
+            schema,
+            "type",
+            json!({"enum": ["pollingEndpoint", "fifoEndpoint"]}),
+        ));
+    }
+    c.push(("SeekIn", "after", date_time()));
+    c.push((
+        "SeekIn",
+        "iterator",
+        json!({"pattern": "^[0-9]{1,18}-[0-9]{1,19}$"}),
+    ));
+    c.push(("ConsumerSeekIn", "after", date_time()));
     c.push(("SourceIn", "name", name()));
     c.push((
         "SourceIn",
