@@ -1,5 +1,5 @@
-// The operator console: applications, endpoints, messages and attempts, event types with
-// their schemas, health. Signed in with an admin token kept in this tab only.
+// The operator console: applications, endpoints, destinations, messages and attempts,
+// event types with their schemas, sources, health. Signed in with an admin token kept in this tab only.
 "use strict";
 
 (() => {
@@ -165,6 +165,7 @@
         ], page.data, (e) => (location.hash = `#/app/${enc(a.id)}/ep/${enc(e.id)}`))),
       ];
     });
+    const destinations = Herald.destinationsPanel(api, a.id, (d) => `#/app/${enc(a.id)}/dest/${enc(d.id)}`);
     const messages = live(async () => {
       const q = new URLSearchParams({ limit: "50", with_content: "false" });
       if (query.get("eventType")) q.set("event_types", query.get("eventType"));
@@ -215,11 +216,12 @@
         });
         return `#/app/${enc(a.id)}/ep/${enc(e.id)}`;
       }),
+      destinations.box,
       h("h2", {}, "Find messages"),
       form,
       messages.box);
-    await Promise.all([endpoints.refresh(), messages.refresh()]);
-    poll(() => Promise.all([endpoints.refresh(), messages.refresh()]), LIVE_MS);
+    await Promise.all([endpoints.refresh(), destinations.refresh(), messages.refresh()]);
+    poll(() => Promise.all([endpoints.refresh(), destinations.refresh(), messages.refresh()]), LIVE_MS);
   }
 
   async function message({ app: appId, msg: msgId }) {
@@ -341,6 +343,15 @@
       body.box);
     await body.refresh();
     poll(body.refresh, LIVE_MS);
+  }
+
+  async function destination({ app: appId, dest }) {
+    current("apps");
+    const app = await api("GET", `/app/${enc(appId)}`);
+    const page = Herald.destinationPage(api, app.id, dest);
+    show(h("p", {}, link("#/", "Applications"), " / ", link("#/app/" + enc(app.id), app.name), " / destination"), page.box);
+    await page.refresh();
+    poll(page.refresh, LIVE_MS);
   }
 
   async function eventTypes() {
@@ -466,6 +477,7 @@
     ["#/app/:app/msg/:msg", message],
     ["#/app/:app/msg/:msg/attempt/:attempt", attempt],
     ["#/app/:app/ep/:ep", endpoint],
+    ["#/app/:app/dest/:dest", destination],
     ["#/event-types", eventTypes],
     ["#/sources", sources],
     ["#/source/:source", source],

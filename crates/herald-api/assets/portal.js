@@ -1,4 +1,4 @@
-// The consumer portal: one application's endpoints, their secrets, the message and
+// The consumer portal: one application's endpoints and destinations, their secrets, the message and
 // attempt log, replay, and the event catalog. Opened with a magic link
 // (/portal/{app}#token=…): the token is read from the fragment, which browsers never
 // send to a server, kept in this tab's sessionStorage, and removed from the address bar.
@@ -53,11 +53,15 @@
         ["Event types", (e) => (e.filterTypes || ["all"]).join(", "), { wide: true }],
       ], page.data, (e) => (location.hash = "#/ep/" + enc(e.id))));
     });
+    const destinations = Herald.destinationsPanel(api, appId, (d) => "#/dest/" + enc(d.id));
     show(h("h1", {}, "Endpoints"),
       h("div", { class: "toolbar" }, h("button", { type: "button", onclick: () => (location.hash = "#/new") }, "Add endpoint")),
-      list.box);
-    await list.refresh();
-    poll(list.refresh, LIVE_MS);
+      list.box,
+      h("h2", {}, "Destinations"),
+      h("p", { class: "muted" }, "Messages in order: batches POSTed to a URL of yours (fifoEndpoint), or read when you ask (pollingEndpoint)."),
+      destinations.box);
+    await Promise.all([list.refresh(), destinations.refresh()]);
+    poll(() => Promise.all([list.refresh(), destinations.refresh()]), LIVE_MS);
   }
 
   /** The endpoint form, for a new endpoint or an existing one. */
@@ -178,6 +182,14 @@
     poll(attempts.refresh, LIVE_MS);
   }
 
+  async function destination({ id }) {
+    current("endpoints");
+    const page = Herald.destinationPage(api, appId, id);
+    show(h("p", {}, link("#/", "Endpoints"), " / destination"), page.box);
+    await page.refresh();
+    poll(page.refresh, LIVE_MS);
+  }
+
   async function messages() {
     current("messages");
     const list = live(async () => {
@@ -281,6 +293,7 @@ wh.verify(&body, &headers)?;                        // Err when the signature is
     ["#/", endpoints],
     ["#/new", newEndpoint],
     ["#/ep/:id", endpoint],
+    ["#/dest/:id", destination],
     ["#/messages", messages],
     ["#/msg/:id", message],
     ["#/catalog", catalog],

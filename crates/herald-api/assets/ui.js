@@ -301,5 +301,115 @@ const Herald = (() => {
     }));
   }
 
-  return { h, client, fmtTime, statusBadge, httpBadge, table, link, say, poll, stopPolling, router, chart, pretty, validate, example, fields, show, current, live };
+  /** A destination's state: enabled, disabled, paused (stopped by Herald) or retrying. */
+  const DEST_STATUS = { enabled: "ok", disabled: "muted", paused: "bad", retrying: "warn" };
+  function destinationBadge(d) {
+    return h("span", { class: "badge " + (DEST_STATUS[d.status] || "muted") }, d.status);
+  }
+  function lagText(stats) {
+    if (!stats) return "-";
+    if (!stats.lagMessages) return "caught up";
+    return `${stats.lagMessages} messages · ${Math.round(stats.lagSeconds)} s`;
+  }
+
+  /** An application's destinations (console and portal): each with its state and lag,
+   *  and a folded form to create one. `href(d)` is where a destination's page is. */
+  function destinationsPanel(api, appId, href) {
+    const base = "/app/" + encodeURIComponent(appId);
+    const list = live(async () => {
+      const page = await api("GET", `${base}/destination?limit=100`);
+      const stats = new Map(await Promise.all(page.data.map(async (d) =>
+        [d.id, await api("GET", `${base}/destination/${encodeURIComponent(d.id)}/stats`).catch(() => null)])));
+      return h("div", { class: "panel" }, table("Destinations", [
+        ["Type", (d) => link(href(d), d.uid ? `${d.type} (${d.uid})` : d.type)],
+        ["Where", (d) => (d.type === "fifoEndpoint" ? d.config.url : "read by the consumer"), { mono: true }],
+        ["State", (d) => destinationBadge(d)],
+        ["Lag", (d) => lagText(stats.get(d.id))],
+        ["Event types", (d) => (d.eventTypes || ["all"]).join(", "), { wide: true }],
+      ], page.data, (d) => (location.hash = href(d))));
+    });
+    const kind = h("select", { id: "dest-type", name: "type" },
+      h("option", { value: "fifoEndpoint" }, "fifoEndpoint: ordered batches POSTed to you"),
+      h("option", { value: "pollingEndpoint" }, "pollingEndpoint: the consumer polls"));
+    const url = h("input", { id: "dest-url", type: "url", placeholder: "https://example.com/batches" });
+    const batch = h("input", { id: "dest-batch", type: "number", min: "1", max: "1000", value: "100" });
+    const wait = h("input", { id: "dest-wait", type: "number", min: "0", max: "3600", value: "0" });
+    const types = h("input", { id: "dest-types", placeholder: "all" });
+    const form = h("form", { class: "inline", onsubmit: async (e) => {
+      e.preventDefault();
+      const eventTypes = types.value.split(",").map((t) => t.trim()).filter(Boolean);
+      try {
+        const d = await api("POST", `${base}/destination`, {
+          type: kind.value,
+          batchSize: Number(batch.value),
+          maxWaitSecs: Number(wait.value),
+          eventTypes: eventTypes.length ? eventTypes : null,
+          config: kind.value === "fifoEndpoint" ? { url: url.value.trim() } : {},
+        });
+        say("Destination created");
+        location.hash = href(d);
+      } catch (err) { say(err.message, true); }
+    } },
+      h("label", { for: "dest-type" }, "Destination type", kind),
+      h("label", { for: "dest-url" }, "Where batches go (fifoEndpoint)", url),
+      h("label", { for: "dest-batch" }, "Batch size", batch),
+      h("label", { for: "dest-wait" }, "Wait to fill a batch (s)", wait),
+      h("label", { for: "dest-types" }, "Only these event types (comma-separated; empty: all)", types),
+      h("button", { type: "submit" }, "Create destination"));
+    const create = h("details", { class: "panel" }, h("summary", {}, "New destination"), form);
+    return { box: h("div", {}, list.box, create), refresh: list.refresh };
+  }
+
+  /** One destination's page: settings, state, lag, and what an operator or consumer
+   *  does with it (enable, disable, seek to a time, see the secret or token). */
+  function destinationPage(api, appId, destId) {
+    const path = `/app/${encodeURIComponent(appId)}/destination/${encodeURIComponent(destId)}`;
+    const secret = h("code", { id: "dest-secret", class: "mono" }, "••••••••••••");
+    const body = live(async () => {
+      const [d, stats] = await Promise.all([api("GET", path), api("GET", path + "/stats").catch(() => null)]);
+      const stat = (label, value) => h("div", { class: "stat" }, h("div", { class: "label" }, label), h("div", { class: "value" }, String(value)));
+      return [
+        h("h1", {}, d.type, " ", h("span", { class: "muted mono" }, d.id)),
+        h("div", { class: "grid", "aria-label": "Lag" },
+          stat("State", d.status),
+          stat("Behind (messages)", stats ? stats.lagMessages : "-"),
+          stat("Behind (seconds)", stats ? Math.round(stats.lagSeconds) : "-")),
+        h("dl", { class: "kv panel" },
+          h("dt", {}, "State"), h("dd", {}, destinationBadge(d)),
+          h("dt", {}, "Why it stopped or retries"), h("dd", {}, d.failureReason || "-"),
+          h("dt", {}, "Next try"), h("dd", {}, fmtTime(d.nextRetryAt)),
+          h("dt", {}, "Where"), h("dd", { class: "mono" }, d.type === "fifoEndpoint" ? d.config.url : `GET /api/v1/app/${appId}/poller/${d.id}`),
+          h("dt", {}, "Batch size"), h("dd", {}, String(d.batchSize)),
+          h("dt", {}, "Wait to fill a batch"), h("dd", {}, d.maxWaitSecs + " s"),
+          h("dt", {}, "Event types"), h("dd", {}, (d.eventTypes || ["all"]).join(", ")),
+          h("dt", {}, "Channels"), h("dd", {}, (d.channels || ["all"]).join(", ")),
+          h("dt", {}, "Position"), h("dd", { class: "mono" }, d.currentIterator)),
+      ];
+    });
+    const act = (label, cls, run) => h("button", { type: "button", class: cls, onclick: async () => {
+      try { say(await run()); await body.refresh(); } catch (err) { say(err.message, true); }
+    } }, label);
+    const type = async () => (await api("GET", path)).type;
+    const when = h("input", { id: "seek-at", type: "datetime-local" });
+    const seek = h("form", { class: "inline", onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        if (!when.value) throw new Error("Choose a time to seek to.");
+        await api("POST", path + "/seek", { after: new Date(when.value).toISOString() });
+        say("Moved: the next message sent is the first at or after that time");
+        await body.refresh();
+      } catch (err) { say(err.message, true); }
+    } }, h("label", { for: "seek-at" }, "Send again from", when), h("button", { type: "submit", class: "secondary" }, "Seek"));
+    const toolbar = h("div", { class: "toolbar" },
+      act("Enable", "secondary", async () => { await api("PATCH", path, { type: await type(), status: "enabled" }); return "Enabled"; }),
+      act("Disable", "danger", async () => { await api("PATCH", path, { type: await type(), status: "disabled" }); return "Disabled"; }),
+      act("Show secret", "secondary", async () => {
+        secret.textContent = (await api("GET", path + "/secret")).key;
+        return "The signing secret (fifoEndpoint) or the poller's token (pollingEndpoint)";
+      }),
+      seek);
+    return { box: h("div", {}, toolbar, body.box, h("p", {}, "Secret: ", secret)), refresh: body.refresh };
+  }
+
+  return { h, client, fmtTime, statusBadge, httpBadge, table, link, say, poll, stopPolling, router, chart, pretty, validate, example, fields, show, current, live, destinationsPanel, destinationPage };
 })();

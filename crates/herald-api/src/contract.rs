@@ -211,9 +211,17 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
             "uid",
             merge(identifier(), json!({"not": {"pattern": "^dest_"}})),
         ));
-        c.push((schema, "status", json!({"enum": ["enabled", "disabled", null]})));
+        c.push((
+            schema,
+            "status",
+            json!({"enum": ["enabled", "disabled", null]}),
+        ));
         c.push((schema, "batchSize", json!({"minimum": 1, "maximum": 1000})));
-        c.push((schema, "maxWaitSecs", json!({"minimum": 0, "maximum": 3600})));
+        c.push((
+            schema,
+            "maxWaitSecs",
+            json!({"minimum": 0, "maximum": 3600}),
+        ));
         c.push((
             schema,
             "eventTypes",

@@ -120,6 +120,29 @@ async function assertLabelled(page, where) {
   await page.getByLabel("URL").fill(receiverUrl);
   await page.getByRole("button", { name: "Create endpoint" }).click();
   await page.getByRole("heading", { name: receiverUrl }).waitFor();
+  // A destination: created from the console, then disabled, enabled and moved.
+  await page.locator("main p").first().getByRole("link", { name: "Shop D" }).click();
+  await page.getByText("New destination").click();
+  await page.getByLabel("Where batches go").fill(receiverUrl);
+  await page.getByLabel("Batch size").fill("10");
+  await page.getByRole("button", { name: "Create destination" }).click();
+  await page.getByRole("heading", { name: /^fifoEndpoint/ }).waitFor();
+  const state = page.getByLabel("Lag");
+  await state.getByText("enabled").waitFor();
+  await page.getByText("Behind (messages)").waitFor();
+  await assertLabelled(page, "destination");
+  await page.getByRole("button", { name: "Disable" }).click();
+  await state.getByText("disabled").waitFor();
+  await page.getByRole("button", { name: "Enable" }).click();
+  await state.getByText("enabled").waitFor();
+  await page.getByLabel("Send again from").fill("2020-01-01T00:00");
+  await page.getByRole("button", { name: "Seek" }).click();
+  await page.getByText(/^Moved:/).waitFor();
+  await page.getByRole("button", { name: "Show secret" }).click();
+  await page.locator("#dest-secret", { hasText: "whsec_" }).waitFor();
+  await shot(page, "console-destination-desktop");
+  await page.locator("main p").first().getByRole("link", { name: "Shop D" }).click();
+  await page.getByRole("table", { name: "Destinations" }).getByText(receiverUrl).waitFor();
   await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Sources" }).click();
   await page.getByText("New source").click();
   await page.getByLabel("Name").fill("GitHub");
@@ -185,6 +208,16 @@ async function assertLabelled(page, where) {
   await page.getByRole("button", { name: "Reveal secret" }).click();
   await page.locator("#secret", { hasText: "whsec_" }).waitFor();
   await shot(page, "portal-endpoint-desktop");
+  // The consumer makes a poller and reads its token.
+  await page.goto(env("PORTAL_A"));
+  await page.getByRole("heading", { name: "Destinations" }).waitFor();
+  await page.getByText("New destination").click();
+  await page.getByLabel("Destination type").selectOption("pollingEndpoint");
+  await page.getByRole("button", { name: "Create destination" }).click();
+  await page.getByRole("heading", { name: /^pollingEndpoint/ }).waitFor();
+  await page.getByText("caught up").or(page.getByText("Behind (messages)")).first().waitFor();
+  await page.getByRole("button", { name: "Show secret" }).click();
+  await page.locator("#dest-secret", { hasText: "hrld_" }).waitFor();
   await page.getByRole("link", { name: "Event catalog" }).click();
   await page.getByRole("heading", { name: "Verifying deliveries" }).waitFor();
   await page.getByRole("heading", { name: env("EVENT_TYPE") }).waitFor();
