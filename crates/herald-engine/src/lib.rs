@@ -171,6 +171,9 @@ struct Inner {
     opened_headers: opened::Opened<String>,
     /// Names this process as the holder of destination leases.
     node_id: String,
+    /// The destinations this process holds leases on (the supervisor keeps it), given
+    /// back by `shutdown` so that another node takes them over at once.
+    held_destinations: std::sync::Mutex<Vec<String>>,
 }
 
 impl Engine {
@@ -238,6 +241,7 @@ impl Engine {
                 opened_headers: opened::Opened::new(),
                 wake: Notify::new(),
                 node_id: format!("node-{}", herald_core::ids::random_base62(16)),
+                held_destinations: std::sync::Mutex::new(Vec::new()),
             }),
         })
     }
@@ -302,6 +306,15 @@ impl Engine {
     /// This process's name as a holder of destination leases.
     pub(crate) fn node_id(&self) -> &str {
         &self.inner.node_id
+    }
+
+    /// Records which destinations this process holds now (see `shutdown`).
+    pub(crate) fn set_held_destinations(&self, ids: Vec<String>) {
+        *self
+            .inner
+            .held_destinations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = ids;
     }
 
     /// Sends an operational webhook (in the background: the caller does not wait).
@@ -422,6 +435,24 @@ impl Engine {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let unrecorded = self.inner.unrecorded.load(Ordering::SeqCst);
+        // Destinations go back at once, for another node (or the next start) to send.
+        let held = std::mem::take(
+            &mut *self
+                .inner
+                .held_destinations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for id in held {
+            if let Err(e) = self
+                .inner
+                .store
+                .destination_release(&id, &self.inner.node_id)
+                .await
+            {
+                tracing::warn!(destination = %id, error = %e, "could not give back a destination; its lease will run out");
+            }
+        }
         let ids = std::mem::take(
             &mut *self
                 .inner

@@ -52,6 +52,7 @@ pub(crate) async fn supervise(engine: Engine) {
         {
             Ok(held) => {
                 let held_ids: Vec<String> = held.iter().map(|d| d.id.clone()).collect();
+                engine.set_held_destinations(held_ids.clone());
                 // A destination no longer held (disabled, paused, deleted, or taken by
                 // another node after a lease ran out) stops here.
                 tasks.retain(|id, task| {
@@ -74,13 +75,9 @@ pub(crate) async fn supervise(engine: Engine) {
         }
         tokio::time::sleep(claim_every).await;
     }
-    // Stopping: hand every destination over at once instead of at its lease's end.
-    for (id, task) in tasks {
+    // Stopping: `Engine::shutdown` gives the leases back; the streams stop here.
+    for (_, task) in tasks {
         task.abort();
-        let _ = engine
-            .store()
-            .destination_release(&id, engine.node_id())
-            .await;
     }
 }
 

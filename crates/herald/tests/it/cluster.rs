@@ -608,3 +608,114 @@ fn ms_from(from: Instant, to: Instant) -> i64 {
         -((from - to).as_millis() as i64)
     }
 }
+
+/// A fifoEndpoint on two nodes: one node sends it at a time; when that node is killed,
+/// the other takes over once the lease ends, in order, from where it stood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_node_sends_a_fifo_destination_and_another_takes_over_when_it_dies() {
+    let Some(db) = ScratchDb::create("cluster_fifo").await else {
+        eprintln!("HERALD_TEST_DATABASE_URL is not set: multi-node test skipped");
+        return;
+    };
+    let rx = Receiver::start().await;
+    rx.otherwise(Reply::status(200).delay(Duration::from_millis(60)));
+    let mut nodes: Vec<(HeraldProcess, TempDir)> = ["node-a", "node-b"]
+        .iter()
+        .map(|n| node(&db.url, n, &[]))
+        .collect();
+    let urls: Vec<String> = nodes.iter().map(|(p, _)| p.url.clone()).collect();
+    let client = reqwest::Client::new();
+    let (s, app) = post(&client, &urls[0], "/app", json!({"name": "fifo"})).await;
+    assert_eq!(s, 201, "{app}");
+    let a = app["id"].as_str().unwrap().to_string();
+    let (s, d) = post(
+        &client,
+        &urls[1],
+        &format!("/app/{a}/destination"),
+        json!({"type": "fifoEndpoint", "batchSize": 5, "config": {"url": rx.url("/fifo")}}),
+    )
+    .await;
+    assert_eq!(s, 201, "{d}");
+    // Messages go in through both nodes, one after the other: the stream's order.
+    let mut sent = Vec::new();
+    for i in 0..120 {
+        let (s, m) = post(
+            &client,
+            &urls[i % 2],
+            &format!("/app/{a}/msg"),
+            json!({"eventType": "x", "payload": {"i": i}}),
+        )
+        .await;
+        assert_eq!(s, 202, "{m}");
+        sent.push(m["id"].as_str().unwrap().to_string());
+    }
+    rx.wait_for(4, Duration::from_secs(30)).await;
+    let sender = rx.received()[0].header("user-agent").to_string();
+    let killed = if sender == "node-a" { 0 } else { 1 };
+    nodes[killed].0.sigkill();
+    let killed_at = Instant::now();
+    let before = rx.received().len();
+    assert!(
+        rx.received()
+            .iter()
+            .all(|r| r.header("user-agent") == sender),
+        "one node sends a destination at a time"
+    );
+
+    let index: HashMap<&str, usize> = sent
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let order = loop {
+        let order: Vec<usize> = rx
+            .received()
+            .iter()
+            .flat_map(|r| {
+                r.json()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| index[m["id"].as_str().unwrap()])
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if order.iter().copied().collect::<HashSet<_>>().len() == sent.len() {
+            break order;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} batches arrived",
+            rx.received().len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let after: Vec<Received> = rx.received().into_iter().skip(before).collect();
+    assert!(!after.is_empty(), "the survivor sent the rest");
+    let survivor = if killed == 0 { "node-b" } else { "node-a" };
+    for r in &after {
+        assert_eq!(r.header("user-agent"), survivor);
+        // Not before the dead node's lease (8 s) could have run out.
+        assert!(
+            r.at >= killed_at,
+            "a batch from the survivor before the kill"
+        );
+    }
+    let mut rewinds = 0;
+    for pair in order.windows(2) {
+        if pair[1] != pair[0] + 1 {
+            rewinds += 1;
+            assert!(
+                pair[1] <= pair[0] && pair[0] - pair[1] < 5,
+                "out of order: {} after {}",
+                pair[1],
+                pair[0]
+            );
+        }
+    }
+    assert!(
+        rewinds <= 1,
+        "only the batch in flight at the kill comes again"
+    );
+}

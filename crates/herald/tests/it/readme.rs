@@ -14,11 +14,16 @@ use crate::helpers::*;
 
 /// The fenced code blocks of the README's Quickstart section: (language, text).
 fn quickstart_blocks() -> Vec<(String, String)> {
+    section_blocks("Quickstart")
+}
+
+/// The fenced code blocks of the README section whose title starts with `title`.
+fn section_blocks(title: &str) -> Vec<(String, String)> {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
         .expect("README.md");
     let start = readme
-        .find("\n## Quickstart")
-        .expect("a Quickstart section");
+        .find(&format!("\n## {title}"))
+        .unwrap_or_else(|| panic!("a {title} section"));
     let section = &readme[start + 1..];
     let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
     let mut blocks = Vec::new();
@@ -179,6 +184,13 @@ async fn the_quickstart_runs_top_to_bottom_on_one_server() {
     get("/app/acme/msg/order-1002".into()).await;
     let msgs = get("/app/acme/msg".into()).await;
     assert_eq!(msgs["data"].as_array().unwrap().len(), 3, "{msgs}");
+
+    // The Destinations section's block, after the quickstart on the same server.
+    let destinations = section_blocks("Destinations");
+    assert_eq!(destinations.len(), 1, "the Destinations section's blocks");
+    let out = run("bash", &["-e"], fill(&destinations[0].1), vec![]).await;
+    assert!(out.contains("\"payload\":{\"order\":1003"), "{out}");
+    assert!(out.contains("\"done\":true"), "{out}");
 
     let _ = server.kill();
     let _ = server.wait();
