@@ -15,7 +15,7 @@ use herald_store::{
 
 use super::visible_app;
 use crate::destination::*;
-use crate::dto::{ListResponse, RotateIn};
+use crate::dto::{ListResponse, Patch, RotateIn};
 use crate::error::{invalid, ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::state::{ApiState, Caller};
@@ -56,6 +56,17 @@ fn status_in(status: Option<&str>) -> ApiResult<Option<DestinationStatus>> {
             &["body", "status"],
             "status must be enabled or disabled",
         )),
+    }
+}
+
+/// Refuses a filter list longer than `max` as given (before duplicates are dropped).
+fn check_list_len(list: Option<&Vec<String>>, max: usize, field: &str) -> ApiResult<()> {
+    match list {
+        Some(l) if l.len() > max => Err(invalid(
+            &["body", field],
+            format!("{field} holds at most {max} entries (omit it for all)"),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -119,6 +130,12 @@ async fn from_input(
     now: i64,
 ) -> ApiResult<Destination> {
     let kind = Kind::parse(&body.kind)?;
+    check_list_len(
+        body.event_types.as_ref(),
+        validate::MAX_EVENT_TYPES_PER_ENDPOINT,
+        "eventTypes",
+    )?;
+    check_list_len(body.channels.as_ref(), MAX_CHANNELS, "channels")?;
     let d = Destination {
         id: ids::generate(ids::DESTINATION),
         app_id: app_id.to_string(),
@@ -345,6 +362,16 @@ pub async fn patch(
     }
     if let Some(n) = body.max_wait_secs {
         d.max_wait_secs = n;
+    }
+    if let Patch::Set(list) = &body.event_types {
+        check_list_len(
+            Some(list),
+            validate::MAX_EVENT_TYPES_PER_ENDPOINT,
+            "eventTypes",
+        )?;
+    }
+    if let Patch::Set(list) = &body.channels {
+        check_list_len(Some(list), MAX_CHANNELS, "channels")?;
     }
     body.event_types.apply(&mut d.event_types);
     d.event_types = filter_list(d.event_types);

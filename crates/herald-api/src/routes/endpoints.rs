@@ -161,6 +161,27 @@ fn one_field_two_names(
     }
 }
 
+/// The list limits hold for the lists as given: dropping duplicates first would let an
+/// over-long list through.
+fn check_list_lengths(
+    event_types: Option<&Vec<String>>,
+    channels: Option<&Vec<String>>,
+) -> ApiResult<()> {
+    if event_types.is_some_and(|t| t.len() > validate::MAX_EVENT_TYPES_PER_ENDPOINT) {
+        return Err(invalid(
+            &["body", "filterTypes"],
+            "filterTypes holds 1 to 1000 event types (omit it for all)",
+        ));
+    }
+    if channels.is_some_and(|c| c.len() > MAX_CHANNELS) {
+        return Err(invalid(
+            &["body", "channels"],
+            "channels holds 1 to 10 channels (omit it for all)",
+        ));
+    }
+    Ok(())
+}
+
 /// A new endpoint from its input; its signing key is sealed (see `herald_core::sealing`).
 pub(crate) fn from_input(
     state: &ApiState,
@@ -169,6 +190,10 @@ pub(crate) fn from_input(
     now: i64,
 ) -> ApiResult<Endpoint> {
     one_field_two_names(body.event_types.as_ref(), body.filter_types.as_ref())?;
+    check_list_lengths(
+        body.event_types.as_ref().or(body.filter_types.as_ref()),
+        body.channels.as_ref(),
+    )?;
     crate::routes::apps::check_rate_limit(body.rate_limit)?;
     let key = match &body.secret {
         Some(s) => parse_secret(s, "secret")?,
@@ -339,6 +364,14 @@ pub async fn patch(
     if let Some(o) = body.ordered {
         ep.ordered = o;
     }
+    let set = |p: &Patch<Vec<String>>| match p {
+        Patch::Set(list) => Some(list.clone()),
+        _ => None,
+    };
+    check_list_lengths(
+        set(&body.event_types).or(set(&body.filter_types)).as_ref(),
+        set(&body.channels).as_ref(),
+    )?;
     if let (Patch::Set(a), Patch::Set(b)) = (&body.event_types, &body.filter_types) {
         one_field_two_names(Some(a), Some(b))?;
     }

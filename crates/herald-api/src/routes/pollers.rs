@@ -74,9 +74,9 @@ fn wait(q: &QueryPairs) -> ApiResult<Duration> {
     }
 }
 
+/// The `iterator` parameter; given empty it is not one (as the document says).
 fn iterator(q: &QueryPairs) -> ApiResult<Option<StreamPos>> {
     q.get("iterator")
-        .filter(|s| !s.is_empty())
         .map(|it| parse_iterator(it, &["query", "iterator"]))
         .transpose()
 }

@@ -325,9 +325,11 @@ async fn a_poller_reads_with_its_own_token_and_long_polls() {
     assert_eq!(got["data"][0]["payload"], json!({"n": 1}));
 
     // An iterator that is not one is refused with the field named.
-    let (s, bad) = poll(format!("{base}?iterator=nope"), token.clone()).await;
-    assert_eq!(s, 422, "{bad}");
-    assert_eq!(bad["detail"][0]["loc"], json!(["query", "iterator"]));
+    for bad_iterator in ["nope", ""] {
+        let (s, bad) = poll(format!("{base}?iterator={bad_iterator}"), token.clone()).await;
+        assert_eq!(s, 422, "{bad}");
+        assert_eq!(bad["detail"][0]["loc"], json!(["query", "iterator"]));
+    }
 
     // Rotated: the old token stops at once, the new one reads.
     let (s, rotated) = app
@@ -371,6 +373,11 @@ async fn destination_input_errors_name_the_field() {
         (
             json!({"type": "pollingEndpoint", "status": "paused"}),
             "status",
+        ),
+        // Limits hold for lists as given, duplicates included.
+        (
+            json!({"type": "pollingEndpoint", "channels": vec!["a"; 11]}),
+            "channels",
         ),
     ] {
         let (s, e) = app
