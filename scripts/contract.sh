@@ -28,7 +28,9 @@ fi
 dir=$(mktemp -d /tmp/herald-contract.XXXXXX)
 port=18590
 token="contract-$(date +%s)-$RANDOM-admin-token"
-HERALD_ADMIN_TOKEN=$token HERALD_OUTBOUND_PROXY=http://127.0.0.1:9 HERALD_LOG_LEVEL=error \
+# Long polls answer after a second at most, so that schemathesis's `wait` values do not
+# outlast its request timeout.
+HERALD_ADMIN_TOKEN=$token HERALD_OUTBOUND_PROXY=http://127.0.0.1:9 HERALD_LOG_LEVEL=error HERALD_POLL_MAX_WAIT_SECS=1 \
     "$bin" serve --listen "127.0.0.1:$port" --data-dir "$dir/data" >"$dir/serve.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$dir"' EXIT

@@ -79,6 +79,8 @@ pub struct ApiConfig {
     /// Woken after this node commits a message: long polls wait on it, and the binary
     /// shares it with the engine's destinations.
     pub stream_signal: Arc<Notify>,
+    /// The longest a long poll waits, whatever its `wait` asks (at most 30 s).
+    pub poll_max_wait: Duration,
 }
 
 impl Default for ApiConfig {
@@ -101,6 +103,7 @@ impl Default for ApiConfig {
             listen: Default::default(),
             ui: Default::default(),
             stream_signal: Default::default(),
+            poll_max_wait: Duration::from_secs(30),
         }
     }
 }

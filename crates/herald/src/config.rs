@@ -55,6 +55,7 @@ pub struct Config {
     pub header_read_timeout_secs: f64,
     pub max_connections: usize,
     pub api_request_deadline_secs: f64,
+    pub poll_max_wait_secs: f64,
     pub shutdown_grace_secs: f64,
     pub message_retention_days: f64,
     pub retention_sweep_secs: f64,
@@ -219,6 +220,9 @@ impl Config {
         {
             bail!("outbound_proxy must be an http://, https:// or socks5:// URL");
         }
+        if !(0.0..=30.0).contains(&self.poll_max_wait_secs) {
+            bail!("poll_max_wait_secs must be between 0 and 30");
+        }
         if !(self.header_read_timeout_secs > 0.0 && self.api_request_deadline_secs > 0.0) {
             bail!("header_read_timeout_secs and api_request_deadline_secs must be more than 0");
         }
@@ -337,6 +341,7 @@ impl Config {
             public_url: self.public_url.clone(),
             sealer,
             request_deadline: Duration::from_secs_f64(self.api_request_deadline_secs),
+            poll_max_wait: Duration::from_secs_f64(self.poll_max_wait_secs),
             ui: self.ui(),
             ..Default::default()
         }

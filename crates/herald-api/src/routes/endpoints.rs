@@ -515,6 +515,16 @@ pub async fn patch_headers(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<HeadersPatchIn>,
 ) -> ApiResult<StatusCode> {
+    // Every name given must be one a header could have, removals included.
+    if body.headers.len() > validate::MAX_HEADERS {
+        return Err(invalid(
+            &["body", "headers"],
+            format!("at most {} custom headers", validate::MAX_HEADERS),
+        ));
+    }
+    for k in body.headers.keys() {
+        validate::custom_header_name(k).map_err(|m| invalid(&["body", "headers", k], m))?;
+    }
     let (_, mut ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     for k in body.delete_headers {
         ep.headers.remove(&k);

@@ -83,7 +83,7 @@ fn iterator(q: &QueryPairs) -> ApiResult<Option<StreamPos>> {
 
 /// Reads once, or until something arrives or `wait` ends.
 async fn read_waiting(state: &ApiState, r: StreamRead, wait: Duration) -> ApiResult<StreamBatch> {
-    let deadline = tokio::time::Instant::now() + wait;
+    let deadline = tokio::time::Instant::now() + wait.min(state.config.poll_max_wait);
     loop {
         // Registered before the read, so a message committed during it still wakes us.
         let woken = state.config.stream_signal.notified();
