@@ -401,6 +401,7 @@ async fn check_http_sink(
         headers: sink.headers.clone(),
         secrets: Vec::new(),
         ordered: false,
+        payload_filter: None,
         created_at: 0,
         updated_at: 0,
     };

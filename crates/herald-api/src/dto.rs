@@ -199,6 +199,12 @@ pub struct EndpointIn {
     /// succeeded or was given up). Default false.
     #[serde(default)]
     pub ordered: Option<bool>,
+    /// Herald extension: only messages whose `{"payload", "headers"}` pass this filter
+    /// get a delivery (`$eq`, `$neq`, `$gt`, `$gte`, `$lt`, `$lte`, `$in`, `$nin`,
+    /// `$exists`, `$startsWith`, `$endsWith`, `$and`, `$or`, `$not`; docs/filters.md).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub payload_filter: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -239,6 +245,10 @@ pub struct EndpointPatch {
     /// Herald extension: ordered delivery.
     #[serde(default)]
     pub ordered: Option<bool>,
+    /// Herald extension: the payload filter (`null` removes it).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub payload_filter: Patch<serde_json::Value>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -257,6 +267,9 @@ pub struct EndpointOut {
     pub rate_limit: Option<u32>,
     /// Herald extension: ordered delivery.
     pub ordered: bool,
+    /// Herald extension: the payload filter, if any.
+    #[schema(value_type = Option<Object>)]
+    pub payload_filter: Option<serde_json::Value>,
     pub version: i64,
     pub metadata: BTreeMap<String, String>,
     pub created_at: String,
@@ -277,6 +290,7 @@ impl From<Endpoint> for EndpointOut {
             throttle_rate: e.throttle_rate,
             rate_limit: e.throttle_rate,
             ordered: e.ordered,
+            payload_filter: e.payload_filter.map(|f| f.doc),
             version: 1,
             metadata: e.metadata,
             created_at: format_rfc3339(e.created_at),

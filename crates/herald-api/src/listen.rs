@@ -291,6 +291,7 @@ async fn session_endpoint(state: &ApiState, app: &Application, name: &str) -> Ap
             expires_at: None,
         }],
         ordered: false,
+        payload_filter: None,
         created_at: now,
         updated_at: now,
     };

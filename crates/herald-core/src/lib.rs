@@ -3,6 +3,7 @@
 //! frameworks or tokio, so every rule can be unit-tested directly.
 
 pub mod fanout;
+pub mod filter;
 pub mod ids;
 pub mod inbound;
 pub mod metrics;

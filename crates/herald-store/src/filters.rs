@@ -73,7 +73,11 @@ pub(crate) const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.app_i
 
 pub(crate) const ENDPOINT_COLUMNS: &str =
     "id, app_id, uid, url, description, disabled, event_types, channels, \
-     throttle_rate, metadata, headers, secrets, created_at, updated_at, ordered";
+     throttle_rate, metadata, headers, secrets, created_at, updated_at, ordered, payload_filter";
+
+/// How many columns `ENDPOINT_COLUMNS` names (what a statement selects after them starts
+/// at this offset from where they start).
+pub(crate) const ENDPOINT_COLUMN_COUNT: usize = 16;
 
 /// `ENDPOINT_COLUMNS` qualified by a table alias.
 pub(crate) fn endpoint_columns_of(alias: &str) -> String {
@@ -183,7 +187,7 @@ pub(crate) fn delivered_messages(
 }
 
 /// Deliveries of one message joined with their endpoints: the endpoint's columns, then
-/// status, leased, next_attempt_at (columns 15 to 17).
+/// status, leased, next_attempt_at (from column `ENDPOINT_COLUMN_COUNT` on).
 pub(crate) fn delivery_targets(dialect: Dialect, msg_id: &str, list: &ListQuery) -> Query {
     let mut q = Query::new(
         dialect,

@@ -550,15 +550,36 @@ pub(crate) fn delivery_headers(
     out
 }
 
-/// The endpoints of an application a new message goes to.
+/// The endpoints of an application a new message goes to. The document payload filters
+/// look at is built once per message, and only when an endpoint has a filter.
 pub(crate) fn message_targets<'a>(
     endpoints: &'a [Endpoint],
     new: &'a NewMessage,
 ) -> impl Iterator<Item = &'a Endpoint> + 'a {
+    let document = std::cell::OnceCell::new();
     endpoints.iter().filter(move |ep| match &new.only_endpoint {
         Some(only) => &ep.id == only,
-        None => !ep.disabled && endpoint_wants(ep, &new.event_type, new.channels.as_deref()),
+        None => {
+            !ep.disabled
+                && endpoint_wants(ep, &new.event_type, new.channels.as_deref())
+                && ep.payload_filter.as_ref().is_none_or(|f| {
+                    f.filter.matches(
+                        document.get_or_init(|| filter_document(&new.payload, &new.headers)),
+                    )
+                })
+        }
     })
+}
+
+/// What payload filters are matched against: `{"payload": …, "headers": {…}}`, header
+/// names in lower case.
+pub fn filter_document(payload: &str, headers: &[(String, String)]) -> serde_json::Value {
+    let payload = serde_json::from_str(payload).unwrap_or(serde_json::Value::Null);
+    let headers: serde_json::Map<String, serde_json::Value> = headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::json!({ "payload": payload, "headers": headers })
 }
 
 /// Delivery status as the API shows it: a leased pending delivery is being sent.

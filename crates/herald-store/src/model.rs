@@ -41,6 +41,8 @@ pub struct Endpoint {
     /// Ordered delivery: a message is sent only once every earlier message to this
     /// endpoint succeeded or was given up.
     pub ordered: bool,
+    /// Only messages whose payload and headers pass this filter get a delivery.
+    pub payload_filter: Option<PayloadFilter>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -54,6 +56,35 @@ impl Endpoint {
             .filter(|s| s.expires_at.is_none_or(|t| t > now))
             .map(|s| s.key.clone())
             .collect()
+    }
+}
+
+/// A payload filter as stored (its JSON) and checked (`herald_core::filter`). Filters
+/// are checked before they are saved, so a stored one always reads back.
+#[derive(Clone, Debug)]
+pub struct PayloadFilter {
+    pub doc: serde_json::Value,
+    pub filter: std::sync::Arc<herald_core::filter::Filter>,
+}
+
+impl PayloadFilter {
+    pub fn new(doc: serde_json::Value) -> Result<PayloadFilter, herald_core::filter::FilterError> {
+        let filter = herald_core::filter::Filter::parse(&doc)?;
+        Ok(PayloadFilter {
+            doc,
+            filter: std::sync::Arc::new(filter),
+        })
+    }
+
+    /// Reads a stored filter; one that does not read back (a damaged row) filters
+    /// nothing, so that nothing is withheld by accident.
+    pub(crate) fn from_stored(text: Option<&str>) -> Option<PayloadFilter> {
+        let doc = serde_json::from_str(text?).ok()?;
+        PayloadFilter::new(doc).ok()
+    }
+
+    pub(crate) fn stored(filter: &Option<PayloadFilter>) -> Option<String> {
+        filter.as_ref().map(|f| f.doc.to_string())
     }
 }
 

@@ -147,6 +147,7 @@ conformance!(
     concurrent_ingest_never_lands_behind_a_reader,
     retention_expires_positions_it_passes,
     a_sending_destination_is_leased_to_one_owner_at_a_time,
+    payload_filters_choose_the_endpoints_at_fan_out,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -183,6 +184,7 @@ fn endpoint(app_id: &str, id: &str, event_types: Option<&[&str]>) -> Endpoint {
         created_at: T0,
         updated_at: T0,
         ordered: false,
+        payload_filter: None,
     }
 }
 
@@ -2317,5 +2319,68 @@ async fn a_sending_destination_is_leased_to_one_owner_at_a_time(store: SharedSto
             .unwrap()
             .len(),
         1
+    );
+}
+
+/// Payload filters at fan-out: 1,000 endpoints, each with a filter on the payload (and a
+/// tenth also on a header); every message gets exactly the deliveries its filters say.
+async fn payload_filters_choose_the_endpoints_at_fan_out(store: SharedStore) {
+    const REGIONS: [&str; 4] = ["eu", "us", "apac", "latam"];
+    let app_id = ids::generate(ids::APP);
+    store.app_insert(app(&app_id, None)).await.unwrap();
+    for i in 0..1000usize {
+        let mut ep = endpoint(&app_id, &format!("ep_f{i:04}"), None);
+        let mut filter = serde_json::json!({
+            "payload": {"total": {"$gte": i * 10}, "region": REGIONS[i % 4]}
+        });
+        if i % 10 == 0 {
+            filter["headers"] = serde_json::json!({"x-tenant": {"$in": ["acme", "globex"]}});
+        }
+        ep.payload_filter = Some(PayloadFilter::new(filter).unwrap());
+        store.endpoint_insert(ep, 1000).await.unwrap();
+    }
+    let expected = |total: usize, region: &str, tenant: Option<&str>| -> HashSet<String> {
+        (0..1000usize)
+            .filter(|i| {
+                i * 10 <= total
+                    && REGIONS[i % 4] == region
+                    && (i % 10 != 0 || matches!(tenant, Some("acme" | "globex")))
+            })
+            .map(|i| format!("ep_f{i:04}"))
+            .collect()
+    };
+    for (total, region, tenant) in [
+        (5_000, "eu", None),
+        (5_000, "eu", Some("acme")),
+        (120, "apac", Some("initech")),
+        (99_999, "latam", Some("globex")),
+        (0, "us", None),
+        (3_000, "mars", Some("acme")),
+    ] {
+        let mut m = message(&app_id, "order.paid", None);
+        m.payload = serde_json::json!({"total": total, "region": region}).to_string();
+        m.headers = tenant
+            .map(|t| vec![("X-Tenant".to_string(), t.to_string())])
+            .unwrap_or_default();
+        let (msg, _) = store.message_create(m, T0).await.unwrap();
+        let got: HashSet<String> = store
+            .delivery_targets(&msg.id, list(2000))
+            .await
+            .unwrap()
+            .data
+            .into_iter()
+            .map(|t| t.endpoint.id)
+            .collect();
+        assert_eq!(
+            got,
+            expected(total, region, tenant),
+            "{total} {region} {tenant:?}"
+        );
+    }
+    // The filter reads back as it was saved.
+    let ep = store.endpoint_get(&app_id, "ep_f0010").await.unwrap();
+    assert_eq!(
+        ep.payload_filter.unwrap().doc["headers"]["x-tenant"]["$in"][0],
+        "acme"
     );
 }

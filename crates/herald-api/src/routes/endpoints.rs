@@ -182,6 +182,15 @@ fn check_list_lengths(
     Ok(())
 }
 
+/// Checks a payload filter: a 422 names the bad operator and where it is.
+pub(crate) fn payload_filter(doc: serde_json::Value) -> ApiResult<herald_store::PayloadFilter> {
+    herald_store::PayloadFilter::new(doc).map_err(|e| {
+        let mut loc = vec!["body", "payloadFilter"];
+        loc.extend(e.path.split('.').filter(|p| !p.is_empty()));
+        invalid(&loc, e.to_string())
+    })
+}
+
 /// A new endpoint from its input; its signing key is sealed (see `herald_core::sealing`).
 pub(crate) fn from_input(
     state: &ApiState,
@@ -218,6 +227,7 @@ pub(crate) fn from_input(
         created_at: now,
         updated_at: now,
         ordered: body.ordered.unwrap_or(false),
+        payload_filter: body.payload_filter.map(payload_filter).transpose()?,
     })
 }
 
@@ -363,6 +373,11 @@ pub async fn patch(
     }
     if let Some(o) = body.ordered {
         ep.ordered = o;
+    }
+    match body.payload_filter {
+        Patch::Keep => {}
+        Patch::Clear => ep.payload_filter = None,
+        Patch::Set(doc) => ep.payload_filter = Some(payload_filter(doc)?),
     }
     let set = |p: &Patch<Vec<String>>| match p {
         Patch::Set(list) => Some(list.clone()),

@@ -45,6 +45,7 @@ pub(crate) fn endpoint_from_row(r: &Row, at: usize) -> Endpoint {
         created_at: r.get(at + 12),
         updated_at: r.get(at + 13),
         ordered: r.get(at + 14),
+        payload_filter: crate::PayloadFilter::from_stored(r.get(at + 15)),
     }
 }
 
@@ -205,12 +206,13 @@ impl crate::Endpoints for PgStore {
                 return Err(too_many_endpoints(max_per_app));
             }
             conn.execute(
-                &format!("INSERT INTO endpoint ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"),
+                &format!("INSERT INTO endpoint ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"),
                 &[
                     &ep.id, &ep.app_id, &ep.uid, &ep.url, &ep.description, &ep.disabled,
                     &opt_json(&ep.event_types), &opt_json(&ep.channels), &ep.throttle_rate.map(i64::from),
                     &json_encode(&ep.metadata), &json_encode(&ep.headers), &json_encode(&ep.secrets),
                     &ep.created_at, &ep.updated_at, &ep.ordered,
+                    &crate::PayloadFilter::stored(&ep.payload_filter),
                 ],
             )
             .await
@@ -229,12 +231,13 @@ impl crate::Endpoints for PgStore {
                 // Re-enabling starts a new failure streak.
                 "UPDATE endpoint SET failing_since = CASE WHEN disabled AND NOT $5 THEN NULL ELSE failing_since END, \
                  uid = $2, url = $3, description = $4, disabled = $5, event_types = $6, \
-                 channels = $7, throttle_rate = $8, metadata = $9, headers = $10, secrets = $11, updated_at = $12, ordered = $13 \
-                 WHERE id = $1",
+                 channels = $7, throttle_rate = $8, metadata = $9, headers = $10, secrets = $11, updated_at = $12, ordered = $13, \
+                 payload_filter = $14 WHERE id = $1",
                 &[
                     &ep.id, &ep.uid, &ep.url, &ep.description, &ep.disabled, &opt_json(&ep.event_types),
                     &opt_json(&ep.channels), &ep.throttle_rate.map(i64::from), &json_encode(&ep.metadata),
                     &json_encode(&ep.headers), &json_encode(&ep.secrets), &ep.updated_at, &ep.ordered,
+                    &crate::PayloadFilter::stored(&ep.payload_filter),
                 ],
             )
             .await

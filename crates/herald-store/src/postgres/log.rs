@@ -5,7 +5,8 @@ use tokio_postgres::Row;
 use super::catalog::endpoint_from_row;
 use super::PgStore;
 use crate::filters::{
-    self, AttemptFilter, AttemptScope, MessageFilter, ATTEMPT_COLUMNS, MESSAGE_COLUMNS,
+    self, AttemptFilter, AttemptScope, MessageFilter, ATTEMPT_COLUMNS, ENDPOINT_COLUMN_COUNT,
+    MESSAGE_COLUMNS,
 };
 use crate::page::{ListQuery, Page};
 use crate::sql::Dialect;
@@ -174,8 +175,11 @@ impl crate::DeliveryLog for PgStore {
         let list = filters::delivery_targets(Dialect::Postgres, msg_id, &q);
         let rows = self
             .query_built(&list, |r| {
-                let (status, leased, next): (i64, bool, Option<i64>) =
-                    (r.get(15), r.get(16), r.get(17));
+                let (status, leased, next): (i64, bool, Option<i64>) = (
+                    r.get(ENDPOINT_COLUMN_COUNT),
+                    r.get(ENDPOINT_COLUMN_COUNT + 1),
+                    r.get(ENDPOINT_COLUMN_COUNT + 2),
+                );
                 DeliveryTarget {
                     endpoint: endpoint_from_row(r, 0),
                     status: effective_status(status, leased),

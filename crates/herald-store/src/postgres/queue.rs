@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use super::catalog::endpoint_from_row;
 use super::{parents, PgStore, DUE_CHANNEL};
 use crate::fair;
-use crate::filters::endpoint_columns_of;
+use crate::filters::{endpoint_columns_of, ENDPOINT_COLUMN_COUNT};
 use crate::{
     endpoint_wants, job_from, next_state, AttemptRecord, DeliveryJob, Endpoint, NextStep, Result,
     REPLAY_MISSING_MAX,
@@ -190,13 +190,15 @@ impl crate::Queue for PgStore {
                     id,
                     r.get(1),
                     r.get(4),
-                    r.get(21),
+                    r.get(6 + ENDPOINT_COLUMN_COUNT),
                     attempts as u32,
                     r.get(3),
                     now,
                     lease_until,
                 );
-                job.app_throttle_rate = r.get::<_, Option<i64>>(20).map(|v| v as u32);
+                job.app_throttle_rate = r
+                    .get::<_, Option<i64>>(5 + ENDPOINT_COLUMN_COUNT)
+                    .map(|v| v as u32);
                 jobs.push(job);
             }
             // Endpoints that filled their share may have more: they share what is left.

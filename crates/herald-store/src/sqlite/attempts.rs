@@ -3,7 +3,9 @@
 use rusqlite::{OptionalExtension, Row};
 
 use super::{endpoints, found, messages, query_rows, SqliteStore};
-use crate::filters::{self, AttemptFilter, AttemptScope, MessageFilter, ATTEMPT_COLUMNS};
+use crate::filters::{
+    self, AttemptFilter, AttemptScope, MessageFilter, ATTEMPT_COLUMNS, ENDPOINT_COLUMN_COUNT,
+};
 use crate::page::{ListQuery, Page};
 use crate::sql::Dialect;
 use crate::{effective_status, Attempt, DeliveredMessage, DeliveryTarget, Result, StoreError};
@@ -93,8 +95,11 @@ impl crate::DeliveryLog for SqliteStore {
         self.read(move |c| {
             let list = filters::delivery_targets(Dialect::Sqlite, &msg_id, &q);
             let rows = query_rows(c, &list, |r| {
-                let (status, leased, next) =
-                    (r.get::<_, i64>(15)?, r.get::<_, bool>(16)?, r.get(17)?);
+                let (status, leased, next) = (
+                    r.get::<_, i64>(ENDPOINT_COLUMN_COUNT)?,
+                    r.get::<_, bool>(ENDPOINT_COLUMN_COUNT + 1)?,
+                    r.get(ENDPOINT_COLUMN_COUNT + 2)?,
+                );
                 Ok(DeliveryTarget {
                     endpoint: endpoints::from_row(r)?,
                     status: effective_status(status, leased),

@@ -7,8 +7,8 @@ use crate::filters::{simple_list, ENDPOINT_COLUMNS as COLUMNS};
 use crate::page::{ListQuery, Page};
 use crate::sql::Dialect;
 use crate::{
-    json_decode, json_decode_opt, json_encode, too_many_endpoints, Endpoint, EndpointStats, Result,
-    StoreError, ENDPOINT_UID_TAKEN,
+    json_decode, json_decode_opt, json_encode, too_many_endpoints, Endpoint, EndpointStats,
+    PayloadFilter, Result, StoreError, ENDPOINT_UID_TAKEN,
 };
 
 pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
@@ -33,6 +33,7 @@ pub(crate) fn from_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Endpoint
         created_at: row.get(at + 12)?,
         updated_at: row.get(at + 13)?,
         ordered: row.get(at + 14)?,
+        payload_filter: PayloadFilter::from_stored(row.get_ref(at + 15)?.as_str_or_null()?),
     })
 }
 
@@ -91,12 +92,13 @@ impl crate::Endpoints for SqliteStore {
                 return Err(too_many_endpoints(max_per_app));
             }
             c.prepare_cached(&format!(
-                "INSERT INTO endpoint ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+                "INSERT INTO endpoint ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
             ))?
             .execute(params![
                 ep.id, ep.app_id, ep.uid, ep.url, ep.description, ep.disabled, opt_json(&ep.event_types),
                 opt_json(&ep.channels), ep.throttle_rate, json_encode(&ep.metadata), json_encode(&ep.headers),
-                json_encode(&ep.secrets), ep.created_at, ep.updated_at, ep.ordered
+                json_encode(&ep.secrets), ep.created_at, ep.updated_at, ep.ordered,
+                PayloadFilter::stored(&ep.payload_filter)
             ])
             .map_err(|e| conflict_on_unique(e, ENDPOINT_UID_TAKEN))?;
             Ok(ep)
@@ -112,13 +114,13 @@ impl crate::Endpoints for SqliteStore {
                     // Re-enabling starts a new failure streak.
                     "UPDATE endpoint SET failing_since = CASE WHEN ?5 = 0 AND disabled = 1 THEN NULL ELSE failing_since END, \
                      uid = ?2, url = ?3, description = ?4, disabled = ?5, event_types = ?6, \
-                     channels = ?7, throttle_rate = ?8, metadata = ?9, headers = ?10, secrets = ?11, updated_at = ?12, ordered = ?13 \
-                     WHERE id = ?1",
+                     channels = ?7, throttle_rate = ?8, metadata = ?9, headers = ?10, secrets = ?11, updated_at = ?12, ordered = ?13, \
+                     payload_filter = ?14 WHERE id = ?1",
                 )?
                 .execute(params![
                     ep.id, ep.uid, ep.url, ep.description, ep.disabled, opt_json(&ep.event_types), opt_json(&ep.channels),
                     ep.throttle_rate, json_encode(&ep.metadata), json_encode(&ep.headers), json_encode(&ep.secrets),
-                    ep.updated_at, ep.ordered
+                    ep.updated_at, ep.ordered, PayloadFilter::stored(&ep.payload_filter)
                 ])
                 .map_err(|e| conflict_on_unique(e, ENDPOINT_UID_TAKEN))?;
             found(n)?;

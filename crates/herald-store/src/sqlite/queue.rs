@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::route_cache::RouteCache;
 use super::{endpoints, SqliteStore};
 use crate::fair;
-use crate::filters::endpoint_columns_of;
+use crate::filters::{endpoint_columns_of, ENDPOINT_COLUMN_COUNT};
 use crate::{
     endpoint_wants, job_from, next_state, AttemptRecord, DeliveryJob, Endpoint, NextStep, Result,
     REPLAY_MISSING_MAX,
@@ -105,8 +105,8 @@ fn claim_from_endpoint(
                 r.get::<_, i64>(3)?,
                 r.get::<_, Option<String>>(4)?,
                 ep,
-                r.get::<_, Option<u32>>(20)?,
-                r.get::<_, Option<String>>(21)?,
+                r.get::<_, Option<u32>>(5 + ENDPOINT_COLUMN_COUNT)?,
+                r.get::<_, Option<String>>(6 + ENDPOINT_COLUMN_COUNT)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

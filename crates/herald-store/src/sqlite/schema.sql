@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS endpoint (
     failing_since INTEGER,
     -- 1 for ordered delivery; version 4.
     ordered INTEGER NOT NULL DEFAULT 0,
+    -- Version 8: a filter on the payload and headers (JSON), or NULL.
+    payload_filter TEXT,
     UNIQUE (app_id, uid)
 );
 CREATE INDEX IF NOT EXISTS endpoint_by_app ON endpoint(app_id, id);

@@ -3,6 +3,7 @@
 
 mod destinations;
 mod fairness;
+mod filters;
 mod hardening;
 mod helpers;
 mod inbound;

@@ -49,5 +49,8 @@ CREATE TABLE IF NOT EXISTS stream_horizon (
     pos_seq BIGINT NOT NULL
 );
 
+-- An endpoint's filter on the payload and headers (JSON), or NULL.
+ALTER TABLE endpoint ADD COLUMN IF NOT EXISTS payload_filter TEXT;
+
 -- A poller's token reads its destination only.
 ALTER TABLE api_token ADD COLUMN IF NOT EXISTS destination_id TEXT COLLATE "C" REFERENCES destination(id) ON DELETE CASCADE;
