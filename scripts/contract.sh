@@ -39,12 +39,15 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 
-echo "== schemathesis against $bin (every check; isolated: ${HERALD_CONTRACT_ISOLATED:-no})"
+# use_after_free is left out: DELETE of an event type archives it, as in Svix, and this
+# schemathesis does not let one operation off in its stateful runs
+# (tests/contract/schemathesis.toml).
+echo "== schemathesis against $bin (every check but use_after_free; isolated: ${HERALD_CONTRACT_ISOLATED:-no})"
 set +e
 "$venv/bin/schemathesis" --config-file tests/contract/schemathesis.toml run \
     "http://127.0.0.1:$port/api/v1/openapi.json" \
     -H "Authorization: Bearer $token" \
-    --checks all --exclude-operation-id v1.authentication.logout \
+    --checks all --exclude-checks use_after_free --exclude-operation-id v1.authentication.logout \
     --no-color 2>&1 | tee target/contract.txt
 status=${PIPESTATUS[0]}
 set -e
