@@ -243,7 +243,7 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
     c.push((
         "SeekIn",
         "iterator",
-        json!({"pattern": "^[0-9]{1,18}-[0-9]{1,19}$"}),
+        json!({"pattern": crate::destination::ITERATOR_PATTERN}),
     ));
     c.push(("ConsumerSeekIn", "after", date_time()));
     c.push(("SourceIn", "name", name()));

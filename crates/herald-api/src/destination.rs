@@ -73,6 +73,10 @@ impl Kind {
     }
 }
 
+/// What an iterator looks like on the wire (`StreamPos::encode`: two numbers), for the
+/// OpenAPI document; `StreamPos::parse` accepts exactly these.
+pub(crate) const ITERATOR_PATTERN: &str = "^[0-9]{1,18}-[0-9]{1,18}$";
+
 /// Batch sizes a destination may have, and the default.
 pub(crate) const MAX_BATCH_SIZE: i64 = 1_000;
 pub(crate) const DEFAULT_BATCH_SIZE: i64 = 100;

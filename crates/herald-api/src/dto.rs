@@ -60,6 +60,14 @@ impl<T> Patch<T> {
         }
     }
 
+    /// The value a patch sets, if it sets one.
+    pub fn as_set(&self) -> Option<&T> {
+        match self {
+            Patch::Set(v) => Some(v),
+            _ => None,
+        }
+    }
+
     /// Applies the patch to an optional field.
     pub fn apply(self, field: &mut Option<T>) {
         match self {

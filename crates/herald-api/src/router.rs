@@ -222,7 +222,7 @@ const POLL_LIMIT: QueryParam = param(
 );
 const POLL_ITERATOR: QueryParam = param(
     "iterator",
-    QueryKind::Pattern("^[0-9]{1,18}-[0-9]{1,19}$"),
+    QueryKind::Pattern(ITERATOR_PATTERN),
     "read what comes after this iterator (from a previous read or a destination)",
 );
 const POLL_WAIT: QueryParam = param(

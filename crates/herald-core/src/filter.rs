@@ -44,16 +44,16 @@ enum Node {
     Field(String, Cond),
 }
 
+/// `$neq` and `$nin` are kept as `Not(Eq)` and `Not(In)`: a negation holds exactly
+/// when its positive form does not (a missing field included).
 #[derive(Clone, Debug, PartialEq)]
 enum Cond {
     Eq(Value),
-    Neq(Value),
     Gt(Value),
     Gte(Value),
     Lt(Value),
     Lte(Value),
     In(Vec<Value>),
-    Nin(Vec<Value>),
     Exists(bool),
     StartsWith(String),
     EndsWith(String),
@@ -210,7 +210,7 @@ impl Parser {
             self.count(&here)?;
             all.push(match op.as_str() {
                 "$eq" => Cond::Eq(operand.clone()),
-                "$neq" => Cond::Neq(operand.clone()),
+                "$neq" => Cond::Not(Box::new(Cond::Eq(operand.clone()))),
                 "$gt" | "$gte" | "$lt" | "$lte" => {
                     if !(operand.is_number() || operand.is_string()) {
                         return fail(&here, "compares with a number or a string");
@@ -227,10 +227,11 @@ impl Parser {
                     let Value::Array(items) = operand else {
                         return fail(&here, "takes an array of values");
                     };
+                    let within = Cond::In(items.clone());
                     if op == "$in" {
-                        Cond::In(items.clone())
+                        within
                     } else {
-                        Cond::Nin(items.clone())
+                        Cond::Not(Box::new(within))
                     }
                 }
                 "$exists" => match operand {
@@ -309,9 +310,6 @@ fn node_matches(node: &Node, here: &Value) -> bool {
 /// Whether the field's value (`None`: missing) meets the condition.
 fn cond_matches(cond: &Cond, value: Option<&Value>) -> bool {
     match cond {
-        // Negations hold when the positive form does not.
-        Cond::Neq(v) => !cond_matches(&Cond::Eq(v.clone()), value),
-        Cond::Nin(vs) => !cond_matches(&Cond::In(vs.clone()), value),
         Cond::Exists(want) => value.is_some_and(|v| !v.is_null()) == *want,
         Cond::Not(c) => !cond_matches(c, value),
         Cond::All(cs) => cs.iter().all(|c| cond_matches(c, value)),

@@ -325,8 +325,12 @@ pub struct StreamPos {
 }
 
 impl StreamPos {
+    /// The largest `seq` an iterator may hold: 18 digits, so that every iterator's two
+    /// numbers fit an `i64` whatever their digits (no store comes near it).
+    pub const MAX_SEQ: i64 = 999_999_999_999_999_999;
+
     /// The iterator string the API hands out: opaque to clients, stable across
-    /// versions ("<xid>-<seq>" in base 10).
+    /// versions ("<xid>-<seq>" in base 10, at most 18 digits each).
     pub fn encode(self) -> String {
         format!("{}-{}", self.xid, self.seq)
     }
@@ -335,7 +339,7 @@ impl StreamPos {
     pub fn parse(text: &str) -> Option<StreamPos> {
         let (xid, seq) = text.split_once('-')?;
         let digits =
-            |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
+            |s: &str| !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit());
         if !digits(xid) || !digits(seq) {
             return None;
         }

@@ -213,6 +213,12 @@ mod tests {
         let b = StreamPos { xid: 6, seq: 1 };
         assert!(a < b);
         assert_eq!(StreamPos::parse(&a.encode()), Some(a));
+        // The end of a PostgreSQL stream is an iterator like any other.
+        let tail = StreamPos {
+            xid: 1 << 40,
+            seq: StreamPos::MAX_SEQ,
+        };
+        assert_eq!(StreamPos::parse(&tail.encode()), Some(tail));
         for bad in [
             "",
             "5",
@@ -220,7 +226,8 @@ mod tests {
             "a-1",
             "1-",
             "1-2-3",
-            "99999999999999999999-1",
+            "9999999999999999999-1",
+            "1-9223372036854775807",
         ] {
             assert_eq!(StreamPos::parse(bad), None, "{bad}");
         }

@@ -9,26 +9,21 @@ use axum::{Extension, Json};
 use herald_core::secret::Secret;
 use herald_core::time::{now_ms, parse_rfc3339};
 use herald_core::{ids, validate};
-use herald_store::{
-    Destination, DestinationStatus, HttpSinkConfig, StoreError, StoredSecret, StreamPos,
-};
+use herald_store::{Destination, DestinationStatus, HttpSinkConfig, StoreError, StreamPos};
 
+use super::endpoints::{self, DEFAULT_GRACE_SECONDS, MAX_CHANNELS, MAX_GRACE_SECONDS};
 use super::visible_app;
 use crate::destination::*;
-use crate::dto::{ListResponse, Patch, RotateIn};
+use crate::dto::{ListResponse, RotateIn};
 use crate::error::{invalid, ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::state::{ApiState, Caller};
 
 /// Destinations per application, at most.
 pub(crate) const MAX_PER_APP: usize = 50;
-const MAX_CHANNELS: usize = 10;
-const DEFAULT_GRACE_SECONDS: i64 = 86_400;
-const MAX_GRACE_SECONDS: i64 = 604_800;
-const MAX_KEYS: usize = 5;
 
 /// A destination of an application the caller may see. A poller's token sees only its
-/// own destination.
+/// own destination (the auth layer lets it reach its poller's routes and no others).
 pub(crate) async fn visible_destination(
     state: &ApiState,
     caller: &Caller,
@@ -212,15 +207,6 @@ fn open_token(state: &ApiState, d: &Destination) -> ApiResult<String> {
     })
 }
 
-fn refuse_poller_token(caller: &Caller) -> ApiResult<()> {
-    if caller.destination_id.is_some() {
-        return Err(ApiError::Forbidden(
-            "a poller's token only reads its poller".into(),
-        ));
-    }
-    Ok(())
-}
-
 pub async fn list(
     State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
@@ -287,7 +273,8 @@ pub async fn put(
             d.next_retry_at = old.next_retry_at;
             d.failures = old.failures;
             d.status = match d.status {
-                // Enabling a destination Herald stopped starts it again.
+                // A replace that leaves it enabled keeps Herald's own state of it
+                // (retrying, or paused until an operator enables it with PATCH).
                 DestinationStatus::Enabled if old.status != DestinationStatus::Disabled => {
                     old.status
                 }
@@ -315,17 +302,18 @@ pub async fn put(
 /// A replaced destination keeps its secret (a poller its token; a fifoEndpoint its keys
 /// unless the input gave one).
 fn keep_secret(d: &mut Destination, old: &Destination, key_given: bool) {
-    if d.kind == Kind::Polling.name() || !key_given {
-        match (
-            HttpSinkConfig::from_value(&d.config),
-            HttpSinkConfig::from_value(&old.config),
-        ) {
-            (Some(mut new), Some(old_sink)) if d.kind == Kind::Fifo.name() => {
-                new.secrets = old_sink.secrets;
-                d.config = new.to_value();
+    match Kind::parse(&d.kind) {
+        Ok(Kind::Polling) => d.config = old.config.clone(),
+        Ok(Kind::Fifo) if !key_given => {
+            if let (Some(mut sink), Some(old_sink)) = (
+                HttpSinkConfig::from_value(&d.config),
+                HttpSinkConfig::from_value(&old.config),
+            ) {
+                sink.secrets = old_sink.secrets;
+                d.config = sink.to_value();
             }
-            _ => d.config = old.config.clone(),
         }
+        _ => {}
     }
 }
 
@@ -335,7 +323,6 @@ pub async fn patch(
     Path((app_id, destination_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<DestinationPatch>,
 ) -> ApiResult<Json<DestinationOut>> {
-    refuse_poller_token(&caller)?;
     let mut d = visible_destination(&state, &caller, &app_id, &destination_id).await?;
     Kind::parse(&body.kind)?;
     if body.kind != d.kind {
@@ -363,16 +350,12 @@ pub async fn patch(
     if let Some(n) = body.max_wait_secs {
         d.max_wait_secs = n;
     }
-    if let Patch::Set(list) = &body.event_types {
-        check_list_len(
-            Some(list),
-            validate::MAX_EVENT_TYPES_PER_ENDPOINT,
-            "eventTypes",
-        )?;
-    }
-    if let Patch::Set(list) = &body.channels {
-        check_list_len(Some(list), MAX_CHANNELS, "channels")?;
-    }
+    check_list_len(
+        body.event_types.as_set(),
+        validate::MAX_EVENT_TYPES_PER_ENDPOINT,
+        "eventTypes",
+    )?;
+    check_list_len(body.channels.as_set(), MAX_CHANNELS, "channels")?;
     body.event_types.apply(&mut d.event_types);
     d.event_types = filter_list(d.event_types);
     body.channels.apply(&mut d.channels);
@@ -391,7 +374,6 @@ pub async fn delete(
     Extension(caller): Extension<Caller>,
     Path((app_id, destination_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    refuse_poller_token(&caller)?;
     let d = visible_destination(&state, &caller, &app_id, &destination_id).await?;
     state
         .store
@@ -408,21 +390,13 @@ pub async fn secret(
     Extension(caller): Extension<Caller>,
     Path((app_id, destination_id)): Path<(String, String)>,
 ) -> ApiResult<Json<DestinationSecretOut>> {
-    refuse_poller_token(&caller)?;
     let d = visible_destination(&state, &caller, &app_id, &destination_id).await?;
     let key = match Kind::parse(&d.kind)? {
         Kind::Polling => open_token(&state, &d)?,
         Kind::Fifo => {
             let sink = HttpSinkConfig::from_value(&d.config).ok_or(ApiError::Internal)?;
-            let sealed = sink.secrets.first().ok_or(ApiError::Internal)?;
-            let plain = state
-                .config
-                .sealer
-                .open(&sealed.key)
-                .map_err(|_| ApiError::Internal)?;
-            Secret::parse(&plain)
-                .map_err(|_| ApiError::Internal)?
-                .expose()
+            let current = sink.secrets.first().ok_or(ApiError::Internal)?;
+            endpoints::verification_key(&state, &current.key)?
         }
     };
     Ok(Json(DestinationSecretOut { key }))
@@ -438,7 +412,6 @@ pub async fn rotate_secret(
     Path((app_id, destination_id)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<DestinationSecretOut>> {
-    refuse_poller_token(&caller)?;
     let body: RotateIn = if body.iter().all(u8::is_ascii_whitespace) {
         RotateIn::default()
     } else {
@@ -475,25 +448,17 @@ pub async fn rotate_secret(
         }
         Kind::Fifo => {
             let new_key = match &body.key {
-                Some(k) => crate::routes::endpoints::parse_secret(k, "key")?,
+                Some(k) => endpoints::parse_secret(k, "key")?,
                 None => Secret::generate_hmac().expose(),
             };
             let mut sink = HttpSinkConfig::from_value(&d.config).ok_or(ApiError::Internal)?;
-            let mut keys = vec![StoredSecret {
-                key: state.config.sealer.seal(&new_key),
-                expires_at: None,
-            }];
-            for old in sink.secrets.drain(..) {
-                let expires_at = old.expires_at.unwrap_or(now + grace * 1000);
-                if expires_at > now {
-                    keys.push(StoredSecret {
-                        key: old.key,
-                        expires_at: Some(expires_at),
-                    });
-                }
-            }
-            keys.truncate(MAX_KEYS);
-            sink.secrets = keys;
+            sink.secrets = endpoints::rotated_keys(
+                &state,
+                std::mem::take(&mut sink.secrets),
+                &new_key,
+                grace,
+                now,
+            )?;
             d.config = sink.to_value();
             d.updated_at = now;
             state.store.destination_update(d).await?;
@@ -542,7 +507,6 @@ pub async fn seek(
     Path((app_id, destination_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<SeekIn>,
 ) -> ApiResult<Json<DestinationOut>> {
-    refuse_poller_token(&caller)?;
     let d = visible_destination(&state, &caller, &app_id, &destination_id).await?;
     let pos = seek_target(
         &state,

@@ -17,9 +17,9 @@ use crate::error::{invalid, ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::state::{ApiState, Caller};
 
-const MAX_CHANNELS: usize = 10;
-const MAX_GRACE_SECONDS: i64 = 604_800;
-const DEFAULT_GRACE_SECONDS: i64 = 86_400;
+pub(crate) const MAX_CHANNELS: usize = 10;
+pub(crate) const MAX_GRACE_SECONDS: i64 = 604_800;
+pub(crate) const DEFAULT_GRACE_SECONDS: i64 = 86_400;
 /// Keys kept per endpoint (current plus those in a grace period).
 const MAX_KEYS: usize = 5;
 
@@ -379,13 +379,9 @@ pub async fn patch(
         Patch::Clear => ep.payload_filter = None,
         Patch::Set(doc) => ep.payload_filter = Some(payload_filter(doc)?),
     }
-    let set = |p: &Patch<Vec<String>>| match p {
-        Patch::Set(list) => Some(list.clone()),
-        _ => None,
-    };
     check_list_lengths(
-        set(&body.event_types).or(set(&body.filter_types)).as_ref(),
-        set(&body.channels).as_ref(),
+        body.event_types.as_set().or(body.filter_types.as_set()),
+        body.channels.as_set(),
     )?;
     if let (Patch::Set(a), Patch::Set(b)) = (&body.event_types, &body.filter_types) {
         one_field_two_names(Some(a), Some(b))?;
@@ -437,14 +433,47 @@ pub async fn secret(
 ) -> ApiResult<Json<SecretOut>> {
     let (_, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     let current = ep.secrets.first().ok_or(ApiError::Internal)?;
-    let plain = open_key(&state, &current.key)?;
-    let secret = Secret::parse(&plain).map_err(|_| ApiError::Internal)?;
     Ok(Json(SecretOut {
-        key: secret.verification_key(),
+        key: verification_key(&state, &current.key)?,
     }))
 }
 
 /// Replaces the signing key; the old one keeps signing (beside the new) for the grace period.
+/// The signing keys after a rotation to `new_key` (in the clear), newest first: the key
+/// being replaced signs beside it for `grace_secs`, keys already in a grace period keep
+/// theirs, and at most `MAX_KEYS` are kept. Endpoints and HTTP destinations share it.
+pub(crate) fn rotated_keys(
+    state: &ApiState,
+    old_keys: Vec<StoredSecret>,
+    new_key: &str,
+    grace_secs: i64,
+    now: i64,
+) -> ApiResult<Vec<StoredSecret>> {
+    let mut keys = vec![StoredSecret {
+        key: state.config.sealer.seal(new_key),
+        expires_at: None,
+    }];
+    for old in old_keys {
+        let expires_at = old.expires_at.unwrap_or(now + grace_secs * 1000);
+        if expires_at > now && open_key(state, &old.key)? != new_key {
+            keys.push(StoredSecret {
+                key: old.key,
+                expires_at: Some(expires_at),
+            });
+        }
+    }
+    keys.truncate(MAX_KEYS);
+    Ok(keys)
+}
+
+/// What a receiver verifies with, for the current key sealed as `sealed`: the secret
+/// itself for HMAC, the public key for ed25519.
+pub(crate) fn verification_key(state: &ApiState, sealed: &str) -> ApiResult<String> {
+    let plain = open_key(state, sealed)?;
+    let secret = Secret::parse(&plain).map_err(|_| ApiError::Internal)?;
+    Ok(secret.verification_key())
+}
+
 pub async fn rotate_secret(
     State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,
@@ -469,22 +498,13 @@ pub async fn rotate_secret(
     };
     let (_, mut ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
     let now = now_ms();
-    let mut keys = vec![StoredSecret {
-        key: state.config.sealer.seal(&new_key),
-        expires_at: None,
-    }];
-    for old in ep.secrets.drain(..) {
-        // The key being replaced gets the grace period; keys already in one keep theirs.
-        let expires_at = old.expires_at.unwrap_or(now + grace * 1000);
-        if expires_at > now && open_key(&state, &old.key)? != new_key {
-            keys.push(StoredSecret {
-                key: old.key,
-                expires_at: Some(expires_at),
-            });
-        }
-    }
-    keys.truncate(MAX_KEYS);
-    ep.secrets = keys;
+    ep.secrets = rotated_keys(
+        &state,
+        std::mem::take(&mut ep.secrets),
+        &new_key,
+        grace,
+        now,
+    )?;
     ep.updated_at = now;
     state.store.endpoint_update(ep).await?;
     let shown = Secret::parse(&new_key)

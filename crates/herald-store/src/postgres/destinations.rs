@@ -89,7 +89,7 @@ async fn tail(conn: &mut PooledConn<'_>) -> Result<StreamPos> {
     // this; every later message has a larger xid.
     Ok(StreamPos {
         xid: xmin - 1,
-        seq: i64::MAX,
+        seq: StreamPos::MAX_SEQ,
     })
 }
 

@@ -315,57 +315,6 @@ async fn destinations_resume_in_order_after_sigkill() {
 
     // The fifo delivers the rest, in order: the received stream is the sent one, except
     // that the batch in flight at the kill may come again right after the restart.
-    let index: std::collections::HashMap<&str, usize> = sent
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i))
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let order = loop {
-        let order: Vec<usize> = rx
-            .received()
-            .iter()
-            .flat_map(|r| {
-                r.json()
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|m| index[m["id"].as_str().unwrap()])
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        if order
-            .iter()
-            .copied()
-            .collect::<std::collections::HashSet<_>>()
-            .len()
-            == N
-        {
-            break order;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the fifo delivered {} batches",
-            rx.received().len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let mut rewinds = 0;
-    for pair in order.windows(2) {
-        if pair[1] != pair[0] + 1 {
-            rewinds += 1;
-            assert!(
-                pair[1] <= pair[0] && pair[0] - pair[1] < 10,
-                "out of order: {} after {}",
-                pair[1],
-                pair[0]
-            );
-        }
-    }
-    assert!(
-        rewinds <= 1,
-        "only the batch in flight at the kill comes again"
-    );
-    assert_eq!(order[0], 0);
-    assert_eq!(*order.last().unwrap(), N - 1);
+    let order = batch_order(&rx, &sent, Duration::from_secs(60)).await;
+    assert_in_order_with_one_batch_again(&order, 10, sent.len());
 }

@@ -111,7 +111,10 @@ async fn a_fifo_destination_sends_signed_batches_in_order_through_failures() {
         batches[0].1.header("webhook-id"),
         batches[2].1.header("webhook-id")
     );
-    assert!(saw_retrying || batches.len() > 2);
+    assert!(
+        saw_retrying,
+        "the destination said it was retrying while refused"
+    );
     let (_, d) = app.get(&path).await;
     assert_eq!(d["status"], "enabled", "a success ends the retrying: {d}");
     assert_eq!(d["failureReason"], Value::Null);

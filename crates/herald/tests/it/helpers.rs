@@ -427,3 +427,62 @@ pub async fn metrics_at(client: &reqwest::Client, url: &str) -> String {
         .unwrap();
     r.text().await.unwrap()
 }
+
+/// For destination batches (JSON arrays of messages with an `id`): once every message of
+/// `sent` has reached `rx` (bounded by `timeout`), the place in `sent` of each message
+/// received, in the order they arrived.
+pub async fn batch_order(rx: &Receiver, sent: &[String], timeout: Duration) -> Vec<usize> {
+    let index: std::collections::HashMap<&str, usize> = sent
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let order: Vec<usize> = rx
+            .received()
+            .iter()
+            .flat_map(|r| {
+                r.json()
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| index[m["id"].as_str().unwrap()])
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let distinct: std::collections::HashSet<usize> = order.iter().copied().collect();
+        if distinct.len() == sent.len() {
+            return order;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} messages arrived in {} batches",
+            distinct.len(),
+            sent.len(),
+            rx.received().len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `order` (from `batch_order`) runs 0, 1, … to the last message in order, except that
+/// once (after a crash or a takeover) it may step back less than one batch of
+/// `batch_size` messages: the batch in flight then comes again.
+pub fn assert_in_order_with_one_batch_again(order: &[usize], batch_size: usize, messages: usize) {
+    let mut rewinds = 0;
+    for pair in order.windows(2) {
+        if pair[1] != pair[0] + 1 {
+            rewinds += 1;
+            assert!(
+                pair[1] <= pair[0] && pair[0] - pair[1] < batch_size,
+                "out of order: {} after {}",
+                pair[1],
+                pair[0]
+            );
+        }
+    }
+    assert!(rewinds <= 1, "only the batch in flight comes again");
+    assert_eq!(order.first(), Some(&0));
+    assert_eq!(order.last(), Some(&(messages - 1)));
+}
