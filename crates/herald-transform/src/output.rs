@@ -1,0 +1,229 @@
+//! What a handler returned, checked: the JSON text of its return value becomes an
+//! [`Outcome`] or a `BadReturn` error that says what is wrong.
+
+use serde_json::{Map, Value};
+
+use crate::{ErrorKind, Method, Outcome, ScriptError, Webhook};
+
+/// Headers a script may not set: the signature's, and those the HTTP client owns.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+];
+
+const MAX_HEADERS: usize = 32;
+const MAX_HEADER_VALUE: usize = 4096;
+const MAX_URL: usize = 2048;
+
+fn bad(message: impl Into<String>) -> ScriptError {
+    ScriptError::new(ErrorKind::BadReturn, message)
+}
+
+/// `json` is `JSON.stringify` of the return value, `None` when that gave `undefined`.
+pub(crate) fn read(json: Option<&str>) -> Result<Outcome, ScriptError> {
+    let Some(json) = json else {
+        return Err(bad(
+            "handler returned undefined (or a function); it must return the webhook object",
+        ));
+    };
+    let value: Value = serde_json::from_str(json)
+        .map_err(|e| bad(format!("handler's return value is not JSON: {e}")))?;
+    let Value::Object(mut webhook) = value else {
+        return Err(bad(format!(
+            "handler returned {}; it must return the webhook object",
+            kind_of(&value)
+        )));
+    };
+    match webhook.get("cancel") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(Value::Bool(true)) => return Ok(Outcome::Cancel),
+        Some(other) => {
+            return Err(bad(format!(
+                "webhook.cancel must be true or false, not {}",
+                kind_of(other)
+            )))
+        }
+    }
+    let method = match webhook.get("method") {
+        Some(Value::String(m)) if m.eq_ignore_ascii_case("POST") => Method::Post,
+        Some(Value::String(m)) if m.eq_ignore_ascii_case("PUT") => Method::Put,
+        Some(other) => {
+            return Err(bad(format!(
+                "webhook.method must be \"POST\" or \"PUT\", not {}",
+                short(other)
+            )))
+        }
+        None => return Err(bad("webhook.method is missing")),
+    };
+    let url = match webhook.get("url") {
+        Some(Value::String(u)) if u.len() > MAX_URL => {
+            return Err(bad(format!("webhook.url is longer than {MAX_URL} bytes")))
+        }
+        Some(Value::String(u)) if u.starts_with("https://") || u.starts_with("http://") => {
+            u.clone()
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "webhook.url must be an http or https URL, not {}",
+                short(other)
+            )))
+        }
+        None => return Err(bad("webhook.url is missing")),
+    };
+    let payload = match webhook.remove("payload") {
+        Some(payload) => serde_json::to_string(&payload).expect("a JSON value serializes"),
+        None => {
+            return Err(bad(
+                "webhook.payload is missing (set it to the body to send)",
+            ))
+        }
+    };
+    let headers = match webhook.get("headers") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(h)) => headers(h)?,
+        Some(other) => {
+            return Err(bad(format!(
+                "webhook.headers must be an object of strings, not {}",
+                kind_of(other)
+            )))
+        }
+    };
+    Ok(Outcome::Send(Webhook {
+        method,
+        url,
+        payload,
+        headers,
+    }))
+}
+
+fn headers(h: &Map<String, Value>) -> Result<Vec<(String, String)>, ScriptError> {
+    if h.len() > MAX_HEADERS {
+        return Err(bad(format!(
+            "webhook.headers has more than {MAX_HEADERS} headers"
+        )));
+    }
+    let mut out = Vec::with_capacity(h.len());
+    for (name, value) in h {
+        let valid_name = !name.is_empty()
+            && name.len() <= 256
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !valid_name {
+            return Err(bad(format!(
+                "webhook.headers: {name:?} is not a header name"
+            )));
+        }
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) {
+            return Err(bad(format!(
+                "webhook.headers: {name} is set by Herald and may not be changed"
+            )));
+        }
+        let Value::String(value) = value else {
+            return Err(bad(format!(
+                "webhook.headers.{name} must be a string, not {}",
+                kind_of(value)
+            )));
+        };
+        if value.len() > MAX_HEADER_VALUE || value.chars().any(|c| matches!(c, '\r' | '\n' | '\0'))
+        {
+            return Err(bad(format!(
+                "webhook.headers.{name} must be at most {MAX_HEADER_VALUE} bytes without line breaks"
+            )));
+        }
+        out.push((lower, value.clone()));
+    }
+    Ok(out)
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A value as it may be quoted in an error: short ones whole, others by kind.
+fn short(v: &Value) -> String {
+    match v {
+        Value::String(s) if s.len() <= 40 => format!("{s:?}"),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => kind_of(other).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webhook(extra: &str) -> String {
+        format!(r#"{{"method":"POST","url":"https://example.com/a","payload":{{"a":1}}{extra}}}"#)
+    }
+
+    #[test]
+    fn a_webhook_reads_back_with_its_headers_in_lower_case() {
+        let out = read(Some(&webhook(r#","headers":{"X-Kind":"a"}"#))).unwrap();
+        assert_eq!(
+            out,
+            Outcome::Send(Webhook {
+                method: Method::Post,
+                url: "https://example.com/a".into(),
+                payload: r#"{"a":1}"#.into(),
+                headers: vec![("x-kind".into(), "a".into())],
+            })
+        );
+    }
+
+    #[test]
+    fn cancel_wins_over_everything_else() {
+        assert_eq!(read(Some(r#"{"cancel":true}"#)).unwrap(), Outcome::Cancel);
+    }
+
+    #[test]
+    fn wrong_shapes_say_what_is_wrong() {
+        let cases = [
+            (None, "returned undefined"),
+            (Some("5".to_string()), "returned a number"),
+            (
+                Some(r#"{"url":"https://x","payload":1}"#.to_string()),
+                "method is missing",
+            ),
+            (Some(webhook("").replace("POST", "GET")), "\"GET\""),
+            (
+                Some(webhook("").replace("https://example.com/a", "ftp://x")),
+                "http or https",
+            ),
+            (
+                Some(r#"{"method":"PUT","url":"https://x"}"#.to_string()),
+                "payload is missing",
+            ),
+            (
+                Some(webhook(r#","headers":{"webhook-signature":"x"}"#)),
+                "set by Herald",
+            ),
+            (
+                Some(webhook(r#","headers":{"a b":"x"}"#)),
+                "not a header name",
+            ),
+            (Some(webhook(r#","headers":{"x":"a\nb"}"#)), "line breaks"),
+            (Some(webhook(r#","headers":{"x":1}"#)), "must be a string"),
+            (Some(webhook(r#","cancel":"yes""#)), "true or false"),
+        ];
+        for (json, expected) in cases {
+            let err = read(json.as_deref()).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::BadReturn, "{json:?}");
+            assert!(err.message.contains(expected), "{json:?}: {}", err.message);
+        }
+    }
+}
