@@ -406,6 +406,7 @@ async fn check_http_sink(
         secrets: Vec::new(),
         ordered: false,
         payload_filter: None,
+        transformation: None,
         created_at: 0,
         updated_at: 0,
     };

@@ -630,14 +630,14 @@ pub struct MessageEndpointOut {
     pub next_attempt: Option<String>,
 }
 
-/// The API's number for a delivery status (canceled shows as failed).
+/// The API's number for a delivery status (Svix's `MessageStatus`).
 pub fn status_code(s: DeliveryStatus) -> (i64, &'static str) {
     match s {
         DeliveryStatus::Succeeded => (0, "success"),
         DeliveryStatus::Pending => (1, "pending"),
         DeliveryStatus::Failed => (2, "fail"),
         DeliveryStatus::Sending => (3, "sending"),
-        DeliveryStatus::Canceled => (2, "fail"),
+        DeliveryStatus::Canceled => (4, "canceled"),
     }
 }
 

@@ -292,6 +292,7 @@ async fn session_endpoint(state: &ApiState, app: &Application, name: &str) -> Ap
         }],
         ordered: false,
         payload_filter: None,
+        transformation: None,
         created_at: now,
         updated_at: now,
     };

@@ -20,7 +20,7 @@ use crate::openapi::{
 };
 use crate::routes::{
     apps, attempts, auth, destinations, endpoints, event_types, health, messages, pollers, sources,
-    tasks,
+    tasks, transformations,
 };
 use crate::state::{ApiState, Caller};
 
@@ -143,8 +143,8 @@ const EVENT_TYPES: QueryParam = param(
 const WITH_CONTENT: QueryParam = param("with_content", QueryKind::Bool, "include the payloads");
 const DELIVERY_STATUS: QueryParam = param(
     "status",
-    QueryKind::IntOf(&[0, 1, 2, 3]),
-    "0 succeeded, 1 pending, 2 failed, 3 sending",
+    QueryKind::IntOf(&[0, 1, 2, 3, 4]),
+    "0 succeeded, 1 pending, 2 failed, 3 sending, 4 canceled",
 );
 const MESSAGE_QUERY: &[QueryParam] = &[CHANNEL, BEFORE, AFTER, EVENT_TYPES, WITH_CONTENT];
 const ENDPOINT_MESSAGE_QUERY: &[QueryParam] = &[
@@ -344,6 +344,12 @@ fn routes() -> Vec<Route> {
             .body(schema_of::<HeadersIn>).empty(204),
         route(PATCH, "/app/{app_id}/endpoint/{endpoint_id}/headers", "v1.endpoint.patch-headers", "Set or (with null) remove custom headers", EP, patch(endpoints::patch_headers))
             .body(schema_of::<HeadersPatchIn>).empty(204),
+        route(GET, "/app/{app_id}/endpoint/{endpoint_id}/transformation", "v1.endpoint.get-transformation", "The endpoint's JavaScript transformation", EP, get(transformations::get))
+            .returns(200, schema_of::<transformations::TransformationOut>),
+        route(PATCH, "/app/{app_id}/endpoint/{endpoint_id}/transformation", "v1.endpoint.patch-transformation", "Set the endpoint's transformation (code, enabled, variables); code is checked before it is saved, and setting it switches the transformation on unless enabled says otherwise", EP, patch(transformations::patch))
+            .body(schema_of::<transformations::TransformationPatch>).empty(204),
+        route(POST, "/app/{app_id}/endpoint/{endpoint_id}/transformation/try", "v1.endpoint.try-transformation", "Herald extension: run code on a payload (or the event type's example) as a delivery to this endpoint would, without saving it", EP, post(transformations::try_code))
+            .body(schema_of::<transformations::TransformationTryIn>).returns(200, schema_of::<transformations::TransformationTryOut>),
         route(GET, "/app/{app_id}/endpoint/{endpoint_id}/stats", "v1.endpoint.get-stats", "Delivery counts by status (?since&until)", EP, get(endpoints::stats)).query(STATS_QUERY)
             .returns(200, schema_of::<StatsOut>),
         route(POST, "/app/{app_id}/endpoint/{endpoint_id}/send-example", "v1.endpoint.send-example", "Send an example event to this endpoint only", EP, post(endpoints::send_example))

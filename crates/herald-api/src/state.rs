@@ -81,6 +81,9 @@ pub struct ApiConfig {
     pub stream_signal: Arc<Notify>,
     /// The longest a long poll waits, whatever its `wait` asks (at most 30 s).
     pub poll_max_wait: Duration,
+    /// The threads that run transformations (shared with the engine): the API checks
+    /// scripts before saving them and runs the try route on them.
+    pub transforms: herald_transform::Pool,
 }
 
 impl Default for ApiConfig {
@@ -104,6 +107,7 @@ impl Default for ApiConfig {
             ui: Default::default(),
             stream_signal: Default::default(),
             poll_max_wait: Duration::from_secs(30),
+            transforms: Default::default(),
         }
     }
 }

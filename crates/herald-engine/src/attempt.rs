@@ -13,6 +13,7 @@ use herald_store::{Attempt, AttemptRecord, DeliveryJob, NextStep, StoreError, Tr
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use crate::gate::{Gate, Place, Slot};
+use crate::transform::Transformed;
 use crate::Engine;
 
 /// What the receiver did with one request.
@@ -122,7 +123,33 @@ impl Engine {
             tracing::debug!(msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, "lease too short to attempt; leaving it to the scheduler");
             return;
         }
-        let outcome = self.send(job, started_at / 1000).await;
+        let (outcome, changed) = if job.transformation.is_some() {
+            match self.transform(job).await {
+                Transformed::Send(changed, method) => (
+                    self.send(&changed, started_at / 1000, method).await,
+                    Some(changed),
+                ),
+                Transformed::Cancel(took) => {
+                    let outcome = AttemptOutcome {
+                        status_code: 0,
+                        response: "canceled by the endpoint's transformation (cancel: true); nothing was sent".into(),
+                        duration: took,
+                        retry_after: None,
+                    };
+                    self.record(job, started_at, outcome, NextStep::Canceled);
+                    return;
+                }
+                Transformed::Failed(outcome) => (outcome, None),
+            }
+        } else {
+            (
+                self.send(job, started_at / 1000, reqwest::Method::POST)
+                    .await,
+                None,
+            )
+        };
+        // The attempt is logged with what was sent (the transformed URL).
+        let job = changed.as_deref().unwrap_or(job);
         gate.attempt_ended(outcome.duration, outcome.succeeded());
         let counted = match outcome.status_code {
             200..=299 => Outcome::Success,
@@ -150,7 +177,11 @@ impl Engine {
             endpoint_id: job.endpoint_id.clone(),
             app_id: job.app_id.clone(),
             url: job.url.clone(),
-            status: if outcome.succeeded() { 0 } else { 2 },
+            status: match next {
+                NextStep::Canceled => 4,
+                _ if outcome.succeeded() => 0,
+                _ => 2,
+            },
             response_status_code: i64::from(outcome.status_code),
             response: outcome.response,
             response_duration_ms: outcome.duration.as_millis() as i64,
@@ -331,7 +362,12 @@ impl Engine {
         }
     }
 
-    async fn send(&self, job: &DeliveryJob, timestamp: i64) -> AttemptOutcome {
+    async fn send(
+        &self,
+        job: &DeliveryJob,
+        timestamp: i64,
+        method: reqwest::Method,
+    ) -> AttemptOutcome {
         let config = &self.inner.config;
         let mut secrets: Vec<Arc<Secret>> = Vec::with_capacity(job.secrets.len());
         for sealed in &job.secrets {
@@ -382,7 +418,7 @@ impl Engine {
                 }
             }
         };
-        let mut request = self.inner.client.post(url);
+        let mut request = self.inner.client.request(method, url);
         for (name, value) in headers {
             request = request.header(name, value);
         }

@@ -10,6 +10,7 @@ pub mod guard;
 mod opened;
 pub mod otlp;
 mod scheduler;
+mod transform;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -84,6 +85,9 @@ pub struct EngineConfig {
     /// Woken when this node commits a message (the API holds the other end), so that
     /// destinations waiting at the end of their stream send it at once.
     pub stream_signal: Arc<Notify>,
+    /// The threads that run endpoints' transformations (shared with the API, which
+    /// checks and tries scripts).
+    pub transforms: herald_transform::Pool,
 }
 
 impl Default for EngineConfig {
@@ -109,6 +113,7 @@ impl Default for EngineConfig {
             operational_app_id: None,
             spans: None,
             stream_signal: Arc::default(),
+            transforms: Default::default(),
         }
     }
 }

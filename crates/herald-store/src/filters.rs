@@ -73,11 +73,11 @@ pub(crate) const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.app_i
 
 pub(crate) const ENDPOINT_COLUMNS: &str =
     "id, app_id, uid, url, description, disabled, event_types, channels, \
-     throttle_rate, metadata, headers, secrets, created_at, updated_at, ordered, payload_filter";
+     throttle_rate, metadata, headers, secrets, created_at, updated_at, ordered, payload_filter, transformation";
 
 /// How many columns `ENDPOINT_COLUMNS` names (what a statement selects after them starts
 /// at this offset from where they start).
-pub(crate) const ENDPOINT_COLUMN_COUNT: usize = 16;
+pub(crate) const ENDPOINT_COLUMN_COUNT: usize = 17;
 
 /// `ENDPOINT_COLUMNS` qualified by a table alias.
 pub(crate) fn endpoint_columns_of(alias: &str) -> String {

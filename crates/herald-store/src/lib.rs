@@ -236,6 +236,13 @@ pub trait Endpoints: Send + Sync {
     /// Replaces every mutable field of the endpoint with `ep.id`.
     async fn endpoint_update(&self, ep: Endpoint) -> Result<Endpoint>;
     async fn endpoint_delete(&self, id: &str) -> Result<()>;
+    /// Sets an endpoint's transformation (`None` removes it). Only this writes it:
+    /// `endpoint_update` leaves it as it is.
+    async fn endpoint_set_transformation(
+        &self,
+        endpoint_id: &str,
+        transformation: Option<Transformation>,
+    ) -> Result<()>;
     /// Delivery counts by status for deliveries created in [since, until).
     async fn endpoint_stats(
         &self,
@@ -500,6 +507,7 @@ pub(crate) fn job_from(
     ep: &Endpoint,
     delivery_id: i64,
     msg_id: String,
+    event_type: String,
     payload: Option<String>,
     message_headers: Option<String>,
     attempts: u32,
@@ -512,6 +520,8 @@ pub(crate) fn job_from(
         msg_id,
         app_id: ep.app_id.clone(),
         endpoint_id: ep.id.clone(),
+        event_type,
+        transformation: crate::Transformation::active(&ep.transformation),
         url: ep.url.clone(),
         // An expunged payload is sent as an empty object rather than not at all.
         payload: Arc::from(payload.as_deref().unwrap_or("{}")),
@@ -596,6 +606,7 @@ pub(crate) fn next_state(next: NextStep) -> (i64, Option<i64>) {
         NextStep::Succeeded => (0, None),
         NextStep::RetryAt(t) => (1, Some(t)),
         NextStep::Failed | NextStep::FailedAndDisableEndpoint => (2, None),
+        NextStep::Canceled => (4, None),
     }
 }
 

@@ -43,6 +43,9 @@ pub struct Endpoint {
     pub ordered: bool,
     /// Only messages whose payload and headers pass this filter get a delivery.
     pub payload_filter: Option<PayloadFilter>,
+    /// The endpoint's JavaScript transformation. Read with the endpoint; written only
+    /// by `endpoint_set_transformation`, never by `endpoint_update`.
+    pub transformation: Option<std::sync::Arc<Transformation>>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -56,6 +59,36 @@ impl Endpoint {
             .filter(|s| s.expires_at.is_none_or(|t| t > now))
             .map(|s| s.key.clone())
             .collect()
+    }
+}
+
+/// An endpoint's transformation: a script with `function handler(webhook)`
+/// (`herald-transform`), switched on and off without losing the code.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Transformation {
+    pub code: Option<String>,
+    pub enabled: bool,
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+    pub updated_at: i64,
+}
+
+impl Transformation {
+    /// The script to run for a delivery, when there is one and it is on.
+    pub fn active(
+        this: &Option<std::sync::Arc<Transformation>>,
+    ) -> Option<std::sync::Arc<Transformation>> {
+        this.as_ref()
+            .filter(|t| t.enabled && t.code.as_deref().is_some_and(|c| !c.trim().is_empty()))
+            .cloned()
+    }
+
+    pub(crate) fn from_stored(text: Option<&str>) -> Option<std::sync::Arc<Transformation>> {
+        serde_json::from_str(text?).ok().map(std::sync::Arc::new)
+    }
+
+    pub(crate) fn stored(this: Option<&Transformation>) -> Option<String> {
+        this.map(|t| serde_json::to_string(t).expect("plain data serializes"))
     }
 }
 
@@ -174,7 +207,7 @@ pub struct Attempt {
     pub endpoint_id: String,
     pub app_id: String,
     pub url: String,
-    /// 0 success, 2 fail.
+    /// 0 success, 2 fail, 4 canceled (by the endpoint's transformation).
     pub status: i64,
     /// 0 when no HTTP response arrived.
     pub response_status_code: i64,
@@ -192,6 +225,9 @@ pub struct DeliveryJob {
     pub msg_id: String,
     pub app_id: String,
     pub endpoint_id: String,
+    pub event_type: String,
+    /// The endpoint's transformation, when it has one switched on.
+    pub transformation: Option<std::sync::Arc<Transformation>>,
     pub url: String,
     pub payload: std::sync::Arc<str>,
     pub headers: Vec<(String, String)>,
@@ -217,6 +253,8 @@ pub enum NextStep {
     Failed,
     /// The receiver answered 410 Gone: fail and disable the endpoint.
     FailedAndDisableEndpoint,
+    /// The endpoint's transformation cancelled the delivery: nothing was sent.
+    Canceled,
 }
 
 /// One finished attempt and what happens to its delivery next.

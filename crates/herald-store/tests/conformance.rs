@@ -185,6 +185,7 @@ fn endpoint(app_id: &str, id: &str, event_types: Option<&[&str]>) -> Endpoint {
         updated_at: T0,
         ordered: false,
         payload_filter: None,
+        transformation: None,
     }
 }
 

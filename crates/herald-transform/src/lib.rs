@@ -27,7 +27,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use output::RESERVED_HEADERS;
-pub use pool::Pool;
+pub use pool::{Pool, Request};
 pub use sandbox::Sandbox;
 
 /// The longest script accepted, in bytes.

@@ -24,8 +24,10 @@ fn bad(message: impl Into<String>) -> ScriptError {
     ScriptError::new(ErrorKind::BadReturn, message)
 }
 
-/// `json` is `JSON.stringify` of the return value, `None` when that gave `undefined`.
-pub(crate) fn read(json: Option<&str>) -> Result<Outcome, ScriptError> {
+/// `json` is `JSON.stringify` of the return value, `None` when that gave `undefined`;
+/// `original_url` is the URL the script was given, which it may always return (a
+/// `herald listen` session's URL is not http).
+pub(crate) fn read(json: Option<&str>, original_url: &str) -> Result<Outcome, ScriptError> {
     let Some(json) = json else {
         return Err(bad(
             "handler returned undefined (or a function); it must return the webhook object",
@@ -64,7 +66,9 @@ pub(crate) fn read(json: Option<&str>) -> Result<Outcome, ScriptError> {
         Some(Value::String(u)) if u.len() > MAX_URL => {
             return Err(bad(format!("webhook.url is longer than {MAX_URL} bytes")))
         }
-        Some(Value::String(u)) if u.starts_with("https://") || u.starts_with("http://") => {
+        Some(Value::String(u))
+            if u == original_url || u.starts_with("https://") || u.starts_with("http://") =>
+        {
             u.clone()
         }
         Some(other) => {
@@ -167,13 +171,25 @@ fn short(v: &Value) -> String {
 mod tests {
     use super::*;
 
+    fn read_(json: Option<&str>) -> Result<Outcome, ScriptError> {
+        read(json, "herald-listen:ep_1")
+    }
+
+    #[test]
+    fn the_url_given_may_come_back_whatever_its_scheme() {
+        let json = r#"{"method":"POST","url":"herald-listen:ep_1","payload":{}}"#;
+        assert!(read_(Some(json)).is_ok());
+        let json = r#"{"method":"POST","url":"herald-listen:ep_2","payload":{}}"#;
+        assert!(read_(Some(json)).is_err());
+    }
+
     fn webhook(extra: &str) -> String {
         format!(r#"{{"method":"POST","url":"https://example.com/a","payload":{{"a":1}}{extra}}}"#)
     }
 
     #[test]
     fn a_webhook_reads_back_with_its_headers_in_lower_case() {
-        let out = read(Some(&webhook(r#","headers":{"X-Kind":"a"}"#))).unwrap();
+        let out = read_(Some(&webhook(r#","headers":{"X-Kind":"a"}"#))).unwrap();
         assert_eq!(
             out,
             Outcome::Send(Webhook {
@@ -187,7 +203,7 @@ mod tests {
 
     #[test]
     fn cancel_wins_over_everything_else() {
-        assert_eq!(read(Some(r#"{"cancel":true}"#)).unwrap(), Outcome::Cancel);
+        assert_eq!(read_(Some(r#"{"cancel":true}"#)).unwrap(), Outcome::Cancel);
     }
 
     #[test]
@@ -221,7 +237,7 @@ mod tests {
             (Some(webhook(r#","cancel":"yes""#)), "true or false"),
         ];
         for (json, expected) in cases {
-            let err = read(json.as_deref()).unwrap_err();
+            let err = read_(json.as_deref()).unwrap_err();
             assert_eq!(err.kind, ErrorKind::BadReturn, "{json:?}");
             assert!(err.message.contains(expected), "{json:?}: {}", err.message);
         }

@@ -2,15 +2,21 @@
 //!
 //! QuickJS runtimes belong to the thread that made them, so each worker thread keeps
 //! one `Sandbox` and takes runs from a shared queue. A script that burns its whole CPU
-//! limit occupies one thread for that long; so that one endpoint's bad script cannot
-//! take every thread, runs of the same key (an endpoint) go one at a time ("lanes"):
-//! an endpoint holds at most one thread, and the others keep serving everyone else.
+//! limit occupies one thread for that long; two rules keep such scripts from taking
+//! every thread:
+//! - runs of the same key (an endpoint) go one at a time ("lanes"): an endpoint holds
+//!   at most one thread;
+//! - a lane whose run was heavy (it hit a limit, or took a fifth of the CPU limit) is
+//!   marked heavy for a minute, and heavy lanes together hold at most all threads but
+//!   one (one, on two threads); so however many endpoints run bad scripts, a thread is
+//!   left to everyone else, who never queue behind more than one heavy run per thread.
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::{ErrorKind, Input, Limits, Method, Outcome, Sandbox, ScriptError};
 
@@ -25,46 +31,83 @@ pub struct Request {
     pub variables: Arc<BTreeMap<String, String>>,
 }
 
-struct Job {
-    request: Request,
-    reply: oneshot::Sender<Result<Outcome, ScriptError>>,
-}
+/// What a worker thread does with its engine; the job answers its caller itself.
+type Job = Box<dyn FnOnce(&Sandbox) -> Result<(), ScriptError> + Send>;
 
 /// The native stack of a worker thread: far above the JavaScript stack limit, so that
 /// QuickJS's own check is always the one that stops deep recursion.
 const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
 
-/// A fixed set of script threads. Cheap to clone.
+/// A fixed set of script threads, started at the first run (a server whose endpoints
+/// have no transformation never starts them). Cheap to clone.
 #[derive(Clone)]
 pub struct Pool {
-    jobs: mpsc::Sender<Job>,
+    jobs: Arc<OnceLock<mpsc::Sender<Job>>>,
     lanes: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Lanes whose last heavy run was recently, until when they count as heavy.
+    heavy_lanes: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Permits for heavy lanes' runs: all threads but one.
+    heavy_permits: Arc<Semaphore>,
     threads: usize,
+    limits: Limits,
+}
+
+/// How long a lane stays heavy after a heavy run.
+const HEAVY_FOR: Duration = Duration::from_secs(60);
+/// Heavy lanes remembered at most (the oldest are forgotten first).
+const MAX_HEAVY_LANES: usize = 10_000;
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("threads", &self.threads)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Default for Pool {
+    fn default() -> Self {
+        Pool::new(1, Limits::default())
+    }
 }
 
 impl Pool {
-    /// Starts `threads` worker threads (at least one), each with its own engine.
+    /// A pool of `threads` worker threads (at least one), each with its own engine.
     pub fn new(threads: usize, limits: Limits) -> Pool {
         let threads = threads.max(1);
-        let (jobs, receiver) = mpsc::channel::<Job>(1024);
-        let receiver = Arc::new(Mutex::new(receiver));
-        for n in 0..threads {
-            let receiver = receiver.clone();
-            std::thread::Builder::new()
-                .name(format!("herald-js-{n}"))
-                .stack_size(THREAD_STACK_BYTES)
-                .spawn(move || work(&receiver, limits))
-                .expect("a script thread starts");
-        }
         Pool {
-            jobs,
+            jobs: Arc::default(),
             lanes: Arc::default(),
+            heavy_lanes: Arc::default(),
+            heavy_permits: Arc::new(Semaphore::new((threads - 1).max(1))),
             threads,
+            limits,
         }
     }
 
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    fn jobs(&self) -> &mpsc::Sender<Job> {
+        self.jobs.get_or_init(|| {
+            let (jobs, receiver) = mpsc::channel::<Job>(1024);
+            let receiver = Arc::new(Mutex::new(receiver));
+            for n in 0..self.threads {
+                let (receiver, limits) = (receiver.clone(), self.limits);
+                std::thread::Builder::new()
+                    .name(format!("herald-js-{n}"))
+                    .stack_size(THREAD_STACK_BYTES)
+                    .spawn(move || work(&receiver, limits))
+                    .expect("a script thread starts");
+            }
+            jobs
+        })
     }
 
     /// Runs a script. Runs with the same `lane` (an endpoint's id) wait for each other;
@@ -79,7 +122,18 @@ impl Pool {
         };
         let result = {
             let _held = turn.lock().await;
-            self.dispatch(request).await
+            let _heavy = if self.is_heavy(lane) {
+                self.heavy_permits.acquire().await.ok()
+            } else {
+                None
+            };
+            let started = Instant::now();
+            let result = self.dispatch(request).await;
+            let hit_a_limit = matches!(&result, Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Memory));
+            if hit_a_limit || started.elapsed() >= self.limits.cpu / 5 {
+                self.mark_heavy(lane);
+            }
+            result
         };
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
         // The map's reference and ours: nobody else waits in this lane, so it goes.
@@ -89,13 +143,70 @@ impl Pool {
         result
     }
 
+    fn is_heavy(&self, lane: &str) -> bool {
+        let heavy = self.heavy_lanes.lock().unwrap_or_else(|p| p.into_inner());
+        heavy.get(lane).is_some_and(|until| *until > Instant::now())
+    }
+
+    fn mark_heavy(&self, lane: &str) {
+        let mut heavy = self.heavy_lanes.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if heavy.len() >= MAX_HEAVY_LANES {
+            heavy.retain(|_, until| *until > now);
+            if heavy.len() >= MAX_HEAVY_LANES {
+                let oldest = heavy
+                    .iter()
+                    .min_by_key(|(_, until)| **until)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    heavy.remove(&oldest);
+                }
+            }
+        }
+        heavy.insert(lane.to_string(), now + HEAVY_FOR);
+    }
+
+    /// Checks code before it is saved: it parses, its top level runs within the
+    /// limits, and it declares `handler`.
+    pub async fn check(&self, code: Arc<str>) -> Result<(), ScriptError> {
+        self.on_a_thread(move |sandbox| sandbox.check(&code)).await
+    }
+
     async fn dispatch(&self, request: Request) -> Result<Outcome, ScriptError> {
+        self.on_a_thread(move |sandbox| {
+            let input = Input {
+                method: request.method,
+                url: &request.url,
+                event_type: &request.event_type,
+                payload: &request.payload,
+                variables: &request.variables,
+            };
+            sandbox.run(&request.code, &input)
+        })
+        .await
+    }
+
+    async fn on_a_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Sandbox) -> Result<T, ScriptError> + Send + 'static,
+    ) -> Result<T, ScriptError> {
         let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |sandbox| {
+            let result = catch_unwind(AssertUnwindSafe(|| work(sandbox))).unwrap_or_else(|_| {
+                Err(ScriptError::new(
+                    ErrorKind::Internal,
+                    "the script engine failed on this script",
+                ))
+            });
+            let failed = matches!(&result, Err(e) if e.kind == ErrorKind::Internal);
+            let _ = reply.send(result);
+            if failed {
+                return Err(ScriptError::new(ErrorKind::Internal, "engine failed"));
+            }
+            Ok(())
+        });
         let stopped = || ScriptError::new(ErrorKind::Internal, "the script threads have stopped");
-        self.jobs
-            .send(Job { request, reply })
-            .await
-            .map_err(|_| stopped())?;
+        self.jobs().send(job).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -112,34 +223,23 @@ fn work(receiver: &Mutex<mpsc::Receiver<Job>>, limits: Limits) {
             let mut receiver = receiver.lock().unwrap_or_else(|p| p.into_inner());
             receiver.blocking_recv()
         };
-        let Some(Job { request, reply }) = job else {
+        let Some(job) = job else {
             return;
         };
-        let result = match &sandbox {
+        match &sandbox {
             Ok(engine) => {
-                let input = Input {
-                    method: request.method,
-                    url: &request.url,
-                    event_type: &request.event_type,
-                    payload: &request.payload,
-                    variables: &request.variables,
-                };
-                catch_unwind(AssertUnwindSafe(|| engine.run(&request.code, &input))).unwrap_or_else(
-                    |_| {
-                        Err(ScriptError::new(
-                            ErrorKind::Internal,
-                            "the script engine failed on this script",
-                        ))
-                    },
-                )
+                if job(engine).is_err() {
+                    // Start again from a new engine rather than trust one that failed.
+                    sandbox = Sandbox::new(limits);
+                }
             }
-            Err(e) => Err(e.clone()),
-        };
-        if matches!(&result, Err(e) if e.kind == ErrorKind::Internal) {
-            // Start again from a new engine rather than trust one that failed.
-            sandbox = Sandbox::new(limits);
+            Err(_) => {
+                // No engine could be made: try again for the next job. The job is
+                // dropped unrun, and its caller hears that the threads stopped.
+                drop(job);
+                sandbox = Sandbox::new(limits);
+            }
         }
-        let _ = reply.send(result);
     }
 }
 
@@ -198,5 +298,48 @@ mod tests {
             "healthy runs took {healthy:?}"
         );
         assert_eq!(pool.open_lanes(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_endpoints_with_endless_loops_still_leave_a_thread_to_everyone_else() {
+        let pool = Pool::new(2, Limits::default());
+        let endless = "function handler(w) { while (true) {} }";
+        // Each bad endpoint's first run shows it is heavy...
+        for n in 0..4 {
+            let lane = format!("ep_bad_{n}");
+            assert!(pool.run(Some(&lane), request(endless)).await.is_err());
+        }
+        // ...so that five more runs of each (a second of CPU in all) hold one thread,
+        // and the healthy lane has the other.
+        let mut hostile = Vec::new();
+        for n in 0..4 {
+            for _ in 0..5 {
+                let pool = pool.clone();
+                let lane = format!("ep_bad_{n}");
+                hostile.push(tokio::spawn(async move {
+                    pool.run(Some(&lane), request(endless)).await
+                }));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let started = Instant::now();
+        for _ in 0..20 {
+            let out = pool
+                .run(
+                    Some("ep_good"),
+                    request("function handler(w) { return w; }"),
+                )
+                .await
+                .unwrap();
+            assert!(matches!(out, Outcome::Send(_)));
+        }
+        let healthy = started.elapsed();
+        for h in hostile {
+            assert_eq!(h.await.unwrap().unwrap_err().kind, ErrorKind::Timeout);
+        }
+        assert!(
+            healthy < Duration::from_millis(400),
+            "healthy runs took {healthy:?}"
+        );
     }
 }

@@ -64,8 +64,30 @@ impl Sandbox {
         })
     }
 
+    /// Evaluates `code` in a fresh realm and checks it declares `handler`.
+    pub fn check(&self, code: &str) -> Result<(), ScriptError> {
+        let input = Input {
+            method: crate::Method::Post,
+            url: "",
+            event_type: "",
+            payload: "null",
+            variables: &std::collections::BTreeMap::new(),
+        };
+        self.run_inner(code, &input, false).map(|_| ())
+    }
+
     /// Runs `code`'s handler on `input`.
     pub fn run(&self, code: &str, input: &Input<'_>) -> Result<Outcome, ScriptError> {
+        self.run_inner(code, input, true)
+            .map(|o| o.expect("a run that calls the handler has an outcome"))
+    }
+
+    fn run_inner(
+        &self,
+        code: &str,
+        input: &Input<'_>,
+        call: bool,
+    ) -> Result<Option<Outcome>, ScriptError> {
         if code.len() > MAX_CODE_BYTES {
             return Err(ScriptError::new(
                 ErrorKind::Compile,
@@ -83,11 +105,13 @@ impl Sandbox {
         self.interrupted.set(false);
         self.deadline
             .set(thread_cpu_ns().saturating_add(self.limits.cpu.as_nanos() as u64));
-        let returned = self.run_in_fresh_realm(code, &webhook, &variables);
+        let returned = self.run_in_fresh_realm(code, &webhook, &variables, call);
         self.deadline.set(u64::MAX);
         // Whatever the run left behind goes now, not in the middle of the next one.
         self.runtime.run_gc();
-        let json = returned?;
+        let Some(json) = returned? else {
+            return Ok(None);
+        };
         if json
             .as_ref()
             .is_some_and(|j| j.len() > self.limits.output_bytes)
@@ -100,17 +124,19 @@ impl Sandbox {
                 ),
             ));
         }
-        output::read(json.as_deref())
+        output::read(json.as_deref(), input.url).map(Some)
     }
 
-    /// Evaluates the code in a new realm, calls `handler(webhook, variables)`, and
-    /// returns `JSON.stringify` of what it returned.
+    /// Evaluates the code in a new realm, calls `handler(webhook, variables)` (when
+    /// `call`), and returns `JSON.stringify` of what it returned (`Some(None)` for
+    /// undefined; `None` when not called).
     fn run_in_fresh_realm(
         &self,
         code: &str,
         webhook: &str,
         variables: &str,
-    ) -> Result<Option<String>, ScriptError> {
+        call: bool,
+    ) -> Result<Option<Option<String>>, ScriptError> {
         let context = Context::custom::<Intrinsics>(&self.runtime).map_err(|e| {
             ScriptError::new(
                 ErrorKind::Memory,
@@ -132,6 +158,9 @@ impl Sandbox {
                     "the code must declare function handler(webhook)",
                 ));
             };
+            if !call {
+                return Ok(None);
+            }
             let webhook = ctx
                 .json_parse(webhook)
                 .map_err(|e| self.error(&ctx, e, Phase::Run))?;
@@ -146,6 +175,7 @@ impl Sandbox {
                 .map_err(|e| self.error(&ctx, e, Phase::Return))?;
             json.map(|s| s.to_string())
                 .transpose()
+                .map(Some)
                 .map_err(|e| self.error(&ctx, e, Phase::Return))
         });
         // When QuickJS runs out of memory while it has no memory left for an error

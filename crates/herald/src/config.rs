@@ -56,6 +56,9 @@ pub struct Config {
     pub max_connections: usize,
     pub api_request_deadline_secs: f64,
     pub poll_max_wait_secs: f64,
+    pub transform_threads: usize,
+    pub transform_cpu_ms: f64,
+    pub transform_memory_mb: f64,
     pub shutdown_grace_secs: f64,
     pub message_retention_days: f64,
     pub retention_sweep_secs: f64,
@@ -220,6 +223,12 @@ impl Config {
         {
             bail!("outbound_proxy must be an http://, https:// or socks5:// URL");
         }
+        if !(self.transform_cpu_ms >= 1.0 && self.transform_cpu_ms <= 10_000.0) {
+            bail!("transform_cpu_ms must be between 1 and 10000");
+        }
+        if !(self.transform_memory_mb >= 2.0 && self.transform_memory_mb <= 1024.0) {
+            bail!("transform_memory_mb must be between 2 and 1024");
+        }
         if !(0.0..=30.0).contains(&self.poll_max_wait_secs) {
             bail!("poll_max_wait_secs must be between 0 and 30");
         }
@@ -326,7 +335,25 @@ impl Config {
             // stream signal.
             metrics: Default::default(),
             stream_signal: Default::default(),
+            // Set by the server: one pool shared with the API.
+            transforms: Default::default(),
         }
+    }
+
+    /// The threads that run transformations, shared by the engine and the API.
+    pub fn transforms(&self) -> herald_transform::Pool {
+        let threads = match self.transform_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        herald_transform::Pool::new(
+            threads,
+            herald_transform::Limits {
+                cpu: Duration::from_secs_f64(self.transform_cpu_ms / 1000.0),
+                memory_bytes: (self.transform_memory_mb * 1024.0 * 1024.0) as usize,
+                ..herald_transform::Limits::default()
+            },
+        )
     }
 
     pub fn api(

@@ -140,6 +140,8 @@ impl Server {
         engine_config.metrics = metrics.clone();
         // Messages the API commits wake destinations waiting at the end of a stream.
         let stream_signal = engine_config.stream_signal.clone();
+        let transforms = config.transforms();
+        engine_config.transforms = transforms.clone();
         engine_config.operational_app_id = operational_app_id.clone();
         let engine =
             Engine::new(store.clone(), engine_config).context("building the HTTP client")?;
@@ -160,6 +162,7 @@ impl Server {
         api_config.spans = spans;
         api_config.listen = listen;
         api_config.stream_signal = stream_signal;
+        api_config.transforms = transforms;
         if config.database_url.is_empty() {
             // Health reports a full disk under the embedded store: below a few request
             // bodies' worth of room, ingest fails.

@@ -228,6 +228,7 @@ pub(crate) fn from_input(
         updated_at: now,
         ordered: body.ordered.unwrap_or(false),
         payload_filter: body.payload_filter.map(payload_filter).transpose()?,
+        transformation: None,
     })
 }
 
@@ -603,7 +604,7 @@ pub async fn stats(
 
 /// An example payload for an event type: example number `index` of its schema, or, for
 /// a schema without examples, a small object naming the type (index 0 only).
-fn example_payload(et: &herald_store::EventType, index: usize) -> Option<String> {
+pub(crate) fn example_payload(et: &herald_store::EventType, index: usize) -> Option<String> {
     let examples: Vec<serde_json::Value> = et
         .schemas
         .as_ref()

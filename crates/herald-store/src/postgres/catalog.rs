@@ -27,7 +27,7 @@ fn app_from_row(r: &Row) -> Application {
     }
 }
 
-/// Maps the 14 endpoint columns starting at column `at`.
+/// Maps the endpoint columns (`ENDPOINT_COLUMNS`) starting at column `at`.
 pub(crate) fn endpoint_from_row(r: &Row, at: usize) -> Endpoint {
     Endpoint {
         id: r.get(at),
@@ -46,6 +46,7 @@ pub(crate) fn endpoint_from_row(r: &Row, at: usize) -> Endpoint {
         updated_at: r.get(at + 13),
         ordered: r.get(at + 14),
         payload_filter: crate::PayloadFilter::from_stored(r.get(at + 15)),
+        transformation: crate::Transformation::from_stored(r.get(at + 16)),
     }
 }
 
@@ -206,13 +207,14 @@ impl crate::Endpoints for PgStore {
                 return Err(too_many_endpoints(max_per_app));
             }
             conn.execute(
-                &format!("INSERT INTO endpoint ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"),
+                &format!("INSERT INTO endpoint ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"),
                 &[
                     &ep.id, &ep.app_id, &ep.uid, &ep.url, &ep.description, &ep.disabled,
                     &opt_json(&ep.event_types), &opt_json(&ep.channels), &ep.throttle_rate.map(i64::from),
                     &json_encode(&ep.metadata), &json_encode(&ep.headers), &json_encode(&ep.secrets),
                     &ep.created_at, &ep.updated_at, &ep.ordered,
                     &crate::PayloadFilter::stored(&ep.payload_filter),
+                    &crate::Transformation::stored(ep.transformation.as_deref()),
                 ],
             )
             .await
@@ -244,6 +246,24 @@ impl crate::Endpoints for PgStore {
             .map_err(|e| classify(e, ENDPOINT_UID_TAKEN))?;
         found(n)?;
         Ok(ep)
+    }
+
+    async fn endpoint_set_transformation(
+        &self,
+        endpoint_id: &str,
+        transformation: Option<crate::Transformation>,
+    ) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        found(
+            conn.execute(
+                "UPDATE endpoint SET transformation = $2 WHERE id = $1",
+                &[
+                    &endpoint_id,
+                    &crate::Transformation::stored(transformation.as_ref()),
+                ],
+            )
+            .await?,
+        )
     }
 
     async fn endpoint_delete(&self, id: &str) -> Result<()> {

@@ -316,6 +316,8 @@ async fn insert_batch(
                 msg_id: p.id.clone(),
                 app_id: r.new.app_id.clone(),
                 endpoint_id: ep.id.clone(),
+                event_type: r.new.event_type.clone(),
+                transformation: crate::Transformation::active(&ep.transformation),
                 url: ep.url.clone(),
                 payload: payloads
                     .entry(i)

@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/7_row_keys_in_code.sql"),
     include_str!("migrations/8_fair_claims.sql"),
     include_str!("migrations/9_destinations.sql"),
+    include_str!("migrations/10_transformations.sql"),
 ];
 
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -45,7 +45,8 @@ impl PgStore {
             .collect();
         let (failed, failed_at): (Vec<&str>, Vec<i64>) = records
             .iter()
-            .filter(|r| r.attempt.status != 0)
+            // Cancelled attempts (4) sent nothing and say nothing about health.
+            .filter(|r| r.attempt.status == 2)
             .map(|r| (r.attempt.endpoint_id.as_str(), r.attempt.created_at))
             .unzip();
         let gone: Vec<&str> = records
@@ -165,8 +166,9 @@ impl crate::Queue for PgStore {
                          ORDER BY d.next_attempt_at LIMIT q.share FOR UPDATE OF d SKIP LOCKED) x), \
                          claimed AS (UPDATE delivery d SET leased = TRUE, next_attempt_at = $2, updated_at = $1 FROM due \
                          WHERE d.id = due.id RETURNING d.id, d.msg_id, d.endpoint_id, d.attempts, d.trigger_type) \
-                         SELECT c.id, c.msg_id, c.attempts, c.trigger_type, p.payload, {}, a.throttle_rate, p.headers FROM claimed c \
+                         SELECT c.id, c.msg_id, c.attempts, c.trigger_type, p.payload, {}, a.throttle_rate, p.headers, m.event_type FROM claimed c \
                          JOIN endpoint e ON e.id = c.endpoint_id JOIN application a ON a.id = e.app_id \
+                         JOIN message m ON m.id = c.msg_id \
                          LEFT JOIN message_payload p ON p.msg_id = c.msg_id",
                         endpoint_columns_of("e")
                     ),
@@ -189,6 +191,7 @@ impl crate::Queue for PgStore {
                     &ep,
                     id,
                     r.get(1),
+                    r.get(7 + ENDPOINT_COLUMN_COUNT),
                     r.get(4),
                     r.get(6 + ENDPOINT_COLUMN_COUNT),
                     attempts as u32,
@@ -382,10 +385,10 @@ impl crate::Queue for PgStore {
             // delivery under them is in (parents.rs).
             parents::lock_endpoint(&mut conn, &ep.id).await?;
             parents::lock_message(&mut conn, app_id, msg_id).await?;
-            let (payload, extra_headers): (Option<String>, Option<String>) = conn
-                .query_opt("SELECT payload, headers FROM message_payload WHERE msg_id = $1", &[&msg_id])
+            let (payload, extra_headers, event_type): (Option<String>, Option<String>, String) = conn
+                .query_opt("SELECT p.payload, p.headers, m.event_type FROM message m LEFT JOIN message_payload p ON p.msg_id = m.id WHERE m.id = $1", &[&msg_id])
                 .await?
-                .map(|r| (r.get(0), r.get(1)))
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
                 .unwrap_or_default();
             let row = conn
                 .query(
@@ -400,7 +403,7 @@ impl crate::Queue for PgStore {
                 conn.execute("SELECT pg_notify($1, '')", &[&DUE_CHANNEL]).await?;
             }
             let (id, attempts): (i64, i64) = (row[0].get(0), row[0].get(1));
-            Ok(lease_until.map(|until| job_from(&ep, id, msg_id.to_string(), payload, extra_headers, attempts as u32, 1, now, until)))
+            Ok(lease_until.map(|until| job_from(&ep, id, msg_id.to_string(), event_type, payload, extra_headers, attempts as u32, 1, now, until)))
         }
         .await;
         conn.finish(outcome).await

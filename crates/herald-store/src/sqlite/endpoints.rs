@@ -15,7 +15,7 @@ pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Endpoint> {
     from_row_at(row, 0)
 }
 
-/// Maps the 14 `COLUMNS` starting at column `at`.
+/// Maps the `COLUMNS` starting at column `at`.
 pub(crate) fn from_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Endpoint> {
     Ok(Endpoint {
         id: row.get(at)?,
@@ -34,6 +34,7 @@ pub(crate) fn from_row_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Endpoint
         updated_at: row.get(at + 13)?,
         ordered: row.get(at + 14)?,
         payload_filter: PayloadFilter::from_stored(row.get_ref(at + 15)?.as_str_or_null()?),
+        transformation: crate::Transformation::from_stored(row.get_ref(at + 16)?.as_str_or_null()?),
     })
 }
 
@@ -92,13 +93,14 @@ impl crate::Endpoints for SqliteStore {
                 return Err(too_many_endpoints(max_per_app));
             }
             c.prepare_cached(&format!(
-                "INSERT INTO endpoint ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                "INSERT INTO endpoint ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
             ))?
             .execute(params![
                 ep.id, ep.app_id, ep.uid, ep.url, ep.description, ep.disabled, opt_json(&ep.event_types),
                 opt_json(&ep.channels), ep.throttle_rate, json_encode(&ep.metadata), json_encode(&ep.headers),
                 json_encode(&ep.secrets), ep.created_at, ep.updated_at, ep.ordered,
-                PayloadFilter::stored(&ep.payload_filter)
+                PayloadFilter::stored(&ep.payload_filter),
+                crate::Transformation::stored(ep.transformation.as_deref())
             ])
             .map_err(|e| conflict_on_unique(e, ENDPOINT_UID_TAKEN))?;
             Ok(ep)
@@ -125,6 +127,25 @@ impl crate::Endpoints for SqliteStore {
                 .map_err(|e| conflict_on_unique(e, ENDPOINT_UID_TAKEN))?;
             found(n)?;
             Ok(ep)
+        })
+        .await
+    }
+
+    async fn endpoint_set_transformation(
+        &self,
+        endpoint_id: &str,
+        transformation: Option<crate::Transformation>,
+    ) -> Result<()> {
+        let (id, stored) = (
+            endpoint_id.to_string(),
+            crate::Transformation::stored(transformation.as_ref()),
+        );
+        // Through the route cache's writer path: fan-out hands the script to the jobs.
+        self.write_routes(move |c| {
+            found(c.execute(
+                "UPDATE endpoint SET transformation = ?2 WHERE id = ?1",
+                params![id, stored],
+            )?)
         })
         .await
     }

@@ -101,6 +101,8 @@ fn insert_message(
             msg_id: id.clone(),
             app_id: new.app_id.clone(),
             endpoint_id: ep.id.clone(),
+            event_type: new.event_type.clone(),
+            transformation: crate::Transformation::active(&ep.transformation),
             secrets: ep.signing_keys(now),
             headers: delivery_headers(ep, &new.headers),
             url: ep.url.clone(),

@@ -167,6 +167,7 @@ impl SqliteStore {
                 conn.execute_batch("UPDATE message SET seq = rowid WHERE seq IS NULL")?;
             }
             add_column_if_missing(&conn, "endpoint", "payload_filter", "TEXT")?;
+            add_column_if_missing(&conn, "endpoint", "transformation", "TEXT")?;
             // A poller's token is scoped to its destination (version 8).
             add_column_if_missing(&conn, "api_token", "destination_id", "TEXT")?;
         }

@@ -84,7 +84,7 @@ fn claim_from_endpoint(
     jobs: &mut Vec<DeliveryJob>,
 ) -> Result<usize> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, p.payload, {}, a.throttle_rate, p.headers \
+        "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, p.payload, {}, a.throttle_rate, p.headers, m.event_type \
          FROM delivery d INDEXED BY delivery_ready \
          JOIN endpoint e ON e.id = d.endpoint_id JOIN application a ON a.id = d.app_id \
          JOIN message m ON m.id = d.msg_id LEFT JOIN message_payload p ON p.msg_id = d.msg_id \
@@ -107,6 +107,7 @@ fn claim_from_endpoint(
                 ep,
                 r.get::<_, Option<u32>>(5 + ENDPOINT_COLUMN_COUNT)?,
                 r.get::<_, Option<String>>(6 + ENDPOINT_COLUMN_COUNT)?,
+                r.get::<_, String>(7 + ENDPOINT_COLUMN_COUNT)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -117,7 +118,7 @@ fn claim_from_endpoint(
         "UPDATE delivery SET status = 4, leased = 0, updated_at = ?2 WHERE id = ?1",
     )?;
     let found = rows.len();
-    for (id, msg_id, attempts, trigger, payload, ep, app_rate, extra_headers) in rows {
+    for (id, msg_id, attempts, trigger, payload, ep, app_rate, extra_headers, event_type) in rows {
         if ep.disabled {
             // A disabled endpoint receives nothing; its pending work is canceled, and
             // recover brings it back once the endpoint is enabled again.
@@ -129,6 +130,7 @@ fn claim_from_endpoint(
             &ep,
             id,
             msg_id,
+            event_type,
             payload,
             extra_headers,
             attempts,
@@ -171,6 +173,11 @@ fn record(
             "UPDATE endpoint SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL",
         )?
         .execute([ep])?;
+        return Ok(None);
+    }
+    if attempt.status == 4 {
+        // Cancelled by the transformation: nothing was sent, so nothing is learnt about
+        // the endpoint's health.
         return Ok(None);
     }
     conn.prepare_cached(
@@ -343,9 +350,9 @@ impl crate::Queue for SqliteStore {
         );
         self.write(move |c| {
             let ep = endpoints::find(c, &app_id, &endpoint_id)?;
-            let (payload, extra_headers): (Option<String>, Option<String>) = c
-                .prepare_cached("SELECT payload, headers FROM message_payload WHERE msg_id = ?1")?
-                .query_row([&msg_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            let (payload, extra_headers, event_type): (Option<String>, Option<String>, String) = c
+                .prepare_cached("SELECT p.payload, p.headers, m.event_type FROM message m LEFT JOIN message_payload p ON p.msg_id = m.id WHERE m.id = ?1")?
+                .query_row([&msg_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?
                 .unwrap_or_default();
             let id: i64 = c
@@ -357,7 +364,7 @@ impl crate::Queue for SqliteStore {
                 )?
                 .query_row(params![msg_id, ep.id, app_id, lease_until.unwrap_or(now), now, lease_until.is_some()], |r| r.get(0))?;
             let attempts: u32 = c.query_row("SELECT attempts FROM delivery WHERE id = ?1", [id], |r| r.get(0))?;
-            Ok(lease_until.map(|until| job_from(&ep, id, msg_id, payload, extra_headers, attempts, 1, now, until)))
+            Ok(lease_until.map(|until| job_from(&ep, id, msg_id, event_type, payload, extra_headers, attempts, 1, now, until)))
         })
         .await
     }

@@ -32,6 +32,7 @@ CREATE TABLE IF NOT EXISTS endpoint (
     ordered INTEGER NOT NULL DEFAULT 0,
     -- Version 8: a filter on the payload and headers (JSON), or NULL.
     payload_filter TEXT,
+    transformation TEXT,
     UNIQUE (app_id, uid)
 );
 CREATE INDEX IF NOT EXISTS endpoint_by_app ON endpoint(app_id, id);

@@ -190,6 +190,9 @@ impl TestApp {
 /// One request as the receiver saw it.
 #[derive(Clone, Debug)]
 pub struct Received {
+    pub method: String,
+    /// The path and query the request was sent to.
+    pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
     pub at: Instant,
@@ -256,10 +259,14 @@ pub struct Receiver {
 
 async fn receive(
     State(state): State<Arc<ReceiverState>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     state.received.lock().unwrap().push(Received {
+        method: method.to_string(),
+        path: uri.path_and_query().map_or("/", |p| p.as_str()).to_string(),
         headers,
         body,
         at: Instant::now(),

@@ -26,4 +26,5 @@ mod sdk;
 mod secrets;
 mod shutdown;
 mod ssrf;
+mod transformations;
 mod ui;

@@ -1,0 +1,3 @@
+-- An endpoint's JavaScript transformation: {code, enabled, variables, updated_at} as
+-- JSON, written only by its own statement (endpoint_set_transformation).
+ALTER TABLE endpoint ADD COLUMN IF NOT EXISTS transformation TEXT;
