@@ -148,6 +148,7 @@ conformance!(
     retention_expires_positions_it_passes,
     a_sending_destination_is_leased_to_one_owner_at_a_time,
     payload_filters_choose_the_endpoints_at_fan_out,
+    transformations_are_kept_apart_and_travel_with_the_jobs,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -2384,4 +2385,115 @@ async fn payload_filters_choose_the_endpoints_at_fan_out(store: SharedStore) {
         ep.payload_filter.unwrap().doc["headers"]["x-tenant"]["$in"][0],
         "acme"
     );
+}
+
+/// An endpoint's transformation is written only by its own call (an endpoint update
+/// leaves it), and every job for the endpoint carries it while it is on, with the
+/// message's event type: at fan-out, from a claim and from a resend. A canceled
+/// attempt leaves the failure streak alone.
+async fn transformations_are_kept_apart_and_travel_with_the_jobs(store: SharedStore) {
+    let app_id = ids::generate(ids::APP);
+    store.app_insert(app(&app_id, None)).await.unwrap();
+    let ep_id = ids::generate(ids::ENDPOINT);
+    store
+        .endpoint_insert(endpoint(&app_id, &ep_id, None), 10)
+        .await
+        .unwrap();
+    let t = Transformation {
+        code: Some("function handler(w) { return w; }".into()),
+        enabled: true,
+        variables: BTreeMap::from([("k".to_string(), "v".to_string())]),
+        updated_at: T0,
+    };
+    store
+        .endpoint_set_transformation(&ep_id, Some(t.clone()))
+        .await
+        .unwrap();
+    let mut ep = store.endpoint_get(&app_id, &ep_id).await.unwrap();
+    assert_eq!(ep.transformation.as_deref(), Some(&t));
+    // An update of the endpoint's other fields keeps it.
+    ep.description = "changed".into();
+    ep.transformation = None;
+    store.endpoint_update(ep).await.unwrap();
+    let ep = store.endpoint_get(&app_id, &ep_id).await.unwrap();
+    assert_eq!(ep.transformation.as_deref(), Some(&t));
+
+    // At fan-out (leased to this process), with the event type.
+    let (msg, jobs) = store
+        .message_create(message(&app_id, "order.paid", Some(T0 + 60_000)), T0)
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].event_type, "order.paid");
+    assert_eq!(jobs[0].transformation.as_deref(), Some(&t));
+    // From a claim (the lease ran out).
+    let claimed = store
+        .claim_due(T0 + 120_000, T0 + 180_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].event_type, "order.paid");
+    assert_eq!(claimed[0].transformation.as_deref(), Some(&t));
+
+    // A canceled attempt: the delivery is canceled, the endpoint not failing.
+    let attempt = Attempt {
+        id: ids::generate(ids::ATTEMPT),
+        msg_id: msg.id.clone(),
+        endpoint_id: ep_id.clone(),
+        app_id: app_id.clone(),
+        url: "http://127.0.0.1:9/x".into(),
+        status: 4,
+        response_status_code: 0,
+        response: "canceled".into(),
+        response_duration_ms: 0,
+        trigger_type: 0,
+        created_at: T0 + 120_000,
+    };
+    let disabled = store
+        .record_attempts(
+            vec![AttemptRecord {
+                delivery_id: claimed[0].delivery_id,
+                attempt,
+                next: NextStep::Canceled,
+            }],
+            Some(1),
+        )
+        .await
+        .unwrap();
+    assert!(disabled.is_empty(), "a cancel never disables an endpoint");
+    let stats = store.endpoint_stats(&ep_id, 0, i64::MAX).await.unwrap();
+    assert_eq!((stats.canceled, stats.fail), (1, 0));
+    assert!(!store.endpoint_get(&app_id, &ep_id).await.unwrap().disabled);
+
+    // Switched off: jobs go without it. A resend carries the event type too.
+    let off = Transformation {
+        enabled: false,
+        ..t.clone()
+    };
+    store
+        .endpoint_set_transformation(&ep_id, Some(off))
+        .await
+        .unwrap();
+    let job = store
+        .resend(&app_id, &msg.id, &ep_id, T0 + 130_000, Some(T0 + 190_000))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.event_type, "order.paid");
+    assert!(job.transformation.is_none());
+    // Removed.
+    store
+        .endpoint_set_transformation(&ep_id, None)
+        .await
+        .unwrap();
+    assert!(store
+        .endpoint_get(&app_id, &ep_id)
+        .await
+        .unwrap()
+        .transformation
+        .is_none());
+    assert!(matches!(
+        store.endpoint_set_transformation("ep_missing", None).await,
+        Err(StoreError::NotFound)
+    ));
 }

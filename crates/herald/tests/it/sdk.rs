@@ -96,3 +96,20 @@ async fn official_svix_python_sdk_drives_destinations() {
     )
     .await;
 }
+
+/// Endpoint transformations set and read with the Python SDK, delivered through.
+#[tokio::test]
+async fn official_svix_python_sdk_sets_transformations() {
+    run_sdk_script(
+        "HERALD_TEST_PYTHON",
+        "svix_transformations.py",
+        "SVIX SDK TRANSFORMATIONS OK",
+        &[],
+        |python, script| {
+            let mut cmd = Command::new(python);
+            cmd.arg(script);
+            cmd
+        },
+    )
+    .await;
+}
