@@ -340,7 +340,8 @@
         act("Enable", "secondary", async () => { await api("PATCH", `/app/${enc(appId)}/endpoint/${enc(epId)}`, { disabled: false }); return "Enabled"; }),
         act("Disable", "danger", async () => { await api("PATCH", `/app/${enc(appId)}/endpoint/${enc(epId)}`, { disabled: true }); return "Disabled"; }),
         filter),
-      body.box);
+      body.box,
+      await Herald.transformationPanel(api, appId, epId, (await api("GET", "/event-type?limit=250")).data));
     await body.refresh();
     poll(body.refresh, LIVE_MS);
   }

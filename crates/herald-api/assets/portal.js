@@ -121,6 +121,7 @@
   async function endpoint({ id }) {
     current("endpoints");
     const [e, types] = await Promise.all([api("GET", `${base}/endpoint/${enc(id)}`), eventTypeNames()]);
+    const transformation = await Herald.transformationPanel(api, appId, e.id, types);
     const secret = h("code", { id: "secret", class: "mono" }, "••••••••••••");
     const exampleType = h("select", { id: "example-type" }, types.map((t) => h("option", { value: t.name }, t.name)));
     const attempts = live(async () => {
@@ -166,6 +167,7 @@
             await api("POST", `${base}/endpoint/${enc(e.id)}/recover`, { since: new Date(Date.now() - 7 * 86400e3).toISOString() });
             return "Sending again what failed";
           }))),
+      transformation,
       attempts.box,
       h("h2", {}, "Settings"),
       endpointForm(types, e, async (body, headers) => {

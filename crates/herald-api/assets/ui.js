@@ -411,5 +411,68 @@ const Herald = (() => {
     return { box: h("div", {}, toolbar, body.box, h("p", {}, "Secret: ", secret)), refresh: body.refresh };
   }
 
-  return { h, client, fmtTime, statusBadge, httpBadge, table, link, say, poll, stopPolling, router, chart, pretty, validate, example, fields, show, current, live, destinationsPanel, destinationPage };
+  const TRANSFORM_TEMPLATE = [
+    "function handler(webhook) {",
+    "  // webhook.method, webhook.url, webhook.eventType, webhook.payload",
+    "  // Change them, set webhook.headers, or webhook.cancel = true to skip.",
+    "  return webhook;",
+    "}",
+    "",
+  ].join("\n");
+
+  /** An endpoint's transformation (console and portal): an editor, a Run button that
+   *  tries the code on an event type's example or a given payload without saving it,
+   *  and Save. `types` are the event types to choose an example from. */
+  async function transformationPanel(api, appId, epId, types) {
+    const path = `/app/${encodeURIComponent(appId)}/endpoint/${encodeURIComponent(epId)}/transformation`;
+    const saved = await api("GET", path);
+    const code = h("textarea", { id: "transform-code", spellcheck: "false", rows: "12", "aria-label": "Transformation code" });
+    code.value = saved.code || TRANSFORM_TEMPLATE;
+    const enabled = h("input", { id: "transform-enabled", type: "checkbox", checked: saved.enabled });
+    const type = h("select", { id: "transform-type" },
+      h("option", { value: "" }, "(my payload below)"),
+      types.map((t) => h("option", { value: t.name }, t.name)));
+    const payload = h("textarea", { id: "transform-payload", rows: "4", spellcheck: "false", placeholder: '{"example": true}', "aria-label": "Payload to try" });
+    const result = h("pre", { id: "transform-result", "aria-live": "polite" }, "Run the code to see what would be sent.");
+    const describe = (out) => {
+      if (out.outcome === "cancel") return "Cancelled: this delivery would not be sent.";
+      if (out.outcome === "error") {
+        const e = out.error;
+        const at = e.line ? ` (line ${e.line}, column ${e.column})` : "";
+        return `Error ${e.code}${at}: ${e.message}`;
+      }
+      const headers = Object.entries(out.headers || {}).map(([k, v]) => `${k}: ${v}`).join("\n");
+      return `${out.method} ${out.url}\n${headers ? headers + "\n" : ""}\n${pretty(out.payload)}`;
+    };
+    const run = async () => {
+      let body = { code: code.value };
+      if (type.value) body.eventType = type.value;
+      if (payload.value.trim()) {
+        try { body.payload = JSON.parse(payload.value); } catch (err) { throw new Error("The payload is not JSON: " + err.message); }
+      }
+      const out = await api("POST", path + "/try", body);
+      result.textContent = describe(out);
+      result.className = out.outcome === "error" ? "error" : "";
+      return out.outcome === "error" ? "The code failed: see the result" : "Ran";
+    };
+    const act = (label, cls, fn) => h("button", { type: "button", class: cls, onclick: async () => {
+      try { say(await fn()); } catch (err) { say(err.message, true); }
+    } }, label);
+    return h("section", { class: "panel", "aria-labelledby": "transform-title" },
+      h("h2", { id: "transform-title" }, "Transformation"),
+      h("p", { class: "muted" }, "JavaScript run on each delivery before it is signed: reshape the body, change the URL or method, add headers, or cancel. Limits: CPU time and memory per run; no network, files or clock."),
+      code,
+      h("div", { class: "toolbar" },
+        h("label", { for: "transform-type" }, "Try with", type),
+        act("Run", "", run),
+        h("label", { for: "transform-enabled" }, enabled, " Enabled"),
+        act("Save transformation", "secondary", async () => {
+          await api("PATCH", path, { code: code.value, enabled: enabled.checked });
+          return enabled.checked ? "Transformation saved and on" : "Transformation saved (off)";
+        })),
+      payload,
+      result);
+  }
+
+  return { h, client, fmtTime, statusBadge, httpBadge, table, link, say, poll, stopPolling, router, chart, pretty, validate, example, fields, show, current, live, destinationsPanel, destinationPage, transformationPanel };
 })();

@@ -9,6 +9,9 @@
 //! address must not be private, a source's secret depends on its scheme, a time window
 //! must be in order) are listed with their operations in `tests/contract/schemathesis.toml`.
 
+use crate::routes::transformations::{
+    MAX_CODE_CHARS, MAX_VARIABLES, MAX_VARIABLE_NAME, MAX_VARIABLE_VALUE,
+};
 use serde_json::{json, Value};
 
 /// `^[a-zA-Z0-9\-_.]+$`, 1 to 256 characters: uids, event-type names, event ids.
@@ -126,6 +129,18 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
         c.push((schema, "rateLimit", rate()));
         c.push((schema, "metadata", metadata()));
         c.push((schema, "secret", hmac_secret()));
+    }
+    for schema in ["TransformationPatch", "TransformationTryIn"] {
+        c.push((schema, "code", json!({"maxLength": MAX_CODE_CHARS})));
+        c.push((
+            schema,
+            "variables",
+            json!({
+                "maxProperties": MAX_VARIABLES,
+                "propertyNames": {"minLength": 1, "maxLength": MAX_VARIABLE_NAME},
+                "additionalProperties": {"type": "string", "maxLength": MAX_VARIABLE_VALUE}
+            }),
+        ));
     }
     c.push(("EndpointIn", "headers", headers()));
     c.push(("HeadersIn", "headers", headers()));

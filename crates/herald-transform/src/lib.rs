@@ -30,8 +30,8 @@ pub use output::RESERVED_HEADERS;
 pub use pool::{Pool, Request};
 pub use sandbox::Sandbox;
 
-/// The longest script accepted, in bytes.
-pub const MAX_CODE_BYTES: usize = 64 * 1024;
+/// The longest script accepted, in bytes (the API's limit is 65,536 characters).
+pub const MAX_CODE_BYTES: usize = 256 * 1024;
 
 /// What one run may use.
 #[derive(Clone, Copy, Debug)]

@@ -18,10 +18,10 @@ use crate::state::{ApiState, Caller};
 
 fn attempt_filter(q: &QueryPairs) -> ApiResult<AttemptFilter> {
     let status = q.int("status")?;
-    if status.is_some_and(|s| !(0..=3).contains(&s)) {
+    if status.is_some_and(|s| !(0..=4).contains(&s)) {
         return Err(invalid(
             &["query", "status"],
-            "status is 0 (success), 1 (pending), 2 (fail) or 3 (sending)",
+            "status is 0 (success), 1 (pending), 2 (fail), 3 (sending) or 4 (canceled)",
         ));
     }
     let class = q.int("status_code_class")?;

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use herald_core::time::{format_rfc3339, now_ms};
 use herald_store::Transformation;
-use herald_transform::{Method, Outcome, Request, ScriptError, MAX_CODE_BYTES};
+use herald_transform::{Method, Outcome, Request, ScriptError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -20,9 +20,11 @@ use crate::error::{invalid, ApiResult};
 use crate::extract::JsonBody;
 use crate::state::{ApiState, Caller};
 
-const MAX_VARIABLES: usize = 32;
-const MAX_VARIABLE_NAME: usize = 64;
-const MAX_VARIABLE_VALUE: usize = 4096;
+/// Limits, in characters as JSON Schema counts them (`contract.rs` states them).
+pub(crate) const MAX_CODE_CHARS: usize = 65_536;
+pub(crate) const MAX_VARIABLES: usize = 32;
+pub(crate) const MAX_VARIABLE_NAME: usize = 64;
+pub(crate) const MAX_VARIABLE_VALUE: usize = 4096;
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -56,8 +58,9 @@ pub struct TransformationTryIn {
     /// given.
     #[serde(default)]
     pub event_type: Option<String>,
+    /// Any JSON value.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub payload: Option<serde_json::Value>,
     #[serde(default)]
     pub variables: Option<BTreeMap<String, String>>,
@@ -174,12 +177,7 @@ pub async fn try_code(
     Path((app_id, endpoint_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<TransformationTryIn>,
 ) -> ApiResult<Json<TransformationTryOut>> {
-    if body.code.len() > MAX_CODE_BYTES {
-        return Err(invalid(
-            &["body", "code"],
-            format!("the code may be at most {MAX_CODE_BYTES} bytes"),
-        ));
-    }
+    check_code_length(&body.code)?;
     if let Some(vars) = &body.variables {
         check_variables(vars)?;
     }
@@ -241,12 +239,7 @@ pub async fn try_code(
 /// Code is checked before it is saved: it parses, its top level runs within the
 /// limits, and it declares `handler`.
 async fn check_code(state: &ApiState, code: &str) -> ApiResult<()> {
-    if code.len() > MAX_CODE_BYTES {
-        return Err(invalid(
-            &["body", "code"],
-            format!("the code may be at most {MAX_CODE_BYTES} bytes"),
-        ));
-    }
+    check_code_length(code)?;
     state
         .config
         .transforms
@@ -261,6 +254,16 @@ async fn check_code(state: &ApiState, code: &str) -> ApiResult<()> {
         })
 }
 
+fn check_code_length(code: &str) -> ApiResult<()> {
+    if code.chars().count() > MAX_CODE_CHARS {
+        return Err(invalid(
+            &["body", "code"],
+            format!("the code may be at most {MAX_CODE_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
 fn check_variables(vars: &BTreeMap<String, String>) -> ApiResult<()> {
     if vars.len() > MAX_VARIABLES {
         return Err(invalid(
@@ -269,16 +272,16 @@ fn check_variables(vars: &BTreeMap<String, String>) -> ApiResult<()> {
         ));
     }
     for (name, value) in vars {
-        if name.is_empty() || name.len() > MAX_VARIABLE_NAME {
+        if name.is_empty() || name.chars().count() > MAX_VARIABLE_NAME {
             return Err(invalid(
                 &["body", "variables", name],
-                format!("a variable's name is 1 to {MAX_VARIABLE_NAME} bytes"),
+                format!("a variable's name is 1 to {MAX_VARIABLE_NAME} characters"),
             ));
         }
-        if value.len() > MAX_VARIABLE_VALUE {
+        if value.chars().count() > MAX_VARIABLE_VALUE {
             return Err(invalid(
                 &["body", "variables", name],
-                format!("a variable's value is at most {MAX_VARIABLE_VALUE} bytes"),
+                format!("a variable's value is at most {MAX_VARIABLE_VALUE} characters"),
             ));
         }
     }

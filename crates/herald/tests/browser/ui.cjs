@@ -21,10 +21,13 @@ const origin = new URL(base).origin;
 // A local receiver the portal test points an endpoint at, and can make fail.
 let failing = false;
 let received = 0;
+let lastBody = "";
 const receiver = http.createServer((req, res) => {
-  req.resume();
+  const chunks = [];
+  req.on("data", (c) => chunks.push(c));
   req.on("end", () => {
     received += 1;
+    lastBody = Buffer.concat(chunks).toString();
     res.writeHead(failing ? 500 : 200, { "content-type": "application/json" });
     res.end(failing ? '{"error":"receiver is failing"}' : '{"ok":true}');
   });
@@ -207,6 +210,27 @@ async function assertLabelled(page, where) {
   assert.ok(received > before, "the replay reached the receiver");
   await page.getByRole("button", { name: "Reveal secret" }).click();
   await page.locator("#secret", { hasText: "whsec_" }).waitFor();
+  // The transformation editor: run code on the event type's example, see an error with
+  // its line, save it switched on, and the next example arrives transformed.
+  await page.getByRole("heading", { name: "Transformation" }).waitFor();
+  await assertLabelled(page, "the endpoint page with its transformation editor");
+  await page.getByLabel("Try with").selectOption(env("EVENT_TYPE"));
+  await page.getByLabel("Transformation code").fill("function handler(w) {\n  throw new Error('not yet');\n}");
+  await page.getByRole("button", { name: "Run", exact: true }).click();
+  await page.locator("#transform-result", { hasText: "Error thrown (line 2" }).waitFor();
+  assert.match(await page.locator("#transform-result").textContent(), /not yet/);
+  const code = "function handler(w) {\n  w.payload = { transformed: true, type: w.eventType };\n  w.headers = { 'X-From': 'portal' };\n  return w;\n}";
+  await page.getByLabel("Transformation code").fill(code);
+  await page.getByRole("button", { name: "Run", exact: true }).click();
+  await page.locator("#transform-result", { hasText: '"transformed": true' }).waitFor();
+  assert.match(await page.locator("#transform-result").textContent(), /x-from: portal/);
+  await page.locator("#transform-enabled").check();
+  await page.getByRole("button", { name: "Save transformation" }).click();
+  await page.getByText("Transformation saved and on").waitFor();
+  const beforeTransformed = received;
+  await page.getByRole("button", { name: "Send example" }).click();
+  for (let i = 0; i < 150 && received === beforeTransformed; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(JSON.parse(lastBody), { transformed: true, type: env("EVENT_TYPE") }, "the example arrived transformed");
   await shot(page, "portal-endpoint-desktop");
   // The consumer makes a poller and reads its token.
   await page.goto(env("PORTAL_A"));

@@ -192,6 +192,27 @@ async fn the_quickstart_runs_top_to_bottom_on_one_server() {
     assert!(out.contains("\"payload\":{\"order\":1003"), "{out}");
     assert!(out.contains("\"done\":true"), "{out}");
 
+    // The Transformations section's block: try, set, filter.
+    let transformations = section_blocks("Transformations");
+    assert_eq!(
+        transformations.len(),
+        1,
+        "the Transformations section's blocks"
+    );
+    let out = run("bash", &["-e"], fill(&transformations[0].1), vec![]).await;
+    assert!(out.contains("\"outcome\":\"send\""), "{out}");
+    assert!(
+        out.contains("\"payload\":{\"text\":\"order 1004\"}"),
+        "{out}"
+    );
+    let t = get("/app/acme/endpoint/receiver/transformation".into()).await;
+    assert_eq!(t["enabled"], true, "{t}");
+    let ep = get("/app/acme/endpoint/receiver".into()).await;
+    assert_eq!(
+        ep["payloadFilter"]["payload"]["total"]["$gte"], 1000,
+        "{ep}"
+    );
+
     let _ = server.kill();
     let _ = server.wait();
     tokio::time::sleep(Duration::from_millis(10)).await;
