@@ -95,6 +95,16 @@ pub struct Metrics {
     /// The last lag each destination sending from this node reported: (type, messages,
     /// seconds), summed and maxed per type at render.
     destination_lags: Mutex<HashMap<String, (String, i64, f64)>>,
+    /// Transformation runs before deliveries: sent, cancelled, failed.
+    transformations: [AtomicU64; 3],
+}
+
+/// How a transformation run ended, for `herald_transformations_total{outcome}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransformOutcome {
+    Sent,
+    Cancelled,
+    Failed,
 }
 
 /// Counters of one destination type.
@@ -159,6 +169,11 @@ impl Metrics {
         }
     }
 
+    /// A delivery's transformation ran.
+    pub fn transformation(&self, outcome: TransformOutcome) {
+        self.transformations[outcome as usize].fetch_add(1, Relaxed);
+    }
+
     /// A delivery was deferred to the store (fair scheduling: its endpoint or
     /// application could not take it soon).
     pub fn deferred(&self) {
@@ -194,6 +209,20 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
+    }
+
+    fn render_transformations(&self, out: &mut String) {
+        let _ = writeln!(out, "# HELP herald_transformations_total Endpoint transformations run before deliveries, by how they ended (sent, cancelled, failed).\n# TYPE herald_transformations_total counter");
+        for (outcome, n) in ["sent", "cancelled", "failed"]
+            .iter()
+            .zip(&self.transformations)
+        {
+            let _ = writeln!(
+                out,
+                "herald_transformations_total{{outcome=\"{outcome}\"}} {}",
+                n.load(Relaxed)
+            );
+        }
     }
 
     fn render_destinations(&self, out: &mut String) {
@@ -323,6 +352,7 @@ impl Metrics {
         }
 
         self.render_destinations(&mut out);
+        self.render_transformations(&mut out);
 
         let _ = writeln!(out, "# HELP herald_deliveries_in_memory Deliveries waiting in this node's memory or in flight.\n# TYPE herald_deliveries_in_memory gauge");
         let _ = writeln!(out, "herald_deliveries_in_memory {}", gauges.in_memory);

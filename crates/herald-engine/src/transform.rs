@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use herald_core::metrics::TransformOutcome;
 use herald_store::DeliveryJob;
 use herald_transform::{Method, Outcome, Request};
 
@@ -44,6 +45,11 @@ impl Engine {
             .transforms
             .run(Some(&job.endpoint_id), request)
             .await;
+        self.inner.config.metrics.transformation(match &result {
+            Ok(Outcome::Send(_)) => TransformOutcome::Sent,
+            Ok(Outcome::Cancel) => TransformOutcome::Cancelled,
+            Err(_) => TransformOutcome::Failed,
+        });
         match result {
             Ok(Outcome::Cancel) => Transformed::Cancel(started.elapsed()),
             Ok(Outcome::Send(webhook)) => {

@@ -128,6 +128,19 @@ async fn a_transformation_changes_body_url_method_and_headers_or_cancels() {
     let (_, stats) = app.get(&format!("/app/{app_id}/endpoint/{ep}/stats")).await;
     assert_eq!(stats["canceled"], 1, "{stats}");
     assert_eq!(stats["fail"], 0, "{stats}");
+    let text = app.metrics().await;
+    assert_eq!(
+        metric(&text, "herald_transformations_total{outcome=\"sent\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, "herald_transformations_total{outcome=\"cancelled\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, "herald_transformations_total{outcome=\"failed\"}"),
+        0.0
+    );
 
     // Switched off, the code is kept and deliveries go out as they are.
     let (s, _) = app
