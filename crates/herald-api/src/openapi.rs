@@ -273,11 +273,12 @@ pub fn document(ops: &[Operation]) -> OpenApi {
                 );
             }
         }
-        paths.add_path_operation(
-            format!("/api/v1{}", op.path),
-            vec![op.method.clone()],
-            b.build(),
-        );
+        let path = if op.path.starts_with(crate::router::INGEST_PREFIX) {
+            op.path.to_string()
+        } else {
+            format!("/api/v1{}", op.path)
+        };
+        paths.add_path_operation(path, vec![op.method.clone()], b.build());
     }
     OpenApiBuilder::new()
         .info(

@@ -248,6 +248,9 @@ const POLL_QUERY: &[QueryParam] = &[
 ];
 const CONSUMER_POLL_QUERY: &[QueryParam] = &[POLL_LIMIT, POLL_ITERATOR, POLL_WAIT];
 
+/// Routes of Svix's ingest API start with this (and are not under `/api/v1`).
+pub(crate) const INGEST_PREFIX: &str = "/ingest/api/v1/";
+
 /// Every route of the v1 API.
 fn routes() -> Vec<Route> {
     use HttpMethod::{
@@ -350,6 +353,10 @@ fn routes() -> Vec<Route> {
             .body(schema_of::<transformations::TransformationPatch>).empty(204),
         route(POST, "/app/{app_id}/endpoint/{endpoint_id}/transformation/try", "v1.endpoint.try-transformation", "Herald extension: run code on a payload (or the event type's example) as a delivery to this endpoint would, without saving it", EP, post(transformations::try_code))
             .body(schema_of::<transformations::TransformationTryIn>).returns(200, schema_of::<transformations::TransformationTryOut>),
+        route(GET, "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/transformation", "v1.ingest.endpoint.get-transformation", "Svix's ingest route: the transformation of a source's destination (an endpoint of the source's application)", SRC, get(transformations::ingest_get))
+            .returns(200, schema_of::<transformations::TransformationOut>),
+        route(PATCH, "/ingest/api/v1/source/{source_id}/endpoint/{endpoint_id}/transformation", "v1.ingest.endpoint.patch-transformation", "Svix's ingest route: set the transformation of a source's destination", SRC, patch(transformations::ingest_patch))
+            .body(schema_of::<transformations::TransformationPatch>).empty(204),
         route(GET, "/app/{app_id}/endpoint/{endpoint_id}/stats", "v1.endpoint.get-stats", "Delivery counts by status (?since&until)", EP, get(endpoints::stats)).query(STATS_QUERY)
             .returns(200, schema_of::<StatsOut>),
         route(POST, "/app/{app_id}/endpoint/{endpoint_id}/send-example", "v1.endpoint.send-example", "Send an example event to this endpoint only", EP, post(endpoints::send_example))
@@ -432,8 +439,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
         }),
     );
     let mut authed = Router::new();
+    // Svix's ingest API lives beside /api/v1, under its own prefix.
+    let mut ingest = Router::new();
     for r in routes() {
-        if r.op.auth {
+        if r.op.path.starts_with(INGEST_PREFIX) {
+            ingest = ingest.route(r.op.path, r.handler);
+        } else if r.op.auth {
             authed = authed.route(r.op.path, r.handler);
         } else {
             public = public.route(r.op.path, r.handler);
@@ -448,9 +459,17 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let v1 = public
         .merge(authed)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    let ingest = ingest
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
 
     Router::new()
         .nest("/api/v1", v1)
+        .merge(ingest)
         .merge(metrics_route(&state))
         .merge(crate::ui::routes())
         .route("/in/{source_id}", any(crate::inbound::receive))

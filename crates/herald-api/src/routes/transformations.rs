@@ -169,6 +169,29 @@ pub async fn patch(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Svix's ingest route for a source's destination: the endpoint of the source's
+/// application.
+pub async fn ingest_get(
+    state: State<Arc<ApiState>>,
+    caller: Extension<Caller>,
+    Path((source_id, endpoint_id)): Path<(String, String)>,
+) -> ApiResult<Json<TransformationOut>> {
+    super::apps::forbid_scoped(&caller)?;
+    let app_id = state.store.source_get(&source_id).await?.app_id;
+    get(state, caller, Path((app_id, endpoint_id))).await
+}
+
+pub async fn ingest_patch(
+    state: State<Arc<ApiState>>,
+    caller: Extension<Caller>,
+    Path((source_id, endpoint_id)): Path<(String, String)>,
+    body: JsonBody<TransformationPatch>,
+) -> ApiResult<StatusCode> {
+    super::apps::forbid_scoped(&caller)?;
+    let app_id = state.store.source_get(&source_id).await?.app_id;
+    patch(state, caller, Path((app_id, endpoint_id)), body).await
+}
+
 /// Runs code on a payload, as a delivery to this endpoint would, without saving it.
 /// The answer is 200 whatever the script did; `outcome` says.
 pub async fn try_code(

@@ -11,6 +11,7 @@ import os
 import queue
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 from svix.api import (
@@ -18,6 +19,7 @@ from svix.api import (
     EndpointIn,
     EndpointTransformationIn,
     EndpointTransformationPatch,
+    IngestEndpointTransformationPatch,
     MessageIn,
     Svix,
     SvixOptions,
@@ -97,5 +99,24 @@ assert attempts[0].status == MessageStatus.CANCELED, attempts[0]
 destinations = svix.message_attempt.list_attempted_destinations(app.id, typing.id).data
 assert destinations[0].status == MessageStatus.CANCELED, destinations[0]
 assert received.empty(), "a cancelled message was sent"
+
+# A source's destination through Svix's ingest routes. The source itself is a Herald
+# extension (POST /api/v1/source), made here with a plain request.
+req = urllib.request.Request(
+    os.environ["HERALD_URL"] + "/api/v1/source",
+    method="POST",
+    data=json.dumps({"name": "shop-hooks", "scheme": "standard-webhooks",
+                     "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                     "destinations": [{"url": f"{base}/ingested"}]}).encode(),
+    headers={"authorization": "Bearer " + os.environ["HERALD_TOKEN"], "content-type": "application/json"},
+)
+with urllib.request.urlopen(req) as r:
+    source = json.loads(r.read())
+source_id, dest_id = source["id"], source["destinations"][0]["endpointId"]
+svix.ingest.endpoint.transformation.patch(
+    source_id, dest_id, IngestEndpointTransformationPatch(code=CODE, enabled=True, variables={"k": "v"})
+)
+got = svix.ingest.endpoint.transformation.get(source_id, dest_id)
+assert got.code == CODE and got.enabled is True and got.variables == {"k": "v"}, got
 
 print("SVIX SDK TRANSFORMATIONS OK")
