@@ -106,6 +106,11 @@ pub struct DestinationIn {
     pub channels: Option<Vec<String>>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
+    /// Herald extension: only messages whose payload and headers pass this filter
+    /// (docs/filters.md) are sent or read.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub payload_filter: Option<Value>,
     #[serde(rename = "type")]
     pub kind: String,
     /// The type's settings: `{}` for pollingEndpoint; `{url, headers?, key?}` for
@@ -135,6 +140,10 @@ pub struct DestinationPatch {
     pub channels: Patch<Vec<String>>,
     #[serde(default)]
     pub metadata: Option<BTreeMap<String, String>>,
+    /// Herald extension: the payload filter (`null` removes it).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub payload_filter: Patch<Value>,
     /// The destination's type, which a patch cannot change (the Svix SDK sends it).
     #[serde(rename = "type")]
     pub kind: String,
@@ -163,6 +172,9 @@ pub struct DestinationOut {
     pub event_types: Option<Vec<String>>,
     pub channels: Option<Vec<String>>,
     pub metadata: BTreeMap<String, String>,
+    /// Herald extension: the payload filter, if any.
+    #[schema(value_type = Option<Object>)]
+    pub payload_filter: Option<Value>,
     #[schema(value_type = Object)]
     pub config: Value,
     pub created_at: String,
@@ -185,6 +197,7 @@ impl From<Destination> for DestinationOut {
             event_types: d.event_types,
             channels: d.channels,
             metadata: d.metadata,
+            payload_filter: d.payload_filter.map(|f| f.doc),
             config,
             created_at: format_rfc3339(d.created_at),
             updated_at: format_rfc3339(d.updated_at),

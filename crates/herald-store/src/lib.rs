@@ -123,6 +123,13 @@ pub trait Destinations: Send + Sync {
     async fn destination_insert(&self, d: Destination, max_per_app: usize) -> Result<Destination>;
     async fn destination_get(&self, app_id: &str, id_or_uid: &str) -> Result<Destination>;
     async fn destination_list(&self, app_id: &str, q: ListQuery) -> Result<Page<Destination>>;
+    /// Sets a destination's transformation (`None` removes it); `destination_update`
+    /// leaves it as it is.
+    async fn destination_set_transformation(
+        &self,
+        destination_id: &str,
+        transformation: Option<Transformation>,
+    ) -> Result<()>;
     /// Replaces the settings of the destination with `d.id` (uid, status, config, batch
     /// size and wait, filters, metadata, failure state); its position and lease stay.
     async fn destination_update(&self, d: Destination) -> Result<Destination>;

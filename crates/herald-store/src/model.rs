@@ -448,6 +448,11 @@ pub struct Destination {
     pub failures: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Only messages whose payload and headers pass this filter are sent or read.
+    pub payload_filter: Option<PayloadFilter>,
+    /// The batch transformation (fifoEndpoint); written only by
+    /// `destination_set_transformation`.
+    pub transformation: Option<std::sync::Arc<Transformation>>,
 }
 
 /// A failed batch, as its destination records it.
@@ -490,6 +495,8 @@ pub struct StreamRead {
     pub event_type: Option<String>,
     /// A further filter by the reader: one channel.
     pub channel: Option<String>,
+    /// The destination's payload filter.
+    pub payload_filter: Option<PayloadFilter>,
 }
 
 /// Messages read from a stream, and where the reader stands after them.

@@ -10,7 +10,7 @@ use crate::{Destination, DestinationStatus, StoreError, StreamPos, StreamRead};
 
 pub(crate) const DESTINATION_COLUMNS: &str = "id, app_id, uid, kind, status, config, batch_size, \
      max_wait_secs, event_types, channels, metadata, pos_xid, pos_seq, failure_reason, \
-     next_retry_at, failures, created_at, updated_at";
+     next_retry_at, failures, created_at, updated_at, payload_filter, transformation";
 
 /// Rows a filtered read looks at, at most, per call.
 const FILTERED_WINDOW: usize = 2_000;
@@ -107,6 +107,8 @@ pub(crate) struct DestinationRow {
     pub event_types: Option<String>,
     pub channels: Option<String>,
     pub metadata: String,
+    pub payload_filter: Option<String>,
+    pub transformation: Option<String>,
 }
 
 pub(crate) fn encode(d: &Destination) -> DestinationRow {
@@ -117,6 +119,8 @@ pub(crate) fn encode(d: &Destination) -> DestinationRow {
         event_types: d.event_types.as_ref().map(crate::json_encode),
         channels: d.channels.as_ref().map(crate::json_encode),
         metadata: crate::json_encode(&d.metadata),
+        payload_filter: crate::PayloadFilter::stored(&d.payload_filter),
+        transformation: crate::Transformation::stored(d.transformation.as_deref()),
     }
 }
 
@@ -140,6 +144,8 @@ pub(crate) fn decode(
     failures: i64,
     created_at: i64,
     updated_at: i64,
+    payload_filter: Option<&str>,
+    transformation: Option<&str>,
 ) -> Destination {
     Destination {
         id,
@@ -159,6 +165,19 @@ pub(crate) fn decode(
         failures,
         created_at,
         updated_at,
+        payload_filter: crate::PayloadFilter::from_stored(payload_filter),
+        transformation: crate::Transformation::from_stored(transformation),
+    }
+}
+
+/// Drops the messages a destination's payload filter does not let through (the read's
+/// position has already moved past them).
+pub(crate) fn keep_passing(r: &StreamRead, messages: &mut Vec<crate::StreamMessage>) {
+    if let Some(f) = &r.payload_filter {
+        messages.retain(|m| {
+            f.filter
+                .matches(&crate::filter_document(&m.payload, &m.headers))
+        });
     }
 }
 

@@ -1843,6 +1843,8 @@ fn destination(app_id: &str, id: &str, kind: &str) -> Destination {
         failures: 0,
         created_at: T0,
         updated_at: T0,
+        payload_filter: None,
+        transformation: None,
     }
 }
 
@@ -1964,6 +1966,38 @@ async fn destinations_read_the_stream_in_order_from_their_position(store: Shared
     r.event_type = None;
     r.channel = Some("even".into());
     assert_eq!(read_all(&store, r).await.0.len(), 3);
+    // The destination's payload filter, on the payload and the message's headers: a
+    // read returns what passes and its position moves past what did not.
+    let mut r = read_from(&app_id, start, 2);
+    r.payload_filter = Some(
+        PayloadFilter::new(serde_json::json!({
+            "payload": {"i": {"$gte": 3}},
+            "headers": {"x-origin": "gateway"}
+        }))
+        .unwrap(),
+    );
+    let batch = store.stream_read(r.clone()).await.unwrap();
+    assert!(batch.messages.is_empty(), "the first two do not pass");
+    assert_eq!(batch.next, first.next, "the read moved past them");
+    let (kept, _) = read_all(&store, r.clone()).await;
+    assert_eq!(
+        kept.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        [&sent[3], &sent[4]]
+    );
+    r.payload_filter = Some(
+        PayloadFilter::new(serde_json::json!({"headers": {"x-origin": "elsewhere"}})).unwrap(),
+    );
+    assert!(read_all(&store, r).await.0.is_empty());
+    // Kept with the destination.
+    let mut filtered = store.destination_get(&app_id, "poll-1").await.unwrap();
+    filtered.payload_filter =
+        Some(PayloadFilter::new(serde_json::json!({"payload": {"i": 1}})).unwrap());
+    store.destination_update(filtered).await.unwrap();
+    let back = store.destination_get(&app_id, "poll-1").await.unwrap();
+    assert_eq!(
+        back.payload_filter.unwrap().doc,
+        serde_json::json!({"payload": {"i": 1}})
+    );
 
     // Lag: everything after the position, by the event-type filter.
     let lag = store.stream_lag(&app_id, start, None).await.unwrap();

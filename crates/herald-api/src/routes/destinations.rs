@@ -14,7 +14,7 @@ use herald_store::{Destination, DestinationStatus, HttpSinkConfig, StoreError, S
 use super::endpoints::{self, DEFAULT_GRACE_SECONDS, MAX_CHANNELS, MAX_GRACE_SECONDS};
 use super::visible_app;
 use crate::destination::*;
-use crate::dto::{ListResponse, RotateIn};
+use crate::dto::{ListResponse, Patch, RotateIn};
 use crate::error::{invalid, ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::state::{ApiState, Caller};
@@ -149,6 +149,11 @@ async fn from_input(
         failures: 0,
         created_at: now,
         updated_at: now,
+        payload_filter: body
+            .payload_filter
+            .map(crate::routes::endpoints::payload_filter)
+            .transpose()?,
+        transformation: None,
     };
     check(&d)?;
     let config = config_for_create(state, kind, body.config, app_id).await?;
@@ -362,6 +367,11 @@ pub async fn patch(
     d.channels = filter_list(d.channels);
     if let Some(md) = body.metadata {
         d.metadata = md;
+    }
+    match body.payload_filter {
+        Patch::Keep => {}
+        Patch::Clear => d.payload_filter = None,
+        Patch::Set(doc) => d.payload_filter = Some(crate::routes::endpoints::payload_filter(doc)?),
     }
     check(&d)?;
     d.config = config_for_patch(&state, &d, body.config).await?;

@@ -141,6 +141,7 @@ pub async fn poll(
         channels: d.channels.clone(),
         event_type: q.get("event_type").map(str::to_string),
         channel: q.get("channel").map(str::to_string),
+        payload_filter: d.payload_filter.clone(),
     };
     Ok(answer(&state, read_waiting(&state, r, wait).await?))
 }
@@ -178,6 +179,7 @@ pub async fn consumer_poll(
         channels: d.channels.clone(),
         event_type: None,
         channel: None,
+        payload_filter: d.payload_filter.clone(),
     };
     let batch = read_waiting(&state, r, wait).await?;
     state

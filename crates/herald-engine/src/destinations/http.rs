@@ -174,6 +174,8 @@ mod tests {
                 failures: 0,
                 created_at: 0,
                 updated_at: 0,
+                payload_filter: None,
+                transformation: None,
             },
             messages: vec![message(1, Some("e-\"1")), message(2, None)],
             next: StreamPos { xid: 0, seq: 2 },

@@ -142,6 +142,7 @@ async fn run_stream(engine: Engine, first: Destination) {
             channels: d.channels.clone(),
             event_type: None,
             channel: None,
+            payload_filter: d.payload_filter.clone(),
         };
         let batch = match engine.store().stream_read(read).await {
             Ok(batch) => batch,

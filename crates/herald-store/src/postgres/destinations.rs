@@ -46,6 +46,8 @@ fn from_row(r: &Row) -> Destination {
         r.get(15),
         r.get(16),
         r.get(17),
+        r.get(18),
+        r.get(19),
     )
 }
 
@@ -144,7 +146,7 @@ impl crate::Destinations for PgStore {
             conn.execute(
                 &format!(
                     "INSERT INTO destination ({DESTINATION_COLUMNS}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
                 ),
                 &[
                     &d.id,
@@ -165,6 +167,8 @@ impl crate::Destinations for PgStore {
                     &d.failures,
                     &d.created_at,
                     &d.updated_at,
+                    &v.payload_filter,
+                    &v.transformation,
                 ],
             )
             .await
@@ -202,6 +206,24 @@ impl crate::Destinations for PgStore {
         Ok(q.finish(rows, |d| d.id.clone()))
     }
 
+    async fn destination_set_transformation(
+        &self,
+        destination_id: &str,
+        transformation: Option<crate::Transformation>,
+    ) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        found(
+            conn.execute(
+                "UPDATE destination SET transformation = $2 WHERE id = $1",
+                &[
+                    &destination_id,
+                    &crate::Transformation::stored(transformation.as_ref()),
+                ],
+            )
+            .await?,
+        )
+    }
+
     async fn destination_update(&self, d: Destination) -> Result<Destination> {
         let mut conn = self.pool.get().await?;
         let v = stream::encode(&d);
@@ -209,8 +231,8 @@ impl crate::Destinations for PgStore {
             conn.execute(
                 "UPDATE destination SET uid = $2, status = $3, config = $4, batch_size = $5, \
                  max_wait_secs = $6, event_types = $7, channels = $8, metadata = $9, \
-                 failure_reason = $10, next_retry_at = $11, failures = $12, updated_at = $13 \
-                 WHERE id = $1",
+                 failure_reason = $10, next_retry_at = $11, failures = $12, updated_at = $13, \
+                 payload_filter = $14 WHERE id = $1",
                 &[
                     &d.id,
                     &v.uid,
@@ -225,6 +247,7 @@ impl crate::Destinations for PgStore {
                     &d.next_retry_at,
                     &d.failures,
                     &d.updated_at,
+                    &v.payload_filter,
                 ],
             )
             .await
@@ -329,7 +352,7 @@ impl crate::Destinations for PgStore {
                 payloads.insert(row.get(0), (row.get(1), row.get(2)));
             }
         }
-        let messages = kept
+        let mut messages: Vec<StreamMessage> = kept
             .into_iter()
             .map(|row| {
                 let (body, headers) = payloads.remove(&row.id).unwrap_or((None, None));
@@ -345,6 +368,7 @@ impl crate::Destinations for PgStore {
                 }
             })
             .collect();
+        stream::keep_passing(&r, &mut messages);
         Ok(StreamBatch {
             messages,
             next,

@@ -73,6 +73,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Destination> {
         r.get(15)?,
         r.get(16)?,
         r.get(17)?,
+        r.get_ref(18)?.as_str_or_null()?,
+        r.get_ref(19)?.as_str_or_null()?,
     ))
 }
 
@@ -159,6 +161,7 @@ fn read(conn: &Connection, r: &StreamRead) -> Result<StreamBatch> {
             created_at: row.created_at,
         });
     }
+    stream::keep_passing(r, &mut messages);
     Ok(StreamBatch {
         messages,
         next,
@@ -193,7 +196,7 @@ impl crate::Destinations for SqliteStore {
             let v = stream::encode(&d);
             c.prepare_cached(&format!(
                 "INSERT INTO destination ({DESTINATION_COLUMNS}) VALUES \
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
             ))?
             .execute(params![
                 d.id,
@@ -213,7 +216,9 @@ impl crate::Destinations for SqliteStore {
                 d.next_retry_at,
                 d.failures,
                 d.created_at,
-                d.updated_at
+                d.updated_at,
+                v.payload_filter,
+                v.transformation
             ])
             .map_err(|e| conflict_on_unique(e, DESTINATION_UID_TAKEN))?;
             Ok(d)
@@ -243,6 +248,24 @@ impl crate::Destinations for SqliteStore {
         .await
     }
 
+    async fn destination_set_transformation(
+        &self,
+        destination_id: &str,
+        transformation: Option<crate::Transformation>,
+    ) -> Result<()> {
+        let (id, stored) = (
+            destination_id.to_string(),
+            crate::Transformation::stored(transformation.as_ref()),
+        );
+        self.write(move |c| {
+            found(c.execute(
+                "UPDATE destination SET transformation = ?2 WHERE id = ?1",
+                params![id, stored],
+            )?)
+        })
+        .await
+    }
+
     async fn destination_update(&self, d: Destination) -> Result<Destination> {
         self.write(move |c| {
             let v = stream::encode(&d);
@@ -250,8 +273,8 @@ impl crate::Destinations for SqliteStore {
                 c.prepare_cached(
                     "UPDATE destination SET uid = ?2, status = ?3, config = ?4, batch_size = ?5, \
                      max_wait_secs = ?6, event_types = ?7, channels = ?8, metadata = ?9, \
-                     failure_reason = ?10, next_retry_at = ?11, failures = ?12, updated_at = ?13 \
-                     WHERE id = ?1",
+                     failure_reason = ?10, next_retry_at = ?11, failures = ?12, updated_at = ?13, \
+                     payload_filter = ?14 WHERE id = ?1",
                 )?
                 .execute(params![
                     d.id,
@@ -266,7 +289,8 @@ impl crate::Destinations for SqliteStore {
                     d.failure_reason,
                     d.next_retry_at,
                     d.failures,
-                    d.updated_at
+                    d.updated_at,
+                    v.payload_filter
                 ])
                 .map_err(|e| conflict_on_unique(e, DESTINATION_UID_TAKEN))?,
             )?;

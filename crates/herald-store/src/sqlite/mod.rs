@@ -171,6 +171,11 @@ impl SqliteStore {
             // A poller's token is scoped to its destination (version 8).
             add_column_if_missing(&conn, "api_token", "destination_id", "TEXT")?;
         }
+        if version >= 8 {
+            // Destinations (made in version 8) take a payload filter and a transformation.
+            add_column_if_missing(&conn, "destination", "payload_filter", "TEXT")?;
+            add_column_if_missing(&conn, "destination", "transformation", "TEXT")?;
+        }
         conn.execute_batch(include_str!("schema.sql"))?;
         let next_seq = destinations::next_seq(&conn)?;
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;

@@ -195,6 +195,8 @@ CREATE TABLE IF NOT EXISTS destination (
     lease_until INTEGER,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
+    payload_filter TEXT,
+    transformation TEXT,
     UNIQUE (app_id, uid)
 );
 CREATE INDEX IF NOT EXISTS destination_by_app ON destination(app_id, id);
