@@ -27,7 +27,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use output::RESERVED_HEADERS;
-pub use pool::{Pool, Request};
+pub use pool::{BatchRunRequest, Pool, Request};
 pub use sandbox::Sandbox;
 
 /// The longest script accepted, in bytes (the API's limit is 65,536 characters).
@@ -97,6 +97,37 @@ pub struct Webhook {
 pub enum Outcome {
     Send(Webhook),
     /// The script set `cancel: true`: nothing is sent.
+    Cancel,
+}
+
+/// A destination's batch as its script sees it: `handler({url, events}, variables)`.
+#[derive(Clone, Debug)]
+pub struct BatchInput<'a> {
+    /// The destination's URL.
+    pub url: &'a str,
+    /// The batch's messages as a JSON array (what the destination sends by default).
+    pub events: &'a str,
+    pub variables: &'a BTreeMap<String, String>,
+}
+
+/// The request a batch script asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchRequest {
+    /// Another URL than the destination's, if the script set one.
+    pub url: Option<String>,
+    /// The body: `data` as JSON (format `json`, the default), or `data` as it is (format
+    /// `raw`, a string).
+    pub body: String,
+    pub content_type: &'static str,
+    /// Headers the script set (names in lower case).
+    pub headers: Vec<(String, String)>,
+}
+
+/// What a batch script decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchOutcome {
+    Send(BatchRequest),
+    /// `cancel: true`: the batch is not sent, and the destination moves past it.
     Cancel,
 }
 

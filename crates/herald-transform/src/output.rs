@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::{ErrorKind, Method, Outcome, ScriptError, Webhook};
+use crate::{BatchOutcome, BatchRequest, ErrorKind, Method, Outcome, ScriptError, Webhook};
 
 /// Headers a script may not set: the signature's, and those the HTTP client owns.
 pub const RESERVED_HEADERS: &[&str] = &[
@@ -89,7 +89,7 @@ pub(crate) fn read(json: Option<&str>, original_url: &str) -> Result<Outcome, Sc
     };
     let headers = match webhook.get("headers") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Object(h)) => headers(h)?,
+        Some(Value::Object(h)) => headers(h, "webhook.headers")?,
         Some(other) => {
             return Err(bad(format!(
                 "webhook.headers must be an object of strings, not {}",
@@ -105,7 +105,103 @@ pub(crate) fn read(json: Option<&str>, original_url: &str) -> Result<Outcome, Sc
     }))
 }
 
-fn headers(h: &Map<String, Value>) -> Result<Vec<(String, String)>, ScriptError> {
+/// What a destination's batch script returned: `{data, config?: {format?, url?,
+/// headers?}}`, or `{cancel: true}`.
+pub(crate) fn read_batch(json: Option<&str>) -> Result<BatchOutcome, ScriptError> {
+    let Some(json) = json else {
+        return Err(bad(
+            "handler returned undefined; it must return {data, config} or {cancel: true}",
+        ));
+    };
+    let value: Value = serde_json::from_str(json)
+        .map_err(|e| bad(format!("handler's return value is not JSON: {e}")))?;
+    let Value::Object(mut out) = value else {
+        return Err(bad(format!(
+            "handler returned {}; it must return {{data, config}} or {{cancel: true}}",
+            kind_of(&value)
+        )));
+    };
+    match out.get("cancel") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(Value::Bool(true)) => return Ok(BatchOutcome::Cancel),
+        Some(other) => {
+            return Err(bad(format!(
+                "cancel must be true or false, not {}",
+                kind_of(other)
+            )))
+        }
+    }
+    let config = match out.remove("config") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(c)) => c,
+        Some(other) => {
+            return Err(bad(format!(
+                "config must be an object, not {}",
+                kind_of(&other)
+            )))
+        }
+    };
+    let raw = match config.get("format") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(f)) if f == "json" => false,
+        Some(Value::String(f)) if f == "raw" => true,
+        Some(other) => {
+            return Err(bad(format!(
+                "config.format must be \"json\" or \"raw\", not {}",
+                short(other)
+            )))
+        }
+    };
+    let Some(data) = out.remove("data") else {
+        return Err(bad("data is missing (set it to the body to send)"));
+    };
+    let (body, content_type) = match (raw, data) {
+        (false, data) => (
+            serde_json::to_string(&data).expect("a JSON value serializes"),
+            "application/json",
+        ),
+        (true, Value::String(text)) => (text, "text/plain; charset=utf-8"),
+        (true, other) => {
+            return Err(bad(format!(
+                "with config.format \"raw\", data must be a string, not {}",
+                kind_of(&other)
+            )))
+        }
+    };
+    let url = match config.get("url") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) if u.len() > MAX_URL => {
+            return Err(bad(format!("config.url is longer than {MAX_URL} bytes")))
+        }
+        Some(Value::String(u)) if u.starts_with("https://") || u.starts_with("http://") => {
+            Some(u.clone())
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "config.url must be an http or https URL, not {}",
+                short(other)
+            )))
+        }
+    };
+    let headers = match config.get("headers") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(h)) => headers(h, "config.headers")?,
+        Some(other) => {
+            return Err(bad(format!(
+                "config.headers must be an object of strings, not {}",
+                kind_of(other)
+            )))
+        }
+    };
+    Ok(BatchOutcome::Send(BatchRequest {
+        url,
+        body,
+        content_type,
+        headers,
+    }))
+}
+
+fn headers(h: &Map<String, Value>, field: &str) -> Result<Vec<(String, String)>, ScriptError> {
     if h.len() > MAX_HEADERS {
         return Err(bad(format!(
             "webhook.headers has more than {MAX_HEADERS} headers"
@@ -126,19 +222,19 @@ fn headers(h: &Map<String, Value>) -> Result<Vec<(String, String)>, ScriptError>
         let lower = name.to_ascii_lowercase();
         if RESERVED_HEADERS.contains(&lower.as_str()) {
             return Err(bad(format!(
-                "webhook.headers: {name} is set by Herald and may not be changed"
+                "{field}: {name} is set by Herald and may not be changed"
             )));
         }
         let Value::String(value) = value else {
             return Err(bad(format!(
-                "webhook.headers.{name} must be a string, not {}",
+                "{field}.{name} must be a string, not {}",
                 kind_of(value)
             )));
         };
         if value.len() > MAX_HEADER_VALUE || value.chars().any(|c| matches!(c, '\r' | '\n' | '\0'))
         {
             return Err(bad(format!(
-                "webhook.headers.{name} must be at most {MAX_HEADER_VALUE} bytes without line breaks"
+                "{field}.{name} must be at most {MAX_HEADER_VALUE} bytes without line breaks"
             )));
         }
         out.push((lower, value.clone()));
@@ -199,6 +295,52 @@ mod tests {
                 headers: vec![("x-kind".into(), "a".into())],
             })
         );
+    }
+
+    #[test]
+    fn a_batch_request_reads_back_in_either_format() {
+        let json =
+            r#"{"data":{"rows":[1,2]},"config":{"url":"https://x/y","headers":{"X-N":"2"}}}"#;
+        assert_eq!(
+            read_batch(Some(json)).unwrap(),
+            BatchOutcome::Send(BatchRequest {
+                url: Some("https://x/y".into()),
+                body: r#"{"rows":[1,2]}"#.into(),
+                content_type: "application/json",
+                headers: vec![("x-n".into(), "2".into())],
+            })
+        );
+        let raw = r#"{"data":"a\nb","config":{"format":"raw"}}"#;
+        let BatchOutcome::Send(r) = read_batch(Some(raw)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (r.body.as_str(), r.content_type, r.url),
+            ("a\nb", "text/plain; charset=utf-8", None)
+        );
+        assert_eq!(
+            read_batch(Some(r#"{"cancel":true}"#)).unwrap(),
+            BatchOutcome::Cancel
+        );
+        for (json, expected) in [
+            (r#"{"config":{}}"#, "data is missing"),
+            (
+                r#"{"data":1,"config":{"format":"raw"}}"#,
+                "must be a string",
+            ),
+            (
+                r#"{"data":1,"config":{"format":"xml"}}"#,
+                "\"json\" or \"raw\"",
+            ),
+            (
+                r#"{"data":1,"config":{"headers":{"webhook-id":"x"}}}"#,
+                "config.headers: webhook-id",
+            ),
+            (r#"{"data":1,"config":{"url":"ftp://x"}}"#, "http or https"),
+        ] {
+            let err = read_batch(Some(json)).unwrap_err();
+            assert!(err.message.contains(expected), "{json}: {}", err.message);
+        }
     }
 
     #[test]

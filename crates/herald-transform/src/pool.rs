@@ -18,7 +18,17 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::{ErrorKind, Input, Limits, Method, Outcome, Sandbox, ScriptError};
+use crate::{BatchOutcome, ErrorKind, Input, Limits, Method, Outcome, Sandbox, ScriptError};
+
+/// A batch run's inputs, owned.
+#[derive(Clone, Debug)]
+pub struct BatchRunRequest {
+    pub code: Arc<str>,
+    pub url: String,
+    /// The batch's messages as a JSON array.
+    pub events: String,
+    pub variables: Arc<BTreeMap<String, String>>,
+}
 
 /// One run's inputs, owned so that they can cross to a worker thread.
 #[derive(Clone, Debug)]
@@ -113,9 +123,19 @@ impl Pool {
     /// Runs a script. Runs with the same `lane` (an endpoint's id) wait for each other;
     /// `None` runs in no lane.
     pub async fn run(&self, lane: Option<&str>, request: Request) -> Result<Outcome, ScriptError> {
-        let Some(lane) = lane else {
-            return self.dispatch(request).await;
-        };
+        match lane {
+            Some(lane) => self.in_lane(lane, self.dispatch(request)).await,
+            None => self.dispatch(request).await,
+        }
+    }
+
+    /// Runs `work` (a run on a thread) in `lane`: after the lane's previous run, and,
+    /// while the lane is heavy, under a heavy permit.
+    async fn in_lane<T>(
+        &self,
+        lane: &str,
+        work: impl std::future::Future<Output = Result<T, ScriptError>>,
+    ) -> Result<T, ScriptError> {
         let turn = {
             let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
             lanes.entry(lane.to_string()).or_default().clone()
@@ -128,7 +148,7 @@ impl Pool {
                 None
             };
             let started = Instant::now();
-            let result = self.dispatch(request).await;
+            let result = work.await;
             let hit_a_limit = matches!(&result, Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Memory));
             if hit_a_limit || started.elapsed() >= self.limits.cpu / 5 {
                 self.mark_heavy(lane);
@@ -164,6 +184,23 @@ impl Pool {
             }
         }
         heavy.insert(lane.to_string(), now + HEAVY_FOR);
+    }
+
+    /// Runs a destination's batch script, in `lane` (the destination's id).
+    pub async fn run_batch(
+        &self,
+        lane: &str,
+        request: BatchRunRequest,
+    ) -> Result<BatchOutcome, ScriptError> {
+        let work = move |sandbox: &Sandbox| {
+            let input = crate::BatchInput {
+                url: &request.url,
+                events: &request.events,
+                variables: &request.variables,
+            };
+            sandbox.run_batch(&request.code, &input)
+        };
+        self.in_lane(lane, self.on_a_thread(work)).await
     }
 
     /// Checks code before it is saved: it parses, its top level runs within the

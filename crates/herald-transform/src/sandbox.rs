@@ -13,7 +13,10 @@ use std::rc::Rc;
 use rquickjs::context::{intrinsic, EvalOptions};
 use rquickjs::{Context, Ctx, Runtime, Value};
 
-use crate::{output, ErrorKind, Input, Limits, Outcome, ScriptError, MAX_CODE_BYTES};
+use crate::{
+    output, BatchInput, BatchOutcome, ErrorKind, Input, Limits, Outcome, ScriptError,
+    MAX_CODE_BYTES,
+};
 
 /// What a realm has besides the language's base objects: nothing that reaches a clock,
 /// a timer, a module or the outside world.
@@ -66,34 +69,11 @@ impl Sandbox {
 
     /// Evaluates `code` in a fresh realm and checks it declares `handler`.
     pub fn check(&self, code: &str) -> Result<(), ScriptError> {
-        let input = Input {
-            method: crate::Method::Post,
-            url: "",
-            event_type: "",
-            payload: "null",
-            variables: &std::collections::BTreeMap::new(),
-        };
-        self.run_inner(code, &input, false).map(|_| ())
+        self.call_handler(code, "null", "{}", false).map(|_| ())
     }
 
-    /// Runs `code`'s handler on `input`.
+    /// Runs `code`'s handler on one delivery (`handler(webhook, variables)`).
     pub fn run(&self, code: &str, input: &Input<'_>) -> Result<Outcome, ScriptError> {
-        self.run_inner(code, input, true)
-            .map(|o| o.expect("a run that calls the handler has an outcome"))
-    }
-
-    fn run_inner(
-        &self,
-        code: &str,
-        input: &Input<'_>,
-        call: bool,
-    ) -> Result<Option<Outcome>, ScriptError> {
-        if code.len() > MAX_CODE_BYTES {
-            return Err(ScriptError::new(
-                ErrorKind::Compile,
-                format!("the code is longer than {MAX_CODE_BYTES} bytes"),
-            ));
-        }
         let webhook = format!(
             r#"{{"method":"{}","url":{},"eventType":{},"payload":{}}}"#,
             input.method.as_str(),
@@ -102,29 +82,68 @@ impl Sandbox {
             input.payload,
         );
         let variables = serde_json::to_string(input.variables).expect("a map serializes");
+        let json = self
+            .call_handler(code, &webhook, &variables, true)?
+            .expect("a run that calls the handler has a result");
+        output::read(json.as_deref(), input.url)
+    }
+
+    /// Runs `code`'s handler on a destination's batch (`handler(input, variables)`,
+    /// `input` being `{url, events}`).
+    pub fn run_batch(
+        &self,
+        code: &str,
+        input: &BatchInput<'_>,
+    ) -> Result<BatchOutcome, ScriptError> {
+        let arg = format!(
+            r#"{{"url":{},"events":{}}}"#,
+            serde_json::to_string(input.url).expect("a string serializes"),
+            input.events,
+        );
+        let variables = serde_json::to_string(input.variables).expect("a map serializes");
+        let json = self
+            .call_handler(code, &arg, &variables, true)?
+            .expect("a run that calls the handler has a result");
+        output::read_batch(json.as_deref())
+    }
+
+    /// Runs the script within the limits: evaluates it in a fresh realm and, when
+    /// `call`, calls `handler(arg, variables)` (both JSON texts). Returns
+    /// `JSON.stringify` of what the handler returned (`Some(None)` for undefined),
+    /// bounded by the output limit; `None` when not called.
+    fn call_handler(
+        &self,
+        code: &str,
+        arg: &str,
+        variables: &str,
+        call: bool,
+    ) -> Result<Option<Option<String>>, ScriptError> {
+        if code.len() > MAX_CODE_BYTES {
+            return Err(ScriptError::new(
+                ErrorKind::Compile,
+                format!("the code is longer than {MAX_CODE_BYTES} bytes"),
+            ));
+        }
         self.interrupted.set(false);
         self.deadline
             .set(thread_cpu_ns().saturating_add(self.limits.cpu.as_nanos() as u64));
-        let returned = self.run_in_fresh_realm(code, &webhook, &variables, call);
+        let returned = self.run_in_fresh_realm(code, arg, variables, call);
         self.deadline.set(u64::MAX);
         // Whatever the run left behind goes now, not in the middle of the next one.
         self.runtime.run_gc();
-        let Some(json) = returned? else {
-            return Ok(None);
-        };
-        if json
-            .as_ref()
-            .is_some_and(|j| j.len() > self.limits.output_bytes)
-        {
-            return Err(ScriptError::new(
-                ErrorKind::OutputTooLarge,
-                format!(
-                    "the returned webhook is larger than {} bytes",
-                    self.limits.output_bytes
-                ),
-            ));
+        let returned = returned?;
+        if let Some(Some(json)) = &returned {
+            if json.len() > self.limits.output_bytes {
+                return Err(ScriptError::new(
+                    ErrorKind::OutputTooLarge,
+                    format!(
+                        "what the handler returned is larger than {} bytes",
+                        self.limits.output_bytes
+                    ),
+                ));
+            }
         }
-        output::read(json.as_deref(), input.url).map(Some)
+        Ok(returned)
     }
 
     /// Evaluates the code in a new realm, calls `handler(webhook, variables)` (when

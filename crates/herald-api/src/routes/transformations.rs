@@ -136,21 +136,91 @@ pub async fn patch(
         check_code(&state, code).await?;
     }
     let (_, ep) = visible_endpoint(&state, &caller, &app_id, &endpoint_id).await?;
-    let mut t = ep
-        .transformation
-        .as_deref()
-        .cloned()
-        .unwrap_or(Transformation {
-            code: None,
-            enabled: false,
-            variables: BTreeMap::new(),
-            updated_at: 0,
-        });
+    let t = apply(ep.transformation.as_deref(), body);
+    state
+        .store
+        .endpoint_set_transformation(&ep.id, Some(t))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DestinationTransformationOut {
+    /// The batch script (`function handler(input)`), if one was set.
+    pub code: Option<String>,
+    pub enabled: bool,
+    pub variables: BTreeMap<String, String>,
+    pub updated_at: Option<String>,
+}
+
+/// A destination's batch transformation. Only a fifoEndpoint has one: a poller's
+/// consumers read messages as they are.
+pub async fn destination_get(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, destination_id)): Path<(String, String)>,
+) -> ApiResult<Json<DestinationTransformationOut>> {
+    let d =
+        super::destinations::visible_destination(&state, &caller, &app_id, &destination_id).await?;
+    let t = d.transformation.as_deref();
+    Ok(Json(DestinationTransformationOut {
+        code: t.and_then(|t| t.code.clone()),
+        enabled: t.is_some_and(|t| t.enabled),
+        variables: t.map(|t| t.variables.clone()).unwrap_or_default(),
+        updated_at: t.map(|t| format_rfc3339(t.updated_at)),
+    }))
+}
+
+/// Sets it (Svix's `DestinationTransformIn` is `{code}`; Herald also takes `enabled`
+/// and `variables`); answers `{}`.
+pub async fn destination_patch(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path((app_id, destination_id)): Path<(String, String)>,
+    JsonBody(body): JsonBody<TransformationPatch>,
+) -> ApiResult<Json<serde_json::Value>> {
+    if let Some(vars) = &body.variables {
+        check_variables(vars)?;
+    }
+    if let Patch::Set(code) = &body.code {
+        check_code(&state, code).await?;
+    }
+    let d =
+        super::destinations::visible_destination(&state, &caller, &app_id, &destination_id).await?;
+    if d.kind != "fifoEndpoint" {
+        return Err(invalid(
+            &["body", "code"],
+            format!(
+                "a {} has no transformation: its consumers read the messages as they are",
+                d.kind
+            ),
+        ));
+    }
+    let t = apply(d.transformation.as_deref(), body);
+    state
+        .store
+        .destination_set_transformation(&d.id, Some(t))
+        .await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+/// A transformation after a patch: setting code switches it on unless the patch says
+/// otherwise; `enabled: false` keeps the code.
+fn apply(old: Option<&Transformation>, body: TransformationPatch) -> Transformation {
+    let mut t = old.cloned().unwrap_or(Transformation {
+        code: None,
+        enabled: false,
+        variables: BTreeMap::new(),
+        updated_at: 0,
+    });
     match body.code {
         Patch::Keep => {}
-        Patch::Clear => t.code = None,
+        Patch::Clear => {
+            t.code = None;
+            t.enabled = false;
+        }
         Patch::Set(code) => {
-            // Setting code switches the transformation on unless the request says not.
             t.enabled = true;
             t.code = Some(code);
         }
@@ -162,11 +232,7 @@ pub async fn patch(
         t.variables = vars;
     }
     t.updated_at = now_ms();
-    state
-        .store
-        .endpoint_set_transformation(&ep.id, Some(t))
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    t
 }
 
 /// Svix's ingest route for a source's destination: the endpoint of the source's

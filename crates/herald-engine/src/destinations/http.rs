@@ -3,13 +3,21 @@
 //! `payload`), signed like every Herald delivery (Standard Webhooks, `webhook-id` naming
 //! the batch) with the destination's keys; the next batch goes only once the receiver
 //! answered 2xx.
+//!
+//! A destination with a transformation hands the batch to its script first
+//! (`handler({url, events}, variables)`): what it returns (`{data, config: {format,
+//! url, headers}}`) is the request, signed and sent through the same guard; `{cancel:
+//! true}` skips the batch (the destination moves past it); a failed script fails the
+//! batch with the script's error, retried like any failure.
 
 use std::sync::Arc;
 
+use herald_core::metrics::TransformOutcome;
 use herald_core::secret::Secret;
 use herald_core::signing::sign_all;
 use herald_core::time::{format_rfc3339, now_ms};
 use herald_store::HttpSinkConfig;
+use herald_transform::{BatchOutcome, BatchRunRequest};
 
 use super::{Batch, SendFailure, SendFuture, Sender};
 use crate::Engine;
@@ -73,7 +81,37 @@ async fn send(engine: &Engine, batch: &Batch) -> Result<(), SendFailure> {
     if secrets.is_empty() {
         return Err(failure("the destination has no signing key"));
     }
-    let body = body(batch);
+    let mut body = body(batch);
+    let mut url = sink.url.clone();
+    let mut content_type = "application/json";
+    let mut script_headers = Vec::new();
+    if let Some(t) = herald_store::Transformation::active(&batch.destination.transformation) {
+        let request = BatchRunRequest {
+            code: Arc::from(t.code.as_deref().unwrap_or_default()),
+            url: sink.url.clone(),
+            events: body,
+            variables: Arc::new(t.variables.clone()),
+        };
+        let outcome = config
+            .transforms
+            .run_batch(&batch.destination.id, request)
+            .await;
+        config.metrics.transformation(match &outcome {
+            Ok(BatchOutcome::Send(_)) => TransformOutcome::Sent,
+            Ok(BatchOutcome::Cancel) => TransformOutcome::Cancelled,
+            Err(_) => TransformOutcome::Failed,
+        });
+        match outcome.map_err(|e| failure(e.to_string()))? {
+            // Skipped by the script: delivered as far as the stream is concerned.
+            BatchOutcome::Cancel => return Ok(()),
+            BatchOutcome::Send(r) => {
+                body = r.body;
+                url = r.url.unwrap_or(url);
+                content_type = r.content_type;
+                script_headers = r.headers;
+            }
+        }
+    }
     let timestamp = now / 1000;
     let signature = sign_all(
         secrets.iter().map(|s| s.as_ref()),
@@ -81,10 +119,16 @@ async fn send(engine: &Engine, batch: &Batch) -> Result<(), SendFailure> {
         timestamp,
         body.as_bytes(),
     );
-    let url = crate::guard::check_destination(&config.destinations, config.https_only, &sink.url)
+    let url = crate::guard::check_destination(&config.destinations, config.https_only, &url)
         .map_err(|blocked| failure(blocked.to_string()))?;
     let mut request = engine.client().post(url);
-    for (name, value) in &sink.headers {
+    // The script's headers win over the destination's own.
+    let overridden = |name: &str| {
+        script_headers
+            .iter()
+            .any(|(n, _): &(String, String)| n.eq_ignore_ascii_case(name))
+    };
+    for (name, value) in sink.headers.iter().filter(|(name, _)| !overridden(name)) {
         let value = if herald_core::validate::is_sensitive_header(name)
             && herald_core::sealing::is_sealed(value)
         {
@@ -97,9 +141,15 @@ async fn send(engine: &Engine, batch: &Batch) -> Result<(), SendFailure> {
         };
         request = request.header(name.as_str(), value);
     }
+    let content_type_set = script_headers.iter().any(|(n, _)| n == "content-type");
+    for (name, value) in &script_headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    if !content_type_set {
+        request = request.header("content-type", content_type);
+    }
     let ts = timestamp.to_string();
     request = request
-        .header("content-type", "application/json")
         .header("user-agent", config.user_agent.as_str())
         .header("webhook-id", batch.id.as_str())
         .header("webhook-timestamp", ts.as_str())

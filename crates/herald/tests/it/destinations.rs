@@ -404,3 +404,124 @@ async fn destination_input_errors_name_the_field() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn a_fifo_destinations_batch_transformation_shapes_skips_or_fails_its_batches() {
+    let rx = Receiver::start().await;
+    let app = spawn_app(&[("HERALD_RETRY_SCHEDULE_SECS", "0.2,0.2,0.2,0.2,0.2,0.2")]).await;
+    let app_id = app.app("shaped").await;
+    let (dest, key) = destination(
+        &app,
+        &app_id,
+        json!({"type": "fifoEndpoint", "batchSize": 10, "maxWaitSecs": 1,
+               "config": {"url": rx.url("/raw"), "headers": {"x-team": "billing"}}}),
+    )
+    .await;
+    let path = format!("/app/{app_id}/destination/{dest}/transformation");
+    let (s, t) = app.get(&path).await;
+    assert_eq!(s, 200, "{t}");
+    assert_eq!(
+        (t["code"].clone(), t["enabled"].clone()),
+        (Value::Null, json!(false))
+    );
+
+    // A batch becomes one request of the script's shape: another body, URL, header.
+    let code = r#"
+        function handler(input) {
+            if (input.events.some((e) => e.payload.skip)) {
+                return { cancel: true };
+            }
+            if (input.events.some((e) => e.payload.boom)) {
+                throw new Error("cannot shape " + input.events.length);
+            }
+            return {
+                data: { rows: input.events.map((e) => ({ type: e.eventType, n: e.payload.i })) },
+                config: { url: input.url.replace("/raw", "/rows"), headers: { "X-Rows": String(input.events.length) } },
+            };
+        }"#;
+    let (s, out) = app.call("PATCH", &path, Some(json!({"code": code}))).await;
+    assert_eq!(s, 200, "{out}");
+    assert_eq!(out, json!({}));
+    let (_, t) = app.get(&path).await;
+    assert_eq!(
+        (t["code"].clone(), t["enabled"].clone()),
+        (json!(code), json!(true))
+    );
+    for i in 0..3 {
+        app.send(
+            &app_id,
+            json!({"eventType": "order.paid", "payload": {"i": i}}),
+        )
+        .await;
+    }
+    let got = rx.wait_for(1, Duration::from_secs(15)).await;
+    let r = &got[0];
+    assert_eq!(r.path, "/rows");
+    assert_eq!(
+        r.json(),
+        json!({"rows": [{"type": "order.paid", "n": 0}, {"type": "order.paid", "n": 1}, {"type": "order.paid", "n": 2}]})
+    );
+    assert_eq!(r.header("x-rows"), "3");
+    assert_eq!(r.header("x-team"), "billing");
+    assert!(
+        verify_with_standardwebhooks(&key, r),
+        "signed over the shaped body"
+    );
+
+    // cancel: the batch is skipped and the destination moves past it.
+    app.send(
+        &app_id,
+        json!({"eventType": "order.paid", "payload": {"skip": true}}),
+    )
+    .await;
+    let (_, before) = app.get(&format!("/app/{app_id}/destination/{dest}")).await;
+    wait_until(
+        "the skipped batch passed",
+        Duration::from_secs(15),
+        async || {
+            let (_, stats) = app
+                .get(&format!("/app/{app_id}/destination/{dest}/stats"))
+                .await;
+            stats["lagMessages"] == 0
+        },
+    )
+    .await;
+    let (_, after) = app.get(&format!("/app/{app_id}/destination/{dest}")).await;
+    assert_ne!(before["currentIterator"], after["currentIterator"]);
+    assert_eq!(
+        rx.received().len(),
+        1,
+        "nothing was sent for the skipped batch"
+    );
+
+    // A throwing script fails the batch: retried, with the script's error as the reason.
+    app.send(
+        &app_id,
+        json!({"eventType": "order.paid", "payload": {"boom": true}}),
+    )
+    .await;
+    wait_until("the failure shows", Duration::from_secs(15), async || {
+        let (_, d) = app.get(&format!("/app/{app_id}/destination/{dest}")).await;
+        d["failureReason"]
+            .as_str()
+            .is_some_and(|r| r.contains("transformation failed (thrown): Error: cannot shape 1"))
+    })
+    .await;
+    assert_eq!(rx.received().len(), 1);
+
+    // A poller has no transformation; bad code is refused before it is saved.
+    let (poller, _) = destination(&app, &app_id, json!({"type": "pollingEndpoint"})).await;
+    let (s, e) = app
+        .call(
+            "PATCH",
+            &format!("/app/{app_id}/destination/{poller}/transformation"),
+            Some(json!({"code": "function handler(i) { return i; }"})),
+        )
+        .await;
+    assert_eq!(s, 422, "{e}");
+    let (s, e) = app
+        .call("PATCH", &path, Some(json!({"code": "function handler("})))
+        .await;
+    assert_eq!(s, 422, "{e}");
+    assert_eq!(e["detail"][0]["loc"], json!(["body", "code"]));
+}

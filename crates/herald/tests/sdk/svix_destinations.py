@@ -17,6 +17,7 @@ from svix.api import (
     ApplicationIn,
     DestinationIn,
     DestinationPatch,
+    DestinationTransformIn,
     EndpointSecretRotateIn,
     MessageIn,
     PollingEndpointConsumerSeekIn,
@@ -160,6 +161,11 @@ upserted = svix.destination.upsert(
     DestinationIn(type="fifoEndpoint", config={"url": receiver_url}, max_wait_secs=5, status="disabled"),
 )
 assert upserted.uid == "warehouse" and upserted.max_wait_secs == 5, upserted
+# The fifo's batch transformation, set and read with the SDK.
+BATCH_CODE = "function handler(input) { return { data: input.events.map((e) => e.payload) }; }"
+svix.destination.transformation.patch(app.id, fifo.id, DestinationTransformIn(code=BATCH_CODE))
+shaped = svix.destination.transformation.get(app.id, fifo.id)
+assert shaped.code == BATCH_CODE and shaped.enabled is True, shaped
 rotated = svix.destination.rotate_secret(app.id, fifo.id, EndpointSecretRotateIn()).key
 assert rotated.startswith("whsec_") and rotated != FIFO_KEY, rotated
 for d in (poller.id, fifo.id, upserted.id):
