@@ -20,6 +20,7 @@
 
 mod output;
 mod pool;
+mod realms;
 mod sandbox;
 
 use std::collections::BTreeMap;

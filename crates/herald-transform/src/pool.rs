@@ -41,6 +41,9 @@ pub struct Request {
     pub variables: Arc<BTreeMap<String, String>>,
 }
 
+/// A run's result and the CPU time its script took.
+type Ran<T> = (Result<T, ScriptError>, Duration);
+
 /// What a worker thread does with its engine; the job answers its caller itself.
 type Job = Box<dyn FnOnce(&Sandbox) -> Result<(), ScriptError> + Send>;
 
@@ -124,8 +127,8 @@ impl Pool {
     /// `None` runs in no lane.
     pub async fn run(&self, lane: Option<&str>, request: Request) -> Result<Outcome, ScriptError> {
         match lane {
-            Some(lane) => self.in_lane(lane, self.dispatch(request)).await,
-            None => self.dispatch(request).await,
+            Some(lane) => self.in_lane(lane, self.dispatch(Some(lane), request)).await,
+            None => self.dispatch(None, request).await.0,
         }
     }
 
@@ -134,7 +137,7 @@ impl Pool {
     async fn in_lane<T>(
         &self,
         lane: &str,
-        work: impl std::future::Future<Output = Result<T, ScriptError>>,
+        work: impl std::future::Future<Output = Ran<T>>,
     ) -> Result<T, ScriptError> {
         let turn = {
             let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
@@ -147,10 +150,9 @@ impl Pool {
             } else {
                 None
             };
-            let started = Instant::now();
-            let result = work.await;
+            let (result, script_cpu) = work.await;
             let hit_a_limit = matches!(&result, Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Memory));
-            if hit_a_limit || started.elapsed() >= self.limits.cpu / 5 {
+            if hit_a_limit || script_cpu >= self.limits.cpu / 5 {
                 self.mark_heavy(lane);
             }
             result
@@ -192,13 +194,14 @@ impl Pool {
         lane: &str,
         request: BatchRunRequest,
     ) -> Result<BatchOutcome, ScriptError> {
+        let realm = lane.to_string();
         let work = move |sandbox: &Sandbox| {
             let input = crate::BatchInput {
                 url: &request.url,
                 events: &request.events,
                 variables: &request.variables,
             };
-            sandbox.run_batch(&request.code, &input)
+            sandbox.run_batch(Some(&realm), &request.code, &input)
         };
         self.in_lane(lane, self.on_a_thread(work)).await
     }
@@ -206,10 +209,19 @@ impl Pool {
     /// Checks code before it is saved: it parses, its top level runs within the
     /// limits, and it declares `handler`.
     pub async fn check(&self, code: Arc<str>) -> Result<(), ScriptError> {
-        self.on_a_thread(move |sandbox| sandbox.check(&code)).await
+        self.on_a_thread(move |sandbox| sandbox.check(&code))
+            .await
+            .0
     }
 
-    async fn dispatch(&self, request: Request) -> Result<Outcome, ScriptError> {
+    /// Runs code that is being tried (not saved): in `lane`, so that tries of one
+    /// endpoint go one at a time, but in a realm of its own.
+    pub async fn try_run(&self, lane: &str, request: Request) -> Result<Outcome, ScriptError> {
+        self.in_lane(lane, self.dispatch(None, request)).await
+    }
+
+    async fn dispatch(&self, realm: Option<&str>, request: Request) -> Ran<Outcome> {
+        let realm = realm.map(str::to_string);
         self.on_a_thread(move |sandbox| {
             let input = Input {
                 method: request.method,
@@ -218,15 +230,16 @@ impl Pool {
                 payload: &request.payload,
                 variables: &request.variables,
             };
-            sandbox.run(&request.code, &input)
+            sandbox.run(realm.as_deref(), &request.code, &input)
         })
         .await
     }
 
+    /// Runs `work` on a script thread: its result, and the CPU time its script took.
     async fn on_a_thread<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Sandbox) -> Result<T, ScriptError> + Send + 'static,
-    ) -> Result<T, ScriptError> {
+    ) -> Ran<T> {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |sandbox| {
             let result = catch_unwind(AssertUnwindSafe(|| work(sandbox))).unwrap_or_else(|_| {
@@ -236,15 +249,25 @@ impl Pool {
                 ))
             });
             let failed = matches!(&result, Err(e) if e.kind == ErrorKind::Internal);
-            let _ = reply.send(result);
+            let _ = reply.send((result, sandbox.last_script_cpu()));
             if failed {
                 return Err(ScriptError::new(ErrorKind::Internal, "engine failed"));
             }
             Ok(())
         });
-        let stopped = || ScriptError::new(ErrorKind::Internal, "the script threads have stopped");
-        self.jobs().send(job).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let stopped = || {
+            (
+                Err(ScriptError::new(
+                    ErrorKind::Internal,
+                    "the script threads have stopped",
+                )),
+                Duration::ZERO,
+            )
+        };
+        if self.jobs().send(job).await.is_err() {
+            return stopped();
+        }
+        answer.await.unwrap_or_else(|_| stopped())
     }
 
     /// How many lanes are open (runs in progress or waiting, by key); for tests.

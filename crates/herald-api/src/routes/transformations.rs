@@ -296,7 +296,7 @@ pub async fn try_code(
     };
     // Tries of one endpoint go one at a time, as its deliveries do.
     let lane = format!("try:{}", ep.id);
-    let out = match state.config.transforms.run(Some(&lane), request).await {
+    let out = match state.config.transforms.try_run(&lane, request).await {
         Ok(Outcome::Send(w)) => TransformationTryOut {
             outcome: "send",
             method: Some(w.method.as_str()),
