@@ -775,8 +775,9 @@ pub struct SourceIn {
     #[serde(default)]
     pub event_type_field: Option<String>,
     /// Destinations created with the source: endpoint fields (url, filterTypes,
-    /// description, headers…) plus `bodyFilter`, a map of dotted JSON paths to the
-    /// value (or list of values) the body must hold there.
+    /// description, headers, payloadFilter…), or `bodyFilter`, a map of dotted JSON
+    /// paths to the value (or list of values) the body must hold there, which becomes
+    /// the destination's payload filter.
     #[serde(default)]
     #[schema(value_type = Option<Vec<Object>>)]
     pub destinations: Option<Vec<serde_json::Value>>,
@@ -788,8 +789,14 @@ pub struct SourceDestinationOut {
     pub endpoint_id: String,
     pub url: String,
     pub filter_types: Option<Vec<String>>,
+    /// The older body filter, kept only for destinations made before it became a
+    /// payload filter.
     #[schema(value_type = Option<Object>)]
     pub body_filter: Option<serde_json::Value>,
+    /// The destination's payload filter (a `bodyFilter` given at creation is turned
+    /// into one).
+    #[schema(value_type = Option<Object>)]
+    pub payload_filter: Option<serde_json::Value>,
     pub disabled: bool,
 }
 

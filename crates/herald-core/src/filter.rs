@@ -303,7 +303,16 @@ fn node_matches(node: &Node, here: &Value) -> bool {
         Node::All(nodes) => nodes.iter().all(|n| node_matches(n, here)),
         Node::Any(nodes) => nodes.iter().any(|n| node_matches(n, here)),
         Node::Not(n) => !node_matches(n, here),
-        Node::Field(name, cond) => cond_matches(cond, here.as_object().and_then(|o| o.get(name))),
+        Node::Field(name, cond) => cond_matches(cond, field(here, name)),
+    }
+}
+
+/// A field of an object, or the element of an array that a numeric name indexes.
+fn field<'a>(here: &'a Value, name: &str) -> Option<&'a Value> {
+    match here {
+        Value::Object(o) => o.get(name),
+        Value::Array(items) => name.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
     }
 }
 
@@ -318,8 +327,9 @@ fn cond_matches(cond: &Cond, value: Option<&Value>) -> bool {
             None => false,
             // A condition on an array holds for the array as a whole (equality with an
             // array) or for any of its elements.
+            // A nested filter may also look at the array itself, by index.
             Some(Value::Array(items)) => {
-                matches!(cond, Cond::Eq(Value::Array(_)) if one_value(cond, value.expect("some")))
+                matches!(cond, Cond::Eq(Value::Array(_)) | Cond::Nested(_) if one_value(cond, value.expect("some")))
                     || items.iter().any(|item| one_value(cond, item))
             }
             Some(v) => one_value(cond, v),
@@ -452,6 +462,11 @@ mod tests {
             (json!({"lines": {"sku": "c"}}), false),
             (json!({"lines": {"sku": "b", "qty": 3}}), true),
             (json!({"lines": {"sku": "a", "qty": 3}}), false),
+            // A numeric key on an array names the element at that index.
+            (json!({"lines": {"1": {"sku": "b"}}}), true),
+            (json!({"lines": {"0": {"sku": "b"}}}), false),
+            (json!({"tags": {"0": "new"}}), true),
+            (json!({"tags": {"5": {"$exists": false}}}), true),
             // Nested paths, and several keys that must all hold.
             (
                 json!({"customer": {"country": "FR", "vip": false}, "total": {"$gte": 1}}),

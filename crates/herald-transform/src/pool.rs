@@ -2,14 +2,16 @@
 //!
 //! QuickJS runtimes belong to the thread that made them, so each worker thread keeps
 //! one `Sandbox` and takes runs from a shared queue. A script that burns its whole CPU
-//! limit occupies one thread for that long; two rules keep such scripts from taking
-//! every thread:
-//! - runs of the same key (an endpoint) go one at a time ("lanes"): an endpoint holds
-//!   at most one thread;
-//! - a lane whose run was heavy (it hit a limit, or took a fifth of the CPU limit) is
-//!   marked heavy for a minute, and heavy lanes together hold at most all threads but
-//!   one (one, on two threads); so however many endpoints run bad scripts, a thread is
-//!   left to everyone else, who never queue behind more than one heavy run per thread.
+//! limit occupies one thread for that long; these rules keep such scripts from taking
+//! every thread, while a busy endpoint with a light script keeps every thread busy:
+//! - runs of the same key (an endpoint) are a "lane": a lane runs one at a time until
+//!   one of its runs has shown its script is light, and then up to one per thread (so
+//!   that a thread never waits for the next run of a busy endpoint to arrive);
+//! - a lane whose run was heavy (it hit a limit, or its script took a fifth of the CPU
+//!   limit) is marked heavy for a minute: it runs one at a time again, and heavy lanes
+//!   together hold at most all threads but one (one, on two threads); so however many
+//!   endpoints run bad scripts, a thread is left to everyone else, who never queue
+//!   behind more than one heavy run per thread.
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -41,8 +43,8 @@ pub struct Request {
     pub variables: Arc<BTreeMap<String, String>>,
 }
 
-/// A run's result and the CPU time its script took.
-type Ran<T> = (Result<T, ScriptError>, Duration);
+/// A run's result, and whether it was heavy (`Sandbox::last_run_heavy`).
+type Ran<T> = (Result<T, ScriptError>, bool);
 
 /// What a worker thread does with its engine; the job answers its caller itself.
 type Job = Box<dyn FnOnce(&Sandbox) -> Result<(), ScriptError> + Send>;
@@ -56,13 +58,21 @@ const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Pool {
     jobs: Arc<OnceLock<mpsc::Sender<Job>>>,
-    lanes: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    lanes: Arc<Mutex<HashMap<String, Arc<Lane>>>>,
     /// Lanes whose last heavy run was recently, until when they count as heavy.
     heavy_lanes: Arc<Mutex<HashMap<String, Instant>>>,
     /// Permits for heavy lanes' runs: all threads but one.
     heavy_permits: Arc<Semaphore>,
     threads: usize,
     limits: Limits,
+}
+
+/// The runs of one key: permits, one per thread, all of which a run takes while the
+/// lane is not known to be light.
+struct Lane {
+    permits: Semaphore,
+    /// One of its runs finished light.
+    shown_light: std::sync::atomic::AtomicBool,
 }
 
 /// How long a lane stays heavy after a heavy run.
@@ -139,21 +149,44 @@ impl Pool {
         lane: &str,
         work: impl std::future::Future<Output = Ran<T>>,
     ) -> Result<T, ScriptError> {
+        use std::sync::atomic::Ordering::Relaxed;
         let turn = {
             let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
-            lanes.entry(lane.to_string()).or_default().clone()
+            lanes
+                .entry(lane.to_string())
+                .or_insert_with(|| {
+                    Arc::new(Lane {
+                        permits: Semaphore::new(self.threads),
+                        shown_light: Default::default(),
+                    })
+                })
+                .clone()
         };
         let result = {
-            let _held = turn.lock().await;
+            // What the lane is known to be can change while a run waits for its turn
+            // (an earlier run finds it heavy): looked at again once the turn came.
+            let must_be_alone = || self.is_heavy(lane) || !turn.shown_light.load(Relaxed);
+            let _held = loop {
+                let alone = must_be_alone();
+                let want = if alone { self.threads as u32 } else { 1 };
+                let held = turn.permits.acquire_many(want).await;
+                if alone || !must_be_alone() {
+                    break held;
+                }
+            };
+            // Holding the lane alone when it is heavy, nothing else of it changes this.
             let _heavy = if self.is_heavy(lane) {
                 self.heavy_permits.acquire().await.ok()
             } else {
                 None
             };
-            let (result, script_cpu) = work.await;
-            let hit_a_limit = matches!(&result, Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Memory));
-            if hit_a_limit || script_cpu >= self.limits.cpu / 5 {
+            let (result, heavy_run) = work.await;
+            let hit_a_limit = matches!(&result, Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Memory | ErrorKind::StackOverflow));
+            if hit_a_limit || heavy_run {
                 self.mark_heavy(lane);
+                turn.shown_light.store(false, Relaxed);
+            } else {
+                turn.shown_light.store(true, Relaxed);
             }
             result
         };
@@ -249,7 +282,7 @@ impl Pool {
                 ))
             });
             let failed = matches!(&result, Err(e) if e.kind == ErrorKind::Internal);
-            let _ = reply.send((result, sandbox.last_script_cpu()));
+            let _ = reply.send((result, sandbox.last_run_heavy()));
             if failed {
                 return Err(ScriptError::new(ErrorKind::Internal, "engine failed"));
             }
@@ -261,7 +294,7 @@ impl Pool {
                     ErrorKind::Internal,
                     "the script threads have stopped",
                 )),
-                Duration::ZERO,
+                false,
             )
         };
         if self.jobs().send(job).await.is_err() {

@@ -52,6 +52,8 @@ pub struct Sandbox {
     runs_since_gc: Cell<u32>,
     /// CPU time the last run's script took (its realm's making left out).
     last_script_ns: Cell<u64>,
+    /// The last run threw its lane's realm away (the next one pays for a new realm).
+    last_run_discarded: Cell<bool>,
 }
 
 /// Room above the kept realms and the run's own allowance, for what earlier runs left
@@ -86,15 +88,18 @@ impl Sandbox {
             kept_bytes: Cell::new(0),
             runs_since_gc: Cell::new(0),
             last_script_ns: Cell::new(0),
+            last_run_discarded: Cell::new(false),
         };
         sandbox.measure();
         Ok(sandbox)
     }
 
-    /// CPU time the last run's script took, leaving out the making of its realm: what
-    /// says whether a script is heavy.
-    pub fn last_script_cpu(&self) -> std::time::Duration {
-        std::time::Duration::from_nanos(self.last_script_ns.get())
+    /// Whether the last run was heavy: its script took a fifth of the CPU limit (the
+    /// making of its realm left out), or the run threw its lane's realm away, so that
+    /// every run of that script pays for a new one.
+    pub fn last_run_heavy(&self) -> bool {
+        self.last_run_discarded.get()
+            || std::time::Duration::from_nanos(self.last_script_ns.get()) >= self.limits.cpu / 5
     }
 
     /// Realms kept now (for tests).
@@ -181,6 +186,7 @@ impl Sandbox {
         call: bool,
     ) -> Result<Option<Option<String>>, ScriptError> {
         self.last_script_ns.set(0);
+        self.last_run_discarded.set(false);
         if code.len() > MAX_CODE_BYTES {
             return Err(ScriptError::new(
                 ErrorKind::Compile,
@@ -217,6 +223,7 @@ impl Sandbox {
             }
             Some(lane) => {
                 self.realms.borrow_mut().forget(lane);
+                self.last_run_discarded.set(true);
                 drop(context);
                 self.collect();
             }

@@ -24,9 +24,6 @@ use crate::error::{invalid, ApiError, ApiResult};
 use crate::extract::{JsonBody, QueryPairs};
 use crate::state::{ApiState, Caller};
 
-/// Largest number of destinations with a body filter per source (each is a channel of
-/// the forwarded message, and a message has at most ten).
-const MAX_FILTERED_DESTINATIONS: usize = 10;
 const DEFAULT_TOLERANCE_SECS: i64 = 300;
 /// The metadata key that marks an application as a source's (its value: the source id).
 pub(crate) const SOURCE_APP_MARK: &str = "herald.source";
@@ -213,10 +210,13 @@ async fn source_out(state: &ApiState, source: Source) -> ApiResult<SourceOut> {
         .data
         .into_iter()
         .map(|ep| SourceDestinationOut {
+            // Only a destination added before body filters became payload filters has
+            // one here (its gateway channel still applies it).
             body_filter: config
                 .body_filters
                 .get(&ep.id)
                 .map(|f| Value::Object(f.clone())),
+            payload_filter: ep.payload_filter.map(|f| f.doc),
             endpoint_id: ep.id,
             url: ep.url,
             filter_types: ep.event_types,
@@ -246,7 +246,6 @@ async fn source_out(state: &ApiState, source: Source) -> ApiResult<SourceOut> {
 async fn add_destination(
     state: &ApiState,
     source: &Source,
-    config: &mut SourceConfig,
     mut spec: Value,
     index: usize,
 ) -> ApiResult<Endpoint> {
@@ -269,26 +268,42 @@ async fn add_destination(
     let endpoint_in: EndpointIn = serde_json::from_value(spec)
         .map_err(|e| invalid(&["body", "destinations", &loc], e.to_string()))?;
     let mut ep = endpoints::from_input(state, &source.app_id, endpoint_in, now_ms())?;
-    if body_filter.is_some() {
-        if config.body_filters.len() >= MAX_FILTERED_DESTINATIONS {
-            return Err(invalid(
-                &["body", "destinations", &loc, "bodyFilter"],
-                "a source has at most 10 destinations with a bodyFilter",
-            ));
+    if let Some(filter) = body_filter {
+        let at = ["body", "destinations", &loc, "bodyFilter"];
+        if ep.payload_filter.is_some() {
+            return Err(invalid(&at, "give bodyFilter or payloadFilter, not both"));
         }
-        // The gateway names the filtered destinations a body matches as the message's
-        // channels, so the ordinary fan-out delivers to exactly those.
-        ep.channels = Some(vec![crate::inbound::filter_channel(&ep.id)]);
+        // The older form, now said in the filter language: fan-out applies it.
+        let doc = payload_filter_of(&filter);
+        ep.payload_filter =
+            Some(herald_store::PayloadFilter::new(doc).map_err(|e| invalid(&at, e.to_string()))?);
     }
     endpoints::check(state, &ep).await?;
     let ep = state
         .store
         .endpoint_insert(ep, state.config.max_endpoints_per_app)
         .await?;
-    if let Some(filter) = body_filter {
-        config.body_filters.insert(ep.id.clone(), filter);
-    }
     Ok(ep)
+}
+
+/// A `bodyFilter` (dotted paths to the value, or one of a list of values, required
+/// there) as a payload filter: `{"$and": [{"payload": {"a": {"b": {"$eq": v}}}}, …]}`,
+/// a list becoming `$in`. Numeric path segments index arrays in both.
+fn payload_filter_of(body_filter: &serde_json::Map<String, Value>) -> Value {
+    let conditions: Vec<Value> = body_filter
+        .iter()
+        .map(|(path, want)| {
+            let mut cond = match want {
+                Value::Array(options) => serde_json::json!({ "$in": options }),
+                other => serde_json::json!({ "$eq": other }),
+            };
+            for key in path.rsplit('.') {
+                cond = Value::Object(serde_json::Map::from_iter([(key.to_string(), cond)]));
+            }
+            serde_json::json!({ "payload": cond })
+        })
+        .collect();
+    serde_json::json!({ "$and": conditions })
 }
 
 pub async fn create(
@@ -318,17 +333,17 @@ pub async fn create(
         updated_at: now,
     };
     let source_row = state.store.source_insert(app, source.clone()).await?;
-    let destinations = body.destinations.unwrap_or_default();
-    if !destinations.is_empty() {
-        for (i, spec) in destinations.into_iter().enumerate() {
-            if let Err(e) = add_destination(&state, &source_row, &mut config, spec, i).await {
-                // No half-made source: a bad destination undoes the whole creation.
-                let _ = state.store.source_delete(&source_row.id).await;
-                return Err(e);
-            }
+    for (i, spec) in body
+        .destinations
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        if let Err(e) = add_destination(&state, &source_row, spec, i).await {
+            // No half-made source: a bad destination undoes the whole creation.
+            let _ = state.store.source_delete(&source_row.id).await;
+            return Err(e);
         }
-        source.config = serde_json::to_value(&config).expect("the config serializes");
-        source = state.store.source_update(source).await?;
     }
     Ok((StatusCode::CREATED, Json(source_out(&state, source).await?)))
 }
@@ -408,12 +423,8 @@ pub async fn add(
     JsonBody(spec): JsonBody<Value>,
 ) -> ApiResult<(StatusCode, Json<EndpointOut>)> {
     forbid_scoped(&caller)?;
-    let mut source = state.store.source_get(&source_id).await?;
-    let mut config = SourceConfig::of(&source)?;
-    let ep = add_destination(&state, &source, &mut config, spec, 0).await?;
-    source.config = serde_json::to_value(&config).expect("the config serializes");
-    source.updated_at = now_ms();
-    state.store.source_update(source).await?;
+    let source = state.store.source_get(&source_id).await?;
+    let ep = add_destination(&state, &source, spec, 0).await?;
     Ok((StatusCode::CREATED, Json(ep.into())))
 }
 
