@@ -312,7 +312,7 @@ pub async fn create(
     JsonBody(body): JsonBody<SourceIn>,
 ) -> ApiResult<(StatusCode, Json<SourceOut>)> {
     forbid_scoped(&caller)?;
-    let mut config = config_from(&state, &body)?;
+    let config = config_from(&state, &body)?;
     let now = now_ms();
     let id = ids::generate(ids::SOURCE);
     let app = Application {
@@ -324,7 +324,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    let mut source = Source {
+    let source = Source {
         id,
         app_id: app.id.clone(),
         name: body.name.clone(),
