@@ -35,7 +35,7 @@ pub use sandbox::Sandbox;
 pub const MAX_CODE_BYTES: usize = 256 * 1024;
 
 /// What one run may use.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// CPU time of the thread running the script.
     pub cpu: Duration,

@@ -12,6 +12,14 @@
 //!   together hold at most all threads but one (one, on two threads); so however many
 //!   endpoints run bad scripts, a thread is left to everyone else, who never queue
 //!   behind more than one heavy run per thread.
+//!
+//! A lane known to be light (its last run on a script thread was) runs on the calling
+//! thread instead, in a sandbox that thread keeps, with a CPU budget of 2 ms: a typical
+//! script needs a few microseconds, and handing it to another thread and back costs
+//! more than running it, above all on a busy machine where that thread must first be
+//! scheduled. A run that needs more than the budget is stopped and run again on a
+//! script thread with the full limit (a script has no effect but its result, so running
+//! it again is safe), and its lane is no longer known to be light.
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -61,6 +69,11 @@ pub struct Pool {
     lanes: Arc<Mutex<HashMap<String, Arc<Lane>>>>,
     /// Lanes whose last heavy run was recently, until when they count as heavy.
     heavy_lanes: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Lanes whose last run on a script thread was light, until when they count as
+    /// light (and run on the caller's thread).
+    light_lanes: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Runs done on the caller's thread.
+    inline_runs: Arc<std::sync::atomic::AtomicU64>,
     /// Permits for heavy lanes' runs: all threads but one.
     heavy_permits: Arc<Semaphore>,
     threads: usize,
@@ -73,6 +86,45 @@ struct Lane {
     permits: Semaphore,
     /// One of its runs finished light.
     shown_light: std::sync::atomic::AtomicBool,
+}
+
+/// The CPU a run on the caller's thread may take before it goes to a script thread.
+const INLINE_BUDGET: Duration = Duration::from_millis(2);
+
+thread_local! {
+    /// The sandbox a calling thread keeps for light lanes' runs, with its limits.
+    static INLINE: std::cell::RefCell<Option<(Limits, Sandbox)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs a light lane's script on this thread within `INLINE_BUDGET`: its result and
+/// whether the run was heavy, or `None` when it needs a script thread.
+fn run_inline(limits: Limits, lane: &str, request: &Request) -> Option<Ran<Outcome>> {
+    INLINE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != limits) {
+            *slot = Some((limits, Sandbox::new(limits).ok()?));
+        }
+        let (_, sandbox) = slot.as_ref()?;
+        let input = Input {
+            method: request.method,
+            url: &request.url,
+            event_type: &request.event_type,
+            payload: &request.payload,
+            variables: &request.variables,
+        };
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            sandbox.run_within(INLINE_BUDGET, lane, &request.code, &input)
+        }));
+        match ran {
+            Ok(Some(result)) => Some((result, sandbox.last_run_heavy())),
+            Ok(None) => None,
+            // Never trust a sandbox that failed: the next run makes a new one.
+            Err(_) => {
+                *slot = None;
+                None
+            }
+        }
+    })
 }
 
 /// How long a lane stays heavy after a heavy run.
@@ -103,6 +155,8 @@ impl Pool {
             jobs: Arc::default(),
             lanes: Arc::default(),
             heavy_lanes: Arc::default(),
+            light_lanes: Arc::default(),
+            inline_runs: Arc::default(),
             heavy_permits: Arc::new(Semaphore::new((threads - 1).max(1))),
             threads,
             limits,
@@ -136,10 +190,24 @@ impl Pool {
     /// Runs a script. Runs with the same `lane` (an endpoint's id) wait for each other;
     /// `None` runs in no lane.
     pub async fn run(&self, lane: Option<&str>, request: Request) -> Result<Outcome, ScriptError> {
-        match lane {
-            Some(lane) => self.in_lane(lane, self.dispatch(Some(lane), request)).await,
-            None => self.dispatch(None, request).await.0,
+        let Some(lane) = lane else {
+            return self.dispatch(None, request).await.0;
+        };
+        if self.is_light(lane) && !self.is_heavy(lane) {
+            match run_inline(self.limits, lane, &request) {
+                Some((result, heavy)) => {
+                    self.inline_runs
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let hit_a_limit = matches!(&result, Err(e) if matches!(e.kind, ErrorKind::Memory | ErrorKind::StackOverflow));
+                    if heavy || hit_a_limit {
+                        self.mark_heavy(lane);
+                    }
+                    return result;
+                }
+                None => self.forget_light(lane),
+            }
         }
+        self.in_lane(lane, self.dispatch(Some(lane), request)).await
     }
 
     /// Runs `work` (a run on a thread) in `lane`: after the lane's previous run, and,
@@ -184,8 +252,10 @@ impl Pool {
             let hit_a_limit = matches!(&result, Err(e) if matches!(e.kind, ErrorKind::Timeout | ErrorKind::Memory | ErrorKind::StackOverflow));
             if hit_a_limit || heavy_run {
                 self.mark_heavy(lane);
+                self.forget_light(lane);
                 turn.shown_light.store(false, Relaxed);
             } else {
+                self.mark(&self.light_lanes, lane);
                 turn.shown_light.store(true, Relaxed);
             }
             result
@@ -204,21 +274,38 @@ impl Pool {
     }
 
     fn mark_heavy(&self, lane: &str) {
-        let mut heavy = self.heavy_lanes.lock().unwrap_or_else(|p| p.into_inner());
+        self.mark(&self.heavy_lanes, lane);
+    }
+
+    fn is_light(&self, lane: &str) -> bool {
+        let light = self.light_lanes.lock().unwrap_or_else(|p| p.into_inner());
+        light.get(lane).is_some_and(|until| *until > Instant::now())
+    }
+
+    fn forget_light(&self, lane: &str) {
+        self.light_lanes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(lane);
+    }
+
+    /// Remembers `lane` in `marks` for `HEAVY_FOR`, forgetting the oldest when full.
+    fn mark(&self, marks: &Mutex<HashMap<String, Instant>>, lane: &str) {
+        let mut marks = marks.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        if heavy.len() >= MAX_HEAVY_LANES {
-            heavy.retain(|_, until| *until > now);
-            if heavy.len() >= MAX_HEAVY_LANES {
-                let oldest = heavy
+        if marks.len() >= MAX_HEAVY_LANES {
+            marks.retain(|_, until| *until > now);
+            if marks.len() >= MAX_HEAVY_LANES {
+                let oldest = marks
                     .iter()
                     .min_by_key(|(_, until)| **until)
                     .map(|(k, _)| k.clone());
                 if let Some(oldest) = oldest {
-                    heavy.remove(&oldest);
+                    marks.remove(&oldest);
                 }
             }
         }
-        heavy.insert(lane.to_string(), now + HEAVY_FOR);
+        marks.insert(lane.to_string(), now + HEAVY_FOR);
     }
 
     /// Runs a destination's batch script, in `lane` (the destination's id).
@@ -301,6 +388,11 @@ impl Pool {
             return stopped();
         }
         answer.await.unwrap_or_else(|_| stopped())
+    }
+
+    /// Runs done on the caller's thread so far.
+    pub fn inline_runs(&self) -> u64 {
+        self.inline_runs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// How many lanes are open (runs in progress or waiting, by key); for tests.
@@ -433,6 +525,45 @@ mod tests {
         assert!(
             healthy < Duration::from_millis(400),
             "healthy runs took {healthy:?}"
+        );
+    }
+
+    fn request_with(code: &str, payload: &str) -> Request {
+        Request {
+            payload: Arc::from(payload),
+            ..request(code)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_light_lane_runs_on_the_callers_thread_until_it_needs_more() {
+        let pool = Pool::new(2, Limits::default());
+        let code = "function handler(w) { if (w.payload.spin) { while (true) {} } w.payload = { ok: true }; return w; }";
+        for _ in 0..5 {
+            let out = pool
+                .run(Some("ep_1"), request_with(code, "{}"))
+                .await
+                .unwrap();
+            assert!(matches!(out, Outcome::Send(w) if w.payload == r#"{"ok":true}"#));
+        }
+        // The first run showed the script light; the others ran here.
+        assert_eq!(pool.inline_runs(), 4);
+        // A run that needs more than the budget runs again on a script thread with the
+        // whole limit (50 ms), and the lane goes back there.
+        let err = pool
+            .run(Some("ep_1"), request_with(code, r#"{"spin":true}"#))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Timeout);
+        assert!(err.message.contains("50 ms"), "{err}");
+        assert!(pool
+            .run(Some("ep_1"), request_with(code, "{}"))
+            .await
+            .is_ok());
+        assert_eq!(
+            pool.inline_runs(),
+            4,
+            "a heavy lane runs on the script threads"
         );
     }
 }

@@ -54,6 +54,8 @@ pub struct Sandbox {
     last_script_ns: Cell<u64>,
     /// The last run threw its lane's realm away (the next one pays for a new realm).
     last_run_discarded: Cell<bool>,
+    /// A CPU budget below the limit for the next runs (`run_within`).
+    budget: Cell<Option<std::time::Duration>>,
 }
 
 /// Room above the kept realms and the run's own allowance, for what earlier runs left
@@ -89,6 +91,7 @@ impl Sandbox {
             runs_since_gc: Cell::new(0),
             last_script_ns: Cell::new(0),
             last_run_discarded: Cell::new(false),
+            budget: Cell::new(None),
         };
         sandbox.measure();
         Ok(sandbox)
@@ -100,6 +103,29 @@ impl Sandbox {
     pub fn last_run_heavy(&self) -> bool {
         self.last_run_discarded.get()
             || std::time::Duration::from_nanos(self.last_script_ns.get()) >= self.limits.cpu / 5
+    }
+
+    fn cpu_allowed(&self) -> std::time::Duration {
+        self.budget.get().unwrap_or(self.limits.cpu)
+    }
+
+    /// Runs one delivery's script with at most `budget` of CPU time instead of the
+    /// limit; `None` when it needed more (it can then run again with the limit: a
+    /// script has no effects but its result).
+    pub fn run_within(
+        &self,
+        budget: std::time::Duration,
+        lane: &str,
+        code: &str,
+        input: &Input<'_>,
+    ) -> Option<Result<Outcome, ScriptError>> {
+        self.budget.set(Some(budget.min(self.limits.cpu)));
+        let result = self.run(Some(lane), code, input);
+        self.budget.set(None);
+        match result {
+            Err(e) if e.kind == ErrorKind::Timeout => None,
+            done => Some(done),
+        }
     }
 
     /// Realms kept now (for tests).
@@ -204,7 +230,7 @@ impl Sandbox {
         self.interrupted.set(false);
         let started = thread_cpu_ns();
         self.deadline
-            .set(started.saturating_add(self.limits.cpu.as_nanos() as u64));
+            .set(started.saturating_add(self.cpu_allowed().as_nanos() as u64));
         let returned = self.run_in(&context, code, arg, variables, call);
         self.deadline.set(u64::MAX);
         self.last_script_ns
@@ -319,7 +345,7 @@ impl Sandbox {
 
     /// Turns an engine error into a `ScriptError`, taking the pending exception.
     fn error(&self, ctx: &Ctx<'_>, err: rquickjs::Error, phase: Phase) -> ScriptError {
-        let cpu_ms = self.limits.cpu.as_millis();
+        let cpu_ms = self.cpu_allowed().as_millis();
         if self.interrupted.get() {
             // Take the uncatchable exception so that it does not linger in the realm.
             let _ = ctx.catch();
