@@ -229,3 +229,16 @@ pub(crate) fn simple_list(
     list.apply(&mut q, key);
     q
 }
+
+/// The token list statement shared by both backends: every token but pollers' (those
+/// belong to their destination), by id.
+pub(crate) fn token_list_query(dialect: Dialect, list: &ListQuery) -> Query {
+    simple_list(
+        dialect,
+        "SELECT id, name, role, app_id, destination_id, created_at, expires_at, last_used_at \
+         FROM (SELECT * FROM api_token WHERE destination_id IS NULL) t",
+        None,
+        list,
+        "id",
+    )
+}

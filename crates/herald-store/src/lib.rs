@@ -398,16 +398,24 @@ pub trait Queue: Send + Sync {
 /// API tokens, stored only as hashes (the caller hashes).
 #[async_trait::async_trait]
 pub trait Tokens: Send + Sync {
+    #[allow(clippy::too_many_arguments)]
     async fn token_insert(
         &self,
         id: &str,
         hash: &str,
         name: &str,
         app_id: Option<&str>,
+        role: Option<&str>,
         now: i64,
         expires_at: Option<i64>,
     ) -> Result<()>;
     async fn token_find(&self, hash: &str) -> Result<Option<TokenInfo>>;
+    /// Tokens, oldest first (pollers' tokens left out: they go with their destination).
+    async fn token_list(&self, q: ListQuery) -> Result<Page<TokenRecord>>;
+    /// Deletes the token with this id (a poller's token is not deleted here).
+    async fn token_revoke(&self, id: &str) -> Result<()>;
+    /// Records that the token with this id was used at `at`.
+    async fn token_touch(&self, id: &str, at: i64) -> Result<()>;
     /// How many admin (unscoped) tokens exist; zero means this is a first start.
     async fn admin_token_count(&self) -> Result<i64>;
     /// Makes the token with this hash expire at `at` (or keeps an earlier expiry).

@@ -306,9 +306,24 @@ pub struct DeliveryTarget {
 pub struct TokenInfo {
     pub id: String,
     pub app_id: Option<String>,
+    /// `None`: everything (an admin token, or an application's token inside it).
+    pub role: Option<String>,
     pub expires_at: Option<i64>,
     /// Set for a poller's token: it reads that destination of `app_id` and nothing else.
     pub destination_id: Option<String>,
+}
+
+/// An API token as listed (its secret is never stored, only its hash).
+#[derive(Clone, Debug)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub role: Option<String>,
+    pub app_id: Option<String>,
+    pub destination_id: Option<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
 }
 
 #[derive(Clone, Debug)]

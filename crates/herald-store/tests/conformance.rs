@@ -1097,7 +1097,7 @@ async fn idempotency_records_expire_and_are_pruned(store: SharedStore) {
 async fn tokens_are_found_by_hash(store: SharedStore) {
     assert_eq!(store.admin_token_count().await.unwrap(), 0);
     store
-        .token_insert("tok_1", "hash-1", "admin", None, T0, None)
+        .token_insert("tok_1", "hash-1", "admin", None, None, T0, None)
         .await
         .unwrap();
     store.app_insert(app("app_t", None)).await.unwrap();
@@ -1107,6 +1107,7 @@ async fn tokens_are_found_by_hash(store: SharedStore) {
             "hash-2",
             "portal",
             Some("app_t"),
+            None,
             T0,
             Some(T0 + 1000),
         )
@@ -1138,6 +1139,52 @@ async fn tokens_are_found_by_hash(store: SharedStore) {
         Some(T0 + 1000),
         "an earlier expiry is kept"
     );
+    // Named tokens with a role: listed without their secret, touched, revoked.
+    store
+        .token_insert(
+            "tok_3",
+            "hash-3",
+            "ci deploys",
+            None,
+            Some("developer"),
+            T0 + 1,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .token_find("hash-3")
+            .await
+            .unwrap()
+            .unwrap()
+            .role
+            .as_deref(),
+        Some("developer")
+    );
+    store.token_touch("tok_3", T0 + 99).await.unwrap();
+    let listed = store
+        .token_list(ListQuery {
+            limit: 50,
+            iterator: None,
+            descending: false,
+        })
+        .await
+        .unwrap()
+        .data;
+    let ids: Vec<&str> = listed.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["tok_1", "tok_2", "tok_3"]);
+    let t3 = &listed[2];
+    assert_eq!(
+        (t3.name.as_str(), t3.role.as_deref(), t3.last_used_at),
+        ("ci deploys", Some("developer"), Some(T0 + 99))
+    );
+    store.token_revoke("tok_3").await.unwrap();
+    assert!(store.token_find("hash-3").await.unwrap().is_none());
+    assert!(matches!(
+        store.token_revoke("tok_3").await,
+        Err(StoreError::NotFound)
+    ));
     assert!(matches!(
         store.token_expire("hash-3", T0).await,
         Err(StoreError::NotFound)

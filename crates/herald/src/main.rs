@@ -428,6 +428,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         &herald_core::token::hash(&token),
                         &name,
                         None,
+                        None,
                         now,
                         None,
                     )

@@ -76,6 +76,7 @@ async fn ensure_admin_token(
                     &hash,
                     "configured admin token",
                     None,
+                    None,
                     now,
                     None,
                 )
@@ -92,6 +93,7 @@ async fn ensure_admin_token(
             &ids::generate(ids::TOKEN),
             &token::hash(&new),
             "first-start admin token",
+            None,
             None,
             now,
             None,

@@ -70,6 +70,7 @@ pub async fn app_portal_access(
             &token::hash(&secret),
             "app portal access",
             Some(&app.id),
+            None,
             now,
             Some(now + expiry as i64 * 1000),
         )

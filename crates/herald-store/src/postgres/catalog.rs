@@ -396,13 +396,14 @@ impl crate::Tokens for PgStore {
         hash: &str,
         name: &str,
         app_id: Option<&str>,
+        role: Option<&str>,
         now: i64,
         expires_at: Option<i64>,
     ) -> Result<()> {
         let mut conn = self.pool.get().await?;
         conn.execute(
-            "INSERT INTO api_token (id, hash, name, app_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            &[&id, &hash, &name, &app_id, &now, &expires_at],
+            "INSERT INTO api_token (id, hash, name, app_id, role, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[&id, &hash, &name, &app_id, &role, &now, &expires_at],
         )
         .await
         .map_err(|e| classify(e, "a token with this hash already exists"))?;
@@ -413,7 +414,7 @@ impl crate::Tokens for PgStore {
         let mut conn = self.pool.get().await?;
         let row = conn
             .query_opt(
-                "SELECT id, app_id, expires_at, destination_id FROM api_token WHERE hash = $1",
+                "SELECT id, app_id, expires_at, destination_id, role FROM api_token WHERE hash = $1",
                 &[&hash],
             )
             .await?;
@@ -422,6 +423,7 @@ impl crate::Tokens for PgStore {
             app_id: r.get(1),
             expires_at: r.get(2),
             destination_id: r.get(3),
+            role: r.get(4),
         }))
     }
 
@@ -434,6 +436,44 @@ impl crate::Tokens for PgStore {
             )
             .await?,
         )
+    }
+
+    async fn token_list(&self, q: ListQuery) -> Result<Page<crate::TokenRecord>> {
+        let list = crate::filters::token_list_query(Dialect::Postgres, &q);
+        let rows = self
+            .query_built(&list, |r| crate::TokenRecord {
+                id: r.get(0),
+                name: r.get(1),
+                role: r.get(2),
+                app_id: r.get(3),
+                destination_id: r.get(4),
+                created_at: r.get(5),
+                expires_at: r.get(6),
+                last_used_at: r.get(7),
+            })
+            .await?;
+        Ok(q.finish(rows, |t| t.id.clone()))
+    }
+
+    async fn token_revoke(&self, id: &str) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        found(
+            conn.execute(
+                "DELETE FROM api_token WHERE id = $1 AND destination_id IS NULL",
+                &[&id],
+            )
+            .await?,
+        )
+    }
+
+    async fn token_touch(&self, id: &str, at: i64) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        conn.execute(
+            "UPDATE api_token SET last_used_at = $2 WHERE id = $1",
+            &[&id, &at],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn admin_token_count(&self) -> Result<i64> {

@@ -41,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/8_fair_claims.sql"),
     include_str!("migrations/9_destinations.sql"),
     include_str!("migrations/10_transformations.sql"),
+    include_str!("migrations/11_token_roles.sql"),
 ];
 
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -168,6 +168,8 @@ impl SqliteStore {
             }
             add_column_if_missing(&conn, "endpoint", "payload_filter", "TEXT")?;
             add_column_if_missing(&conn, "endpoint", "transformation", "TEXT")?;
+            add_column_if_missing(&conn, "api_token", "role", "TEXT")?;
+            add_column_if_missing(&conn, "api_token", "last_used_at", "INTEGER")?;
             // A poller's token is scoped to its destination (version 8).
             add_column_if_missing(&conn, "api_token", "destination_id", "TEXT")?;
         }

@@ -128,7 +128,11 @@ CREATE TABLE IF NOT EXISTS api_token (
     expires_at INTEGER,
     -- Version 8: set for a poller's token, which reads that destination only (deleted
     -- with it by destination_delete).
-    destination_id TEXT
+    destination_id TEXT,
+    -- NULL: an admin token (or an application's, with app_id); else admin, developer,
+    -- support or viewer.
+    role TEXT,
+    last_used_at INTEGER
 );
 
 CREATE TABLE IF NOT EXISTS idempotency (
