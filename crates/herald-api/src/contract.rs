@@ -142,6 +142,13 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
             }),
         ));
     }
+    c.push(("TokenIn", "name", name()));
+    c.push((
+        "TokenIn",
+        "role",
+        json!({"enum": ["admin", "developer", "support", "viewer", null]}),
+    ));
+    c.push(("TokenIn", "expiresAt", date_time()));
     c.push(("EndpointIn", "headers", headers()));
     c.push(("HeadersIn", "headers", headers()));
     // In a patch, null removes a header.

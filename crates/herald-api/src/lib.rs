@@ -11,6 +11,7 @@ mod idempotency;
 mod inbound;
 pub mod listen;
 mod openapi;
+mod roles;
 mod router;
 mod routes;
 mod state;

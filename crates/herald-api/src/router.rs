@@ -20,7 +20,7 @@ use crate::openapi::{
 };
 use crate::routes::{
     apps, attempts, auth, destinations, endpoints, event_types, health, messages, pollers, sources,
-    tasks, transformations,
+    tasks, tokens, transformations,
 };
 use crate::state::{ApiState, Caller};
 
@@ -268,6 +268,7 @@ fn routes() -> Vec<Route> {
     const LISTEN: &str = "Listen";
     const DST: &str = "Destination";
     const POLLER: &str = "Message Poller";
+    const TOKEN: &str = "API Token";
     vec![
         route(GET, "/app/{app_id}/destination", "v1.destination.list", "List destinations", DST, get(destinations::list)).list(list_of::<DestinationOut>),
         route(POST, "/app/{app_id}/destination", "v1.destination.create", "Create a destination: an ordered stream of the application's messages (pollingEndpoint, fifoEndpoint)", DST, post(destinations::create))
@@ -318,6 +319,10 @@ fn routes() -> Vec<Route> {
             .body(schema_of::<RecoverIn>).returns(202, schema_of::<BackgroundTaskOut>),
         route(POST, "/auth/app-portal-access/{app_id}", "v1.authentication.app-portal-access", "A token (and portal link) for one application", AUTH, post(auth::app_portal_access))
             .body(schema_of::<AppPortalAccessIn>).optional_body().returns(200, schema_of::<AppPortalAccessOut>),
+        route(GET, "/token", "v1.token.list", "Herald extension: API tokens (never their secrets), with their role or application and when each was last used; an admin token only", TOKEN, get(tokens::list)).list(list_of::<tokens::TokenOut>),
+        route(POST, "/token", "v1.token.create", "Herald extension: make a named token with a role (admin, developer, support, viewer) or for one application, optionally expiring; its key is shown this once", TOKEN, post(tokens::create))
+            .body(schema_of::<tokens::TokenIn>).returns(201, schema_of::<tokens::TokenCreatedOut>),
+        route(DEL, "/token/{token_id}", "v1.token.revoke", "Herald extension: revoke a token", TOKEN, delete(tokens::revoke)).empty(204),
         route(POST, "/auth/logout", "v1.authentication.logout", "End the token this request is made with", AUTH, post(auth::logout)).empty(204),
         route(GET, "/health", "v1.health.get", "Health of the server and its store", HEALTH, get(health::health)).public().returns(200, object),
         route(HEAD, "/health", "v1.health.head", "Health, without a body", HEALTH, head(health::health)).public(),
@@ -650,12 +655,55 @@ async fn authenticate(
         return ApiError::Forbidden("a poller's token only reads its poller".into())
             .into_response();
     }
+    let role = info.role.as_deref().map(|r| {
+        // A role this Herald does not know allows nothing more than reading.
+        crate::roles::Role::parse(r).unwrap_or(crate::roles::Role::Viewer)
+    });
+    if let Some(role) = role {
+        if !role.allows(req.method(), req.uri().path()) {
+            return ApiError::Forbidden(format!(
+                "a {} token may not {} {}",
+                role.as_str(),
+                req.method(),
+                req.uri().path()
+            ))
+            .into_response();
+        }
+    }
+    touch_token(&state, &info.id);
     req.extensions_mut().insert(Caller {
         token_hash: hash,
         app_id: info.app_id,
         destination_id: info.destination_id,
+        token_id: info.id,
+        role,
     });
     next.run(req).await
+}
+
+/// Records a token's use, at most once a minute per token and process, off the
+/// request's path.
+fn touch_token(state: &Arc<ApiState>, id: &str) {
+    let now = herald_core::time::now_ms();
+    {
+        let mut touched = state
+            .token_touched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if touched.get(id).is_some_and(|at| now - at < 60_000) {
+            return;
+        }
+        if touched.len() >= 10_000 {
+            touched.clear();
+        }
+        touched.insert(id.to_string(), now);
+    }
+    let (store, id) = (state.store.clone(), id.to_string());
+    tokio::spawn(async move {
+        if let Err(e) = store.token_touch(&id, now).await {
+            tracing::debug!(error = %e, "could not record a token's use");
+        }
+    });
 }
 
 /// `/app/{app}/poller/{sink}` and below (as the v1 router sees paths, without the

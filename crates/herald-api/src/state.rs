@@ -128,6 +128,9 @@ pub struct ApiState {
     /// `inbound::log_refusal`): anyone can post to `/in/…`, so the log of refusals is
     /// bounded.
     pub(crate) inbound_refusals: Mutex<HashMap<String, (u64, u32)>>,
+    /// When this process last recorded each token's use (it records at most once a
+    /// minute per token).
+    pub(crate) token_touched: Mutex<HashMap<String, i64>>,
 }
 
 /// How long a node of a shared store trusts a cached token.
@@ -190,6 +193,7 @@ impl ApiState {
             config,
             hand_off,
             token_cache: RwLock::new(HashMap::new()),
+            token_touched: Mutex::default(),
             in_flight_keys: Mutex::new(HashMap::new()),
             apps: RwLock::new(HashMap::new()),
             inbound_refusals: Mutex::new(HashMap::new()),
@@ -205,4 +209,7 @@ pub struct Caller {
     pub app_id: Option<String>,
     /// Some for a poller's token: it reads that destination (of `app_id`) only.
     pub destination_id: Option<String>,
+    /// The token's id, and its role when it has one (`roles.rs`).
+    pub token_id: String,
+    pub role: Option<crate::roles::Role>,
 }

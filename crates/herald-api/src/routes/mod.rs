@@ -11,6 +11,7 @@ pub mod messages;
 pub mod pollers;
 pub mod sources;
 pub mod tasks;
+pub mod tokens;
 pub mod transformations;
 
 use herald_store::{Application, Endpoint, Message, StoreError};

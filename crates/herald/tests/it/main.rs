@@ -21,6 +21,7 @@ mod cluster;
 mod crash;
 mod delivery;
 mod replay;
+mod roles;
 mod scoped;
 mod sdk;
 mod secrets;
