@@ -242,3 +242,39 @@ pub(crate) fn token_list_query(dialect: Dialect, list: &ListQuery) -> Query {
         "id",
     )
 }
+
+/// The audit list statement shared by both backends.
+pub(crate) const AUDIT_COLUMNS: &str =
+    "id, at, actor_id, actor_name, role, actor_app_id, method, route, path, \
+     object_id, status, allowed, source, detail";
+
+pub(crate) fn audit_list_query(
+    dialect: Dialect,
+    f: &crate::AuditFilter,
+    list: &ListQuery,
+) -> Query {
+    let mut q = Query::new(
+        dialect,
+        format!("SELECT {AUDIT_COLUMNS} FROM audit_event WHERE 1=1"),
+    );
+    if let Some(a) = &f.actor_id {
+        q.and(Arg::Text(a.clone()), |p| format!("actor_id = {p}"));
+    }
+    if let Some(o) = &f.object_id {
+        q.and(Arg::Text(o.clone()), |p| format!("object_id = {p}"));
+    }
+    if let Some(t) = f.since {
+        q.and(Arg::Int(t), |p| format!("at >= {p}"));
+    }
+    if let Some(t) = f.until {
+        q.and(Arg::Int(t), |p| format!("at < {p}"));
+    }
+    if let Some(allowed) = f.allowed {
+        // A boolean on PostgreSQL, 0 or 1 on SQLite: compared the same way on both.
+        q.and(Arg::Int(i64::from(allowed)), |p| {
+            format!("(CASE WHEN allowed THEN 1 ELSE 0 END) = {p}")
+        });
+    }
+    list.apply(&mut q, "id");
+    q
+}

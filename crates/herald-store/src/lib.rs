@@ -67,6 +67,7 @@ pub trait Store:
     + Idempotency
     + Sources
     + Destinations
+    + Audit
     + Send
     + Sync
     + 'static
@@ -420,6 +421,16 @@ pub trait Tokens: Send + Sync {
     async fn admin_token_count(&self) -> Result<i64>;
     /// Makes the token with this hash expire at `at` (or keeps an earlier expiry).
     async fn token_expire(&self, hash: &str, at: i64) -> Result<()>;
+}
+
+/// The audit trail: appended to and read, never changed (retention alone deletes).
+#[async_trait::async_trait]
+pub trait Audit: Send + Sync {
+    async fn audit_append(&self, events: Vec<AuditEvent>) -> Result<()>;
+    /// Newest first unless the query says otherwise.
+    async fn audit_list(&self, filter: AuditFilter, q: ListQuery) -> Result<Page<AuditEvent>>;
+    /// Deletes up to `limit` events older than `before`; how many it deleted.
+    async fn audit_prune(&self, before: i64, limit: usize) -> Result<usize>;
 }
 
 /// Idempotency records (the first answer to a keyed POST) and tasks.

@@ -313,6 +313,46 @@ pub struct TokenInfo {
     pub destination_id: Option<String>,
 }
 
+/// One change made through the API (or refused), as the audit trail keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Time-ordered (`aud_…`).
+    pub id: String,
+    pub at: i64,
+    /// The token's id, and its name as people know it.
+    pub actor_id: String,
+    pub actor_name: String,
+    /// The token's role (`None`: an admin token, or an application's).
+    pub role: Option<String>,
+    /// Set for an application's token (the portal's).
+    pub actor_app_id: Option<String>,
+    pub method: String,
+    /// The route, as the route table names it (`/api/v1/app/{app_id}/endpoint`).
+    pub route: String,
+    /// The path as requested.
+    pub path: String,
+    /// The object the request named last (the last path parameter), if any.
+    pub object_id: Option<String>,
+    pub status: i64,
+    /// False when the request was refused for its token (403).
+    pub allowed: bool,
+    /// The client's address.
+    pub source: Option<String>,
+    /// The request body, secrets redacted, cut at a bound.
+    pub detail: Option<String>,
+}
+
+/// Filters for the audit trail.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub actor_id: Option<String>,
+    pub object_id: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// Only refused requests (`false`) or allowed ones (`true`).
+    pub allowed: Option<bool>,
+}
+
 /// An API token as listed (its secret is never stored, only its hash).
 #[derive(Clone, Debug)]
 pub struct TokenRecord {

@@ -149,6 +149,7 @@ conformance!(
     a_sending_destination_is_leased_to_one_owner_at_a_time,
     payload_filters_choose_the_endpoints_at_fan_out,
     transformations_are_kept_apart_and_travel_with_the_jobs,
+    the_audit_trail_is_appended_listed_by_filter_and_pruned,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -2577,4 +2578,94 @@ async fn transformations_are_kept_apart_and_travel_with_the_jobs(store: SharedSt
         store.endpoint_set_transformation("ep_missing", None).await,
         Err(StoreError::NotFound)
     ));
+}
+
+async fn the_audit_trail_is_appended_listed_by_filter_and_pruned(store: SharedStore) {
+    let event = |n: i64, actor: &str, object: Option<&str>, allowed: bool| AuditEvent {
+        id: format!("aud_{n:04}"),
+        at: T0 + n,
+        actor_id: actor.into(),
+        actor_name: format!("{actor} name"),
+        role: Some("developer".into()),
+        actor_app_id: None,
+        method: "PATCH".into(),
+        route: "/api/v1/app/{app_id}".into(),
+        path: format!("/api/v1/app/{}", object.unwrap_or("-")),
+        object_id: object.map(Into::into),
+        status: if allowed { 200 } else { 403 },
+        allowed,
+        source: Some("127.0.0.1".into()),
+        detail: Some(r#"{"name":"x"}"#.into()),
+    };
+    store
+        .audit_append(vec![
+            event(1, "tok_a", Some("app_1"), true),
+            event(2, "tok_b", Some("app_2"), false),
+            event(3, "tok_a", Some("app_2"), true),
+        ])
+        .await
+        .unwrap();
+    store
+        .audit_append(vec![event(4, "tok_b", None, true)])
+        .await
+        .unwrap();
+    let list = |f: AuditFilter| {
+        let store = store.clone();
+        async move {
+            store
+                .audit_list(
+                    f,
+                    ListQuery {
+                        limit: 50,
+                        iterator: None,
+                        descending: true,
+                    },
+                )
+                .await
+                .unwrap()
+                .data
+                .into_iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list(AuditFilter::default()).await,
+        ["aud_0004", "aud_0003", "aud_0002", "aud_0001"]
+    );
+    let back = store
+        .audit_list(
+            AuditFilter::default(),
+            ListQuery {
+                limit: 1,
+                iterator: None,
+                descending: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(back.data, vec![event(1, "tok_a", Some("app_1"), true)]);
+    let by_actor = AuditFilter {
+        actor_id: Some("tok_a".into()),
+        ..Default::default()
+    };
+    assert_eq!(list(by_actor).await, ["aud_0003", "aud_0001"]);
+    let by_object = AuditFilter {
+        object_id: Some("app_2".into()),
+        ..Default::default()
+    };
+    assert_eq!(list(by_object).await, ["aud_0003", "aud_0002"]);
+    let refused = AuditFilter {
+        allowed: Some(false),
+        ..Default::default()
+    };
+    assert_eq!(list(refused).await, ["aud_0002"]);
+    let window = AuditFilter {
+        since: Some(T0 + 2),
+        until: Some(T0 + 4),
+        ..Default::default()
+    };
+    assert_eq!(list(window).await, ["aud_0003", "aud_0002"]);
+    assert_eq!(store.audit_prune(T0 + 3, 10).await.unwrap(), 2);
+    assert_eq!(list(AuditFilter::default()).await, ["aud_0004", "aud_0003"]);
 }

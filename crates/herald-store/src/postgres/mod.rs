@@ -8,6 +8,7 @@
 //! Lost connections surface as `StoreError::Unavailable`, and the pool reconnects on the
 //! next use, so a database restart heals by itself.
 
+mod audit;
 mod catalog;
 mod destinations;
 mod ingest;
@@ -42,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/9_destinations.sql"),
     include_str!("migrations/10_transformations.sql"),
     include_str!("migrations/11_token_roles.sql"),
+    include_str!("migrations/12_audit.sql"),
 ];
 
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

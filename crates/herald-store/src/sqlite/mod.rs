@@ -8,6 +8,7 @@
 
 mod apps;
 mod attempts;
+mod audit;
 mod destinations;
 mod endpoints;
 mod event_types;
@@ -119,7 +120,7 @@ const READ_POOL_SIZE: usize = 8;
 
 /// The schema version `schema.sql` creates, kept in SQLite's `user_version`. A database
 /// from a newer Herald is refused rather than misread.
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 
 fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     let flags = if read_only {
@@ -168,6 +169,8 @@ impl SqliteStore {
             }
             add_column_if_missing(&conn, "endpoint", "payload_filter", "TEXT")?;
             add_column_if_missing(&conn, "endpoint", "transformation", "TEXT")?;
+            // Version 9: a token's role. An older Herald would take such a token for an
+            // admin's, so it must refuse this database (the version says so).
             add_column_if_missing(&conn, "api_token", "role", "TEXT")?;
             add_column_if_missing(&conn, "api_token", "last_used_at", "INTEGER")?;
             // A poller's token is scoped to its destination (version 8).
