@@ -2,6 +2,7 @@
 //! knows status codes and JSON shapes. It does not know the delivery engine: deliveries
 //! committed by a request are passed to the `HandOff` the binary supplies.
 
+mod audit;
 mod contract;
 mod destination;
 pub mod dto;

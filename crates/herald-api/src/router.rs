@@ -19,8 +19,8 @@ use crate::openapi::{
     self, list_of, object, schema_of, Operation, QueryKind, QueryParam, SchemaFn,
 };
 use crate::routes::{
-    apps, attempts, auth, destinations, endpoints, event_types, health, messages, pollers, sources,
-    tasks, tokens, transformations,
+    apps, attempts, audit, auth, destinations, endpoints, event_types, health, messages, pollers,
+    sources, tasks, tokens, transformations,
 };
 use crate::state::{ApiState, Caller};
 
@@ -246,6 +246,25 @@ const POLL_QUERY: &[QueryParam] = &[
     ),
     POLL_WAIT,
 ];
+const AUDIT_QUERY: &[QueryParam] = &[
+    param(
+        "actor_id",
+        QueryKind::Text,
+        "only what this token did (its id)",
+    ),
+    param(
+        "object_id",
+        QueryKind::Text,
+        "only what named this object (an application's, endpoint's, … id)",
+    ),
+    param("since", QueryKind::DateTime, "only from this time"),
+    param("until", QueryKind::DateTime, "only before this time"),
+    param(
+        "allowed",
+        QueryKind::Bool,
+        "only allowed (true) or refused (false) requests",
+    ),
+];
 const CONSUMER_POLL_QUERY: &[QueryParam] = &[POLL_LIMIT, POLL_ITERATOR, POLL_WAIT];
 
 /// Routes of Svix's ingest API start with this (and are not under `/api/v1`).
@@ -269,6 +288,7 @@ fn routes() -> Vec<Route> {
     const DST: &str = "Destination";
     const POLLER: &str = "Message Poller";
     const TOKEN: &str = "API Token";
+    const AUDIT: &str = "Audit";
     vec![
         route(GET, "/app/{app_id}/destination", "v1.destination.list", "List destinations", DST, get(destinations::list)).list(list_of::<DestinationOut>),
         route(POST, "/app/{app_id}/destination", "v1.destination.create", "Create a destination: an ordered stream of the application's messages (pollingEndpoint, fifoEndpoint)", DST, post(destinations::create))
@@ -319,6 +339,8 @@ fn routes() -> Vec<Route> {
             .body(schema_of::<RecoverIn>).returns(202, schema_of::<BackgroundTaskOut>),
         route(POST, "/auth/app-portal-access/{app_id}", "v1.authentication.app-portal-access", "A token (and portal link) for one application", AUTH, post(auth::app_portal_access))
             .body(schema_of::<AppPortalAccessIn>).optional_body().returns(200, schema_of::<AppPortalAccessOut>),
+        route(GET, "/audit", "v1.audit.list", "Herald extension: the audit trail, newest first: every change made through the API and every refused one, with who, what (secrets redacted), when and from where (?actor_id, ?object_id, ?since, ?until, ?allowed)", AUDIT, get(audit::list))
+            .query(AUDIT_QUERY).list(list_of::<audit::AuditEventOut>),
         route(GET, "/token", "v1.token.list", "Herald extension: API tokens (never their secrets), with their role or application and when each was last used; an admin token only", TOKEN, get(tokens::list)).list(list_of::<tokens::TokenOut>),
         route(POST, "/token", "v1.token.create", "Herald extension: make a named token with a role (admin, developer, support, viewer) or for one application, optionally expiring; its key is shown this once", TOKEN, post(tokens::create))
             .body(schema_of::<tokens::TokenIn>).returns(201, schema_of::<tokens::TokenCreatedOut>),
@@ -464,7 +486,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
             state.clone(),
             idempotency::layer,
         ))
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::layer,
+        ));
     let v1 = public
         .merge(authed)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
@@ -474,6 +500,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
             idempotency::layer,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::layer,
+        ))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
 
     Router::new()
@@ -659,15 +689,24 @@ async fn authenticate(
         // A role this Herald does not know allows nothing more than reading.
         crate::roles::Role::parse(r).unwrap_or(crate::roles::Role::Viewer)
     });
+    // Who this is, for the audit trail (`audit.rs` reads it off the response).
+    let actor = crate::audit::Actor {
+        token_id: info.id.clone(),
+        name: info.name.clone(),
+        role: info.role.clone(),
+        app_id: info.app_id.clone(),
+    };
     if let Some(role) = role {
         if !role.allows(req.method(), req.uri().path()) {
-            return ApiError::Forbidden(format!(
+            let mut refused = ApiError::Forbidden(format!(
                 "a {} token may not {} {}",
                 role.as_str(),
                 req.method(),
                 req.uri().path()
             ))
             .into_response();
+            refused.extensions_mut().insert(actor);
+            return refused;
         }
     }
     touch_token(&state, &info.id);
@@ -678,7 +717,9 @@ async fn authenticate(
         token_id: info.id,
         role,
     });
-    next.run(req).await
+    let mut response = next.run(req).await;
+    response.extensions_mut().insert(actor);
+    response
 }
 
 /// Records a token's use, at most once a minute per token and process, off the

@@ -272,7 +272,7 @@ pub(crate) fn audit_list_query(
     if let Some(allowed) = f.allowed {
         // A boolean on PostgreSQL, 0 or 1 on SQLite: compared the same way on both.
         q.and(Arg::Int(i64::from(allowed)), |p| {
-            format!("(CASE WHEN allowed THEN 1 ELSE 0 END) = {p}")
+            format!("CAST((CASE WHEN allowed THEN 1 ELSE 0 END) AS BIGINT) = {p}")
         });
     }
     list.apply(&mut q, "id");

@@ -305,6 +305,7 @@ pub struct DeliveryTarget {
 #[derive(Clone, Debug)]
 pub struct TokenInfo {
     pub id: String,
+    pub name: String,
     pub app_id: Option<String>,
     /// `None`: everything (an admin token, or an application's token inside it).
     pub role: Option<String>,

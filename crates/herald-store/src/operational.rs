@@ -19,13 +19,26 @@ pub const EVENT_TYPES: &[(&str, &str)] = &[
     ("message.attempt.failing", "A message's delivery to an endpoint failed for the fourth time; it will be retried."),
     ("message.attempt.exhausted", "A message's delivery to an endpoint failed its last retry and was given up."),
     ("message.attempt.recovered", "A message's delivery succeeded after it had been reported failing."),
+    ("audit.event", "A change was made through the API (or refused): who, what (secrets redacted), when and from where, as GET /api/v1/audit shows it."),
     ("destination.paused", "A destination was paused by Herald: its retries ran out, or its position expired (retention deleted messages it had not sent). It waits for an operator to enable or seek it."),
 ];
 
 /// The JSON Schema of an event type's payload: `{"type": <event type>, "data": {...}}`.
 pub fn schema(event_type: &str) -> Value {
     let s = json!({"type": "string"});
-    let data = if event_type.starts_with("destination.") {
+    let data = if event_type == "audit.event" {
+        json!({
+            "type": "object",
+            "required": ["id", "timestamp", "actorId", "actorName", "role", "method", "route", "path", "status", "allowed"],
+            "properties": {
+                "id": s, "timestamp": {"type": "string", "format": "date-time"},
+                "actorId": s, "actorName": s, "role": s, "actorAppId": {"type": ["string", "null"]},
+                "method": s, "route": s, "path": s, "objectId": {"type": ["string", "null"]},
+                "status": {"type": "integer"}, "allowed": {"type": "boolean"},
+                "source": {"type": ["string", "null"]}, "detail": {"type": ["string", "null"]}
+            }
+        })
+    } else if event_type.starts_with("destination.") {
         json!({
             "type": "object",
             "required": ["appId", "destinationId", "type", "reason"],

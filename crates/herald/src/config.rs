@@ -61,6 +61,7 @@ pub struct Config {
     pub transform_memory_mb: f64,
     pub shutdown_grace_secs: f64,
     pub message_retention_days: f64,
+    pub audit_retention_days: f64,
     pub retention_sweep_secs: f64,
     pub endpoint_auto_disable_secs: f64,
     pub operational_webhooks: bool,
@@ -234,6 +235,9 @@ impl Config {
         }
         if !(self.header_read_timeout_secs > 0.0 && self.api_request_deadline_secs > 0.0) {
             bail!("header_read_timeout_secs and api_request_deadline_secs must be more than 0");
+        }
+        if self.audit_retention_days <= 0.0 {
+            bail!("audit_retention_days must be more than 0");
         }
         if !(self.message_retention_days > 0.0 && self.retention_sweep_secs > 0.0) {
             bail!("message_retention_days and retention_sweep_secs must be more than 0");

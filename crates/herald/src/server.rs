@@ -186,6 +186,7 @@ impl Server {
             store.clone(),
             Duration::from_secs_f64(config.retention_sweep_secs),
             (config.message_retention_days * 86_400_000.0) as i64,
+            (config.audit_retention_days * 86_400_000.0) as i64,
         ));
         let state = ApiState::new(store.clone(), api_config, hand_off);
         let router = if config.role.serves_api() {
@@ -338,11 +339,18 @@ where
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let peer = stream.peer_addr().ok();
         tokio::spawn(async move {
             let _permit = permit;
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
+                    let mut req = req.map(axum::body::Body::new);
+                    // Where the request came from, for the audit trail.
+                    if let Some(peer) = peer {
+                        req.extensions_mut()
+                            .insert(axum::extract::ConnectInfo(peer));
+                    }
+                    tower::ServiceExt::oneshot(app.clone(), req)
                 });
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
@@ -364,7 +372,7 @@ const RETENTION_BATCH: usize = 1000;
 /// Deletes expired payloads, then messages older than `keep_ms` (with their log) and
 /// logged inbound requests as old, every
 /// `every`, in batches, so the store does not grow without bound.
-async fn sweep_retention(store: SharedStore, every: Duration, keep_ms: i64) {
+async fn sweep_retention(store: SharedStore, every: Duration, keep_ms: i64, audit_keep_ms: i64) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
@@ -382,6 +390,15 @@ async fn sweep_retention(store: SharedStore, every: Duration, keep_ms: i64) {
             loop {
                 let n = store.prune_messages(now - keep_ms, RETENTION_BATCH).await?;
                 messages += n;
+                if n < RETENTION_BATCH {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            loop {
+                let n = store
+                    .audit_prune(now - audit_keep_ms, RETENTION_BATCH)
+                    .await?;
                 if n < RETENTION_BATCH {
                     break;
                 }

@@ -2,6 +2,7 @@
 
 pub mod apps;
 pub mod attempts;
+pub mod audit;
 pub mod auth;
 pub mod destinations;
 pub mod endpoints;

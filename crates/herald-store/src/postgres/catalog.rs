@@ -414,7 +414,7 @@ impl crate::Tokens for PgStore {
         let mut conn = self.pool.get().await?;
         let row = conn
             .query_opt(
-                "SELECT id, app_id, expires_at, destination_id, role FROM api_token WHERE hash = $1",
+                "SELECT id, app_id, expires_at, destination_id, role, name FROM api_token WHERE hash = $1",
                 &[&hash],
             )
             .await?;
@@ -424,6 +424,7 @@ impl crate::Tokens for PgStore {
             expires_at: r.get(2),
             destination_id: r.get(3),
             role: r.get(4),
+            name: r.get(5),
         }))
     }
 

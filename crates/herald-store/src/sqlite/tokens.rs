@@ -40,7 +40,7 @@ impl crate::Tokens for SqliteStore {
         let hash = hash.to_string();
         self.read(move |c| {
             Ok(c.prepare_cached(
-                "SELECT id, app_id, expires_at, destination_id, role FROM api_token WHERE hash = ?1",
+                "SELECT id, app_id, expires_at, destination_id, role, name FROM api_token WHERE hash = ?1",
             )?
             .query_row([hash], |r| {
                 Ok(TokenInfo {
@@ -49,6 +49,7 @@ impl crate::Tokens for SqliteStore {
                     expires_at: r.get(2)?,
                     destination_id: r.get(3)?,
                     role: r.get(4)?,
+                    name: r.get(5)?,
                 })
             })
             .optional()?)

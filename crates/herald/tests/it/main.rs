@@ -16,6 +16,7 @@ mod pg;
 mod readme;
 
 mod api;
+mod audit;
 mod cli;
 mod cluster;
 mod crash;
