@@ -39,7 +39,8 @@ pub fn verify(secret: &str, code: &str, unix_secs: i64) -> bool {
         return false;
     }
     [-STEP_SECS, 0, STEP_SECS].iter().any(|d| {
-        code_at(secret, unix_secs + d).is_some_and(|want| constant_time_eq(want.as_bytes(), code.as_bytes()))
+        code_at(secret, unix_secs + d)
+            .is_some_and(|want| constant_time_eq(want.as_bytes(), code.as_bytes()))
     })
 }
 
@@ -100,7 +101,12 @@ mod tests {
         // end with these 6 digits.
         let secret = base32_encode(b"12345678901234567890");
         assert_eq!(secret, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
-        for (t, code) in [(59, "287082"), (1_111_111_109, "081804"), (1_234_567_890, "005924"), (2_000_000_000, "279037")] {
+        for (t, code) in [
+            (59, "287082"),
+            (1_111_111_109, "081804"),
+            (1_234_567_890, "005924"),
+            (2_000_000_000, "279037"),
+        ] {
             assert_eq!(code_at(&secret, t).unwrap(), code, "t={t}");
         }
     }

@@ -68,6 +68,7 @@ pub trait Store:
     + Sources
     + Destinations
     + Audit
+    + People
     + Send
     + Sync
     + 'static
@@ -421,6 +422,24 @@ pub trait Tokens: Send + Sync {
     async fn admin_token_count(&self) -> Result<i64>;
     /// Makes the token with this hash expire at `at` (or keeps an earlier expiry).
     async fn token_expire(&self, hash: &str, at: i64) -> Result<()>;
+}
+
+/// People who sign in to the console, and their sessions.
+#[async_trait::async_trait]
+pub trait People: Send + Sync {
+    /// `Conflict` when the email is taken.
+    async fn person_insert(&self, p: Person) -> Result<Person>;
+    /// By id or email.
+    async fn person_get(&self, id_or_email: &str) -> Result<Person>;
+    async fn person_list(&self, q: ListQuery) -> Result<Page<Person>>;
+    /// Replaces the role, password hash and TOTP secret of the person with `p.id`.
+    async fn person_update(&self, p: Person) -> Result<Person>;
+    /// Deletes the person and ends their sessions.
+    async fn person_delete(&self, id: &str) -> Result<()>;
+    async fn session_insert(&self, s: PersonSession) -> Result<()>;
+    /// The session with this hash and its person, if it has not expired at `now`.
+    async fn session_find(&self, hash: &str, now: i64) -> Result<Option<(PersonSession, Person)>>;
+    async fn session_delete(&self, hash: &str) -> Result<()>;
 }
 
 /// The audit trail: appended to and read, never changed (retention alone deletes).

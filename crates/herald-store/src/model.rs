@@ -314,6 +314,33 @@ pub struct TokenInfo {
     pub destination_id: Option<String>,
 }
 
+/// Someone who signs in to the console (issue 19's "people").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Person {
+    pub id: String,
+    /// How they sign in (unique, kept in lower case).
+    pub email: String,
+    /// An Argon2id PHC string (`herald_core::password`).
+    pub password_hash: String,
+    /// admin, developer, support or viewer.
+    pub role: String,
+    /// The TOTP secret, sealed with the main key; `None`: no second factor.
+    pub totp_secret: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A signed-in session: found by the hash of its cookie, ended by deleting it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonSession {
+    pub hash: String,
+    pub person_id: String,
+    /// What a write must send in `X-CSRF-Token`.
+    pub csrf: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
 /// One change made through the API (or refused), as the audit trail keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEvent {

@@ -150,6 +150,7 @@ conformance!(
     payload_filters_choose_the_endpoints_at_fan_out,
     transformations_are_kept_apart_and_travel_with_the_jobs,
     the_audit_trail_is_appended_listed_by_filter_and_pruned,
+    people_sign_in_with_sessions_that_expire_and_end,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -2668,4 +2669,83 @@ async fn the_audit_trail_is_appended_listed_by_filter_and_pruned(store: SharedSt
     assert_eq!(list(window).await, ["aud_0003", "aud_0002"]);
     assert_eq!(store.audit_prune(T0 + 3, 10).await.unwrap(), 2);
     assert_eq!(list(AuditFilter::default()).await, ["aud_0004", "aud_0003"]);
+}
+
+async fn people_sign_in_with_sessions_that_expire_and_end(store: SharedStore) {
+    let person = Person {
+        id: "per_1".into(),
+        email: "ana@example.com".into(),
+        password_hash: "$argon2id$v=19$x".into(),
+        role: "developer".into(),
+        totp_secret: None,
+        created_at: T0,
+        updated_at: T0,
+    };
+    store.person_insert(person.clone()).await.unwrap();
+    let mut other = person.clone();
+    other.id = "per_2".into();
+    assert!(matches!(
+        store.person_insert(other).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.person_get("ANA@example.com").await.unwrap(), person);
+    assert_eq!(store.person_get("per_1").await.unwrap(), person);
+    let mut changed = person.clone();
+    changed.role = "viewer".into();
+    changed.totp_secret = Some("sealed".into());
+    store.person_update(changed.clone()).await.unwrap();
+    let session = PersonSession {
+        hash: "session-hash".into(),
+        person_id: "per_1".into(),
+        csrf: "csrf".into(),
+        created_at: T0,
+        expires_at: T0 + 1000,
+    };
+    store.session_insert(session.clone()).await.unwrap();
+    let (found, who) = store
+        .session_find("session-hash", T0 + 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found, who), (session.clone(), changed));
+    assert!(
+        store
+            .session_find("session-hash", T0 + 1000)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+    store.session_delete("session-hash").await.unwrap();
+    assert!(
+        store
+            .session_find("session-hash", T0 + 10)
+            .await
+            .unwrap()
+            .is_none(),
+        "ended"
+    );
+    store.session_insert(session).await.unwrap();
+    let listed = store
+        .person_list(ListQuery {
+            limit: 10,
+            iterator: None,
+            descending: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.data.len(), 1);
+    store.person_delete("per_1").await.unwrap();
+    assert!(
+        store
+            .session_find("session-hash", T0 + 10)
+            .await
+            .unwrap()
+            .is_none(),
+        "sessions go with the person"
+    );
+    assert!(matches!(
+        store.person_get("per_1").await,
+        Err(StoreError::NotFound)
+    ));
 }

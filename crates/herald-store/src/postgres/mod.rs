@@ -14,6 +14,7 @@ mod destinations;
 mod ingest;
 mod log;
 mod parents;
+mod people;
 mod pool;
 mod queue;
 mod sources;
@@ -44,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/10_transformations.sql"),
     include_str!("migrations/11_token_roles.sql"),
     include_str!("migrations/12_audit.sql"),
+    include_str!("migrations/13_people.sql"),
 ];
 
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

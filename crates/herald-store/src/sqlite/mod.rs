@@ -14,6 +14,7 @@ mod endpoints;
 mod event_types;
 mod idempotency;
 mod messages;
+mod people;
 mod queue;
 mod route_cache;
 mod sources;

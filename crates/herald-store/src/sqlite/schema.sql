@@ -243,3 +243,22 @@ CREATE TABLE IF NOT EXISTS audit_event (
 CREATE INDEX IF NOT EXISTS audit_event_at ON audit_event(at);
 CREATE INDEX IF NOT EXISTS audit_event_actor ON audit_event(actor_id, id);
 CREATE INDEX IF NOT EXISTS audit_event_object ON audit_event(object_id, id);
+
+-- People who sign in to the console, and their sessions (by the hash of the cookie).
+CREATE TABLE IF NOT EXISTS person (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    totp_secret TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS person_session (
+    hash TEXT PRIMARY KEY,
+    person_id TEXT NOT NULL REFERENCES person(id) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS person_session_person ON person_session(person_id);
