@@ -142,6 +142,23 @@ fn constraints() -> Vec<(&'static str, &'static str, Value)> {
             }),
         ));
     }
+    for schema in ["PersonIn", "PersonPatch"] {
+        c.push((
+            schema,
+            "password",
+            json!({"minLength": 12, "maxLength": 256}),
+        ));
+        c.push((
+            schema,
+            "role",
+            json!({"enum": ["admin", "developer", "support", "viewer", null]}),
+        ));
+    }
+    c.push((
+        "PersonIn",
+        "email",
+        json!({"minLength": 3, "maxLength": 254, "pattern": "^[^\\s@]+@[^\\s@]+$"}),
+    ));
     c.push(("TokenIn", "name", name()));
     c.push((
         "TokenIn",

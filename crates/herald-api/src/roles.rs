@@ -3,8 +3,8 @@
 //!
 //! | role | may |
 //! | --- | --- |
-//! | `admin` | everything, tokens included |
-//! | `developer` | everything but tokens: applications, endpoints, event types, sources, destinations, messages, replay |
+//! | `admin` | everything, tokens and people included |
+//! | `developer` | everything but tokens and people: applications, endpoints, event types, sources, destinations, messages, replay |
 //! | `support` | read everything (secrets included), and resend, recover and replay; no `herald listen` |
 //! | `viewer` | read everything but secrets |
 //!
@@ -52,7 +52,8 @@ impl Role {
             .unwrap_or(path);
         let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
         let reads = *method == Method::GET || *method == Method::HEAD;
-        let tokens = parts.first() == Some(&"token");
+        // Tokens and people: an admin's alone.
+        let tokens = matches!(parts.first(), Some(&"token") | Some(&"person"));
         match self {
             Role::Admin => true,
             Role::Developer => !tokens,

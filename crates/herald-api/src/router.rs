@@ -19,8 +19,8 @@ use crate::openapi::{
     self, list_of, object, schema_of, Operation, QueryKind, QueryParam, SchemaFn,
 };
 use crate::routes::{
-    apps, attempts, audit, auth, destinations, endpoints, event_types, health, messages, pollers,
-    sources, tasks, tokens, transformations,
+    apps, attempts, audit, auth, destinations, endpoints, event_types, health, messages, people,
+    pollers, sources, tasks, tokens, transformations,
 };
 use crate::state::{ApiState, Caller};
 
@@ -289,6 +289,8 @@ fn routes() -> Vec<Route> {
     const POLLER: &str = "Message Poller";
     const TOKEN: &str = "API Token";
     const AUDIT: &str = "Audit";
+    const SESSION: &str = "Session";
+    const PEOPLE: &str = "People";
     vec![
         route(GET, "/app/{app_id}/destination", "v1.destination.list", "List destinations", DST, get(destinations::list)).list(list_of::<DestinationOut>),
         route(POST, "/app/{app_id}/destination", "v1.destination.create", "Create a destination: an ordered stream of the application's messages (pollingEndpoint, fifoEndpoint)", DST, post(destinations::create))
@@ -341,6 +343,18 @@ fn routes() -> Vec<Route> {
             .body(schema_of::<AppPortalAccessIn>).optional_body().returns(200, schema_of::<AppPortalAccessOut>),
         route(GET, "/audit", "v1.audit.list", "Herald extension: the audit trail, newest first: every change made through the API and every refused one, with who, what (secrets redacted), when and from where (?actor_id, ?object_id, ?since, ?until, ?allowed)", AUDIT, get(audit::list))
             .query(AUDIT_QUERY).list(list_of::<audit::AuditEventOut>),
+        route(POST, "/session", "v1.session.create", "Herald extension: sign in with an email, a password and (when set) a TOTP code: an HttpOnly session cookie, and a CSRF token every write made with it must send as X-CSRF-Token", SESSION, post(people::sign_in))
+            .public().body(schema_of::<people::SessionIn>).returns(201, schema_of::<people::SessionOut>),
+        route(GET, "/session", "v1.session.get", "Herald extension: the signed-in person (by the session cookie)", SESSION, get(people::current))
+            .public().returns(200, schema_of::<people::SessionOut>),
+        route(DEL, "/session", "v1.session.delete", "Herald extension: sign out (the session ends at once)", SESSION, delete(people::sign_out))
+            .public().empty(204),
+        route(GET, "/person", "v1.person.list", "Herald extension: people who sign in to the console; an admin only", PEOPLE, get(people::list)).list(list_of::<people::PersonOut>),
+        route(POST, "/person", "v1.person.create", "Herald extension: add someone (email, password, role, optional TOTP: its secret is shown this once)", PEOPLE, post(people::create))
+            .body(schema_of::<people::PersonIn>).returns(201, schema_of::<people::PersonOut>),
+        route(PATCH, "/person/{person_id}", "v1.person.patch", "Herald extension: change someone's role or password, or give or take their TOTP", PEOPLE, patch(people::patch))
+            .body(schema_of::<people::PersonPatch>).returns(200, schema_of::<people::PersonOut>),
+        route(DEL, "/person/{person_id}", "v1.person.delete", "Herald extension: remove someone (their sessions end)", PEOPLE, delete(people::delete)).empty(204),
         route(GET, "/token", "v1.token.list", "Herald extension: API tokens (never their secrets), with their role or application and when each was last used; an admin token only", TOKEN, get(tokens::list)).list(list_of::<tokens::TokenOut>),
         route(POST, "/token", "v1.token.create", "Herald extension: make a named token with a role (admin, developer, support, viewer) or for one application, optionally expiring; its key is shown this once", TOKEN, post(tokens::create))
             .body(schema_of::<tokens::TokenIn>).returns(201, schema_of::<tokens::TokenCreatedOut>),
@@ -645,8 +659,15 @@ async fn authenticate(
         })
         .map(str::trim);
     let Some(token) = token.filter(|t| !t.is_empty() && t.len() <= 512) else {
-        return ApiError::Unauthorized("missing or malformed Authorization: Bearer header".into())
-            .into_response();
+        // Someone signed in to the console: their session cookie.
+        return match crate::routes::people::session_of(&state, req.headers()).await {
+            Ok(Some((session, person))) => with_session(req, next, session, person).await,
+            Ok(None) => {
+                ApiError::Unauthorized("missing or malformed Authorization: Bearer header".into())
+                    .into_response()
+            }
+            Err(e) => e.into_response(),
+        };
     };
     let hash = herald_core::token::hash(token);
     let cached = state
@@ -716,6 +737,60 @@ async fn authenticate(
         destination_id: info.destination_id,
         token_id: info.id,
         role,
+    });
+    let mut response = next.run(req).await;
+    response.extensions_mut().insert(actor);
+    response
+}
+
+/// A request made with a person's session cookie: their role decides, and a write must
+/// carry the session's CSRF token (a cookie goes with any request the browser makes; the
+/// token only with the console's own).
+async fn with_session(
+    mut req: Request,
+    next: Next,
+    session: herald_store::PersonSession,
+    person: herald_store::Person,
+) -> Response {
+    let role = crate::roles::Role::parse(&person.role).unwrap_or(crate::roles::Role::Viewer);
+    let actor = crate::audit::Actor {
+        token_id: person.id.clone(),
+        name: person.email.clone(),
+        role: Some(role.as_str().to_string()),
+        app_id: None,
+    };
+    let reads = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let csrf_ok = req
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == session.csrf);
+    let refusal = if !reads && !csrf_ok {
+        Some("a write made with the session cookie needs its X-CSRF-Token".to_string())
+    } else if !role.allows(req.method(), req.uri().path()) {
+        Some(format!(
+            "a {} may not {} {}",
+            role.as_str(),
+            req.method(),
+            req.uri().path()
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = refusal {
+        let mut refused = ApiError::Forbidden(why).into_response();
+        refused.extensions_mut().insert(actor);
+        return refused;
+    }
+    req.extensions_mut().insert(Caller {
+        token_hash: session.hash,
+        app_id: None,
+        destination_id: None,
+        token_id: person.id,
+        role: Some(role),
     });
     let mut response = next.run(req).await;
     response.extensions_mut().insert(actor);

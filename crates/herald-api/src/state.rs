@@ -84,6 +84,8 @@ pub struct ApiConfig {
     /// The threads that run transformations (shared with the engine): the API checks
     /// scripts before saving them and runs the try route on them.
     pub transforms: herald_transform::Pool,
+    /// How long a console session lasts.
+    pub session_ttl: Duration,
 }
 
 impl Default for ApiConfig {
@@ -108,6 +110,7 @@ impl Default for ApiConfig {
             stream_signal: Default::default(),
             poll_max_wait: Duration::from_secs(30),
             transforms: Default::default(),
+            session_ttl: Duration::from_secs(12 * 3600),
         }
     }
 }

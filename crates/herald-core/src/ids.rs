@@ -23,6 +23,7 @@ pub const SOURCE: &str = "src_";
 pub const INBOUND: &str = "inb_";
 pub const DESTINATION: &str = "dest_";
 pub const AUDIT: &str = "aud_";
+pub const PERSON: &str = "per_";
 
 static LAST: Mutex<(u64, u128)> = Mutex::new((0, 0));
 

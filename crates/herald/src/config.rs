@@ -62,6 +62,7 @@ pub struct Config {
     pub shutdown_grace_secs: f64,
     pub message_retention_days: f64,
     pub audit_retention_days: f64,
+    pub session_hours: f64,
     pub retention_sweep_secs: f64,
     pub endpoint_auto_disable_secs: f64,
     pub operational_webhooks: bool,
@@ -236,6 +237,9 @@ impl Config {
         if !(self.header_read_timeout_secs > 0.0 && self.api_request_deadline_secs > 0.0) {
             bail!("header_read_timeout_secs and api_request_deadline_secs must be more than 0");
         }
+        if !(self.session_hours > 0.0 && self.session_hours <= 24.0 * 30.0) {
+            bail!("session_hours must be more than 0 and at most 720");
+        }
         if self.audit_retention_days <= 0.0 {
             bail!("audit_retention_days must be more than 0");
         }
@@ -373,6 +377,7 @@ impl Config {
             sealer,
             request_deadline: Duration::from_secs_f64(self.api_request_deadline_secs),
             poll_max_wait: Duration::from_secs_f64(self.poll_max_wait_secs),
+            session_ttl: Duration::from_secs_f64(self.session_hours * 3600.0),
             ui: self.ui(),
             ..Default::default()
         }

@@ -9,6 +9,7 @@ pub mod endpoints;
 pub mod event_types;
 pub mod health;
 pub mod messages;
+pub mod people;
 pub mod pollers;
 pub mod sources;
 pub mod tasks;

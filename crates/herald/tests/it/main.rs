@@ -12,6 +12,7 @@ mod limits;
 mod listen;
 mod observability;
 mod operational;
+mod people;
 mod pg;
 mod readme;
 
