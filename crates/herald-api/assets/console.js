@@ -7,7 +7,9 @@
   /** The uid of Herald's operational webhooks application (herald-store operational.rs). */
   const OPERATIONAL_UID = "herald-operational";
   const TOKEN = "herald.console.token";
-  const request = Herald.client(TOKEN);
+  /** Set when a person signed in with their email (the session cookie does the rest). */
+  const CSRF = "herald.console.csrf";
+  const request = Herald.client(TOKEN, CSRF);
   /** The API; a 401 (the token was revoked or expired) goes back to the sign-in form. */
   async function api(method, path, body) {
     try {
@@ -15,6 +17,7 @@
     } catch (err) {
       if (err.status === 401 && document.getElementById("token") === null) {
         sessionStorage.removeItem(TOKEN);
+        sessionStorage.removeItem(CSRF);
         Herald.stopPolling();
         signIn();
       }
@@ -60,10 +63,43 @@
   function signIn() {
     current("");
     document.getElementById("signout").hidden = true;
-    const input = h("input", { id: "token", type: "password", autocomplete: "current-password", required: true });
+    // As oneself: email, password and, for someone with a second factor, a TOTP code.
+    const email = h("input", { id: "email", type: "email", autocomplete: "username", required: true });
+    const password = h("input", { id: "password", type: "password", autocomplete: "current-password", required: true });
+    const code = h("input", { id: "code", inputmode: "numeric", autocomplete: "one-time-code", pattern: "[0-9]{6}", placeholder: "only if you have one" });
+    const personError = h("p", { class: "error", role: "alert" });
+    const person = h("form", { class: "panel signin", onsubmit: async (e) => {
+      e.preventDefault();
+      const body = { email: email.value.trim(), password: password.value };
+      if (code.value.trim()) body.code = code.value.trim();
+      try {
+        const resp = await fetch("/api/v1/session", {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify(body),
+        });
+        const data = await resp.json();
+        if (!resp.ok) throw new Error(typeof data.detail === "string" ? data.detail : resp.statusText);
+        sessionStorage.removeItem(TOKEN);
+        sessionStorage.setItem(CSRF, data.csrfToken);
+        start();
+      } catch (err) {
+        personError.textContent = err.message;
+      }
+    } },
+      h("h1", {}, "Sign in to Herald"),
+      h("label", { for: "email" }, "Email", email),
+      h("label", { for: "password" }, "Password", password),
+      h("label", { for: "code" }, "Code from your authenticator app", code),
+      h("button", { type: "submit" }, "Sign in"),
+      personError);
+    // Or with an admin token (the first start prints one).
+    const input = h("input", { id: "token", type: "password", autocomplete: "off", required: true });
     const error = h("p", { class: "error", role: "alert" });
     const form = h("form", { class: "panel signin", onsubmit: async (e) => {
       e.preventDefault();
+      sessionStorage.removeItem(CSRF);
       sessionStorage.setItem(TOKEN, input.value.trim());
       try {
         await api("GET", "/app?limit=1");
@@ -73,13 +109,13 @@
         error.textContent = err.status === 401 ? "That token is not valid." : err.message;
       }
     } },
-      h("h1", {}, "Sign in to Herald"),
+      h("h2", {}, "Or with a token"),
       h("label", { for: "token" }, "Admin token", input),
       h("p", { class: "muted" }, "The token stays in this browser tab and is sent only to this server's API."),
-      h("button", { type: "submit" }, "Sign in"),
+      h("button", { type: "submit" }, "Use token"),
       error);
-    show(form);
-    input.focus();
+    show(person, form);
+    email.focus();
   }
 
   async function healthStats() {
@@ -491,12 +527,17 @@
     run();
   }
 
-  document.getElementById("signout").addEventListener("click", () => {
-    sessionStorage.removeItem(TOKEN);
+  document.getElementById("signout").addEventListener("click", async () => {
     Herald.stopPolling();
+    if (sessionStorage.getItem(CSRF)) {
+      // The session ends on the server at once.
+      await fetch("/api/v1/session", { method: "DELETE", credentials: "same-origin" }).catch(() => {});
+    }
+    sessionStorage.removeItem(TOKEN);
+    sessionStorage.removeItem(CSRF);
     signIn();
   });
 
-  if (sessionStorage.getItem(TOKEN)) start();
+  if (sessionStorage.getItem(TOKEN) || sessionStorage.getItem(CSRF)) start();
   else signIn();
 })();

@@ -20,14 +20,18 @@ const Herald = (() => {
     return el;
   }
 
-  /** The API, with the token this tab signed in with. Errors carry code and detail. */
-  function client(tokenKey) {
+  /** The API, with the token this tab signed in with, or (`csrfKey`) with a person's
+   *  session cookie and its CSRF token. Errors carry code and detail. */
+  function client(tokenKey, csrfKey) {
     return async function api(method, path, body) {
       const token = sessionStorage.getItem(tokenKey);
+      const csrf = csrfKey && sessionStorage.getItem(csrfKey);
+      const auth = token ? { Authorization: "Bearer " + token } : csrf ? { "X-CSRF-Token": csrf } : {};
       const resp = await fetch("/api/v1" + path, {
         method,
+        credentials: "same-origin",
         headers: Object.assign(
-          { Authorization: "Bearer " + token },
+          auth,
           body === undefined ? {} : { "Content-Type": "application/json" }
         ),
         body: body === undefined ? undefined : JSON.stringify(body),

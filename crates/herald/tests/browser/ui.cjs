@@ -73,7 +73,7 @@ async function assertLabelled(page, where) {
   await page.goto(base + "/console");
   await assertLabelled(page, "sign-in");
   await page.getByLabel("Admin token").fill("wrong-token-0000000000");
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Use token" }).click();
   await page.getByRole("alert").filter({ hasText: "not valid" }).waitFor();
   await page.getByLabel("Admin token").fill(env("HERALD_ADMIN_TOKEN"));
   await page.keyboard.press("Enter");
@@ -176,7 +176,7 @@ async function assertLabelled(page, where) {
   const page = await open(390);
   await page.goto(base + "/console");
   await page.getByLabel("Admin token").fill(env("HERALD_ADMIN_TOKEN"));
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Use token" }).click();
   await page.getByRole("heading", { name: "Applications" }).waitFor();
   await shot(page, "console-apps-phone");
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -277,6 +277,77 @@ async function assertLabelled(page, where) {
   assert.equal(await page.getByRole("table", { name: "Your endpoints" }).count(), 0);
   const direct = await page.evaluate(async ([app, t]) => (await fetch(`/api/v1/app/${app}/msg`, { headers: { Authorization: "Bearer " + t } })).status, [env("APP_B"), tokenA]);
   assert.equal(direct, 404);
+  await page.context().close();
+}
+
+// 5. People sign in as themselves: a password, then a password and a TOTP code; a write
+// through the console (with its CSRF token); sign out; a session ended on the server
+// sends the console back to the sign-in form.
+{
+  const admin = { Authorization: "Bearer " + env("HERALD_ADMIN_TOKEN"), "Content-Type": "application/json" };
+  const addPerson = async (body) => {
+    const r = await fetch(`${base}/api/v1/person`, { method: "POST", headers: admin, body: JSON.stringify(body) });
+    const text = await r.text();
+    assert.equal(r.status, 201, text);
+    return JSON.parse(text);
+  };
+  const ana = await addPerson({ email: "ana@example.com", password: "a long enough password", role: "developer" });
+  const bo = await addPerson({ email: "bo@example.com", password: "another long password", role: "viewer", totp: true });
+  // RFC 6238 in a few lines, as an authenticator app would compute it.
+  const totp = (secretB32) => {
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let bits = "";
+    for (const c of secretB32) bits += alphabet.indexOf(c).toString(2).padStart(5, "0");
+    const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+    const counter = Buffer.alloc(8);
+    counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30)));
+    const mac = require("node:crypto").createHmac("sha1", key).update(counter).digest();
+    const o = mac[19] & 15;
+    const n = ((mac[o] & 0x7f) << 24) | (mac[o + 1] << 16) | (mac[o + 2] << 8) | mac[o + 3];
+    return String(n % 1000000).padStart(6, "0");
+  };
+
+  const page = await open(1280);
+  await page.goto(base + "/console");
+  await assertLabelled(page, "the sign-in page");
+  await page.getByLabel("Email").fill("ana@example.com");
+  await page.getByLabel("Password").fill("not her password");
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.getByRole("alert").filter({ hasText: "wrong email or password" }).waitFor();
+  await page.getByLabel("Password").fill("a long enough password");
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.getByRole("heading", { name: "Applications" }).waitFor();
+  // The cookie is HttpOnly: the page's scripts cannot read it.
+  assert.equal(await page.evaluate(() => document.cookie.includes("herald_session")), false);
+  // A write through the console goes with the session and its CSRF token.
+  await page.getByText("New application").click();
+  await page.locator("#new-name").fill("Made by Ana");
+  await page.getByRole("button", { name: "Create application" }).click();
+  await page.getByRole("link", { name: "Made by Ana" }).first().waitFor({ timeout: 15000 }).catch(async () => {
+    await page.goto(base + "/console#/");
+    await page.getByRole("link", { name: "Made by Ana" }).first().waitFor();
+  });
+  const trail = await (await fetch(`${base}/api/v1/audit?actor_id=${ana.id}`, { headers: admin })).json();
+  assert.ok(trail.data.some((e) => e.route === "/api/v1/app" && e.status === 201), JSON.stringify(trail));
+  // Signing out ends the session on the server.
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByLabel("Email").waitFor();
+  await page.goto(base + "/console");
+  await page.getByLabel("Email").waitFor();
+
+  // Bo has a second factor.
+  await page.getByLabel("Email").fill("bo@example.com");
+  await page.getByLabel("Password").fill("another long password");
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.getByRole("alert").filter({ hasText: "TOTP code is needed" }).waitFor();
+  await page.getByLabel("Code from your authenticator app").fill(totp(bo.totpSetup.secret));
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.getByRole("heading", { name: "Applications" }).waitFor();
+  // Removed by an admin: Bo's session is refused, and the console asks to sign in.
+  const gone = await fetch(`${base}/api/v1/person/${bo.id}`, { method: "DELETE", headers: admin });
+  assert.equal(gone.status, 204);
+  await page.goto(base + "/console#/event-types");
+  await page.getByLabel("Email").waitFor({ timeout: 15000 });
   await page.context().close();
 }
 
