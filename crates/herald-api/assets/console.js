@@ -391,6 +391,38 @@
     poll(page.refresh, LIVE_MS);
   }
 
+  /** The audit trail: who changed what, when and from where, refusals included. */
+  async function audit() {
+    current("audit");
+    const actor = h("input", { id: "audit-actor", placeholder: "tok_… or per_…" });
+    const object = h("input", { id: "audit-object", placeholder: "app_…, ep_…" });
+    const refused = h("input", { id: "audit-refused", type: "checkbox" });
+    const list = live(async () => {
+      const q = new URLSearchParams({ limit: "100" });
+      if (actor.value.trim()) q.set("actor_id", actor.value.trim());
+      if (object.value.trim()) q.set("object_id", object.value.trim());
+      if (refused.checked) q.set("allowed", "false");
+      const page = await api("GET", "/audit?" + q);
+      return h("div", { class: "panel" }, table("Audit trail", [
+        ["Time", (e) => fmtTime(e.timestamp)],
+        ["Who", (e) => `${e.actorName} (${e.role})`],
+        ["Request", (e) => `${e.method} ${e.route}`, { mono: true }],
+        ["Object", (e) => e.objectId || "-", { mono: true, wide: true }],
+        ["Answer", (e) => h("span", { class: "badge " + (e.allowed ? (e.status < 400 ? "ok" : "warn") : "bad") }, e.allowed ? String(e.status) : "refused")],
+        ["From", (e) => e.source || "-", { wide: true }],
+      ], page.data, (e) => say(e.detail ? `${e.method} ${e.path}: ${e.detail}` : `${e.method} ${e.path}`)));
+    });
+    const form = h("form", { class: "inline", onsubmit: async (ev) => { ev.preventDefault(); await list.refresh(); } },
+      h("label", { for: "audit-actor" }, "Who (token or person id)", actor),
+      h("label", { for: "audit-object" }, "Object id", object),
+      h("label", { for: "audit-refused" }, refused, " Refused only"),
+      h("button", { type: "submit" }, "Filter"));
+    show(h("h1", {}, "Audit trail"),
+      h("p", { class: "muted" }, "Every change made through the API, the console, the portal and the CLI, and every refused one. Secrets are redacted; nothing here can be changed."),
+      form, list.box);
+    await list.refresh();
+  }
+
   async function eventTypes() {
     current("event-types");
     const page = await api("GET", "/event-type?limit=250&include_archived=true");
@@ -520,6 +552,7 @@
     ["#/source/:source", source],
     ["#/event-type/:name", eventType],
     ["#/health", health],
+    ["#/audit", audit],
   ], () => (location.hash = "#/"));
 
   function start() {

@@ -329,6 +329,15 @@ async function assertLabelled(page, where) {
   });
   const trail = await (await fetch(`${base}/api/v1/audit?actor_id=${ana.id}`, { headers: admin })).json();
   assert.ok(trail.data.some((e) => e.route === "/api/v1/app" && e.status === 201), JSON.stringify(trail));
+  // The console's audit page shows it, filtered by who made it.
+  await page.getByRole("link", { name: "Audit" }).click();
+  await page.getByRole("table", { name: "Audit trail" }).waitFor();
+  await assertLabelled(page, "the audit page");
+  await page.getByLabel("Who (token or person id)").fill(ana.id);
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByRole("table", { name: "Audit trail" }).getByText("POST /api/v1/app").first().waitFor();
+  await page.getByRole("table", { name: "Audit trail" }).getByText("ana@example.com (developer)").first().waitFor();
+  await shot(page, "console-audit-desktop");
   // Signing out ends the session on the server.
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByLabel("Email").waitFor();
