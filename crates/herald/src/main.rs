@@ -126,6 +126,13 @@ enum Command {
         #[command(flatten)]
         out: herald::cli::commands::Output,
     },
+    /// People who sign in to the console (list, add, remove, set-role); an admin token.
+    User {
+        #[command(subcommand)]
+        op: herald::cli::commands::UserOp,
+        #[command(flatten)]
+        out: herald::cli::commands::Output,
+    },
     /// Inbound sources (list, create, get, delete, requests).
     Source {
         #[command(subcommand)]
@@ -357,6 +364,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Source { op, out } => {
             client_runtime()?.block_on(herald::cli::commands::source(op, out))
+        }
+        Command::User { op, out } => {
+            client_runtime()?.block_on(herald::cli::commands::user(op, out))
         }
         Command::Send { args, out } => {
             client_runtime()?.block_on(herald::cli::commands::send(args, out))

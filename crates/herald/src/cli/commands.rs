@@ -172,6 +172,29 @@ pub enum AttemptOp {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum UserOp {
+    /// List the people who sign in to the console.
+    List(Paging),
+    /// Add someone who signs in to the console with their email and a password (from
+    /// HERALD_USER_PASSWORD, or the first line of standard input).
+    Add {
+        email: String,
+        /// admin, developer, support or viewer.
+        #[arg(long)]
+        role: String,
+        /// Give them a TOTP second factor: its secret is printed this once.
+        #[arg(long)]
+        totp: bool,
+        #[arg(long, env = "HERALD_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Remove someone (by email or id): their sessions end at once.
+    Remove { user: String },
+    /// Change someone's role (by email or id).
+    SetRole { user: String, role: String },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum SourceOp {
     /// List the inbound sources.
     List(Paging),
@@ -510,6 +533,13 @@ const ATTEMPT_COLUMNS: &[(&str, &str)] = &[
     ("MS", "responseDurationMs"),
     ("TIMESTAMP", "timestamp"),
 ];
+const USER_COLUMNS: &[(&str, &str)] = &[
+    ("ID", "id"),
+    ("EMAIL", "email"),
+    ("ROLE", "role"),
+    ("TOTP", "totp"),
+    ("CREATED", "createdAt"),
+];
 const SOURCE_COLUMNS: &[(&str, &str)] = &[
     ("ID", "id"),
     ("NAME", "name"),
@@ -817,6 +847,47 @@ pub async fn attempt(op: AttemptOp, out: Output) -> anyhow::Result<()> {
             )
             .await?;
             outln!("resending {msg} to {endpoint}");
+            Ok(())
+        }
+    }
+}
+
+pub async fn user(op: UserOp, out: Output) -> anyhow::Result<()> {
+    let c = ApiClient::new(&out.server)?;
+    match op {
+        UserOp::List(p) => list(&c, &out, "/person", &p, USER_COLUMNS).await,
+        UserOp::Add {
+            email,
+            role,
+            totp,
+            password,
+        } => {
+            let password = match password {
+                Some(p) => p,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let body = json!({"email": email, "password": password, "role": role, "totp": totp});
+            let made = c.post("/person", &body).await?;
+            show(&out, &made);
+            Ok(())
+        }
+        UserOp::Remove { user } => {
+            c.call(Method::DELETE, &format!("/person/{user}"), None)
+                .await?;
+            outln!("removed {user}");
+            Ok(())
+        }
+        UserOp::SetRole { user, role } => {
+            let body = json!({"role": role});
+            show(
+                &out,
+                &c.call(Method::PATCH, &format!("/person/{user}"), Some(&body))
+                    .await?,
+            );
             Ok(())
         }
     }

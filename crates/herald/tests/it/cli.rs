@@ -643,3 +643,87 @@ async fn the_client_commands_drive_the_api_with_tables_and_json() {
     assert_eq!(r.0, 1);
     assert!(r.2.contains("no API token"), "{}", r.2);
 }
+
+#[tokio::test]
+async fn people_are_added_listed_given_a_role_and_removed_from_the_cli() {
+    let app = spawn_app(&[]).await;
+    let dir = TempDir::new("cli-users");
+    let config = dir.0.join("cli.toml");
+    std::fs::write(
+        &config,
+        format!("server = \"{}\"\ntoken = \"{ADMIN_TOKEN}\"\n", app.url),
+    )
+    .unwrap();
+    let run = |args: &'static [&'static str], password: Option<&'static str>| {
+        let config = config.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
+                cmd.args(args)
+                    .env_remove("HERALD_URL")
+                    .env_remove("HERALD_TOKEN")
+                    .env_remove("HERALD_USER_PASSWORD")
+                    .env("HERALD_CLI_CONFIG", &config)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                let mut child = cmd.spawn().unwrap();
+                if let Some(p) = password {
+                    writeln!(child.stdin.take().unwrap(), "{p}").unwrap();
+                }
+                let out = child.wait_with_output().unwrap();
+                (
+                    out.status.code().unwrap_or(-1),
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                    String::from_utf8_lossy(&out.stderr).into_owned(),
+                )
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let r = run(
+        &[
+            "user",
+            "add",
+            "ana@example.com",
+            "--role",
+            "support",
+            "--totp",
+            "--json",
+        ],
+        Some("a long enough password"),
+    )
+    .await;
+    assert_eq!(r.0, 0, "{} {}", r.1, r.2);
+    let made: serde_json::Value = serde_json::from_str(&r.1).unwrap();
+    assert_eq!(made["role"], "support");
+    assert!(
+        made["totpSetup"]["secret"].is_string(),
+        "the secret is printed once"
+    );
+    let r = run(
+        &["user", "add", "bo@example.com", "--role", "viewer"],
+        Some("short"),
+    )
+    .await;
+    assert_ne!(r.0, 0);
+    assert!(r.2.contains("password"), "{}", r.2);
+    let r = run(&["user", "list"], None).await;
+    assert_eq!(r.0, 0, "{}", r.2);
+    assert!(
+        r.1.lines()
+            .any(|l| l.contains("ana@example.com") && l.contains("support")),
+        "{}",
+        r.1
+    );
+    let r = run(&["user", "set-role", "ana@example.com", "developer"], None).await;
+    assert_eq!(r.0, 0, "{}", r.2);
+    let (_, people) = app.get("/person").await;
+    assert_eq!(people["data"][0]["role"], "developer");
+    let r = run(&["user", "remove", "ana@example.com"], None).await;
+    assert_eq!(r.0, 0, "{}", r.2);
+    let (_, people) = app.get("/person").await;
+    assert_eq!(people["data"], serde_json::json!([]));
+}
