@@ -8,6 +8,7 @@ pub mod ids;
 pub mod inbound;
 pub mod metrics;
 pub mod netguard;
+pub mod oidc;
 pub mod password;
 pub mod relay;
 pub mod retry;
