@@ -58,10 +58,10 @@ export HERALD_TEST_PYTHON="$PWD/$venv/bin/python"
 # playwright-core, which drives Debian's Chromium (/usr/bin/chromium, installed by
 # `apt-get install chromium`; .ci/run does it) in the console and portal browser tests.
 js=target/js-sdk
-if [ ! -f "$js/node_modules/svix/package.json" ] || [ ! -f "$js/node_modules/playwright-core/package.json" ]; then
+if [ ! -f "$js/node_modules/svix/package.json" ] || [ ! -f "$js/node_modules/playwright-core/package.json" ] || [ ! -f "$js/node_modules/oidc-provider/package.json" ]; then
     echo "== installing the svix JavaScript SDK and playwright-core into $js"
     mkdir -p "$js"
-    npm install --silent --no-audit --no-fund --prefix "$js" svix@1.99.1 playwright-core@1.65.1
+    npm install --silent --no-audit --no-fund --prefix "$js" svix@1.99.1 playwright-core@1.65.1 oidc-provider@9.13.3
 fi
 export HERALD_TEST_NODE_PATH="$PWD/$js/node_modules"
 

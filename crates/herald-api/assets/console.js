@@ -116,6 +116,26 @@
       error);
     show(person, form);
     email.focus();
+    // Single sign-on, when the server has a provider.
+    fetch("/api/v1/sso").then((r) => r.json()).then((sso) => {
+      if (!sso.enabled || !document.body.contains(person)) return;
+      person.after(h("div", { class: "panel signin" },
+        h("a", { class: "button", href: "/api/v1/sso/start", id: "sso" }, "Sign in with single sign-on"),
+        h("p", { class: "muted" }, "With " + sso.issuer + ".")));
+    }).catch(() => {});
+  }
+
+  /** A person's session that came from single sign-on (the cookie is set; the CSRF
+   *  token is asked for). */
+  async function resumeSession() {
+    try {
+      const resp = await fetch("/api/v1/session", { credentials: "same-origin" });
+      if (!resp.ok) return false;
+      sessionStorage.setItem(CSRF, (await resp.json()).csrfToken);
+      return true;
+    } catch (_) {
+      return false;
+    }
   }
 
   async function healthStats() {
@@ -572,5 +592,5 @@
   });
 
   if (sessionStorage.getItem(TOKEN) || sessionStorage.getItem(CSRF)) start();
-  else signIn();
+  else resumeSession().then((resumed) => (resumed ? start() : signIn()));
 })();

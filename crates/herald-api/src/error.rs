@@ -52,6 +52,8 @@ pub enum ApiError {
     Timeout(String),
     Validation(Vec<ValidationItem>),
     Unavailable(String),
+    /// 502: a server Herald asked on the caller's behalf (an OpenID provider) failed.
+    BadGateway(String),
     Internal,
 }
 
@@ -115,6 +117,7 @@ impl IntoResponse for ApiError {
             ApiError::Gone { code, detail } => (StatusCode::GONE, code, detail),
             ApiError::PayloadTooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", d),
             ApiError::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", d),
+            ApiError::BadGateway(d) => (StatusCode::BAD_GATEWAY, "bad_gateway", d),
             ApiError::UriTooLong(d) => (StatusCode::URI_TOO_LONG, "uri_too_long", d),
             ApiError::Timeout(d) => (StatusCode::REQUEST_TIMEOUT, "request_timeout", d),
             ApiError::Internal => (

@@ -19,4 +19,5 @@ mod state;
 pub mod ui;
 
 pub use router::{health_router, openapi_json, router};
+pub use routes::sso::OidcConfig;
 pub use state::{ApiConfig, ApiState, Caller, DiskProbe, HandOff};

@@ -20,7 +20,7 @@ use crate::openapi::{
 };
 use crate::routes::{
     apps, attempts, audit, auth, destinations, endpoints, event_types, health, messages, people,
-    pollers, sources, tasks, tokens, transformations,
+    pollers, sources, sso, tasks, tokens, transformations,
 };
 use crate::state::{ApiState, Caller};
 
@@ -246,6 +246,12 @@ const POLL_QUERY: &[QueryParam] = &[
     ),
     POLL_WAIT,
 ];
+const SSO_CALLBACK_QUERY: &[QueryParam] = &[
+    param("code", QueryKind::Text, "the authorization code"),
+    param("state", QueryKind::Text, "the sign-in's state"),
+    param("error", QueryKind::Text, "what the provider refused"),
+    param("iss", QueryKind::Text, "the provider (RFC 9207)"),
+];
 const AUDIT_QUERY: &[QueryParam] = &[
     param(
         "actor_id",
@@ -349,6 +355,12 @@ fn routes() -> Vec<Route> {
             .public().returns(200, schema_of::<people::SessionOut>),
         route(DEL, "/session", "v1.session.delete", "Herald extension: sign out (the session ends at once)", SESSION, delete(people::sign_out))
             .public().empty(204),
+        route(GET, "/sso", "v1.sso.get", "Herald extension: whether single sign-on (OpenID Connect) is on, and with which provider", SESSION, get(sso::info))
+            .public().returns(200, schema_of::<sso::SsoOut>),
+        route(GET, "/sso/start", "v1.sso.start", "Herald extension: start signing in with the OpenID provider (a redirect to it, with PKCE)", SESSION, get(sso::start))
+            .public().empty(302),
+        route(GET, "/sso/callback", "v1.sso.callback", "Herald extension: where the OpenID provider sends the person back; signs in the person of that email and redirects to the console", SESSION, get(sso::callback))
+            .public().query(SSO_CALLBACK_QUERY).empty(302),
         route(GET, "/person", "v1.person.list", "Herald extension: people who sign in to the console; an admin only", PEOPLE, get(people::list)).list(list_of::<people::PersonOut>),
         route(POST, "/person", "v1.person.create", "Herald extension: add someone (email, password, role, optional TOTP: its secret is shown this once)", PEOPLE, post(people::create))
             .body(schema_of::<people::PersonIn>).returns(201, schema_of::<people::PersonOut>),

@@ -86,6 +86,8 @@ pub struct ApiConfig {
     pub transforms: herald_transform::Pool,
     /// How long a console session lasts.
     pub session_ttl: Duration,
+    /// Single sign-on with an OpenID provider, when configured.
+    pub oidc: Option<crate::routes::sso::OidcConfig>,
 }
 
 impl Default for ApiConfig {
@@ -111,6 +113,7 @@ impl Default for ApiConfig {
             poll_max_wait: Duration::from_secs(30),
             transforms: Default::default(),
             session_ttl: Duration::from_secs(12 * 3600),
+            oidc: None,
         }
     }
 }

@@ -63,6 +63,9 @@ pub struct Config {
     pub message_retention_days: f64,
     pub audit_retention_days: f64,
     pub session_hours: f64,
+    pub oidc_issuer: String,
+    pub oidc_client_id: String,
+    pub oidc_client_secret: String,
     pub retention_sweep_secs: f64,
     pub endpoint_auto_disable_secs: f64,
     pub operational_webhooks: bool,
@@ -237,6 +240,13 @@ impl Config {
         if !(self.header_read_timeout_secs > 0.0 && self.api_request_deadline_secs > 0.0) {
             bail!("header_read_timeout_secs and api_request_deadline_secs must be more than 0");
         }
+        if !self.oidc_issuer.is_empty()
+            && (self.oidc_client_id.is_empty()
+                || !(self.oidc_issuer.starts_with("https://")
+                    || self.oidc_issuer.starts_with("http://")))
+        {
+            bail!("oidc_issuer must be an http(s) URL, and oidc_client_id set with it");
+        }
         if !(self.session_hours > 0.0 && self.session_hours <= 24.0 * 30.0) {
             bail!("session_hours must be more than 0 and at most 720");
         }
@@ -378,6 +388,11 @@ impl Config {
             request_deadline: Duration::from_secs_f64(self.api_request_deadline_secs),
             poll_max_wait: Duration::from_secs_f64(self.poll_max_wait_secs),
             session_ttl: Duration::from_secs_f64(self.session_hours * 3600.0),
+            oidc: (!self.oidc_issuer.is_empty()).then(|| herald_api::OidcConfig {
+                issuer: self.oidc_issuer.clone(),
+                client_id: self.oidc_client_id.clone(),
+                client_secret: self.oidc_client_secret.clone(),
+            }),
             ui: self.ui(),
             ..Default::default()
         }

@@ -12,6 +12,7 @@ pub mod messages;
 pub mod people;
 pub mod pollers;
 pub mod sources;
+pub mod sso;
 pub mod tasks;
 pub mod tokens;
 pub mod transformations;

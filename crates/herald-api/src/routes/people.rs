@@ -248,6 +248,24 @@ pub async fn sign_in(
             return Err(ApiError::Unauthorized("wrong TOTP code".into()));
         }
     }
+    let (cookie, session) = new_session(&state, &person).await?;
+    let body = SessionOut {
+        email: person.email,
+        role: person.role,
+        csrf_token: session.csrf,
+        expires_at: format_rfc3339(session.expires_at),
+    };
+    Ok((
+        StatusCode::CREATED,
+        [(header::SET_COOKIE, cookie)],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// Opens a session for someone whose sign-in succeeded: its cookie (HttpOnly,
+/// SameSite=Strict, Secure on https) and the session.
+async fn new_session(state: &ApiState, person: &Person) -> ApiResult<(String, PersonSession)> {
     let now = now_ms();
     let secret = token::generate();
     let session = PersonSession {
@@ -267,18 +285,13 @@ pub async fn sign_in(
         "{SESSION_COOKIE}={secret}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
         state.config.session_ttl.as_secs()
     );
-    let body = SessionOut {
-        email: person.email,
-        role: person.role,
-        csrf_token: session.csrf,
-        expires_at: format_rfc3339(session.expires_at),
-    };
-    Ok((
-        StatusCode::CREATED,
-        [(header::SET_COOKIE, cookie)],
-        Json(body),
-    )
-        .into_response())
+    Ok((cookie, session))
+}
+
+/// A session for someone signed in by single sign-on: its cookie (the console reads its
+/// CSRF token from `GET /session`).
+pub(crate) async fn open_session(state: &ApiState, person: &Person) -> ApiResult<String> {
+    Ok(new_session(state, person).await?.0)
 }
 
 /// A hash no password matches, checked when nobody has the email given.

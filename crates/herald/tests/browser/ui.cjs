@@ -2,7 +2,8 @@
 // playwright-core. Run by crates/herald/tests/it/ui.rs, which starts the server and
 // passes: HERALD_URL, HERALD_ADMIN_TOKEN, APP_A (with a delivered message MSG_A),
 // PORTAL_A (app A's portal link), APP_B, APP_C (with a message MSG_C whose attempt found
-// nothing listening), EVENT_TYPE, and SCREENSHOTS (a folder, or "").
+// nothing listening), EVENT_TYPE, SCREENSHOTS (a folder, or ""), and OIDC_PORT (where this
+// script runs an OpenID provider, npm oidc-provider, for the server's single sign-on).
 "use strict";
 const http = require("node:http");
 const assert = require("node:assert/strict");
@@ -35,19 +36,47 @@ const receiver = http.createServer((req, res) => {
 await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
 const receiverUrl = `http://127.0.0.1:${receiver.address().port}/hooks`;
 
+// The OpenID provider: one client (the server), RS256 ID tokens, PKCE required, and its
+// development login form, where any login is an account whose email is that login.
+const providerModule = require("oidc-provider");
+const Provider = providerModule.default || providerModule;
+const { generateKeyPairSync } = require("node:crypto");
+const signingKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "jwk" });
+Object.assign(signingKey, { kid: "test", use: "sig", alg: "RS256" });
+const issuer = `http://127.0.0.1:${env("OIDC_PORT")}`;
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: "herald-console",
+    client_secret: "a-client-secret-for-the-test",
+    redirect_uris: [`${base}/api/v1/sso/callback`],
+    response_types: ["code"],
+    grant_types: ["authorization_code"],
+    token_endpoint_auth_method: "client_secret_post",
+  }],
+  jwks: { keys: [signingKey] },
+  pkce: { required: () => true },
+  claims: { email: ["email", "email_verified"] },
+  findAccount: async (_ctx, id) => ({ accountId: id, claims: async () => ({ sub: id, email: id, email_verified: true }) }),
+});
+const providerServer = await new Promise((r) => { const s = provider.listen(Number(env("OIDC_PORT")), "127.0.0.1", () => r(s)); });
+
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 
-/** A page that fails the test on a script error or a request to anywhere else. */
+/** A page that fails the test on a script error or a request Herald's pages make to
+ *  anywhere else. Nothing leaves this machine: any other request is aborted (the
+ *  OpenID provider's development login page asks for a web font). */
 async function open(width) {
   const context = await browser.newContext({ viewport: { width, height: width < 600 ? 844 : 860 } });
+  const local = (u) => u.startsWith(origin) || u.startsWith(issuer) || u.startsWith("data:");
+  await context.route((url) => !local(url.toString()), (route) => route.abort());
   const page = await context.newPage();
   page.on("pageerror", (e) => { throw new Error("page error: " + e.message); });
   page.on("request", (r) => {
-    const u = r.url();
-    if (!u.startsWith(origin) && !u.startsWith("data:")) throw new Error("a request left the server: " + u);
+    const fromProvider = r.frame().url().startsWith(issuer);
+    if (!local(r.url()) && !fromProvider) throw new Error("a request left the server: " + r.url());
   });
   return page;
 }
@@ -357,6 +386,30 @@ async function assertLabelled(page, where) {
   assert.equal(gone.status, 204);
   await page.goto(base + "/console#/event-types");
   await page.getByLabel("Email").waitFor({ timeout: 15000 });
+
+  // Single sign-on: the provider vouches for Cy, whom an admin added; someone unknown
+  // to Herald is refused.
+  await addPerson({ email: "cy@example.com", password: "cy has a password too", role: "support" });
+  const sso = async (login) => {
+    await page.goto(base + "/console");
+    await page.getByRole("link", { name: "Sign in with single sign-on" }).click();
+    await page.locator('input[name="login"]').fill(login);
+    await page.locator('input[name="password"]').fill("anything");
+    await page.locator('button[type="submit"]').click();
+    // The provider asks to share the email with Herald.
+    await page.locator('button[type="submit"]').click();
+  };
+  await sso("cy@example.com");
+  await page.getByRole("heading", { name: "Applications" }).waitFor({ timeout: 15000 });
+  assert.ok(page.url().startsWith(base + "/console"), page.url());
+  const who = await page.evaluate(async () => (await fetch("/api/v1/session")).json());
+  assert.equal(who.email, "cy@example.com");
+  assert.equal(who.role, "support");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByLabel("Email").waitFor();
+  await page.context().clearCookies();
+  await sso("stranger@example.com");
+  await page.getByText("ask an admin to add you").waitFor({ timeout: 15000 });
   await page.context().close();
 }
 
@@ -372,6 +425,7 @@ async function assertLabelled(page, where) {
 
 await browser.close();
 receiver.close();
+providerServer.close();
 console.log("BROWSER OK");
 }
 

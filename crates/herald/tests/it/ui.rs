@@ -101,9 +101,28 @@ async fn console_and_portal_work_in_a_real_browser() {
     // No retries: a failed attempt is final, so "replay failed" has something to replay.
     // Operational webhooks on: the console shows their application apart from the
     // tenants, and the portal's catalog leaves their event types out.
+    // Single sign-on against a real OpenID provider (npm oidc-provider), which the
+    // browser script starts on loopback: the server's address must be known before it
+    // starts, for the provider's redirect URI.
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (herald_port, op_port) = (free_port(), free_port());
+    let listen = format!("127.0.0.1:{herald_port}");
+    let public_url = format!("http://127.0.0.1:{herald_port}");
+    let issuer = format!("http://127.0.0.1:{op_port}");
     let app = spawn_app(&[
         ("HERALD_RETRY_SCHEDULE_SECS", ""),
         ("HERALD_OPERATIONAL_WEBHOOKS", "true"),
+        ("HERALD_LISTEN", &listen),
+        ("HERALD_PUBLIC_URL", &public_url),
+        ("HERALD_OIDC_ISSUER", &issuer),
+        ("HERALD_OIDC_CLIENT_ID", "herald-console"),
+        ("HERALD_OIDC_CLIENT_SECRET", "a-client-secret-for-the-test"),
     ])
     .await;
     let rx = Receiver::start().await;
@@ -164,6 +183,7 @@ async fn console_and_portal_work_in_a_real_browser() {
         ("MSG_C", msg_c),
         ("EVENT_TYPE", "order.paid".to_string()),
         ("SCREENSHOTS", screenshots),
+        ("OIDC_PORT", op_port.to_string()),
         ("NODE_PATH", node_path),
     ];
     let out = tokio::task::spawn_blocking(move || {
