@@ -119,6 +119,9 @@ pub struct Operation {
     pub also: Option<u16>,
     /// The request body may be left out (every field is optional).
     pub body_optional: bool,
+    /// A public route that still refuses (signing in): it answers 400, 401, 403, 404 and
+    /// 422 too.
+    pub refuses: bool,
 }
 
 fn query_schema(kind: QueryKind) -> ObjectBuilder {
@@ -220,6 +223,24 @@ pub fn document(ops: &[Operation]) -> OpenApi {
             b = b.response(also.to_string(), ok.clone());
         }
         b = b.response(op.status.to_string(), ok);
+        if !op.auth && op.refuses {
+            for (status, what) in [
+                ("400", "malformed request"),
+                ("401", "the credentials were refused"),
+                ("403", "not allowed"),
+                ("404", "not configured, or not found"),
+                ("422", "invalid input"),
+                ("502", "the OpenID provider failed"),
+            ] {
+                b = b.response(
+                    status,
+                    ResponseBuilder::new()
+                        .description(what)
+                        .content("application/json", json_content(error.clone()))
+                        .build(),
+                );
+            }
+        }
         if op.auth {
             b = b
                 .security(SecurityRequirement::new("bearer", Vec::<String>::new()))

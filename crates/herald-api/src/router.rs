@@ -55,6 +55,7 @@ fn route(
             query: &[],
             also: None,
             body_optional: false,
+            refuses: false,
         },
         handler,
     }
@@ -100,6 +101,11 @@ impl Route {
     }
     fn public(mut self) -> Self {
         self.op.auth = false;
+        self
+    }
+    /// A public route that refuses credentials or input (signing in).
+    fn refusing(mut self) -> Self {
+        self.op.refuses = true;
         self
     }
 }
@@ -350,17 +356,17 @@ fn routes() -> Vec<Route> {
         route(GET, "/audit", "v1.audit.list", "Herald extension: the audit trail, newest first: every change made through the API and every refused one, with who, what (secrets redacted), when and from where (?actor_id, ?object_id, ?since, ?until, ?allowed)", AUDIT, get(audit::list))
             .query(AUDIT_QUERY).list(list_of::<audit::AuditEventOut>),
         route(POST, "/session", "v1.session.create", "Herald extension: sign in with an email, a password and (when set) a TOTP code: an HttpOnly session cookie, and a CSRF token every write made with it must send as X-CSRF-Token", SESSION, post(people::sign_in))
-            .public().body(schema_of::<people::SessionIn>).returns(201, schema_of::<people::SessionOut>),
+            .public().refusing().body(schema_of::<people::SessionIn>).returns(201, schema_of::<people::SessionOut>),
         route(GET, "/session", "v1.session.get", "Herald extension: the signed-in person (by the session cookie)", SESSION, get(people::current))
-            .public().returns(200, schema_of::<people::SessionOut>),
+            .public().refusing().returns(200, schema_of::<people::SessionOut>),
         route(DEL, "/session", "v1.session.delete", "Herald extension: sign out (the session ends at once)", SESSION, delete(people::sign_out))
             .public().empty(204),
         route(GET, "/sso", "v1.sso.get", "Herald extension: whether single sign-on (OpenID Connect) is on, and with which provider", SESSION, get(sso::info))
             .public().returns(200, schema_of::<sso::SsoOut>),
         route(GET, "/sso/start", "v1.sso.start", "Herald extension: start signing in with the OpenID provider (a redirect to it, with PKCE)", SESSION, get(sso::start))
-            .public().empty(302),
+            .public().refusing().empty(302),
         route(GET, "/sso/callback", "v1.sso.callback", "Herald extension: where the OpenID provider sends the person back; signs in the person of that email and redirects to the console", SESSION, get(sso::callback))
-            .public().query(SSO_CALLBACK_QUERY).empty(302),
+            .public().refusing().query(SSO_CALLBACK_QUERY).empty(302),
         route(GET, "/person", "v1.person.list", "Herald extension: people who sign in to the console; an admin only", PEOPLE, get(people::list)).list(list_of::<people::PersonOut>),
         route(POST, "/person", "v1.person.create", "Herald extension: add someone (email, password, role, optional TOTP: its secret is shown this once)", PEOPLE, post(people::create))
             .body(schema_of::<people::PersonIn>).returns(201, schema_of::<people::PersonOut>),
@@ -470,6 +476,7 @@ pub fn openapi_json() -> String {
         query: &[],
         also: None,
         body_optional: false,
+        refuses: false,
     };
     spec_route.auth = false;
     doc.paths

@@ -20,8 +20,8 @@ pub fn check(password: &str) -> Result<(), String> {
     if n < MIN_LENGTH {
         return Err(format!("a password has at least {MIN_LENGTH} characters"));
     }
-    if password.len() > 1024 {
-        return Err("a password has at most 1024 bytes".into());
+    if n > 256 {
+        return Err("a password has at most 256 characters".into());
     }
     Ok(())
 }
