@@ -232,11 +232,16 @@ pub fn document(ops: &[Operation]) -> OpenApi {
                 ("422", "invalid input"),
                 ("502", "the OpenID provider failed"),
             ] {
+                let body = if status == "422" {
+                    validation.clone()
+                } else {
+                    error.clone()
+                };
                 b = b.response(
                     status,
                     ResponseBuilder::new()
                         .description(what)
-                        .content("application/json", json_content(error.clone()))
+                        .content("application/json", json_content(body))
                         .build(),
                 );
             }
