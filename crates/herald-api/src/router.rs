@@ -487,8 +487,29 @@ pub fn openapi_json() -> String {
     serde_json::to_string_pretty(&doc).expect("the document serializes")
 }
 
+/// On a shared store, forgets every cached token when another node ends one (a
+/// revocation or a logout), so it stops working on this node at once too.
+fn forget_tokens_when_revoked(state: &Arc<ApiState>) {
+    let Some(revoked) = state.store.revoked_signal() else {
+        return;
+    };
+    let state = Arc::downgrade(state);
+    tokio::spawn(async move {
+        loop {
+            revoked.notified().await;
+            let Some(state) = state.upgrade() else { return };
+            state
+                .token_cache
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
+    });
+}
+
 /// The whole API under `/api/v1`.
 pub fn router(state: Arc<ApiState>) -> Router {
+    forget_tokens_when_revoked(&state);
     let spec: Arc<str> = Arc::from(openapi_json());
     let mut public = Router::new().route(
         "/openapi.json",

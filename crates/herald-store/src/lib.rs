@@ -94,6 +94,12 @@ pub trait Store:
     fn due_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
         None
     }
+
+    /// Notified when another process ended a token or a session (a shared store), so
+    /// that what a node cached about them goes; `None` for a store one process owns.
+    fn revoked_signal(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// Inbound sources and the log of requests that arrived at them.

@@ -436,7 +436,10 @@ impl crate::Tokens for PgStore {
                 &[&hash, &at],
             )
             .await?,
-        )
+        )?;
+        conn.execute("SELECT pg_notify($1, '')", &[&super::REVOKED_CHANNEL])
+            .await?;
+        Ok(())
     }
 
     async fn token_list(&self, q: ListQuery) -> Result<Page<crate::TokenRecord>> {
@@ -464,7 +467,11 @@ impl crate::Tokens for PgStore {
                 &[&id],
             )
             .await?,
-        )
+        )?;
+        // Every node forgets the token at once, not when its cached copy ages out.
+        conn.execute("SELECT pg_notify($1, '')", &[&super::REVOKED_CHANNEL])
+            .await?;
+        Ok(())
     }
 
     async fn token_touch(&self, id: &str, at: i64) -> Result<()> {

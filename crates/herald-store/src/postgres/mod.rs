@@ -55,11 +55,15 @@ const MIGRATION_LOCK: i64 = 0x4845_5241_4c44; // "HERALD"
 
 /// The channel new due deliveries are announced on.
 const DUE_CHANNEL: &str = "herald_due";
+/// Announces that tokens or sessions ended, so every node forgets what it cached.
+const REVOKED_CHANNEL: &str = "herald_revoked";
 
 #[derive(Clone)]
 pub struct PgStore {
     pool: Arc<Pool>,
     due: Arc<Notify>,
+    /// Woken by `NOTIFY herald_revoked` (another node ended a token or session).
+    revoked: Arc<Notify>,
     ingest: Arc<ingest::Ingest>,
 }
 
@@ -134,9 +138,19 @@ impl PgStore {
             }
         }
         let due = Arc::new(Notify::new());
-        tokio::spawn(listen_for_due_work(pool.clone(), due.clone()));
+        let revoked = Arc::new(Notify::new());
+        tokio::spawn(listen_for_due_work(
+            pool.clone(),
+            due.clone(),
+            revoked.clone(),
+        ));
         let ingest = Arc::new(ingest::Ingest::start(pool.clone()));
-        Ok(PgStore { pool, due, ingest })
+        Ok(PgStore {
+            pool,
+            due,
+            revoked,
+            ingest,
+        })
     }
 
     /// Runs a statement built by `sql.rs` and maps each row.
@@ -199,10 +213,10 @@ async fn migrate(pool: &Pool) -> Result<()> {
     outcome.and(unlock)
 }
 
-/// Keeps one connection listening on `herald_due` and wakes `due` for each notification,
-/// reconnecting after a loss (and waking once then, since notifications may have been
-/// missed meanwhile).
-async fn listen_for_due_work(pool: Arc<Pool>, due: Arc<Notify>) {
+/// Keeps one connection listening on `herald_due` and `herald_revoked` and wakes `due`
+/// or `revoked` for each notification, reconnecting after a loss (and waking both once
+/// then, since notifications may have been missed meanwhile).
+async fn listen_for_due_work(pool: Arc<Pool>, due: Arc<Notify>, revoked: Arc<Notify>) {
     use tokio_postgres::AsyncMessage;
     let mut wait = Duration::from_millis(200);
     loop {
@@ -214,8 +228,8 @@ async fn listen_for_due_work(pool: Arc<Pool>, due: Arc<Notify>) {
                         std::future::poll_fn(|cx| connection.poll_message(cx)).await
                     {
                         match message {
-                            Ok(AsyncMessage::Notification(_)) => {
-                                let _ = tx.send(());
+                            Ok(AsyncMessage::Notification(n)) => {
+                                let _ = tx.send(n.channel() == REVOKED_CHANNEL);
                             }
                             Ok(_) => {}
                             Err(_) => break,
@@ -223,14 +237,19 @@ async fn listen_for_due_work(pool: Arc<Pool>, due: Arc<Notify>) {
                     }
                 });
                 if client
-                    .batch_execute(&format!("LISTEN {DUE_CHANNEL}"))
+                    .batch_execute(&format!("LISTEN {DUE_CHANNEL}; LISTEN {REVOKED_CHANNEL}"))
                     .await
                     .is_ok()
                 {
                     wait = Duration::from_millis(200);
                     due.notify_one();
-                    while rx.recv().await.is_some() {
-                        due.notify_one();
+                    revoked.notify_waiters();
+                    while let Some(is_revocation) = rx.recv().await {
+                        if is_revocation {
+                            revoked.notify_waiters();
+                        } else {
+                            due.notify_one();
+                        }
                     }
                 }
                 driver.abort();
@@ -332,6 +351,10 @@ impl crate::Store for PgStore {
     async fn ping(&self) -> Result<()> {
         let mut conn = self.pool.get().await?;
         conn.batch("SELECT 1".into()).await
+    }
+
+    fn revoked_signal(&self) -> Option<Arc<Notify>> {
+        Some(self.revoked.clone())
     }
 
     fn due_signal(&self) -> Option<Arc<Notify>> {

@@ -556,6 +556,54 @@ async fn changes_on_one_node_are_seen_at_once_by_another() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+
+    // A token revoked on node-1 stops working on node-2 at once, though node-2 had just
+    // read it (and would otherwise trust its copy for a few seconds).
+    let (s, made) = post(
+        &client,
+        &a_node.url,
+        "/token",
+        json!({"name": "ci", "role": "viewer"}),
+    )
+    .await;
+    assert_eq!(s, 201, "{made}");
+    let key = made["key"].as_str().unwrap().to_string();
+    let status_on_b = |key: String| {
+        let (client, url) = (client.clone(), b_node.url.clone());
+        async move {
+            client
+                .get(format!("{url}/api/v1/app"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status_on_b(key.clone()).await, 200);
+    let r = client
+        .delete(format!(
+            "{}/api/v1/token/{}",
+            a_node.url,
+            made["id"].as_str().unwrap()
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let revoked_at = std::time::Instant::now();
+    loop {
+        if status_on_b(key.clone()).await == 401 {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(2),
+            "node-2 still took the revoked token (it trusts a cached token for 5 s)"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
