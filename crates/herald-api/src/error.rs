@@ -54,6 +54,8 @@ pub enum ApiError {
     Unavailable(String),
     /// 502: a server Herald asked on the caller's behalf (an OpenID provider) failed.
     BadGateway(String),
+    /// 429: too many tries (failed sign-ins).
+    TooManyRequests(String),
     Internal,
 }
 
@@ -118,6 +120,7 @@ impl IntoResponse for ApiError {
             ApiError::PayloadTooLarge(d) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", d),
             ApiError::Unavailable(d) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", d),
             ApiError::BadGateway(d) => (StatusCode::BAD_GATEWAY, "bad_gateway", d),
+            ApiError::TooManyRequests(d) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", d),
             ApiError::UriTooLong(d) => (StatusCode::URI_TOO_LONG, "uri_too_long", d),
             ApiError::Timeout(d) => (StatusCode::REQUEST_TIMEOUT, "request_timeout", d),
             ApiError::Internal => (

@@ -230,6 +230,7 @@ pub fn document(ops: &[Operation]) -> OpenApi {
                 ("403", "not allowed"),
                 ("404", "not configured, or not found"),
                 ("422", "invalid input"),
+                ("429", "too many failed sign-ins for this email; wait"),
                 ("502", "the OpenID provider failed"),
             ] {
                 let body = if status == "422" {

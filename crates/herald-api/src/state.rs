@@ -137,6 +137,8 @@ pub struct ApiState {
     /// When this process last recorded each token's use (it records at most once a
     /// minute per token).
     pub(crate) token_touched: Mutex<HashMap<String, i64>>,
+    /// Failed sign-ins by email on this node: (failures, when the window started).
+    pub(crate) sign_in_failures: Mutex<HashMap<String, (u32, i64)>>,
 }
 
 /// How long a node of a shared store trusts a cached token.
@@ -200,6 +202,7 @@ impl ApiState {
             hand_off,
             token_cache: RwLock::new(HashMap::new()),
             token_touched: Mutex::default(),
+            sign_in_failures: Mutex::default(),
             in_flight_keys: Mutex::new(HashMap::new()),
             apps: RwLock::new(HashMap::new()),
             inbound_refusals: Mutex::new(HashMap::new()),

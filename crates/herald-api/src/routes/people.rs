@@ -213,10 +213,66 @@ pub async fn delete(
 }
 
 /// Signs someone in. Public: the password (and code) are the credentials.
+/// Failed sign-ins allowed per email and window, on one node.
+const MAX_FAILURES: u32 = 5;
+const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// Refuses a sign-in for an email that failed too often lately (a password guessed by
+/// trying); otherwise nothing.
+fn check_failures(state: &ApiState, email: &str, now: i64) -> ApiResult<()> {
+    let failures = state
+        .sign_in_failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    match failures.get(email) {
+        Some((n, since)) if *n >= MAX_FAILURES && now - since < FAILURE_WINDOW_MS => {
+            Err(ApiError::TooManyRequests(format!(
+                "too many failed sign-ins for this email; try again in {} minutes",
+                (FAILURE_WINDOW_MS - (now - since)) / 60_000 + 1
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn count_failure(state: &ApiState, email: &str, now: i64) {
+    let mut failures = state
+        .sign_in_failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if failures.len() >= 10_000 {
+        failures.retain(|_, (_, since)| now - *since < FAILURE_WINDOW_MS);
+    }
+    let entry = failures.entry(email.to_string()).or_insert((0, now));
+    if now - entry.1 >= FAILURE_WINDOW_MS {
+        *entry = (0, now);
+    }
+    entry.0 += 1;
+}
+
 pub async fn sign_in(
     State(state): State<Arc<ApiState>>,
     JsonBody(body): JsonBody<SessionIn>,
 ) -> ApiResult<Response> {
+    let email = body.email.trim().to_lowercase();
+    let now = now_ms();
+    check_failures(&state, &email, now)?;
+    let result = sign_in_checked(&state, &body).await;
+    match &result {
+        Err(ApiError::Unauthorized(_)) => count_failure(&state, &email, now),
+        Ok(_) => {
+            state
+                .sign_in_failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&email);
+        }
+        Err(_) => {}
+    }
+    result
+}
+
+async fn sign_in_checked(state: &Arc<ApiState>, body: &SessionIn) -> ApiResult<Response> {
     let refused = || ApiError::Unauthorized("wrong email or password".into());
     let person = match state
         .store
@@ -248,7 +304,7 @@ pub async fn sign_in(
             return Err(ApiError::Unauthorized("wrong TOTP code".into()));
         }
     }
-    let (cookie, session) = new_session(&state, &person).await?;
+    let (cookie, session) = new_session(state, &person).await?;
     let body = SessionOut {
         email: person.email,
         role: person.role,

@@ -258,3 +258,49 @@ async fn people_sign_in_with_a_password_and_totp_and_act_within_their_role() {
         401
     );
 }
+
+#[tokio::test]
+async fn a_password_guessed_by_trying_is_stopped_after_five_failures() {
+    let app = spawn_app(&[]).await;
+    let (s, _) = app
+        .post(
+            "/person",
+            json!({"email": "dee@example.com", "password": "the right password", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    for _ in 0..5 {
+        let (s, _) = sign_in(
+            &app,
+            json!({"email": "dee@example.com", "password": "a wrong guess!"}),
+        )
+        .await
+        .err()
+        .unwrap();
+        assert_eq!(s, 401);
+    }
+    // Now even the right password waits for the window to pass.
+    let (s, e) = sign_in(
+        &app,
+        json!({"email": "dee@example.com", "password": "the right password"}),
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(s, 429, "{e}");
+    assert_eq!(e["code"], "rate_limited");
+    // Another email is not held back.
+    let (s, _) = app
+        .post(
+            "/person",
+            json!({"email": "eli@example.com", "password": "eli's own password", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert!(sign_in(
+        &app,
+        json!({"email": "eli@example.com", "password": "eli's own password"})
+    )
+    .await
+    .is_ok());
+}
