@@ -21,6 +21,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub listen: String,
     pub admin_token: String,
+    pub admin_email: String,
+    pub admin_password: String,
     pub log_level: String,
     pub log_format: String,
     pub max_body_bytes: usize,
@@ -249,6 +251,13 @@ impl Config {
         }
         if !(self.session_hours > 0.0 && self.session_hours <= 24.0 * 30.0) {
             bail!("session_hours must be more than 0 and at most 720");
+        }
+        if self.admin_email.is_empty() != self.admin_password.is_empty() {
+            bail!("admin_email and admin_password go together");
+        }
+        if !self.admin_password.is_empty() {
+            herald_core::password::check(&self.admin_password)
+                .map_err(|e| anyhow::anyhow!("admin_password: {e}"))?;
         }
         if self.audit_retention_days <= 0.0 {
             bail!("audit_retention_days must be more than 0");

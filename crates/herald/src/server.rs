@@ -57,6 +57,41 @@ pub fn lock_data_dir(config: &Config) -> anyhow::Result<File> {
     }
 }
 
+/// Makes the configured first admin person (`admin_email`, `admin_password`) when nobody
+/// can sign in yet.
+async fn ensure_first_admin(store: &SharedStore, config: &Config) -> anyhow::Result<()> {
+    if config.admin_email.is_empty() {
+        return Ok(());
+    }
+    let nobody = store
+        .person_list(herald_store::ListQuery {
+            limit: 1,
+            iterator: None,
+            descending: false,
+        })
+        .await?
+        .data
+        .is_empty();
+    if !nobody {
+        return Ok(());
+    }
+    let now = now_ms();
+    let person = herald_store::Person {
+        id: ids::generate(ids::PERSON),
+        email: config.admin_email.trim().to_lowercase(),
+        password_hash: herald_core::password::hash(&config.admin_password),
+        role: "admin".into(),
+        totp_secret: None,
+        created_at: now,
+        updated_at: now,
+    };
+    match store.person_insert(person).await {
+        // Another node made them first.
+        Ok(_) | Err(herald_store::StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Makes sure an admin token exists: the configured one, or a new one on first start.
 /// Returns the new token when one was generated.
 async fn ensure_admin_token(
@@ -158,6 +193,7 @@ impl Server {
         };
         let addr = listener.local_addr()?;
         let new_admin_token = ensure_admin_token(&store, config).await?;
+        ensure_first_admin(&store, config).await?;
         let mut api_config = config.api(sealer);
         api_config.metrics = metrics;
         api_config.operational_app_id = operational_app_id;

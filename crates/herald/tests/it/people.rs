@@ -304,3 +304,25 @@ async fn a_password_guessed_by_trying_is_stopped_after_five_failures() {
     .await
     .is_ok());
 }
+
+#[tokio::test]
+async fn the_first_admin_is_made_at_first_start_from_the_configuration() {
+    let app = spawn_app(&[
+        ("HERALD_ADMIN_EMAIL", "Root@Example.com"),
+        ("HERALD_ADMIN_PASSWORD", "the operator's first password"),
+    ])
+    .await;
+    let s = sign_in(
+        &app,
+        json!({"email": "root@example.com", "password": "the operator's first password"}),
+    )
+    .await
+    .unwrap();
+    // An admin: people are theirs to manage.
+    assert_eq!(
+        with_cookie(&app, &s, "GET", "/person", false, None).await,
+        200
+    );
+    let (_, people) = app.get("/person").await;
+    assert_eq!(people["data"][0]["role"], "admin");
+}
