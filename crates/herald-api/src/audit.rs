@@ -36,6 +36,8 @@ pub(crate) struct Actor {
 
 /// The most of a request body the trail keeps.
 const MAX_DETAIL_BYTES: usize = 4096;
+/// The largest answer the layer reads (a change's answer is one object).
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 /// Whether a request changes something the trail keeps.
 fn is_change(method: &Method, path: &str) -> bool {
@@ -91,6 +93,27 @@ pub(crate) async fn layer(
         return response;
     };
     let status = response.status().as_u16();
+    // What the object became: the answer's JSON body, redacted like the request's.
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let (response, after) = if is_json {
+        let (parts, body) = response.into_parts();
+        match axum::body::to_bytes(body, MAX_ANSWER_BYTES).await {
+            Ok(bytes) => {
+                let after = redacted_detail(&bytes);
+                (Response::from_parts(parts, Body::from(bytes)), after)
+            }
+            Err(_) => {
+                tracing::warn!("an answer too large to keep in the audit trail");
+                return ApiError::Internal.into_response();
+            }
+        }
+    } else {
+        (response, None)
+    };
     let event = AuditEvent {
         id: ids::generate(ids::AUDIT),
         at: now_ms(),
@@ -106,6 +129,7 @@ pub(crate) async fn layer(
         allowed: status != 403,
         source,
         detail,
+        after,
     };
     record(&state, event).await;
     response

@@ -368,6 +368,8 @@ pub struct AuditEvent {
     pub source: Option<String>,
     /// The request body, secrets redacted, cut at a bound.
     pub detail: Option<String>,
+    /// What the object became: the answer's body, secrets redacted, cut at a bound.
+    pub after: Option<String>,
 }
 
 /// Filters for the audit trail.

@@ -35,7 +35,8 @@ pub fn schema(event_type: &str) -> Value {
                 "actorId": s, "actorName": s, "role": s, "actorAppId": {"type": ["string", "null"]},
                 "method": s, "route": s, "path": s, "objectId": {"type": ["string", "null"]},
                 "status": {"type": "integer"}, "allowed": {"type": "boolean"},
-                "source": {"type": ["string", "null"]}, "detail": {"type": ["string", "null"]}
+                "source": {"type": ["string", "null"]}, "detail": {"type": ["string", "null"]},
+                "after": {"type": ["string", "null"]}
             }
         })
     } else if event_type.starts_with("destination.") {

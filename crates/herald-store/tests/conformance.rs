@@ -2597,6 +2597,7 @@ async fn the_audit_trail_is_appended_listed_by_filter_and_pruned(store: SharedSt
         allowed,
         source: Some("127.0.0.1".into()),
         detail: Some(r#"{"name":"x"}"#.into()),
+        after: allowed.then(|| r#"{"id":"app_1","name":"x"}"#.into()),
     };
     store
         .audit_append(vec![

@@ -40,6 +40,8 @@ pub struct AuditEventOut {
     pub source: Option<String>,
     /// The request body with its secrets redacted (at most 4 KiB).
     pub detail: Option<String>,
+    /// What the object became: the answer's body, secrets redacted (at most 4 KiB).
+    pub after: Option<String>,
 }
 
 pub(crate) fn out(e: AuditEvent) -> AuditEventOut {
@@ -62,6 +64,7 @@ pub(crate) fn out(e: AuditEvent) -> AuditEventOut {
         allowed: e.allowed,
         source: e.source,
         detail: e.detail,
+        after: e.after,
     }
 }
 

@@ -24,6 +24,7 @@ fn from_row(r: &Row) -> AuditEvent {
         allowed: r.get(11),
         source: r.get(12),
         detail: r.get(13),
+        after: r.get(14),
     }
 }
 
@@ -45,14 +46,15 @@ impl crate::Audit for PgStore {
         let allowed: Vec<bool> = events.iter().map(|e| e.allowed).collect();
         let sources = col(|e| e.source.clone());
         let details = col(|e| e.detail.clone());
+        let afters = col(|e| e.after.clone());
         let mut conn = self.pool.get().await?;
         conn.execute(
             "INSERT INTO audit_event (id, at, actor_id, actor_name, role, actor_app_id, method, route, path, \
-             object_id, status, allowed, source, detail) \
+             object_id, status, allowed, source, detail, after) \
              SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-             $8::text[], $9::text[], $10::text[], $11::int8[], $12::bool[], $13::text[], $14::text[])",
+             $8::text[], $9::text[], $10::text[], $11::int8[], $12::bool[], $13::text[], $14::text[], $15::text[])",
             &[&ids, &ats, &actor_ids, &actor_names, &roles, &app_ids, &methods, &routes, &paths, &objects,
-              &statuses, &allowed, &sources, &details],
+              &statuses, &allowed, &sources, &details, &afters],
         )
         .await?;
         Ok(())

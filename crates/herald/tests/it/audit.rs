@@ -137,6 +137,16 @@ async fn every_change_is_in_the_trail_with_its_actor_and_no_secret() {
         format!("/api/v1/app/{app_id}/endpoint/{ep_id}")
     );
     assert!(patch["detail"].as_str().unwrap().contains("billing"));
+    // What the endpoint became.
+    let after: Value = serde_json::from_str(patch["after"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (after["id"].as_str(), after["description"].as_str()),
+        (Some(ep_id.as_str()), Some("billing"))
+    );
+    // The token the admin made is in the trail, its key redacted.
+    let made = &events[5];
+    let made_after: Value = serde_json::from_str(made["after"].as_str().unwrap()).unwrap();
+    assert_eq!(made_after["key"], "[redacted]");
     // No secret anywhere in the trail: not the signing key, not the sensitive header,
     // not the tokens the admin made.
     let text = trail.to_string();

@@ -13,7 +13,8 @@ CREATE TABLE IF NOT EXISTS audit_event (
     status BIGINT NOT NULL,
     allowed BOOLEAN NOT NULL,
     source TEXT,
-    detail TEXT
+    detail TEXT,
+    after TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_event_at ON audit_event (at);
 CREATE INDEX IF NOT EXISTS audit_event_actor ON audit_event (actor_id, id);
