@@ -411,6 +411,79 @@
     poll(page.refresh, LIVE_MS);
   }
 
+  /** People who sign in and API tokens (an admin's page). A new person's TOTP secret
+   *  and a new token's key are shown once, here. */
+  async function team() {
+    current("team");
+    const ROLES = ["admin", "developer", "support", "viewer"];
+    const shown = h("pre", { id: "team-shown", "aria-live": "polite", hidden: true });
+    const reveal = (text) => { shown.textContent = text; shown.hidden = false; };
+    const lists = live(async () => {
+      const [people, tokens] = await Promise.all([api("GET", "/person?limit=250"), api("GET", "/token?limit=250")]);
+      return [
+        h("div", { class: "panel" }, table("People", [
+          ["Email", (p) => p.email],
+          ["Role", (p) => p.role],
+          ["Second factor", (p) => (p.totp ? "TOTP" : "-")],
+          ["", (p) => h("button", { type: "button", class: "danger", onclick: async () => {
+            if (!confirm(`Remove ${p.email}?`)) return;
+            try { await api("DELETE", "/person/" + enc(p.id)); say("Removed " + p.email); await lists.refresh(); } catch (err) { say(err.message, true); }
+          } }, "Remove")],
+        ], people.data)),
+        h("div", { class: "panel" }, table("API tokens", [
+          ["Name", (t) => t.name],
+          ["Role", (t) => t.role],
+          ["Last used", (t) => fmtTime(t.lastUsedAt)],
+          ["Expires", (t) => fmtTime(t.expiresAt), { wide: true }],
+          ["", (t) => h("button", { type: "button", class: "danger", onclick: async () => {
+            if (!confirm(`Revoke ${t.name}?`)) return;
+            try { await api("DELETE", "/token/" + enc(t.id)); say("Revoked " + t.name); await lists.refresh(); } catch (err) { say(err.message, true); }
+          } }, "Revoke")],
+        ], tokens.data)),
+      ];
+    });
+    const roleSelect = (id) => h("select", { id }, ROLES.map((r) => h("option", { value: r }, r)));
+    const email = h("input", { id: "person-email", type: "email", required: true });
+    const password = h("input", { id: "person-password", type: "password", minlength: "12", required: true, autocomplete: "new-password" });
+    const personRole = roleSelect("person-role");
+    const totp = h("input", { id: "person-totp", type: "checkbox" });
+    const addPerson = h("form", { class: "inline", onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        const p = await api("POST", "/person", { email: email.value.trim(), password: password.value, role: personRole.value, totp: totp.checked });
+        say("Added " + p.email);
+        if (p.totpSetup) reveal(`TOTP secret for ${p.email} (shown once): ${p.totpSetup.secret}\n${p.totpSetup.url}`);
+        await lists.refresh();
+      } catch (err) { say(err.message, true); }
+    } },
+      h("label", { for: "person-email" }, "Email", email),
+      h("label", { for: "person-password" }, "Password (12 characters or more)", password),
+      h("label", { for: "person-role" }, "Role", personRole),
+      h("label", { for: "person-totp" }, totp, " TOTP second factor"),
+      h("button", { type: "submit" }, "Add person"));
+    const tokenName = h("input", { id: "token-name", required: true });
+    const tokenRole = roleSelect("token-role");
+    const makeToken = h("form", { class: "inline", onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        const t = await api("POST", "/token", { name: tokenName.value.trim(), role: tokenRole.value });
+        reveal(`Key of ${t.name} (shown once): ${t.key}`);
+        say("Made " + t.name);
+        await lists.refresh();
+      } catch (err) { say(err.message, true); }
+    } },
+      h("label", { for: "token-name" }, "Token name", tokenName),
+      h("label", { for: "token-role" }, "Role", tokenRole),
+      h("button", { type: "submit" }, "Make token"));
+    show(h("h1", {}, "Team"),
+      h("p", { class: "muted" }, "People sign in to this console as themselves; tokens are for programs. Roles: admin (everything), developer (everything but people and tokens), support (read, resend and replay), viewer (read, no secrets)."),
+      lists.box,
+      h("details", { class: "panel" }, h("summary", {}, "Add a person"), addPerson),
+      h("details", { class: "panel" }, h("summary", {}, "Make an API token"), makeToken),
+      shown);
+    await lists.refresh();
+  }
+
   /** The audit trail: who changed what, when and from where, refusals included. */
   async function audit() {
     current("audit");
@@ -573,6 +646,7 @@
     ["#/event-type/:name", eventType],
     ["#/health", health],
     ["#/audit", audit],
+    ["#/team", team],
   ], () => (location.hash = "#/"));
 
   function start() {

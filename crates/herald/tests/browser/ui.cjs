@@ -309,6 +309,44 @@ async function assertLabelled(page, where) {
   await page.context().close();
 }
 
+// 6. The Team page: an admin adds a person (with TOTP: the secret is shown once) and a
+// token (its key shown once), and revokes the token.
+{
+  const page = await open(1280);
+  await page.goto(base + "/console");
+  await page.getByLabel("Admin token").fill(env("HERALD_ADMIN_TOKEN"));
+  await page.getByRole("button", { name: "Use token" }).click();
+  await page.getByRole("heading", { name: "Applications" }).waitFor();
+  await page.getByRole("link", { name: "Team" }).click();
+  await page.getByRole("table", { name: "People" }).waitFor();
+  await page.getByText("Add a person").click();
+  await page.getByText("Make an API token").click();
+  await assertLabelled(page, "the team page");
+  await page.getByLabel("Email").fill("dana@example.com");
+  await page.getByLabel("Password (12 characters or more)").fill("dana's long password");
+  await page.locator("#person-role").selectOption("support");
+  await page.getByLabel("TOTP second factor").check();
+  await page.getByRole("button", { name: "Add person" }).click();
+  await page.locator("#team-shown", { hasText: "TOTP secret for dana@example.com" }).waitFor();
+  await page.getByRole("table", { name: "People" }).getByText("dana@example.com").waitFor();
+  await page.getByLabel("Token name").fill("grafana");
+  await page.locator("#token-role").selectOption("viewer");
+  await page.getByRole("button", { name: "Make token" }).click();
+  await page.locator("#team-shown", { hasText: "Key of grafana (shown once): hrld_" }).waitFor();
+  const key = (await page.locator("#team-shown").textContent()).split(": ")[1].trim();
+  const tokens = page.getByRole("table", { name: "API tokens" });
+  await tokens.getByText("grafana").waitFor();
+  const usable = await fetch(`${base}/api/v1/app`, { headers: { Authorization: "Bearer " + key } });
+  assert.equal(usable.status, 200);
+  page.once("dialog", (d) => d.accept());
+  await tokens.getByRole("row", { name: /grafana/ }).getByRole("button", { name: "Revoke" }).click();
+  await page.getByText("Revoked grafana").waitFor();
+  const revoked = await fetch(`${base}/api/v1/app`, { headers: { Authorization: "Bearer " + key } });
+  assert.equal(revoked.status, 401);
+  await shot(page, "console-team-desktop");
+  await page.context().close();
+}
+
 // 5. People sign in as themselves: a password, then a password and a TOTP code; a write
 // through the console (with its CSRF token); sign out; a session ended on the server
 // sends the console back to the sign-in form.
