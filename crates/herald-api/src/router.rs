@@ -372,6 +372,7 @@ fn routes() -> Vec<Route> {
             .body(schema_of::<people::PersonIn>).returns(201, schema_of::<people::PersonOut>),
         route(PATCH, "/person/{person_id}", "v1.person.patch", "Herald extension: change someone's role or password, or give or take their TOTP", PEOPLE, patch(people::patch))
             .body(schema_of::<people::PersonPatch>).returns(200, schema_of::<people::PersonOut>),
+        route(DEL, "/person/{person_id}/sessions", "v1.person.end-sessions", "Herald extension: end every session of someone, at once (they sign in again)", PEOPLE, delete(people::end_sessions)).empty(204),
         route(DEL, "/person/{person_id}", "v1.person.delete", "Herald extension: remove someone (their sessions end)", PEOPLE, delete(people::delete)).empty(204),
         route(GET, "/token", "v1.token.list", "Herald extension: API tokens (never their secrets), with their role or application and when each was last used; an admin token only", TOKEN, get(tokens::list)).list(list_of::<tokens::TokenOut>),
         route(POST, "/token", "v1.token.create", "Herald extension: make a named token with a role (admin, developer, support, viewer) or for one application, optionally expiring; its key is shown this once", TOKEN, post(tokens::create))

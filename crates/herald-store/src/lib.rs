@@ -446,6 +446,8 @@ pub trait People: Send + Sync {
     /// The session with this hash and its person, if it has not expired at `now`.
     async fn session_find(&self, hash: &str, now: i64) -> Result<Option<(PersonSession, Person)>>;
     async fn session_delete(&self, hash: &str) -> Result<()>;
+    /// Ends every session of a person; how many there were.
+    async fn sessions_end_for(&self, person_id: &str) -> Result<usize>;
 }
 
 /// The audit trail: appended to and read, never changed (retention alone deletes).

@@ -44,6 +44,7 @@ pub struct PersonIn {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PersonPatch {
+    /// A new role, password or TOTP ends the person's sessions.
     #[serde(default)]
     pub role: Option<String>,
     #[serde(default)]
@@ -196,9 +197,27 @@ pub async fn patch(
         Some(false) => person.totp_secret = None,
         None => {}
     }
+    // A new password, role or second factor ends the sessions opened under the old ones.
+    let ends_sessions = body.password.is_some() || body.role.is_some() || body.totp.is_some();
     person.updated_at = now_ms();
     let person = state.store.person_update(person).await?;
+    if ends_sessions {
+        state.store.sessions_end_for(&person.id).await?;
+    }
     Ok(Json(out(person, setup)))
+}
+
+/// Ends every session of someone (signed in somewhere they should not be) without
+/// removing them.
+pub async fn end_sessions(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(person_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    forbid_scoped(&caller)?;
+    let person = state.store.person_get(&person_id).await?;
+    state.store.sessions_end_for(&person.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn delete(

@@ -130,6 +130,17 @@ impl crate::People for PgStore {
         }))
     }
 
+    async fn sessions_end_for(&self, person_id: &str) -> Result<usize> {
+        let mut conn = self.pool.get().await?;
+        let n = conn
+            .execute(
+                "DELETE FROM person_session WHERE person_id = $1",
+                &[&person_id],
+            )
+            .await?;
+        Ok(n as usize)
+    }
+
     async fn session_delete(&self, hash: &str) -> Result<()> {
         let mut conn = self.pool.get().await?;
         conn.execute("DELETE FROM person_session WHERE hash = $1", &[&hash])

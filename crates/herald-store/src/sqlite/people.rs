@@ -134,6 +134,12 @@ impl crate::People for SqliteStore {
         .await
     }
 
+    async fn sessions_end_for(&self, person_id: &str) -> Result<usize> {
+        let id = person_id.to_string();
+        self.write(move |c| Ok(c.execute("DELETE FROM person_session WHERE person_id = ?1", [id])?))
+            .await
+    }
+
     async fn session_delete(&self, hash: &str) -> Result<()> {
         let hash = hash.to_string();
         self.write(move |c| {

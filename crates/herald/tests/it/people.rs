@@ -238,10 +238,45 @@ async fn people_sign_in_with_a_password_and_totp_and_act_within_their_role() {
         401
     );
 
-    // Removing someone ends their sessions.
+    // An admin ends someone's sessions, or changes their password: they sign in again.
+    let ana_id = ana["id"].as_str().unwrap();
     let ana_again = sign_in(
         &app,
         json!({"email": "ana@example.com", "password": "a long enough password"}),
+    )
+    .await
+    .unwrap();
+    let (s, _) = app
+        .call("DELETE", &format!("/person/{ana_id}/sessions"), None)
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(
+        with_cookie(&app, &ana_again, "GET", "/app", false, None).await,
+        401
+    );
+    let ana_again = sign_in(
+        &app,
+        json!({"email": "ana@example.com", "password": "a long enough password"}),
+    )
+    .await
+    .unwrap();
+    let (s, _) = app
+        .call(
+            "PATCH",
+            &format!("/person/{ana_id}"),
+            Some(json!({"password": "a brand new long password"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        with_cookie(&app, &ana_again, "GET", "/app", false, None).await,
+        401
+    );
+
+    // Removing someone ends their sessions.
+    let ana_again = sign_in(
+        &app,
+        json!({"email": "ana@example.com", "password": "a brand new long password"}),
     )
     .await
     .unwrap();
