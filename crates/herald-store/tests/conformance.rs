@@ -2728,7 +2728,14 @@ async fn people_sign_in_with_sessions_that_expire_and_end(store: SharedStore) {
     );
     store.session_insert(session.clone()).await.unwrap();
     assert_eq!(store.sessions_end_for("per_1").await.unwrap(), 1);
-    assert!(store.session_find("session-hash", T0 + 10).await.unwrap().is_none(), "all ended");
+    assert!(
+        store
+            .session_find("session-hash", T0 + 10)
+            .await
+            .unwrap()
+            .is_none(),
+        "all ended"
+    );
     store.session_insert(session).await.unwrap();
     let listed = store
         .person_list(ListQuery {
