@@ -36,8 +36,6 @@ pub(crate) struct Actor {
 
 /// The most of a request body the trail keeps.
 const MAX_DETAIL_BYTES: usize = 4096;
-/// The largest answer the layer reads (a change's answer is one object).
-const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 /// Whether a request changes something the trail keeps.
 fn is_change(method: &Method, path: &str) -> bool {
@@ -101,13 +99,15 @@ pub(crate) async fn layer(
         .is_some_and(|v| v.starts_with("application/json"));
     let (response, after) = if is_json {
         let (parts, body) = response.into_parts();
-        match axum::body::to_bytes(body, MAX_ANSWER_BYTES).await {
+        // No bound: the change is made, and its answer must reach the client whole
+        // (a change answers with one object).
+        match axum::body::to_bytes(body, usize::MAX).await {
             Ok(bytes) => {
                 let after = redacted_detail(&bytes);
                 (Response::from_parts(parts, Body::from(bytes)), after)
             }
-            Err(_) => {
-                tracing::warn!("an answer too large to keep in the audit trail");
+            Err(e) => {
+                tracing::error!(error = %e, "an answer could not be read for the audit trail");
                 return ApiError::Internal.into_response();
             }
         }

@@ -10,9 +10,10 @@
 //! [`Sandbox`] (one thread's engine, for tests and tools). Nothing else of QuickJS
 //! leaks out.
 //!
-//! The sandbox (`sandbox.rs`): every run gets a fresh JavaScript realm, so nothing one
-//! delivery leaves on `globalThis`, in a closure or on a prototype is there for the
-//! next; the realm has the language and JSON, RegExp, Map and Set, and nothing that
+//! The sandbox (`sandbox.rs`, `realms.rs`): a run happens in a realm kept for its lane
+//! and script, locked down (built-ins frozen) and reset after each run, with the script
+//! evaluated again each time, so nothing one delivery leaves on `globalThis`, in a
+//! closure or on a prototype is there for the next; the realm has the language and JSON, RegExp, Map and Set, and nothing that
 //! reaches outside (no `Date`, no `performance`, no timers, no modules, no I/O of any
 //! kind); each run is bounded in CPU time (the thread's own clock, checked by QuickJS's
 //! interrupt handler), in memory (the runtime's allocator limit), in stack depth, and in

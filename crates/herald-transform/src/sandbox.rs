@@ -151,7 +151,7 @@ impl Sandbox {
         Ok(context)
     }
 
-    /// Evaluates `code` in a fresh realm and checks it declares `handler`.
+    /// Evaluates `code` in a realm of its own and checks it declares `handler`.
     pub fn check(&self, code: &str) -> Result<(), ScriptError> {
         self.call_handler(None, code, "null", "{}", false)
             .map(|_| ())

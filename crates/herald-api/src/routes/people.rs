@@ -231,7 +231,6 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Signs someone in. Public: the password (and code) are the credentials.
 /// Failed sign-ins allowed per email and window, on one node.
 const MAX_FAILURES: u32 = 5;
 const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
@@ -269,6 +268,7 @@ fn count_failure(state: &ApiState, email: &str, now: i64) {
     entry.0 += 1;
 }
 
+/// Signs someone in. Public: the password (and code) are the credentials.
 pub async fn sign_in(
     State(state): State<Arc<ApiState>>,
     JsonBody(body): JsonBody<SessionIn>,
@@ -351,16 +351,21 @@ async fn new_session(state: &ApiState, person: &Person) -> ApiResult<(String, Pe
         expires_at: now + state.config.session_ttl.as_millis() as i64,
     };
     state.store.session_insert(session.clone()).await?;
-    let secure = if state.config.public_url.starts_with("https://") {
+    let cookie = format!(
+        "{SESSION_COOKIE}={secret}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        state.config.session_ttl.as_secs(),
+        secure_attribute(state)
+    );
+    Ok((cookie, session))
+}
+
+/// `; Secure` for cookies of a server people reach over https.
+pub(crate) fn secure_attribute(state: &ApiState) -> &'static str {
+    if state.config.public_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
-    };
-    let cookie = format!(
-        "{SESSION_COOKIE}={secret}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
-        state.config.session_ttl.as_secs()
-    );
-    Ok((cookie, session))
+    }
 }
 
 /// A session for someone signed in by single sign-on: its cookie (the console reads its

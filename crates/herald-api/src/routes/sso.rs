@@ -76,23 +76,31 @@ pub async fn info(State(state): State<Arc<ApiState>>) -> Json<SsoOut> {
     })
 }
 
-async fn fetch_json(url: &str, what: &str) -> ApiResult<Value> {
-    let client = reqwest::Client::builder()
+/// The client that talks to the provider (configured by the operator, so not through
+/// the delivery SSRF guard).
+fn provider_client() -> ApiResult<reqwest::Client> {
+    reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
-        .map_err(|_| ApiError::Internal)?;
-    let answer = client.get(url).send().await.map_err(|e| {
-        tracing::warn!(error = %e, url, "the OpenID provider did not answer");
-        ApiError::BadGateway(format!("the OpenID provider's {what} could not be read"))
-    })?;
-    let bytes = answer.bytes().await.map_err(|e| {
-        tracing::warn!(error = %e, url, "the OpenID provider's answer was cut short");
-        ApiError::BadGateway(format!("the OpenID provider's {what} could not be read"))
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        tracing::warn!(error = %e, url, "the OpenID provider's answer is not JSON");
-        ApiError::BadGateway(format!("the OpenID provider's {what} is not JSON"))
-    })
+        .map_err(|_| ApiError::Internal)
+}
+
+/// A request to the provider and its JSON answer (whatever the status: the caller
+/// looks at it), or a 502 naming `what` failed.
+async fn send_for_json(request: reqwest::RequestBuilder, what: &str) -> ApiResult<(u16, Value)> {
+    let failed = |why: &str| {
+        tracing::warn!(what, why, "the OpenID provider failed");
+        ApiError::BadGateway(format!("the OpenID provider's {what} {why}"))
+    };
+    let answer = request.send().await.map_err(|_| failed("did not answer"))?;
+    let status = answer.status().as_u16();
+    let bytes = answer.bytes().await.map_err(|_| failed("was cut short"))?;
+    let value = serde_json::from_slice(&bytes).map_err(|_| failed("is not JSON"))?;
+    Ok((status, value))
+}
+
+async fn fetch_json(url: &str, what: &str) -> ApiResult<Value> {
+    Ok(send_for_json(provider_client()?.get(url), what).await?.1)
 }
 
 async fn discovery(o: &OidcConfig) -> ApiResult<Value> {
@@ -115,14 +123,6 @@ fn redirect(location: &str, cookie: Option<String>) -> Response {
             .append(header::SET_COOKIE, cookie.parse().expect("a valid cookie"));
     }
     response
-}
-
-fn secure(state: &ApiState) -> &'static str {
-    if state.config.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    }
 }
 
 /// Starts a sign-in: to the provider, with PKCE, a state and a nonce.
@@ -162,7 +162,7 @@ pub async fn start(State(state): State<Arc<ApiState>>) -> ApiResult<Response> {
     // Lax, not Strict: the provider's redirect back is a cross-site navigation.
     let cookie = format!(
         "{FLOW_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/api/v1/sso; Max-Age={FLOW_SECS}{}",
-        secure(&state)
+        crate::routes::people::secure_attribute(&state)
     );
     Ok(redirect(url.as_str(), Some(cookie)))
 }
@@ -211,26 +211,13 @@ pub async fn callback(
     if !o.client_secret.is_empty() {
         form.push(("client_secret", o.client_secret.clone()));
     }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|_| ApiError::Internal)?;
-    let body = serde_urlencoded_form(&form);
-    let answer = client
+    let client = provider_client()?;
+    let request = client
         .post(token_endpoint)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .map_err(|_| ApiError::BadGateway("the provider's token endpoint did not answer".into()))?;
-    let status = answer.status();
-    let bytes = answer
-        .bytes()
-        .await
-        .map_err(|_| ApiError::BadGateway("the provider's token answer was cut short".into()))?;
-    let tokens: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| ApiError::BadGateway("the provider's token answer is not JSON".into()))?;
-    if !status.is_success() {
+        .body(form_body(&form));
+    let (status, tokens) = send_for_json(request, "token answer").await?;
+    if !(200..300).contains(&status) {
         return Err(refused(&format!(
             "the provider refused the code ({})",
             tokens["error"].as_str().unwrap_or("no reason")
@@ -251,18 +238,7 @@ pub async fn callback(
         let access = tokens["access_token"]
             .as_str()
             .ok_or_else(|| refused("the provider gave no access token"))?;
-        let answer = client
-            .get(endpoint)
-            .bearer_auth(access)
-            .send()
-            .await
-            .map_err(|_| ApiError::BadGateway("the provider's userinfo did not answer".into()))?;
-        let bytes = answer
-            .bytes()
-            .await
-            .map_err(|_| ApiError::BadGateway("the provider's userinfo was cut short".into()))?;
-        let info: Value = serde_json::from_slice(&bytes)
-            .map_err(|_| ApiError::BadGateway("the provider's userinfo is not JSON".into()))?;
+        let (_, info) = send_for_json(client.get(endpoint).bearer_auth(access), "userinfo").await?;
         if info["sub"] != claims["sub"] {
             return Err(refused("the provider's userinfo is about someone else"));
         }
@@ -293,7 +269,7 @@ pub async fn callback(
     Ok(response)
 }
 
-fn serde_urlencoded_form(pairs: &[(&str, String)]) -> String {
+fn form_body(pairs: &[(&str, String)]) -> String {
     let mut s = url::form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
         s.append_pair(k, v);
