@@ -338,7 +338,10 @@ pub(crate) async fn config_for_create(
                     ))
                 }
             }
-            Ok(polling_config(state, &herald_core::token::generate()))
+            Ok(polling_config(
+                state,
+                &herald_core::token::generate_in(&state.config.environment),
+            ))
         }
         Kind::Fifo => {
             let input: FifoConfigIn = config_value(config, Value::Null)?;

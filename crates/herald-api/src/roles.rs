@@ -51,7 +51,9 @@ impl Role {
             .or_else(|| path.strip_prefix("/api/v1"))
             .unwrap_or(path);
         let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-        let reads = *method == Method::GET || *method == Method::HEAD;
+        // An export is a POST (Svix's route) that only reads.
+        let export = *method == Method::POST && parts == ["environment", "export"];
+        let reads = *method == Method::GET || *method == Method::HEAD || export;
         // Tokens and people: an admin's alone.
         let tokens = matches!(parts.first(), Some(&"token") | Some(&"person"));
         match self {
@@ -138,6 +140,21 @@ mod tests {
             ),
             ("GET", "/api/v1/listen", [true, true, false, false]),
             ("GET", "/metrics", [true, true, true, true]),
+            (
+                "POST",
+                "/api/v1/environment/export",
+                [true, true, true, true],
+            ),
+            (
+                "POST",
+                "/api/v1/environment/import",
+                [true, true, false, false],
+            ),
+            (
+                "PUT",
+                "/api/v1/environment/settings",
+                [true, true, false, false],
+            ),
         ];
         for (method, path, want) in cases {
             let method = Method::from_bytes(method.as_bytes()).unwrap();

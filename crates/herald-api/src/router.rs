@@ -19,8 +19,8 @@ use crate::openapi::{
     self, list_of, object, schema_of, Operation, QueryKind, QueryParam, SchemaFn,
 };
 use crate::routes::{
-    apps, attempts, audit, auth, destinations, endpoints, event_types, health, messages, people,
-    pollers, sources, sso, tasks, tokens, transformations,
+    apps, attempts, audit, auth, destinations, endpoints, environments, event_types, health,
+    messages, people, pollers, sources, sso, tasks, tokens, transformations,
 };
 use crate::state::{ApiState, Caller};
 
@@ -277,6 +277,11 @@ const AUDIT_QUERY: &[QueryParam] = &[
         "only allowed (true) or refused (false) requests",
     ),
 ];
+const IMPORT_QUERY: &[QueryParam] = &[param(
+    "dry_run",
+    QueryKind::Bool,
+    "change nothing: answer what the import would change",
+)];
 const CONSUMER_POLL_QUERY: &[QueryParam] = &[POLL_LIMIT, POLL_ITERATOR, POLL_WAIT];
 
 /// Routes of Svix's ingest API start with this (and are not under `/api/v1`).
@@ -303,7 +308,17 @@ fn routes() -> Vec<Route> {
     const AUDIT: &str = "Audit";
     const SESSION: &str = "Session";
     const PEOPLE: &str = "People";
+    const ENV: &str = "Environment";
     vec![
+        route(GET, "/environment", "v1.environment.get", "Herald extension: the environment this request is in (its token's, or the session's Herald-Environment header), and the ones the caller may use", ENV, get(environments::info))
+            .returns(200, schema_of::<environments::EnvironmentInfoOut>),
+        route(GET, "/environment/settings", "v1.environment.get-settings", "Herald extension: the environment's settings (a JSON object, exported and imported with it)", ENV, get(environments::get_settings)).returns(200, object),
+        route(PUT, "/environment/settings", "v1.environment.update-settings", "Herald extension: replace the environment's settings (a JSON object of at most 64 KiB)", ENV, put(environments::put_settings))
+            .body(object).returns(200, object),
+        route(POST, "/environment/export", "v1.environment.export", "Export the environment's event types, settings and (Herald extension) endpoints' transformations, to import into another environment", ENV, post(environments::export))
+            .returns(200, schema_of::<environments::EnvironmentOut>),
+        route(POST, "/environment/import", "v1.environment.import", "Import event types, settings and endpoints' transformations (an export as it is): adds and updates, never deletes; ?dry_run=true answers what would change and changes nothing", ENV, post(environments::import))
+            .query(IMPORT_QUERY).body(schema_of::<environments::EnvironmentIn>).returns(200, schema_of::<environments::ImportOut>),
         route(GET, "/app/{app_id}/destination", "v1.destination.list", "List destinations", DST, get(destinations::list)).list(list_of::<DestinationOut>),
         route(POST, "/app/{app_id}/destination", "v1.destination.create", "Create a destination: an ordered stream of the application's messages (pollingEndpoint, fifoEndpoint)", DST, post(destinations::create))
             .body(schema_of::<DestinationIn>).returns(201, schema_of::<DestinationOut>),
@@ -702,7 +717,7 @@ async fn authenticate(
     let Some(token) = token.filter(|t| !t.is_empty() && t.len() <= 512) else {
         // Someone signed in to the console: their session cookie.
         return match crate::routes::people::session_of(&state, req.headers()).await {
-            Ok(Some((session, person))) => with_session(req, next, session, person).await,
+            Ok(Some((session, person))) => with_session(&state, req, next, session, person).await,
             Ok(None) => {
                 ApiError::Unauthorized("missing or malformed Authorization: Bearer header".into())
                     .into_response()
@@ -788,12 +803,28 @@ async fn authenticate(
 /// carry the session's CSRF token (a cookie goes with any request the browser makes; the
 /// token only with the console's own).
 async fn with_session(
+    state: &ApiState,
     mut req: Request,
     next: Next,
     session: herald_store::PersonSession,
     person: herald_store::Person,
 ) -> Response {
-    let role = crate::roles::Role::parse(&person.role).unwrap_or(crate::roles::Role::Viewer);
+    // Their role in this environment: the person's own role in the default one, the
+    // one given for this environment elsewhere; none closes it to them.
+    let here = &state.config.environment;
+    let role_text = if here == herald_core::environment::DEFAULT {
+        Some(&person.role)
+    } else {
+        person.environment_roles.get(here)
+    };
+    let Some(role_text) = role_text else {
+        return ApiError::Forbidden(format!(
+            "{} has no role in the environment {here}",
+            person.email
+        ))
+        .into_response();
+    };
+    let role = crate::roles::Role::parse(role_text).unwrap_or(crate::roles::Role::Viewer);
     let actor = crate::audit::Actor {
         token_id: person.id.clone(),
         name: person.email.clone(),

@@ -88,6 +88,11 @@ pub struct ApiConfig {
     pub session_ttl: Duration,
     /// Single sign-on with an OpenID provider, when configured.
     pub oidc: Option<crate::routes::sso::OidcConfig>,
+    /// The environment this state serves (`herald_core::environment::DEFAULT` or
+    /// another's name): the tokens it makes carry it.
+    pub environment: String,
+    /// Every environment this Herald serves, the default first.
+    pub environments: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -114,12 +119,17 @@ impl Default for ApiConfig {
             transforms: Default::default(),
             session_ttl: Duration::from_secs(12 * 3600),
             oidc: None,
+            environment: herald_core::environment::DEFAULT.into(),
+            environments: vec![herald_core::environment::DEFAULT.into()],
         }
     }
 }
 
 pub struct ApiState {
     pub store: SharedStore,
+    /// Where people and their sessions are kept: the default environment's store,
+    /// whichever environment this state serves (people are the whole Herald's).
+    pub people: SharedStore,
     pub config: ApiConfig,
     pub hand_off: Arc<dyn HandOff>,
     /// Token hash → token and when it was read. On a shared store another node may end
@@ -196,8 +206,20 @@ impl ApiState {
 
 impl ApiState {
     pub fn new(store: SharedStore, config: ApiConfig, hand_off: Arc<dyn HandOff>) -> Arc<ApiState> {
+        Self::with_people(store.clone(), store, config, hand_off)
+    }
+
+    /// The state of an environment whose people are kept in `people` (the default
+    /// environment's store).
+    pub fn with_people(
+        store: SharedStore,
+        people: SharedStore,
+        config: ApiConfig,
+        hand_off: Arc<dyn HandOff>,
+    ) -> Arc<ApiState> {
         Arc::new(ApiState {
             store,
+            people,
             config,
             hand_off,
             token_cache: RwLock::new(HashMap::new()),

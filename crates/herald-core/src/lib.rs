@@ -2,6 +2,7 @@
 //! policy, fan-out matching and field validation. Nothing here knows about SQL, HTTP
 //! frameworks or tokio, so every rule can be unit-tested directly.
 
+pub mod environment;
 pub mod fanout;
 pub mod filter;
 pub mod ids;

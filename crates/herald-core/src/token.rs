@@ -9,6 +9,16 @@ pub fn generate() -> String {
     format!("{PREFIX}{}", crate::ids::random_base62(40))
 }
 
+/// A new API token of an environment: the default environment's are plain
+/// (`generate`), another's carry its name, `hrld_{env}_` and 40 random characters.
+pub fn generate_in(environment: &str) -> String {
+    if environment == crate::environment::DEFAULT {
+        generate()
+    } else {
+        format!("{PREFIX}{environment}_{}", crate::ids::random_base62(40))
+    }
+}
+
 /// The hex SHA-256 of a token, which is all the store keeps.
 pub fn hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());

@@ -69,6 +69,7 @@ pub trait Store:
     + Destinations
     + Audit
     + People
+    + Settings
     + Send
     + Sync
     + 'static
@@ -484,11 +485,20 @@ pub trait Idempotency: Send + Sync {
     ) -> Result<Page<Task>>;
 }
 
+/// The environment's settings: one JSON object, kept as given (the API decides what it
+/// may hold), exported and imported with the environment.
+#[async_trait::async_trait]
+pub trait Settings: Send + Sync {
+    /// The settings, or `None` when none were ever saved.
+    async fn settings_get(&self) -> Result<Option<serde_json::Value>>;
+    async fn settings_put(&self, settings: serde_json::Value, now: i64) -> Result<()>;
+}
+
 /// The store traits, for calling their methods on a concrete store.
 pub mod prelude {
     pub use crate::{
         Apps, DeliveryLog, Destinations, Endpoints, EventTypes, Idempotency, Messages, Queue,
-        Sources, Store, Tokens,
+        Settings, Sources, Store, Tokens,
     };
 }
 

@@ -322,8 +322,11 @@ pub struct Person {
     pub email: String,
     /// An Argon2id PHC string (`herald_core::password`).
     pub password_hash: String,
-    /// admin, developer, support or viewer.
+    /// admin, developer, support or viewer: their role in the default environment.
     pub role: String,
+    /// Their role in each other environment they may use (environment → role); an
+    /// environment not named here is closed to them.
+    pub environment_roles: std::collections::BTreeMap<String, String>,
     /// The TOTP secret, sealed with the main key; `None`: no second factor.
     pub totp_secret: Option<String>,
     pub created_at: i64,
@@ -642,4 +645,16 @@ impl HttpSinkConfig {
             .map(|s| s.key.clone())
             .collect()
     }
+}
+
+/// A person's roles in environments other than the default, as stored (a JSON object).
+pub(crate) fn encode_roles(roles: &std::collections::BTreeMap<String, String>) -> String {
+    serde_json::to_string(roles).unwrap_or_else(|_| "{}".into())
+}
+
+/// The stored roles back; an unreadable or missing value grants nothing.
+pub(crate) fn decode_roles(stored: Option<String>) -> std::collections::BTreeMap<String, String> {
+    stored
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
 }

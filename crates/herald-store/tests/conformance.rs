@@ -151,6 +151,7 @@ conformance!(
     transformations_are_kept_apart_and_travel_with_the_jobs,
     the_audit_trail_is_appended_listed_by_filter_and_pruned,
     people_sign_in_with_sessions_that_expire_and_end,
+    settings_are_one_object_kept_and_replaced,
 );
 
 const T0: i64 = 1_700_000_000_000;
@@ -2678,6 +2679,7 @@ async fn people_sign_in_with_sessions_that_expire_and_end(store: SharedStore) {
         email: "ana@example.com".into(),
         password_hash: "$argon2id$v=19$x".into(),
         role: "developer".into(),
+        environment_roles: [("staging".to_string(), "admin".to_string())].into(),
         totp_secret: None,
         created_at: T0,
         updated_at: T0,
@@ -2694,7 +2696,9 @@ async fn people_sign_in_with_sessions_that_expire_and_end(store: SharedStore) {
     let mut changed = person.clone();
     changed.role = "viewer".into();
     changed.totp_secret = Some("sealed".into());
+    changed.environment_roles = [("production".to_string(), "viewer".to_string())].into();
     store.person_update(changed.clone()).await.unwrap();
+    assert_eq!(store.person_get("per_1").await.unwrap(), changed);
     let session = PersonSession {
         hash: "session-hash".into(),
         person_id: "per_1".into(),
@@ -2759,4 +2763,14 @@ async fn people_sign_in_with_sessions_that_expire_and_end(store: SharedStore) {
         store.person_get("per_1").await,
         Err(StoreError::NotFound)
     ));
+}
+
+async fn settings_are_one_object_kept_and_replaced(store: SharedStore) {
+    assert_eq!(store.settings_get().await.unwrap(), None);
+    let first = serde_json::json!({"portalColor": "#123456", "nested": {"a": [1, 2]}});
+    store.settings_put(first.clone(), T0).await.unwrap();
+    assert_eq!(store.settings_get().await.unwrap(), Some(first));
+    let second = serde_json::json!({"other": true});
+    store.settings_put(second.clone(), T0 + 1).await.unwrap();
+    assert_eq!(store.settings_get().await.unwrap(), Some(second));
 }

@@ -10,7 +10,12 @@ use serde::Deserialize;
 pub const DEFAULTS: &str = include_str!("../config.default.toml");
 
 /// Settings that are lists of strings (comma-separated in the environment).
-const STRING_LISTS: &[&str] = &["allowed_subnets", "resolve", "previous_main_keys"];
+const STRING_LISTS: &[&str] = &[
+    "allowed_subnets",
+    "resolve",
+    "previous_main_keys",
+    "environments",
+];
 
 /// What `serve --dev` opens: loopback, for receivers on the developer's machine.
 pub const DEV_SUBNETS: &[&str] = &["127.0.0.0/8", "::1/128"];
@@ -23,6 +28,7 @@ pub struct Config {
     pub admin_token: String,
     pub admin_email: String,
     pub admin_password: String,
+    pub environments: Vec<String>,
     pub log_level: String,
     pub log_format: String,
     pub max_body_bytes: usize,
@@ -259,6 +265,17 @@ impl Config {
             herald_core::password::check(&self.admin_password)
                 .map_err(|e| anyhow::anyhow!("admin_password: {e}"))?;
         }
+        let mut seen = std::collections::HashSet::new();
+        for name in &self.environments {
+            herald_core::environment::check_name(name)
+                .map_err(|e| anyhow::anyhow!("environments: {e}"))?;
+            if name == herald_core::environment::DEFAULT {
+                bail!("environments: 'default' is always there; list only the others");
+            }
+            if !seen.insert(name) {
+                bail!("environments: '{name}' is listed twice");
+            }
+        }
         if self.audit_retention_days <= 0.0 {
             bail!("audit_retention_days must be more than 0");
         }
@@ -298,6 +315,25 @@ impl Config {
 
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("herald.db")
+    }
+
+    /// Where an environment's embedded database is: the default's is `database_path`,
+    /// another's `environments/{name}.db` in the data directory.
+    pub fn environment_database_path(&self, name: &str) -> PathBuf {
+        if name == herald_core::environment::DEFAULT {
+            self.database_path()
+        } else {
+            self.data_dir
+                .join("environments")
+                .join(format!("{name}.db"))
+        }
+    }
+
+    /// Every environment this Herald serves, the default first.
+    pub fn environment_names(&self) -> Vec<String> {
+        std::iter::once(herald_core::environment::DEFAULT.to_string())
+            .chain(self.environments.iter().cloned())
+            .collect()
     }
 
     /// The SSRF guard's policy: global addresses plus `allowed_subnets`.
@@ -403,6 +439,7 @@ impl Config {
                 client_secret: self.oidc_client_secret.clone(),
             }),
             ui: self.ui(),
+            environments: self.environment_names(),
             ..Default::default()
         }
     }

@@ -302,6 +302,10 @@ enum TokenCommand {
         /// A name to recognise the token by.
         #[arg(long, default_value = "cli")]
         name: String,
+        /// The environment the token is for (one of `environments`, or default); its
+        /// tokens start with hrld_<environment>_.
+        #[arg(long, default_value = "default")]
+        environment: String,
         #[command(flatten)]
         files: ServerFiles,
     },
@@ -422,14 +426,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Token {
-            command: TokenCommand::Create { name, files },
+            command:
+                TokenCommand::Create {
+                    name,
+                    environment,
+                    files,
+                },
         } => {
             files.apply(&mut overrides);
             let config = Config::load(&overrides)?;
+            if !config.environment_names().contains(&environment) {
+                anyhow::bail!(
+                    "no environment named '{environment}': this Herald has {} (the environments setting lists the others)",
+                    config.environment_names().join(", ")
+                );
+            }
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
-                let store = herald::server::open_or_create_store(&config).await?;
-                let token = herald_core::token::generate();
+                let store = if environment == herald_core::environment::DEFAULT {
+                    herald::server::open_or_create_store(&config).await?
+                } else {
+                    herald::server::open_environment_store(&config, &environment).await?
+                };
+                let token = herald_core::token::generate_in(&environment);
                 let now = herald_core::time::now_ms();
                 let id = herald_core::ids::generate(herald_core::ids::TOKEN);
                 store
@@ -483,6 +502,15 @@ async fn serve(config: Config, dev: bool) -> anyhow::Result<()> {
              apart from the database (OPERATIONS.md, \"Backups and keys\").",
             path.display()
         );
+    }
+    for env in &server.environments {
+        match &env.new_admin_token {
+            Some(token) => {
+                println!("  environment {}: admin token (shown once):", env.name);
+                println!("    {token}");
+            }
+            None => println!("  environment {}", env.name),
+        }
     }
     match &server.new_admin_token {
         Some(token) => {

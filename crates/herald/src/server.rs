@@ -27,6 +27,8 @@ pub struct Server {
     /// The admin token generated on this start, if one was (it is shown only once).
     pub new_admin_token: Option<String>,
     pub first_start: bool,
+    /// The environments besides the default one.
+    pub environments: Vec<RunningEnvironment>,
     /// Where the main key came from (a generated key file is announced at start).
     pub key_source: crate::keys::KeySource,
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -81,6 +83,7 @@ async fn ensure_first_admin(store: &SharedStore, config: &Config) -> anyhow::Res
         email: config.admin_email.trim().to_lowercase(),
         password_hash: herald_core::password::hash(&config.admin_password),
         role: "admin".into(),
+        environment_roles: Default::default(),
         totp_secret: None,
         created_at: now,
         updated_at: now,
@@ -97,9 +100,11 @@ async fn ensure_first_admin(store: &SharedStore, config: &Config) -> anyhow::Res
 async fn ensure_admin_token(
     store: &SharedStore,
     config: &Config,
+    environment: &str,
 ) -> anyhow::Result<Option<String>> {
     let now = now_ms();
-    if !config.admin_token.is_empty() {
+    // The configured admin token is the default environment's.
+    if !config.admin_token.is_empty() && environment == herald_core::environment::DEFAULT {
         if config.admin_token.len() < 16 {
             anyhow::bail!("HERALD_ADMIN_TOKEN / admin_token must be at least 16 characters");
         }
@@ -122,7 +127,7 @@ async fn ensure_admin_token(
     if store.admin_token_count().await? > 0 {
         return Ok(None);
     }
-    let new = token::generate();
+    let new = token::generate_in(environment);
     store
         .token_insert(
             &ids::generate(ids::TOKEN),
@@ -137,29 +142,127 @@ async fn ensure_admin_token(
     Ok(Some(new))
 }
 
+/// One running environment: its store, its engine and its API state.
+pub struct RunningEnvironment {
+    pub name: String,
+    pub store: SharedStore,
+    pub engine: Engine,
+    /// The admin token made for it on this start, if one was (shown only once).
+    pub new_admin_token: Option<String>,
+    state: Arc<ApiState>,
+}
+
+/// What every environment of the process shares.
+struct Shared {
+    sealer: Arc<herald_core::sealing::Sealer>,
+    spans: Option<Arc<dyn herald_core::trace::SpanSink>>,
+    transforms: herald_transform::Pool,
+    /// The default environment's store, where people and sessions are kept.
+    people: SharedStore,
+    addr: SocketAddr,
+}
+
+/// Starts one environment on its store: its operational application, its delivery
+/// engine (when the node delivers), its admin token, its background sweeps and its API
+/// state. Each environment has its own `herald listen` sessions, metrics and stream
+/// signal, so nothing of one is seen from another.
+async fn start_environment(
+    config: &Config,
+    name: &str,
+    store: SharedStore,
+    shared: &Shared,
+) -> anyhow::Result<RunningEnvironment> {
+    let metrics = Arc::new(herald_core::metrics::Metrics::default());
+    let operational_app_id = if config.operational_webhooks {
+        Some(
+            herald_store::operational::ensure(&store, now_ms())
+                .await
+                .context("creating the operational webhooks application")?,
+        )
+    } else {
+        None
+    };
+    // `herald listen` sessions connect through the API and are served by the engine.
+    let listen = herald_api::listen::ListenHub::default();
+    let mut engine_config = config.engine(shared.sealer.clone());
+    engine_config.relay = Some(Arc::new(listen.clone()));
+    engine_config.spans = shared.spans.clone();
+    engine_config.metrics = metrics.clone();
+    // Messages the API commits wake destinations waiting at the end of a stream.
+    let stream_signal = engine_config.stream_signal.clone();
+    engine_config.transforms = shared.transforms.clone();
+    engine_config.operational_app_id = operational_app_id.clone();
+    let engine = Engine::new(store.clone(), engine_config).context("building the HTTP client")?;
+    let hand_off: Arc<dyn HandOff> = if config.role.delivers() {
+        engine
+            .start()
+            .await
+            .with_context(|| format!("resuming the delivery queue of the environment {name}"))?;
+        Arc::new(EngineHandOff(engine.clone()))
+    } else {
+        Arc::new(NoHandOff)
+    };
+    let new_admin_token = ensure_admin_token(&store, config, name).await?;
+    let mut api_config = config.api(shared.sealer.clone());
+    api_config.metrics = metrics;
+    api_config.operational_app_id = operational_app_id;
+    api_config.spans = shared.spans.clone();
+    api_config.listen = listen;
+    api_config.stream_signal = stream_signal;
+    api_config.transforms = shared.transforms.clone();
+    api_config.environment = name.to_string();
+    if config.database_url.is_empty() {
+        // Health reports a full disk under the embedded store: below a few request
+        // bodies' worth of room, ingest fails.
+        let dir = config.data_dir.clone();
+        api_config.free_disk_bytes = Some(herald_api::DiskProbe(Arc::new(move || {
+            let stat = rustix::fs::statvfs(&dir).ok()?;
+            Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+        })));
+        api_config.min_free_disk_bytes = (4 * config.max_body_bytes as u64).max(4 << 20);
+    }
+    if api_config.public_url.is_empty() {
+        api_config.public_url = format!("http://{}", shared.addr);
+    }
+    tokio::spawn(prune_idempotency_records(
+        store.clone(),
+        api_config.idempotency_ttl_ms,
+    ));
+    tokio::spawn(sweep_retention(
+        store.clone(),
+        Duration::from_secs_f64(config.retention_sweep_secs),
+        (config.message_retention_days * 86_400_000.0) as i64,
+        (config.audit_retention_days * 86_400_000.0) as i64,
+    ));
+    let state = ApiState::with_people(store.clone(), shared.people.clone(), api_config, hand_off);
+    Ok(RunningEnvironment {
+        name: name.to_string(),
+        store,
+        engine,
+        new_admin_token,
+        state,
+    })
+}
+
+impl RunningEnvironment {
+    fn router(&self, config: &Config) -> axum::Router {
+        if config.role.serves_api() {
+            herald_api::router(self.state.clone())
+        } else {
+            herald_api::health_router(self.state.clone())
+        }
+    }
+}
+
 impl Server {
     pub async fn start(config: &Config) -> anyhow::Result<Server> {
         // What can fail without leaving anything behind comes first: a busy port must
-        // not cost a first start its data directory, key and admin token. The admin
-        // token is made last (below), once nothing else can fail, so that a token is
-        // never created without being shown.
+        // not cost a first start its data directory, key and admin token.
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         let (store, lock, first_start) = open_store(config).await?;
         let (sealer, key_source) = crate::keys::load_sealer(config)?;
-        let sealer = Arc::new(sealer);
-        let metrics = Arc::new(herald_core::metrics::Metrics::default());
-
-        let operational_app_id = if config.operational_webhooks {
-            Some(
-                herald_store::operational::ensure(&store, now_ms())
-                    .await
-                    .context("creating the operational webhooks application")?,
-            )
-        } else {
-            None
-        };
         let spans: Option<Arc<dyn herald_core::trace::SpanSink>> =
             if config.otlp_endpoint.is_empty() {
                 None
@@ -169,67 +272,38 @@ impl Server {
                     "herald",
                 )))
             };
-        // `herald listen` sessions connect through the API and are served by the engine.
-        let listen = herald_api::listen::ListenHub::default();
-        let mut engine_config = config.engine(sealer.clone());
-        engine_config.relay = Some(Arc::new(listen.clone()));
-        engine_config.spans = spans.clone();
-        engine_config.metrics = metrics.clone();
-        // Messages the API commits wake destinations waiting at the end of a stream.
-        let stream_signal = engine_config.stream_signal.clone();
-        let transforms = config.transforms();
-        engine_config.transforms = transforms.clone();
-        engine_config.operational_app_id = operational_app_id.clone();
-        let engine =
-            Engine::new(store.clone(), engine_config).context("building the HTTP client")?;
-        let hand_off: Arc<dyn HandOff> = if config.role.delivers() {
-            engine
-                .start()
-                .await
-                .context("resuming the delivery queue")?;
-            Arc::new(EngineHandOff(engine.clone()))
-        } else {
-            Arc::new(NoHandOff)
-        };
         let addr = listener.local_addr()?;
-        let new_admin_token = ensure_admin_token(&store, config).await?;
-        ensure_first_admin(&store, config).await?;
-        let mut api_config = config.api(sealer);
-        api_config.metrics = metrics;
-        api_config.operational_app_id = operational_app_id;
-        api_config.spans = spans;
-        api_config.listen = listen;
-        api_config.stream_signal = stream_signal;
-        api_config.transforms = transforms;
-        if config.database_url.is_empty() {
-            // Health reports a full disk under the embedded store: below a few request
-            // bodies' worth of room, ingest fails.
-            let dir = config.data_dir.clone();
-            api_config.free_disk_bytes = Some(herald_api::DiskProbe(Arc::new(move || {
-                let stat = rustix::fs::statvfs(&dir).ok()?;
-                Some(stat.f_bavail.saturating_mul(stat.f_frsize))
-            })));
-            api_config.min_free_disk_bytes = (4 * config.max_body_bytes as u64).max(4 << 20);
-        }
-        if api_config.public_url.is_empty() {
-            api_config.public_url = format!("http://{addr}");
-        }
-        tokio::spawn(prune_idempotency_records(
-            store.clone(),
-            api_config.idempotency_ttl_ms,
-        ));
-        tokio::spawn(sweep_retention(
-            store.clone(),
-            Duration::from_secs_f64(config.retention_sweep_secs),
-            (config.message_retention_days * 86_400_000.0) as i64,
-            (config.audit_retention_days * 86_400_000.0) as i64,
-        ));
-        let state = ApiState::new(store.clone(), api_config, hand_off);
-        let router = if config.role.serves_api() {
-            herald_api::router(state)
-        } else {
-            herald_api::health_router(state)
+        let shared = Shared {
+            sealer: Arc::new(sealer),
+            spans,
+            transforms: config.transforms(),
+            people: store.clone(),
+            addr,
         };
+        let mut others = Vec::new();
+        for name in &config.environments {
+            let env_store = open_environment_store(config, name).await?;
+            others.push(start_environment(config, name, env_store, &shared).await?);
+        }
+        let default = start_environment(
+            config,
+            herald_core::environment::DEFAULT,
+            store.clone(),
+            &shared,
+        )
+        .await?;
+        ensure_first_admin(&store, config).await?;
+        let router = herald_api::by_environment::router(
+            default.router(config),
+            others
+                .iter()
+                .map(|env| herald_api::by_environment::Served {
+                    name: env.name.clone(),
+                    router: env.router(config),
+                    store: env.store.clone(),
+                })
+                .collect(),
+        );
         // Trailing slashes are ignored: rewrite the path before routing.
         let app = axum::middleware::map_request(strip_trailing_slash).layer(router);
 
@@ -243,10 +317,11 @@ impl Server {
         Ok(Server {
             addr,
             store,
-            engine,
-            new_admin_token,
+            engine: default.engine.clone(),
+            new_admin_token: default.new_admin_token.clone(),
             first_start,
             key_source,
+            environments: others,
             serve,
             stop_accepting,
             shutdown_grace: Duration::from_secs_f64(config.shutdown_grace_secs),
@@ -258,7 +333,25 @@ impl Server {
     /// `Engine::shutdown`), within `shutdown_grace_secs`.
     pub async fn shutdown(&self) -> herald_engine::ShutdownReport {
         self.stop_accepting.notify_one();
-        self.engine.shutdown(self.shutdown_grace).await
+        // Every environment's engine stops at the same time, within the one grace period.
+        let grace = self.shutdown_grace;
+        let others: Vec<_> = self
+            .environments
+            .iter()
+            .map(|env| {
+                let engine = env.engine.clone();
+                tokio::spawn(async move { engine.shutdown(grace).await })
+            })
+            .collect();
+        let mut report = self.engine.shutdown(grace).await;
+        for other in others {
+            let Ok(other) = other.await else { continue };
+            report.in_flight_at_stop += other.in_flight_at_stop;
+            report.unfinished += other.unfinished;
+            report.unrecorded += other.unrecorded;
+            report.given_back += other.given_back;
+        }
+        report
     }
 
     pub fn url(&self) -> String {
@@ -494,6 +587,36 @@ async fn open_store(config: &Config) -> anyhow::Result<(SharedStore, Option<File
     let first_start = std::fs::metadata(&db_path).map_or(true, |m| m.len() == 0);
     let store = open_sqlite(&db_path)?;
     Ok((Arc::new(store), Some(lock), first_start))
+}
+
+/// Opens (creating if needed) the store of an environment other than the default: on
+/// PostgreSQL a schema of its own in the same database, else its own SQLite file.
+pub async fn open_environment_store(config: &Config, name: &str) -> anyhow::Result<SharedStore> {
+    herald_core::environment::check_name(name).map_err(|e| anyhow::anyhow!(e))?;
+    if !config.database_url.is_empty() {
+        let schema = environment_schema(name);
+        let store = PgStore::connect_in_schema(
+            &config.database_url,
+            Some(&schema),
+            config.database_pool_size,
+            Duration::from_secs(config.wait_for_db_secs),
+        )
+        .await
+        .with_context(|| {
+            format!("opening the PostgreSQL schema {schema} of the environment {name}")
+        })?;
+        return Ok(Arc::new(store));
+    }
+    let path = config.environment_database_path(name);
+    if let Some(dir) = path.parent() {
+        ensure_dir(dir)?;
+    }
+    Ok(Arc::new(open_sqlite(&path)?))
+}
+
+/// The PostgreSQL schema of an environment (names hold no `_`, so this is one-to-one).
+pub fn environment_schema(name: &str) -> String {
+    format!("herald_env_{}", name.replace('-', "_"))
 }
 
 /// Opens (creating if needed) the embedded database, its files private to this user.

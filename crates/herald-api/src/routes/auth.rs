@@ -62,7 +62,7 @@ pub async fn app_portal_access(
         Err(e) => return Err(e),
     };
     let now = now_ms();
-    let secret = token::generate();
+    let secret = token::generate_in(&state.config.environment);
     state
         .store
         .token_insert(

@@ -449,7 +449,7 @@ pub async fn rotate_secret(
                     "a poller's token is made by Herald: leave key out",
                 ));
             }
-            let token = herald_core::token::generate();
+            let token = herald_core::token::generate_in(&state.config.environment);
             d.config = polling_config(&state, &token);
             d.updated_at = now;
             let d = state.store.destination_update(d).await?;

@@ -108,7 +108,12 @@ pub async fn list(
 }
 
 /// A checked event type from a create or replace body.
-fn build(name: String, body: EventTypeUpdate, created_at: i64, now: i64) -> ApiResult<EventType> {
+pub(crate) fn build(
+    name: String,
+    body: EventTypeUpdate,
+    created_at: i64,
+    now: i64,
+) -> ApiResult<EventType> {
     check_group(body.group_name.as_ref())?;
     check_flags(
         body.feature_flag

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod destinations;
 pub mod endpoints;
+pub mod environments;
 pub mod event_types;
 pub mod health;
 pub mod messages;

@@ -5,6 +5,7 @@
 //! the auth layer). A session expires after `session_ttl` and ends on sign-out or when
 //! the person is removed.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -39,6 +40,10 @@ pub struct PersonIn {
     /// Give them a second factor: the answer shows its secret, this once.
     #[serde(default)]
     pub totp: bool,
+    /// Herald extension: their role in each other environment they may use (the role
+    /// above is the default environment's).
+    #[serde(default)]
+    pub environments: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -52,6 +57,10 @@ pub struct PersonPatch {
     /// true: a new TOTP secret (shown this once); false: no second factor.
     #[serde(default)]
     pub totp: Option<bool>,
+    /// Their roles in the other environments, replacing the ones they had (an empty
+    /// object takes every other environment away).
+    #[serde(default)]
+    pub environments: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -60,6 +69,8 @@ pub struct PersonOut {
     pub id: String,
     pub email: String,
     pub role: String,
+    /// Their role in each other environment they may use.
+    pub environments: BTreeMap<String, String>,
     /// Whether signing in asks for a TOTP code.
     pub totp: bool,
     pub created_at: String,
@@ -103,6 +114,7 @@ fn out(p: Person, totp_setup: Option<TotpSetupOut>) -> PersonOut {
         id: p.id,
         email: p.email,
         role: p.role,
+        environments: p.environment_roles,
         totp: p.totp_secret.is_some(),
         created_at: format_rfc3339(p.created_at),
         updated_at: format_rfc3339(p.updated_at),
@@ -114,6 +126,44 @@ fn role_of(text: &str) -> ApiResult<&'static str> {
     Role::parse(text)
         .map(Role::as_str)
         .ok_or_else(|| invalid(&["body", "role"], "admin, developer, support or viewer"))
+}
+
+/// Roles in other environments, checked: each environment must be one this Herald
+/// serves (not the default, whose role is `role`), each role one of the four.
+fn environment_roles(
+    state: &ApiState,
+    given: &BTreeMap<String, String>,
+) -> ApiResult<BTreeMap<String, String>> {
+    let mut roles = BTreeMap::new();
+    for (env, role) in given {
+        if env == herald_core::environment::DEFAULT || !state.config.environments.contains(env) {
+            return Err(invalid(
+                &["body", "environments"],
+                format!("'{env}' is not one of this Herald's other environments"),
+            ));
+        }
+        let role = Role::parse(role).ok_or_else(|| {
+            invalid(
+                &["body", "environments", env.as_str()],
+                "admin, developer, support or viewer",
+            )
+        })?;
+        roles.insert(env.clone(), role.as_str().to_string());
+    }
+    Ok(roles)
+}
+
+/// People are the whole Herald's, not one environment's: only the default
+/// environment's admins manage them (an admin of another environment could otherwise
+/// take over someone who is an admin elsewhere).
+fn managed_here(state: &ApiState) -> ApiResult<()> {
+    if state.config.environment == herald_core::environment::DEFAULT {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "people are managed with a token or session of the default environment".into(),
+        ))
+    }
 }
 
 /// A new TOTP secret for `email`: sealed for the store, and shown once.
@@ -132,6 +182,7 @@ pub async fn create(
     JsonBody(body): JsonBody<PersonIn>,
 ) -> ApiResult<(StatusCode, Json<PersonOut>)> {
     forbid_scoped(&caller)?;
+    managed_here(&state)?;
     let email = body.email.trim().to_lowercase();
     if !(3..=254).contains(&email.len())
         || !email.contains('@')
@@ -141,6 +192,7 @@ pub async fn create(
     }
     password::check(&body.password).map_err(|m| invalid(&["body", "password"], m))?;
     let role = role_of(&body.role)?;
+    let environment_roles = environment_roles(&state, &body.environments)?;
     let (sealed, setup) = match body.totp {
         true => {
             let (sealed, setup) = new_totp(&state, &email);
@@ -154,11 +206,12 @@ pub async fn create(
         email,
         password_hash: password::hash(&body.password),
         role: role.to_string(),
+        environment_roles,
         totp_secret: sealed,
         created_at: now,
         updated_at: now,
     };
-    let person = state.store.person_insert(person).await?;
+    let person = state.people.person_insert(person).await?;
     Ok((StatusCode::CREATED, Json(out(person, setup))))
 }
 
@@ -168,7 +221,8 @@ pub async fn list(
     q: QueryPairs,
 ) -> ApiResult<Json<ListResponse<PersonOut>>> {
     forbid_scoped(&caller)?;
-    let page = state.store.person_list(q.list(false)?).await?;
+    managed_here(&state)?;
+    let page = state.people.person_list(q.list(false)?).await?;
     Ok(Json(ListResponse::from_page(page, |p| out(p, None))))
 }
 
@@ -179,9 +233,13 @@ pub async fn patch(
     JsonBody(body): JsonBody<PersonPatch>,
 ) -> ApiResult<Json<PersonOut>> {
     forbid_scoped(&caller)?;
-    let mut person = state.store.person_get(&person_id).await?;
+    managed_here(&state)?;
+    let mut person = state.people.person_get(&person_id).await?;
     if let Some(role) = &body.role {
         person.role = role_of(role)?.to_string();
+    }
+    if let Some(roles) = &body.environments {
+        person.environment_roles = environment_roles(&state, roles)?;
     }
     if let Some(new) = &body.password {
         password::check(new).map_err(|m| invalid(&["body", "password"], m))?;
@@ -198,11 +256,14 @@ pub async fn patch(
         None => {}
     }
     // A new password, role or second factor ends the sessions opened under the old ones.
-    let ends_sessions = body.password.is_some() || body.role.is_some() || body.totp.is_some();
+    let ends_sessions = body.password.is_some()
+        || body.role.is_some()
+        || body.totp.is_some()
+        || body.environments.is_some();
     person.updated_at = now_ms();
-    let person = state.store.person_update(person).await?;
+    let person = state.people.person_update(person).await?;
     if ends_sessions {
-        state.store.sessions_end_for(&person.id).await?;
+        state.people.sessions_end_for(&person.id).await?;
     }
     Ok(Json(out(person, setup)))
 }
@@ -215,8 +276,9 @@ pub async fn end_sessions(
     Path(person_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     forbid_scoped(&caller)?;
-    let person = state.store.person_get(&person_id).await?;
-    state.store.sessions_end_for(&person.id).await?;
+    managed_here(&state)?;
+    let person = state.people.person_get(&person_id).await?;
+    state.people.sessions_end_for(&person.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -226,8 +288,9 @@ pub async fn delete(
     Path(person_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     forbid_scoped(&caller)?;
-    let person = state.store.person_get(&person_id).await?;
-    state.store.person_delete(&person.id).await?;
+    managed_here(&state)?;
+    let person = state.people.person_get(&person_id).await?;
+    state.people.person_delete(&person.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -350,7 +413,7 @@ async fn new_session(state: &ApiState, person: &Person) -> ApiResult<(String, Pe
         created_at: now,
         expires_at: now + state.config.session_ttl.as_millis() as i64,
     };
-    state.store.session_insert(session.clone()).await?;
+    state.people.session_insert(session.clone()).await?;
     let cookie = format!(
         "{SESSION_COOKIE}={secret}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
         state.config.session_ttl.as_secs(),
@@ -402,7 +465,7 @@ pub async fn sign_out(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
-        state.store.session_delete(&token::hash(secret)).await?;
+        state.people.session_delete(&token::hash(secret)).await?;
     }
     let clear = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())

@@ -251,7 +251,7 @@ pub async fn callback(
     let email = claims["email"]
         .as_str()
         .ok_or_else(|| refused("the provider gave no email"))?;
-    let person = match state.store.person_get(&email.to_lowercase()).await {
+    let person = match state.people.person_get(&email.to_lowercase()).await {
         Ok(p) => p,
         Err(herald_store::StoreError::NotFound) => {
             return Err(ApiError::Forbidden(format!(

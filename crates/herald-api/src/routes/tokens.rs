@@ -120,7 +120,7 @@ pub async fn create(
             ))
         }
     };
-    let key = token::generate();
+    let key = token::generate_in(&state.config.environment);
     let id = ids::generate(ids::TOKEN);
     state
         .store

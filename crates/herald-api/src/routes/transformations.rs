@@ -327,7 +327,7 @@ pub async fn try_code(
 
 /// Code is checked before it is saved: it parses, its top level runs within the
 /// limits, and it declares `handler`.
-async fn check_code(state: &ApiState, code: &str) -> ApiResult<()> {
+pub(crate) async fn check_code(state: &ApiState, code: &str) -> ApiResult<()> {
     check_code_length(code)?;
     state
         .config
@@ -353,7 +353,7 @@ fn check_code_length(code: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn check_variables(vars: &BTreeMap<String, String>) -> ApiResult<()> {
+pub(crate) fn check_variables(vars: &BTreeMap<String, String>) -> ApiResult<()> {
     if vars.len() > MAX_VARIABLES {
         return Err(invalid(
             &["body", "variables"],

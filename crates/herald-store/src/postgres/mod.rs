@@ -17,6 +17,7 @@ mod parents;
 mod people;
 mod pool;
 mod queue;
+mod settings;
 mod sources;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/11_token_roles.sql"),
     include_str!("migrations/12_audit.sql"),
     include_str!("migrations/13_people.sql"),
+    include_str!("migrations/14_environments.sql"),
 ];
 
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -113,17 +115,42 @@ impl PgStore {
     /// Connects to the database at `url`, waiting up to `wait` for it to accept
     /// connections, and brings its schema up to date.
     pub async fn connect(url: &str, pool_size: usize, wait: Duration) -> Result<PgStore> {
+        Self::connect_in_schema(url, None, pool_size, wait).await
+    }
+
+    /// Connects like [`PgStore::connect`], keeping everything in the PostgreSQL schema
+    /// `schema` (created when missing) instead of the default one: how an environment
+    /// other than the default has a store of its own in the same database. Every
+    /// connection of the store has it as its only search path.
+    pub async fn connect_in_schema(
+        url: &str,
+        schema: Option<&str>,
+        pool_size: usize,
+        wait: Duration,
+    ) -> Result<PgStore> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Invalid(format!("invalid database URL: {e}")))?;
         config
             .connect_timeout(Duration::from_secs(5))
             .application_name("herald");
+        if let Some(schema) = schema {
+            let plain = !schema.is_empty()
+                && schema
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !plain {
+                return Err(StoreError::Invalid(format!(
+                    "schema name '{schema}' may hold only a-z, 0-9 and _"
+                )));
+            }
+            config.options(format!("-c search_path={schema}"));
+        }
         let place = describe(&config);
         let pool = Arc::new(Pool::new(config, pool_size));
         let deadline = Instant::now() + wait;
         loop {
-            match migrate(&pool).await {
+            match migrate(&pool, schema).await {
                 Ok(()) => break,
                 Err(StoreError::Unavailable(e)) if Instant::now() < deadline => {
                     tracing::warn!(database = %place, error = %e, "PostgreSQL is not reachable yet; waiting");
@@ -177,11 +204,15 @@ impl PgStore {
 }
 
 /// Creates or upgrades the schema, one node at a time (advisory lock).
-async fn migrate(pool: &Pool) -> Result<()> {
+async fn migrate(pool: &Pool, schema: Option<&str>) -> Result<()> {
     let mut conn = pool.get().await?;
     conn.batch("SELECT pg_advisory_lock(".to_string() + &MIGRATION_LOCK.to_string() + ")")
         .await?;
     let outcome = async {
+        if let Some(schema) = schema {
+            conn.batch(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await?;
+        }
         conn.batch(
             "CREATE TABLE IF NOT EXISTS herald_schema (version BIGINT NOT NULL, migrated_at TIMESTAMPTZ NOT NULL DEFAULT now())"
                 .to_string(),

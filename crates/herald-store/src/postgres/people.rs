@@ -8,7 +8,8 @@ use crate::page::{ListQuery, Page};
 use crate::sql::Dialect;
 use crate::{found, Person, PersonSession, Result, StoreError};
 
-const COLUMNS: &str = "id, email, password_hash, role, totp_secret, created_at, updated_at";
+const COLUMNS: &str =
+    "id, email, password_hash, role, totp_secret, created_at, updated_at, environment_roles";
 const EMAIL_TAKEN: &str = "someone with this email already exists";
 
 fn from_row_at(r: &Row, at: usize) -> Person {
@@ -20,6 +21,7 @@ fn from_row_at(r: &Row, at: usize) -> Person {
         totp_secret: r.get(at + 4),
         created_at: r.get(at + 5),
         updated_at: r.get(at + 6),
+        environment_roles: crate::model::decode_roles(r.get(at + 7)),
     }
 }
 
@@ -28,7 +30,7 @@ impl crate::People for PgStore {
     async fn person_insert(&self, p: Person) -> Result<Person> {
         let mut conn = self.pool.get().await?;
         conn.execute(
-            &format!("INSERT INTO person ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+            &format!("INSERT INTO person ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"),
             &[
                 &p.id,
                 &p.email,
@@ -37,6 +39,7 @@ impl crate::People for PgStore {
                 &p.totp_secret,
                 &p.created_at,
                 &p.updated_at,
+                &crate::model::encode_roles(&p.environment_roles),
             ],
         )
         .await
@@ -66,8 +69,15 @@ impl crate::People for PgStore {
         let mut conn = self.pool.get().await?;
         found(
             conn.execute(
-                "UPDATE person SET role = $2, password_hash = $3, totp_secret = $4, updated_at = $5 WHERE id = $1",
-                &[&p.id, &p.role, &p.password_hash, &p.totp_secret, &p.updated_at],
+                "UPDATE person SET role = $2, password_hash = $3, totp_secret = $4, updated_at = $5, environment_roles = $6 WHERE id = $1",
+                &[
+                    &p.id,
+                    &p.role,
+                    &p.password_hash,
+                    &p.totp_secret,
+                    &p.updated_at,
+                    &crate::model::encode_roles(&p.environment_roles),
+                ],
             )
             .await?,
         )?;

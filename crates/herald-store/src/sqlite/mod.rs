@@ -17,6 +17,7 @@ mod messages;
 mod people;
 mod queue;
 mod route_cache;
+mod settings;
 mod sources;
 mod tokens;
 mod writer;
@@ -121,7 +122,7 @@ const READ_POOL_SIZE: usize = 8;
 
 /// The schema version `schema.sql` creates, kept in SQLite's `user_version`. A database
 /// from a newer Herald is refused rather than misread.
-const SCHEMA_VERSION: i64 = 9;
+const SCHEMA_VERSION: i64 = 10;
 
 fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     let flags = if read_only {
@@ -181,6 +182,10 @@ impl SqliteStore {
             // Destinations (made in version 8) take a payload filter and a transformation.
             add_column_if_missing(&conn, "destination", "payload_filter", "TEXT")?;
             add_column_if_missing(&conn, "destination", "transformation", "TEXT")?;
+        }
+        if version >= 9 {
+            // Version 10: a person's roles in the other environments.
+            add_column_if_missing(&conn, "person", "environment_roles", "TEXT")?;
         }
         conn.execute_batch(include_str!("schema.sql"))?;
         let next_seq = destinations::next_seq(&conn)?;

@@ -8,7 +8,8 @@ use crate::page::{ListQuery, Page};
 use crate::sql::Dialect;
 use crate::{Person, PersonSession, Result, StoreError};
 
-const COLUMNS: &str = "id, email, password_hash, role, totp_secret, created_at, updated_at";
+const COLUMNS: &str =
+    "id, email, password_hash, role, totp_secret, created_at, updated_at, environment_roles";
 const EMAIL_TAKEN: &str = "someone with this email already exists";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Person> {
@@ -24,6 +25,7 @@ fn from_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Person> {
         totp_secret: r.get(at + 4)?,
         created_at: r.get(at + 5)?,
         updated_at: r.get(at + 6)?,
+        environment_roles: crate::model::decode_roles(r.get(at + 7)?),
     })
 }
 
@@ -32,7 +34,7 @@ impl crate::People for SqliteStore {
     async fn person_insert(&self, p: Person) -> Result<Person> {
         self.write(move |c| {
             c.prepare_cached(&format!(
-                "INSERT INTO person ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                "INSERT INTO person ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
             ))?
             .execute(params![
                 p.id,
@@ -41,7 +43,8 @@ impl crate::People for SqliteStore {
                 p.role,
                 p.totp_secret,
                 p.created_at,
-                p.updated_at
+                p.updated_at,
+                crate::model::encode_roles(&p.environment_roles)
             ])
             .map_err(|e| conflict_on_unique(e, EMAIL_TAKEN))?;
             Ok(p)
@@ -76,8 +79,8 @@ impl crate::People for SqliteStore {
     async fn person_update(&self, p: Person) -> Result<Person> {
         self.write(move |c| {
             found(c.execute(
-                "UPDATE person SET role = ?2, password_hash = ?3, totp_secret = ?4, updated_at = ?5 WHERE id = ?1",
-                params![p.id, p.role, p.password_hash, p.totp_secret, p.updated_at],
+                "UPDATE person SET role = ?2, password_hash = ?3, totp_secret = ?4, updated_at = ?5, environment_roles = ?6 WHERE id = ?1",
+                params![p.id, p.role, p.password_hash, p.totp_secret, p.updated_at, crate::model::encode_roles(&p.environment_roles)],
             )?)?;
             Ok(p)
         })

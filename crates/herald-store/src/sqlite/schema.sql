@@ -253,7 +253,8 @@ CREATE TABLE IF NOT EXISTS person (
     role TEXT NOT NULL,
     totp_secret TEXT,
     created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    environment_roles TEXT
 );
 CREATE TABLE IF NOT EXISTS person_session (
     hash TEXT PRIMARY KEY,
@@ -263,3 +264,10 @@ CREATE TABLE IF NOT EXISTS person_session (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS person_session_person ON person_session(person_id);
+
+-- The environment's settings (version 10): one JSON object.
+CREATE TABLE IF NOT EXISTS environment_settings (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    settings TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
