@@ -9,7 +9,9 @@
   const TOKEN = "herald.console.token";
   /** Set when a person signed in with their email (the session cookie does the rest). */
   const CSRF = "herald.console.csrf";
-  const request = Herald.client(TOKEN, CSRF);
+  /** The environment someone signed in chose (a token is in its own). */
+  const ENVIRONMENT = "herald.console.environment";
+  const request = Herald.client(TOKEN, CSRF, ENVIRONMENT);
   /** The API; a 401 (the token was revoked or expired) goes back to the sign-in form. */
   async function api(method, path, body) {
     try {
@@ -649,8 +651,38 @@
     ["#/team", team],
   ], () => (location.hash = "#/"));
 
+  /** Which environment the console is in, and (for someone signed in with a role in
+   *  several) a list to change it, which starts the console again in the chosen one. */
+  async function showEnvironment() {
+    const picker = document.getElementById("environment");
+    picker.replaceChildren();
+    picker.hidden = true;
+    let info;
+    try {
+      info = await api("GET", "/environment");
+    } catch (_) {
+      return;
+    }
+    if (info.available.length < 2 && info.name === "default") return;
+    for (const name of info.available) {
+      picker.append(h("option", { value: name }, name));
+    }
+    picker.value = info.name;
+    picker.disabled = info.available.length < 2;
+    picker.hidden = false;
+  }
+
+  document.getElementById("environment").addEventListener("change", (e) => {
+    sessionStorage.setItem(ENVIRONMENT, e.target.value);
+    Herald.stopPolling();
+    showEnvironment();
+    if (location.hash === "#/" || location.hash === "") run();
+    else location.hash = "#/";
+  });
+
   function start() {
     document.getElementById("signout").hidden = false;
+    showEnvironment();
     run();
   }
 
@@ -662,6 +694,8 @@
     }
     sessionStorage.removeItem(TOKEN);
     sessionStorage.removeItem(CSRF);
+    sessionStorage.removeItem(ENVIRONMENT);
+    document.getElementById("environment").hidden = true;
     signIn();
   });
 

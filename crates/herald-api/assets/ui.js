@@ -21,12 +21,15 @@ const Herald = (() => {
   }
 
   /** The API, with the token this tab signed in with, or (`csrfKey`) with a person's
-   *  session cookie and its CSRF token. Errors carry code and detail. */
-  function client(tokenKey, csrfKey) {
+   *  session cookie and its CSRF token, in the environment kept under `envKey` (a token
+   *  names its own). Errors carry code and detail. */
+  function client(tokenKey, csrfKey, envKey) {
     return async function api(method, path, body) {
       const token = sessionStorage.getItem(tokenKey);
       const csrf = csrfKey && sessionStorage.getItem(csrfKey);
+      const env = envKey && sessionStorage.getItem(envKey);
       const auth = token ? { Authorization: "Bearer " + token } : csrf ? { "X-CSRF-Token": csrf } : {};
+      if (!token && env) auth["Herald-Environment"] = env;
       const resp = await fetch("/api/v1" + path, {
         method,
         credentials: "same-origin",

@@ -47,7 +47,10 @@ fn is_change(method: &Method, path: &str) -> bool {
     // session's answer to a delivery.
     let sends = matches!(parts.as_slice(), [.., "app", _, "msg"]) && *method == Method::POST;
     let listen_reply = parts.ends_with(&["listen", "reply"]);
-    !(sends || listen_reply)
+    // An export only reads (Svix made it a POST); a dry-run import changes nothing
+    // either, but it is kept: it shows someone preparing a change.
+    let export = parts.ends_with(&["environment", "export"]);
+    !(sends || listen_reply || export)
 }
 
 pub(crate) async fn layer(
@@ -268,6 +271,8 @@ mod tests {
         assert!(!is_change(&Method::GET, "/api/v1/app"));
         assert!(!is_change(&Method::POST, "/api/v1/app/a/msg"));
         assert!(!is_change(&Method::POST, "/api/v1/listen/reply"));
+        assert!(!is_change(&Method::POST, "/api/v1/environment/export"));
+        assert!(is_change(&Method::POST, "/api/v1/environment/import"));
         assert!(is_change(
             &Method::POST,
             "/api/v1/app/a/msg/m/endpoint/e/resend"

@@ -391,8 +391,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
-                let store = herald::server::open_existing_store(&config).await?;
-                let done = herald::rotate::rotate_main_key(&config, store).await?;
+                let mut stores = vec![herald::server::open_existing_store(&config).await?];
+                for name in &config.environments {
+                    stores.push(herald::server::open_environment_store(&config, name).await?);
+                }
+                let done = herald::rotate::rotate_main_key(&config, stores).await?;
                 herald::outln!(
                     "re-sealed the signing keys of {} endpoints with main key {}",
                     done.endpoints, done.key_id
@@ -421,6 +424,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     other => other?,
                 };
+                for name in &config.environments {
+                    herald::server::open_environment_store(&config, name).await?;
+                }
                 herald::outln!("the {} schema is up to date", store.backend());
                 Ok(())
             })

@@ -23,7 +23,9 @@ pub struct Rotated {
     pub key_file: Option<std::path::PathBuf>,
 }
 
-pub async fn rotate_main_key(config: &Config, store: SharedStore) -> anyhow::Result<Rotated> {
+/// Rotates the main key and re-seals the secrets of every store given (each
+/// environment's).
+pub async fn rotate_main_key(config: &Config, stores: Vec<SharedStore>) -> anyhow::Result<Rotated> {
     let (current, source) = keys::load_sealer(config)?;
     let (sealer, key_file) = match source {
         KeySource::Configured => (current, None),
@@ -36,7 +38,10 @@ pub async fn rotate_main_key(config: &Config, store: SharedStore) -> anyhow::Res
             (Sealer::new(new.clone(), old), Some((path, new)))
         }
     };
-    let endpoints = reseal_all(&store, &sealer).await?;
+    let mut endpoints = 0;
+    for store in &stores {
+        endpoints += reseal_all(store, &sealer).await?;
+    }
     if let Some((path, new)) = &key_file {
         keys::write_key_file(path, &[new])?;
     }

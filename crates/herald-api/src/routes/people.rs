@@ -357,7 +357,7 @@ pub async fn sign_in(
 async fn sign_in_checked(state: &Arc<ApiState>, body: &SessionIn) -> ApiResult<Response> {
     let refused = || ApiError::Unauthorized("wrong email or password".into());
     let person = match state
-        .store
+        .people
         .person_get(&body.email.trim().to_lowercase())
         .await
     {
@@ -480,7 +480,7 @@ pub(crate) async fn session_of(
         return Ok(None);
     };
     Ok(state
-        .store
+        .people
         .session_find(&token::hash(secret), now_ms())
         .await?)
 }

@@ -358,7 +358,7 @@ async function assertLabelled(page, where) {
     assert.equal(r.status, 201, text);
     return JSON.parse(text);
   };
-  const ana = await addPerson({ email: "ana@example.com", password: "a long enough password", role: "developer" });
+  const ana = await addPerson({ email: "ana@example.com", password: "a long enough password", role: "developer", environments: { staging: "viewer" } });
   const bo = await addPerson({ email: "bo@example.com", password: "another long password", role: "viewer", totp: true });
   // RFC 6238 in a few lines, as an authenticator app would compute it.
   const totp = (secretB32) => {
@@ -405,6 +405,20 @@ async function assertLabelled(page, where) {
   await page.getByRole("table", { name: "Audit trail" }).getByText("POST /api/v1/app").first().waitFor();
   await page.getByRole("table", { name: "Audit trail" }).getByText("ana@example.com (developer)").first().waitFor();
   await shot(page, "console-audit-desktop");
+  // Ana is a viewer in staging: the console switches to it, shows staging's
+  // applications only, and refuses her a write there; then back to the default.
+  const picker = page.getByLabel("Environment");
+  await picker.selectOption("staging");
+  await page.getByRole("link", { name: "Staging shop" }).waitFor();
+  assert.equal(await page.getByRole("link", { name: "Made by Ana" }).count(), 0);
+  await page.getByText("New application").click();
+  await page.locator("#new-name").fill("Not allowed here");
+  await page.getByRole("button", { name: "Create application" }).click();
+  await page.getByText("a viewer may not POST").waitFor();
+  await shot(page, "console-environment-desktop");
+  await picker.selectOption("default");
+  await page.getByRole("link", { name: "Made by Ana" }).first().waitFor();
+  assert.equal(await page.getByRole("link", { name: "Staging shop" }).count(), 0);
   // Signing out ends the session on the server.
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByLabel("Email").waitFor();

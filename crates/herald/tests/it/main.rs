@@ -2,6 +2,7 @@
 //! real HTTP, delivering to real HTTP receivers on loopback.
 
 mod destinations;
+mod environments;
 mod fairness;
 mod filters;
 mod hardening;

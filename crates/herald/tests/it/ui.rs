@@ -123,8 +123,19 @@ async fn console_and_portal_work_in_a_real_browser() {
         ("HERALD_OIDC_ISSUER", &issuer),
         ("HERALD_OIDC_CLIENT_ID", "herald-console"),
         ("HERALD_OIDC_CLIENT_SECRET", "a-client-secret-for-the-test"),
+        ("HERALD_ENVIRONMENTS", "staging"),
     ])
     .await;
+    // Staging has an application of its own, which the console shows in staging only.
+    let staging_token = app._server.environments[0].new_admin_token.clone().unwrap();
+    let r = reqwest::Client::new()
+        .post(app.api("/app"))
+        .bearer_auth(&staging_token)
+        .json(&json!({"name": "Staging shop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
     let rx = Receiver::start().await;
     rx.otherwise(Reply::status(200).body("delivered to A"));
     let (s, a) = app
@@ -184,6 +195,7 @@ async fn console_and_portal_work_in_a_real_browser() {
         ("EVENT_TYPE", "order.paid".to_string()),
         ("SCREENSHOTS", screenshots),
         ("OIDC_PORT", op_port.to_string()),
+        ("STAGING_TOKEN", staging_token),
         ("NODE_PATH", node_path),
     ];
     let out = tokio::task::spawn_blocking(move || {
