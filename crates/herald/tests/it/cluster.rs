@@ -725,3 +725,95 @@ async fn one_node_sends_a_fifo_destination_and_another_takes_over_when_it_dies()
     }
     assert_in_order_with_one_batch_again(&order, 5, sent.len());
 }
+
+/// Environments on PostgreSQL: each is a schema of the one database, shared by every
+/// node. A staging application made through one node is read through another with a
+/// staging token and is invisible to the default environment's; a staging token revoked
+/// on one node stops on the other at once.
+#[tokio::test]
+async fn environments_are_schemas_that_every_node_shares() {
+    let Some(db) = ScratchDb::create("envs").await else {
+        eprintln!("HERALD_TEST_DATABASE_URL is not set: environments test skipped");
+        return;
+    };
+    let envs = [("HERALD_ENVIRONMENTS", "staging")];
+    let (one, _d1) = node(&db.url, "node-1", &envs);
+    let (two, _d2) = node(&db.url, "node-2", &envs);
+    // The first node to start made staging's first admin token and printed it.
+    let at = one
+        .banner
+        .iter()
+        .position(|l| l.contains("environment staging: admin token"))
+        .unwrap_or_else(|| panic!("{:?}", one.banner));
+    let staging = one.banner[at + 1].trim().to_string();
+    assert!(two.banner.iter().any(|l| l.trim() == "environment staging"));
+    let client = reqwest::Client::new();
+    let send = |url: &str, token: &str, method: reqwest::Method, path: &str| {
+        client
+            .request(method, format!("{url}/api/v1{path}"))
+            .bearer_auth(token.to_string())
+    };
+    let r = send(&one.url, &staging, reqwest::Method::POST, "/app")
+        .json(&json!({"name": "staging app", "uid": "shop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let r = send(&two.url, &staging, reqwest::Method::GET, "/app/shop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = send(&two.url, ADMIN_TOKEN, reqwest::Method::GET, "/app/shop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(
+        db.count("SELECT count(*) FROM herald_env_staging.application WHERE uid = 'shop'")
+            .await,
+        1
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM public.application WHERE uid = 'shop'")
+            .await,
+        0
+    );
+
+    // A staging viewer token, used on node-2 (so it is cached there), then revoked on
+    // node-1.
+    let r = send(&one.url, &staging, reqwest::Method::POST, "/token")
+        .json(&json!({"name": "viewer", "role": "viewer"}))
+        .send()
+        .await
+        .unwrap();
+    let made: Value = r.json().await.unwrap();
+    let viewer = made["key"].as_str().unwrap().to_string();
+    assert!(viewer.starts_with("hrld_staging_"));
+    let r = send(&two.url, &viewer, reqwest::Method::GET, "/app")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let path = format!("/token/{}", made["id"].as_str().unwrap());
+    let r = send(&one.url, &staging, reqwest::Method::DELETE, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let revoked_at = std::time::Instant::now();
+    loop {
+        let r = send(&two.url, &viewer, reqwest::Method::GET, "/app")
+            .send()
+            .await
+            .unwrap();
+        if r.status().as_u16() == 401 {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(2),
+            "node-2 still took the revoked staging token"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
