@@ -209,6 +209,21 @@ try:
     raise AssertionError("the token still works after logout")
 except Exception as e:
     assert "401" in str(getattr(e, "status_code", "")) or "authentication_failed" in str(e), e
+# Environment export and import, as the SDK's models read and write them.
+from svix.api import EnvironmentIn
+
+exported = svix.environment.export()
+assert "order.created" in {e.name for e in exported.event_types}, exported
+assert exported.connectors == [] and exported.version == 1
+svix.environment.import_(
+    EnvironmentIn(
+        event_types=[EventTypeIn(name="imported.one", description="From staging")],
+        settings={"portalTitle": "Store"},
+    )
+)
+assert svix.event_type.get("imported.one").description == "From staging"
+assert svix.environment.export().settings == {"portalTitle": "Store"}
+
 # The served OpenAPI document is a valid OpenAPI 3.1 document.
 import urllib.request
 
