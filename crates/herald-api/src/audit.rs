@@ -53,6 +53,51 @@ fn is_change(method: &Method, path: &str) -> bool {
     !(sends || listen_reply || export)
 }
 
+/// What the object a replace, patch or delete names is before the change: the answer
+/// of a GET of the same path, made with the same credentials through the whole router
+/// (so it sees exactly what the caller may see; a GET is not a change, so it passes this
+/// layer untouched), redacted. Creations (POST) and objects without a GET of their own
+/// have none.
+async fn state_before(
+    state: &ApiState,
+    path: &str,
+    parts: &axum::http::request::Parts,
+) -> Option<String> {
+    if !matches!(parts.method, Method::PUT | Method::PATCH | Method::DELETE) {
+        return None;
+    }
+    let router = state.reader.get()?.clone();
+    let mut read = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .body(Body::empty())
+        .ok()?;
+    for name in [
+        axum::http::header::AUTHORIZATION,
+        axum::http::header::COOKIE,
+    ] {
+        if let Some(value) = parts.headers.get(&name) {
+            read.headers_mut().insert(name, value.clone());
+        }
+    }
+    let answer = match tower::ServiceExt::oneshot(router, read).await {
+        Ok(answer) => answer,
+        Err(never) => match never {},
+    };
+    let is_json = answer
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !answer.status().is_success() || !is_json {
+        return None;
+    }
+    let bytes = axum::body::to_bytes(answer.into_body(), 1 << 20)
+        .await
+        .ok()?;
+    redacted_detail(&bytes)
+}
+
 pub(crate) async fn layer(
     State(state): State<Arc<ApiState>>,
     req: Request,
@@ -87,6 +132,7 @@ pub(crate) async fn layer(
         }
     };
     let detail = redacted_detail(&bytes);
+    let before = state_before(&state, &path, &parts).await;
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
@@ -133,6 +179,7 @@ pub(crate) async fn layer(
         source,
         detail,
         after,
+        before,
     };
     record(&state, event).await;
     response

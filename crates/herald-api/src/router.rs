@@ -576,7 +576,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         ))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
 
-    Router::new()
+    let router = Router::new()
         .nest("/api/v1", v1)
         .merge(ingest)
         .merge(metrics_route(&state))
@@ -589,7 +589,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
             state.clone(),
             request_limits,
         ))
-        .with_state(state)
+        .with_state(state.clone());
+    // The state holds its router from now on (for the audit trail's reads before a
+    // change); they live as long as the server.
+    let _ = state.reader.set(router.clone());
+    router
 }
 
 /// Bounds every request: its URL's length (414) and the time it may take, reading a

@@ -149,6 +149,9 @@ pub struct ApiState {
     pub(crate) token_touched: Mutex<HashMap<String, i64>>,
     /// Failed sign-ins by email on this node: (failures, when the window started).
     pub(crate) sign_in_failures: Mutex<HashMap<String, (u32, i64)>>,
+    /// The whole router, set once it is built: the audit layer reads an object through
+    /// it (a GET of its path) before a change to it.
+    pub(crate) reader: std::sync::OnceLock<axum::Router>,
 }
 
 /// How long a node of a shared store trusts a cached token.
@@ -228,6 +231,7 @@ impl ApiState {
             in_flight_keys: Mutex::new(HashMap::new()),
             apps: RwLock::new(HashMap::new()),
             inbound_refusals: Mutex::new(HashMap::new()),
+            reader: std::sync::OnceLock::new(),
         })
     }
 }

@@ -246,7 +246,7 @@ pub(crate) fn token_list_query(dialect: Dialect, list: &ListQuery) -> Query {
 /// The audit list statement shared by both backends.
 pub(crate) const AUDIT_COLUMNS: &str =
     "id, at, actor_id, actor_name, role, actor_app_id, method, route, path, \
-     object_id, status, allowed, source, detail, after";
+     object_id, status, allowed, source, detail, after, before_change";
 
 pub(crate) fn audit_list_query(
     dialect: Dialect,

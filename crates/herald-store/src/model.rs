@@ -373,6 +373,9 @@ pub struct AuditEvent {
     pub detail: Option<String>,
     /// What the object became: the answer's body, secrets redacted, cut at a bound.
     pub after: Option<String>,
+    /// What the object was before a change to it (replace, patch, delete), read the way
+    /// a GET of its path shows it, secrets redacted, cut at a bound.
+    pub before: Option<String>,
 }
 
 /// Filters for the audit trail.

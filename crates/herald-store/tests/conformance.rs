@@ -2599,6 +2599,7 @@ async fn the_audit_trail_is_appended_listed_by_filter_and_pruned(store: SharedSt
         source: Some("127.0.0.1".into()),
         detail: Some(r#"{"name":"x"}"#.into()),
         after: allowed.then(|| r#"{"id":"app_1","name":"x"}"#.into()),
+        before: Some(r#"{"id":"app_1","name":"old"}"#.into()),
     };
     store
         .audit_append(vec![

@@ -42,6 +42,9 @@ pub struct AuditEventOut {
     pub detail: Option<String>,
     /// What the object became: the answer's body, secrets redacted (at most 4 KiB).
     pub after: Option<String>,
+    /// What the object was before a replace, patch or delete (as a GET of its path
+    /// showed it just before), secrets redacted (at most 4 KiB).
+    pub before: Option<String>,
 }
 
 pub(crate) fn out(e: AuditEvent) -> AuditEventOut {
@@ -65,6 +68,7 @@ pub(crate) fn out(e: AuditEvent) -> AuditEventOut {
         source: e.source,
         detail: e.detail,
         after: e.after,
+        before: e.before,
     }
 }
 

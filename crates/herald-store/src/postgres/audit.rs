@@ -25,6 +25,7 @@ fn from_row(r: &Row) -> AuditEvent {
         source: r.get(12),
         detail: r.get(13),
         after: r.get(14),
+        before: r.get(15),
     }
 }
 
@@ -47,14 +48,15 @@ impl crate::Audit for PgStore {
         let sources = col(|e| e.source.clone());
         let details = col(|e| e.detail.clone());
         let afters = col(|e| e.after.clone());
+        let befores = col(|e| e.before.clone());
         let mut conn = self.pool.get().await?;
         conn.execute(
             "INSERT INTO audit_event (id, at, actor_id, actor_name, role, actor_app_id, method, route, path, \
-             object_id, status, allowed, source, detail, after) \
+             object_id, status, allowed, source, detail, after, before_change) \
              SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-             $8::text[], $9::text[], $10::text[], $11::int8[], $12::bool[], $13::text[], $14::text[], $15::text[])",
+             $8::text[], $9::text[], $10::text[], $11::int8[], $12::bool[], $13::text[], $14::text[], $15::text[], $16::text[])",
             &[&ids, &ats, &actor_ids, &actor_names, &roles, &app_ids, &methods, &routes, &paths, &objects,
-              &statuses, &allowed, &sources, &details, &afters],
+              &statuses, &allowed, &sources, &details, &afters, &befores],
         )
         .await?;
         Ok(())

@@ -25,6 +25,7 @@ pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<AuditEvent> {
         source: r.get(12)?,
         detail: r.get(13)?,
         after: r.get(14)?,
+        before: r.get(15)?,
     })
 }
 
@@ -34,12 +35,12 @@ impl crate::Audit for SqliteStore {
         self.write(move |c| {
             let mut insert = c.prepare_cached(
                 "INSERT INTO audit_event (id, at, actor_id, actor_name, role, actor_app_id, method, route, path, \
-                 object_id, status, allowed, source, detail, after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                 object_id, status, allowed, source, detail, after, before_change) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?;
             for e in &events {
                 insert.execute(params![
                     e.id, e.at, e.actor_id, e.actor_name, e.role, e.actor_app_id, e.method, e.route, e.path,
-                    e.object_id, e.status, e.allowed, e.source, e.detail, e.after
+                    e.object_id, e.status, e.allowed, e.source, e.detail, e.after, e.before
                 ])?;
             }
             Ok(())

@@ -186,6 +186,8 @@ impl SqliteStore {
         if version >= 9 {
             // Version 10: a person's roles in the other environments.
             add_column_if_missing(&conn, "person", "environment_roles", "TEXT")?;
+            // And the audit trail's "before".
+            add_column_if_missing(&conn, "audit_event", "before_change", "TEXT")?;
         }
         conn.execute_batch(include_str!("schema.sql"))?;
         let next_seq = destinations::next_seq(&conn)?;

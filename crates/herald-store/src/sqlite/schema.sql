@@ -239,7 +239,8 @@ CREATE TABLE IF NOT EXISTS audit_event (
     allowed INTEGER NOT NULL,
     source TEXT,
     detail TEXT,
-    after TEXT
+    after TEXT,
+    before_change TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_event_at ON audit_event(at);
 CREATE INDEX IF NOT EXISTS audit_event_actor ON audit_event(actor_id, id);

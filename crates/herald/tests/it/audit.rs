@@ -143,6 +143,16 @@ async fn every_change_is_in_the_trail_with_its_actor_and_no_secret() {
         (after["id"].as_str(), after["description"].as_str()),
         (Some(ep_id.as_str()), Some("billing"))
     );
+    // What it was just before: the endpoint without a description.
+    let before: Value = serde_json::from_str(patch["before"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (before["id"].as_str(), before["description"].as_str()),
+        (Some(ep_id.as_str()), Some(""))
+    );
+    // A creation has no before; the refused delete shows the application it named.
+    assert_eq!(events[2]["before"], Value::Null);
+    let refused_before: Value = serde_json::from_str(refusal["before"].as_str().unwrap()).unwrap();
+    assert_eq!(refused_before["id"], app_id.as_str());
     // The token the admin made is in the trail, its key redacted.
     let made = &events[5];
     let made_after: Value = serde_json::from_str(made["after"].as_str().unwrap()).unwrap();
