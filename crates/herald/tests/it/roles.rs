@@ -8,6 +8,12 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
+/// How a request says who makes it.
+enum Credential {
+    Token(String),
+    Session { cookie: String, csrf: String },
+}
+
 async fn make_token(app: &TestApp, body: Value) -> (String, String) {
     let (s, t) = app.post("/token", body).await;
     assert_eq!(s, 201, "{t}");
@@ -41,17 +47,39 @@ fn allowed(role: &str, method: &str, path: &str) -> bool {
 #[tokio::test]
 async fn each_role_is_refused_exactly_where_the_table_says() {
     let app = spawn_app(&[]).await;
-    let mut keys = Vec::new();
-    for role in ["admin", "developer", "support", "viewer"] {
-        let (_, key) =
-            make_token(&app, json!({"name": format!("{role} token"), "role": role})).await;
-        keys.push((role, key));
-    }
-    let (_, doc) = app.get("/openapi.json").await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap();
+    // Each role twice: a token with it, and a person with it signed in (their session
+    // cookie, and the CSRF token every write made with it carries).
+    let mut keys = Vec::new();
+    for role in ["admin", "developer", "support", "viewer"] {
+        let (_, key) =
+            make_token(&app, json!({"name": format!("{role} token"), "role": role})).await;
+        keys.push((role, Credential::Token(key)));
+        let email = format!("{role}@example.com");
+        let (s, p) = app
+            .post(
+                "/person",
+                json!({"email": email, "password": "a long enough password", "role": role}),
+            )
+            .await;
+        assert_eq!(s, 201, "{p}");
+        let r = client
+            .post(app.api("/session"))
+            .json(&json!({"email": email, "password": "a long enough password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let cookie = r.headers()["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        let body: Value = r.json().await.unwrap();
+        let csrf = body["csrfToken"].as_str().unwrap().to_string();
+        keys.push((role, Credential::Session { cookie, csrf }));
+    }
+    let (_, doc) = app.get("/openapi.json").await;
     let mut walked = 0;
     for (path, ops) in doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
@@ -81,7 +109,13 @@ async fn each_role_is_refused_exactly_where_the_table_says() {
             for (role, key) in &keys {
                 let url = format!("{}{concrete}", app.url);
                 let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-                let mut req = client.request(m, &url).bearer_auth(key);
+                let mut req = match key {
+                    Credential::Token(token) => client.request(m, &url).bearer_auth(token),
+                    Credential::Session { cookie, csrf } => client
+                        .request(m, &url)
+                        .header("cookie", cookie)
+                        .header("x-csrf-token", csrf),
+                };
                 if ["POST", "PUT", "PATCH"].contains(&method.as_str()) {
                     req = req.json(&json!({}));
                 }
@@ -101,7 +135,7 @@ async fn each_role_is_refused_exactly_where_the_table_says() {
             }
         }
     }
-    assert!(walked >= 4 * 70, "walked only {walked} (role, route) pairs");
+    assert!(walked >= 8 * 70, "walked only {walked} (role, route) pairs");
 }
 
 #[tokio::test]
