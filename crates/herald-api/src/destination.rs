@@ -25,6 +25,9 @@ pub(crate) enum Kind {
     Polling,
     /// Herald POSTs ordered batches to an HTTP endpoint.
     Fifo,
+    /// Herald writes ordered batches into the consumer's own system (a queue, a
+    /// database, a stream): its config rules are a table in `broker_config.rs`.
+    Broker(&'static str),
 }
 
 /// Every type name the Svix API has; those Herald does not send to yet are refused with
@@ -54,22 +57,44 @@ impl Kind {
         match name {
             "pollingEndpoint" => Ok(Kind::Polling),
             "fifoEndpoint" => Ok(Kind::Fifo),
-            other if SVIX_KINDS.contains(&other) => Err(invalid(
-                &["body", "type"],
-                format!("Herald does not send to {other} destinations yet; the types it has are pollingEndpoint and fifoEndpoint"),
-            )),
-            other => Err(invalid(
-                &["body", "type"],
-                format!("unknown destination type {other:?}; Herald has pollingEndpoint and fifoEndpoint"),
-            )),
+            other => match crate::broker_config::find(other) {
+                Some(t) => Ok(Kind::Broker(t.name)),
+                None if SVIX_KINDS.contains(&other) => Err(invalid(
+                    &["body", "type"],
+                    format!(
+                        "Herald does not send to {other} destinations yet; the types it has are {}",
+                        Kind::names()
+                    ),
+                )),
+                None => Err(invalid(
+                    &["body", "type"],
+                    format!(
+                        "unknown destination type {other:?}; Herald has {}",
+                        Kind::names()
+                    ),
+                )),
+            },
         }
+    }
+
+    /// Every type Herald has, for messages.
+    fn names() -> String {
+        let mut names = vec!["pollingEndpoint", "fifoEndpoint"];
+        names.extend(crate::broker_config::TYPES.iter().map(|t| t.name));
+        names.join(", ")
     }
 
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Polling => "pollingEndpoint",
             Kind::Fifo => "fifoEndpoint",
+            Kind::Broker(name) => name,
         }
+    }
+
+    /// The config table of a broker type.
+    fn broker(name: &str) -> ApiResult<&'static crate::broker_config::BrokerType> {
+        crate::broker_config::find(name).ok_or(ApiError::Internal)
     }
 }
 
@@ -365,6 +390,7 @@ pub(crate) async fn config_for_create(
             check_http_sink(state, &mut sink, app_id).await?;
             Ok(sink.to_value())
         }
+        Kind::Broker(name) => crate::broker_config::create(state, Kind::broker(name)?, config),
     }
 }
 
@@ -396,6 +422,9 @@ pub(crate) async fn config_for_patch(
             }
             check_http_sink(state, &mut sink, &d.app_id).await?;
             Ok(sink.to_value())
+        }
+        Kind::Broker(name) => {
+            crate::broker_config::patch(state, Kind::broker(name)?, &d.config, patch)
         }
     }
 }
@@ -471,7 +500,10 @@ fn shown_config(d: &Destination) -> Value {
                 }
             })
         }
-        _ => serde_json::json!({}),
+        other => match crate::broker_config::find(other) {
+            Some(t) => crate::broker_config::shown(t, &d.config),
+            None => serde_json::json!({}),
+        },
     }
 }
 

@@ -3,6 +3,7 @@
 //! committed by a request are passed to the `HandOff` the binary supplies.
 
 mod audit;
+mod broker_config;
 pub mod by_environment;
 mod contract;
 mod destination;

@@ -408,6 +408,11 @@ pub async fn secret(
             let current = sink.secrets.first().ok_or(ApiError::Internal)?;
             endpoints::verification_key(&state, &current.key)?
         }
+        Kind::Broker(name) => {
+            return Err(ApiError::NotFound(format!(
+                "a {name} destination has no secret of Herald's (its credentials are part of its config, never shown)"
+            )))
+        }
     };
     Ok(Json(DestinationSecretOut { key }))
 }
@@ -433,6 +438,12 @@ pub async fn rotate_secret(
     let default_grace = match kind {
         Kind::Polling => 0,
         Kind::Fifo => DEFAULT_GRACE_SECONDS,
+        Kind::Broker(name) => {
+            return Err(invalid(
+                &["body"],
+                format!("a {name} destination has no secret of Herald's to rotate: PATCH its config with new credentials"),
+            ))
+        }
     };
     let grace = body.grace_period_seconds.unwrap_or(default_grace);
     if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
@@ -477,6 +488,7 @@ pub async fn rotate_secret(
                 .expose();
             Ok(Json(DestinationSecretOut { key: shown }))
         }
+        Kind::Broker(_) => Err(ApiError::Internal),
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use herald_core::metrics::TransformOutcome;
 use herald_core::secret::Secret;
 use herald_core::signing::sign_all;
-use herald_core::time::{format_rfc3339, now_ms};
+use herald_core::time::now_ms;
 use herald_store::HttpSinkConfig;
 use herald_transform::{BatchOutcome, BatchRunRequest};
 
@@ -48,21 +48,7 @@ pub(crate) fn body(batch: &Batch) -> String {
         if i > 0 {
             out.push(',');
         }
-        let text = |s: &str| serde_json::to_string(s).expect("strings serialize");
-        out.push_str("{\"id\":");
-        out.push_str(&text(&m.id));
-        out.push_str(",\"eventType\":");
-        out.push_str(&text(&m.event_type));
-        out.push_str(",\"eventId\":");
-        out.push_str(&m.event_id.as_deref().map_or("null".into(), text));
-        out.push_str(",\"timestamp\":");
-        out.push_str(&text(&format_rfc3339(m.created_at)));
-        out.push_str(",\"channels\":");
-        out.push_str(&serde_json::to_string(&m.channels).expect("strings serialize"));
-        out.push_str(",\"payload\":");
-        // Stored payloads are JSON objects as received (`{}` once expunged).
-        out.push_str(&m.payload);
-        out.push('}');
+        out.push_str(&super::broker::message_json(m));
     }
     out.push(']');
     out

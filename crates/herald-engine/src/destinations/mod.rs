@@ -10,7 +10,9 @@
 //! Pulling types (`pollingEndpoint`) have no sender: their consumers read the stream
 //! through the API.
 
+mod broker;
 mod http;
+mod postgres;
 pub(crate) mod runner;
 
 use std::future::Future;
@@ -51,12 +53,13 @@ pub(crate) trait Sender: Send + Sync {
 }
 
 /// The types the engine pushes to.
-pub(crate) const PUSHED_KINDS: &[&str] = &["fifoEndpoint"];
+pub(crate) const PUSHED_KINDS: &[&str] = &["fifoEndpoint", "postgres"];
 
 /// The sender of a destination type, or `None` for a type the engine does not push to.
 pub(crate) fn sender_for(kind: &str) -> Option<&'static dyn Sender> {
     match kind {
         "fifoEndpoint" => Some(&http::FifoSender),
+        "postgres" => Some(&postgres::PostgresSender),
         _ => None,
     }
 }

@@ -19,6 +19,7 @@ mod readme;
 
 mod api;
 mod audit;
+mod broker_destinations;
 mod cli;
 mod cluster;
 mod crash;
