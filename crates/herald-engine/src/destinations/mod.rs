@@ -13,6 +13,7 @@
 mod broker;
 mod http;
 mod postgres;
+mod rabbitmq;
 pub(crate) mod runner;
 
 use std::future::Future;
@@ -53,13 +54,14 @@ pub(crate) trait Sender: Send + Sync {
 }
 
 /// The types the engine pushes to.
-pub(crate) const PUSHED_KINDS: &[&str] = &["fifoEndpoint", "postgres"];
+pub(crate) const PUSHED_KINDS: &[&str] = &["fifoEndpoint", "postgres", "rabbitMq"];
 
 /// The sender of a destination type, or `None` for a type the engine does not push to.
 pub(crate) fn sender_for(kind: &str) -> Option<&'static dyn Sender> {
     match kind {
         "fifoEndpoint" => Some(&http::FifoSender),
         "postgres" => Some(&postgres::PostgresSender),
+        "rabbitMq" => Some(&rabbitmq::RabbitMqSender),
         _ => None,
     }
 }

@@ -183,3 +183,148 @@ async fn postgres_destination_inserts_batches_once_each_through_an_outage() {
         );
     }
 }
+
+/// A queue of its own on the local RabbitMQ, read by the test directly.
+struct RabbitQueue {
+    name: String,
+    channel: lapin::Channel,
+    _connection: lapin::Connection,
+}
+
+impl RabbitQueue {
+    async fn declare(tag: &str) -> RabbitQueue {
+        let connection = lapin::Connection::connect(
+            "amqp://guest:guest@127.0.0.1:5672/%2F",
+            lapin::ConnectionProperties::default(),
+        )
+        .await
+        .expect("RabbitMQ answers on 127.0.0.1:5672 (guest/guest)");
+        let channel = connection.create_channel().await.unwrap();
+        let name = format!(
+            "herald-{tag}-{}",
+            herald_core::ids::random_base62(8).to_lowercase()
+        );
+        channel
+            .queue_declare(
+                name.clone().into(),
+                lapin::options::QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        RabbitQueue {
+            name,
+            channel,
+            _connection: connection,
+        }
+    }
+
+    /// Takes what is in the queue now: the message ids, in order.
+    async fn take(&self, into: &mut Vec<String>) {
+        while let Some(m) = self
+            .channel
+            .basic_get(
+                self.name.clone().into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
+            .await
+            .unwrap()
+        {
+            let id = m.delivery.properties.message_id().as_ref().unwrap();
+            let body: Value = serde_json::from_slice(&m.delivery.data).unwrap();
+            assert_eq!(body["id"], id.as_str(), "the body names the same message");
+            into.push(id.to_string());
+        }
+    }
+}
+
+impl Drop for RabbitQueue {
+    fn drop(&mut self) {
+        let (channel, name) = (self.channel.clone(), self.name.clone());
+        tokio::spawn(async move {
+            let _ = channel.queue_delete(name.into(), Default::default()).await;
+        });
+    }
+}
+
+/// The ids in the order they first arrived, and whether any repeat came out of order
+/// (a repeat is only ever a batch sent again, so it comes after its first copy).
+fn first_arrivals(got: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    got.iter().filter(|id| seen.insert(*id)).cloned().collect()
+}
+
+#[tokio::test]
+async fn rabbitmq_destination_publishes_confirmed_messages_in_order_through_an_outage() {
+    let queue = RabbitQueue::declare("dest").await;
+    let proxy = TcpProxy::start("127.0.0.1:5672".into()).await;
+    let app = spawn_app(&[RETRIES]).await;
+    let app_id = app.app("rabbit-shop").await;
+    let uri = format!("amqp://guest:guest@127.0.0.1:{}/%2F", proxy.port);
+    let d = destination(
+        &app,
+        &app_id,
+        json!({"type": "rabbitMq", "batchSize": 10, "config": {"uri": uri, "routingKey": queue.name}}),
+    )
+    .await;
+    let dest_id = d["id"].as_str().unwrap().to_string();
+    // The password is masked; mandatory is on unless turned off.
+    assert_eq!(
+        d["config"]["uri"],
+        format!("amqp://guest:****@127.0.0.1:{}/%2F", proxy.port)
+    );
+    assert_eq!(d["config"]["mandatory"], true);
+
+    let mut got = Vec::new();
+    let first = send_many(&app, &app_id, 0, 40).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got.len() < 40 && Instant::now() < deadline {
+        queue.take(&mut got).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(got, first, "in order, each once");
+
+    proxy.cut();
+    let second = send_many(&app, &app_id, 40, 70).await;
+    let reason = failure_reason(&app, &app_id, &dest_id).await;
+    assert!(reason.contains("RabbitMQ"), "{reason}");
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while first_arrivals(&got).len() < 70 && Instant::now() < deadline {
+        queue.take(&mut got).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut all = first.clone();
+    all.extend(second);
+    assert_eq!(first_arrivals(&got), all, "nothing lost, in order");
+
+    // An unroutable message (no queue has that key) fails the batch: not dropped.
+    let lost = destination(
+        &app,
+        &app_id,
+        json!({"type": "rabbitMq", "config": {"uri": uri, "routingKey": "nobody-listens-here"}}),
+    )
+    .await;
+    // A wrong password: a clear reason.
+    let wrong = destination(
+        &app,
+        &app_id,
+        json!({"type": "rabbitMq", "config": {"uri": format!("amqp://guest:wrong@127.0.0.1:{}/%2F", proxy.port), "routingKey": queue.name}}),
+    )
+    .await;
+    send_many(&app, &app_id, 70, 71).await;
+    let reason = failure_reason(&app, &app_id, lost["id"].as_str().unwrap()).await;
+    assert!(reason.contains("no queue is bound"), "{reason}");
+    let reason = failure_reason(&app, &app_id, wrong["id"].as_str().unwrap()).await;
+    assert!(
+        reason.contains("ACCESS_REFUSED") || reason.contains("auth"),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("wrong"),
+        "the password is not in the reason: {reason}"
+    );
+}
