@@ -12,8 +12,10 @@
 
 mod broker;
 mod http;
+mod nats;
 mod postgres;
 mod rabbitmq;
+mod redis_stream;
 pub(crate) mod runner;
 
 use std::future::Future;
@@ -54,7 +56,13 @@ pub(crate) trait Sender: Send + Sync {
 }
 
 /// The types the engine pushes to.
-pub(crate) const PUSHED_KINDS: &[&str] = &["fifoEndpoint", "postgres", "rabbitMq"];
+pub(crate) const PUSHED_KINDS: &[&str] = &[
+    "fifoEndpoint",
+    "postgres",
+    "rabbitMq",
+    "nats",
+    "redisStream",
+];
 
 /// The sender of a destination type, or `None` for a type the engine does not push to.
 pub(crate) fn sender_for(kind: &str) -> Option<&'static dyn Sender> {
@@ -62,6 +70,8 @@ pub(crate) fn sender_for(kind: &str) -> Option<&'static dyn Sender> {
         "fifoEndpoint" => Some(&http::FifoSender),
         "postgres" => Some(&postgres::PostgresSender),
         "rabbitMq" => Some(&rabbitmq::RabbitMqSender),
+        "nats" => Some(&nats::NatsSender),
+        "redisStream" => Some(&redis_stream::RedisStreamSender),
         _ => None,
     }
 }

@@ -328,3 +328,177 @@ async fn rabbitmq_destination_publishes_confirmed_messages_in_order_through_an_o
         "the password is not in the reason: {reason}"
     );
 }
+
+#[tokio::test]
+async fn redis_stream_destination_appends_each_batch_in_order_through_an_outage() {
+    let key = format!(
+        "herald-test-{}",
+        herald_core::ids::random_base62(8).to_lowercase()
+    );
+    let proxy = TcpProxy::start("127.0.0.1:6379".into()).await;
+    let app = spawn_app(&[RETRIES]).await;
+    let app_id = app.app("redis-shop").await;
+    let url = format!("redis://127.0.0.1:{}/0", proxy.port);
+    let d = destination(
+        &app,
+        &app_id,
+        json!({"type": "redisStream", "batchSize": 10, "config": {"url": url, "stream": key, "maxLen": 10000}}),
+    )
+    .await;
+    let dest_id = d["id"].as_str().unwrap().to_string();
+    assert_eq!(d["config"]["stream"], key.as_str());
+    let client = redis::Client::open("redis://127.0.0.1:6379/0").unwrap();
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis answers on 127.0.0.1:6379");
+    let read = || {
+        let mut conn = conn.clone();
+        let key = key.clone();
+        async move {
+            let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+                .arg(&key)
+                .arg("-")
+                .arg("+")
+                .query_async::<redis::Value>(&mut conn)
+                .await
+                .ok()
+                .and_then(|v| redis::from_redis_value(&v).ok())
+                .unwrap_or_default();
+            entries
+                .into_iter()
+                .map(|(_, fields)| {
+                    let get = |name: &str| {
+                        fields
+                            .iter()
+                            .find(|(k, _)| k == name)
+                            .map(|(_, v)| v.clone())
+                            .unwrap()
+                    };
+                    let message: Value = serde_json::from_str(&get("message")).unwrap();
+                    assert_eq!(message["id"], get("id").as_str());
+                    get("id")
+                })
+                .collect::<Vec<String>>()
+        }
+    };
+    let first = send_many(&app, &app_id, 0, 40).await;
+    let got = wait_for_ids(40, Duration::from_secs(20), read).await;
+    assert_eq!(got, first, "in order, each once");
+
+    proxy.cut();
+    let second = send_many(&app, &app_id, 40, 70).await;
+    let reason = failure_reason(&app, &app_id, &dest_id).await;
+    assert!(reason.contains("Redis"), "{reason}");
+    proxy.restore();
+    let mut all = first.clone();
+    all.extend(second);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = read().await;
+    while first_arrivals(&got).len() < 70 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        got = read().await;
+    }
+    assert_eq!(first_arrivals(&got), all, "nothing lost, in order");
+
+    // A password Redis does not take: a clear reason, without the password.
+    let wrong = destination(
+        &app,
+        &app_id,
+        json!({"type": "redisStream", "config": {"url": format!("redis://someone:wrong-pass@127.0.0.1:{}/0", proxy.port), "stream": key}}),
+    )
+    .await;
+    assert_eq!(
+        wrong["config"]["url"],
+        format!("redis://someone:****@127.0.0.1:{}/0", proxy.port)
+    );
+    send_many(&app, &app_id, 70, 71).await;
+    let reason = failure_reason(&app, &app_id, wrong["id"].as_str().unwrap()).await;
+    assert!(reason.contains("Redis"), "{reason}");
+    assert!(!reason.contains("wrong-pass"), "{reason}");
+    let _: () = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn nats_destination_publishes_to_jetstream_with_message_ids_through_an_outage() {
+    let subject = format!(
+        "herald.test.{}",
+        herald_core::ids::random_base62(8).to_lowercase()
+    );
+    let stream_name = subject.replace('.', "_").to_uppercase();
+    let nats = async_nats::connect("127.0.0.1:4222")
+        .await
+        .expect("NATS answers on 127.0.0.1:4222");
+    let js = async_nats::jetstream::new(nats);
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: stream_name.clone(),
+            subjects: vec![subject.clone()],
+            ..Default::default()
+        })
+        .await
+        .expect("JetStream is on");
+    let proxy = TcpProxy::start("127.0.0.1:4222".into()).await;
+    let app = spawn_app(&[RETRIES]).await;
+    let app_id = app.app("nats-shop").await;
+    let url = format!("nats://127.0.0.1:{}", proxy.port);
+    let d = destination(
+        &app,
+        &app_id,
+        json!({"type": "nats", "batchSize": 10, "config": {"url": url, "subject": subject}}),
+    )
+    .await;
+    let dest_id = d["id"].as_str().unwrap().to_string();
+    let read = || {
+        let stream = stream.clone();
+        async move {
+            let mut ids = Vec::new();
+            let info = stream.get_info().await.unwrap();
+            for seq in info.state.first_sequence..=info.state.last_sequence {
+                if info.state.messages == 0 {
+                    break;
+                }
+                if let Ok(m) = stream.get_raw_message(seq).await {
+                    let id = m.headers.get("Nats-Msg-Id").map(|v| v.to_string()).unwrap();
+                    let body: Value = serde_json::from_slice(&m.payload).unwrap();
+                    assert_eq!(body["id"], id.as_str());
+                    ids.push(id);
+                }
+            }
+            ids
+        }
+    };
+    let first = send_many(&app, &app_id, 0, 40).await;
+    let got = wait_for_ids(40, Duration::from_secs(20), read).await;
+    assert_eq!(got, first, "in order, each once");
+
+    proxy.cut();
+    let second = send_many(&app, &app_id, 40, 70).await;
+    let reason = failure_reason(&app, &app_id, &dest_id).await;
+    assert!(
+        reason.contains("NATS") || reason.contains("JetStream"),
+        "{reason}"
+    );
+    proxy.restore();
+    let mut all = first.clone();
+    all.extend(second);
+    let got = wait_for_ids(70, Duration::from_secs(30), read).await;
+    // JetStream drops a repeat by its Nats-Msg-Id: each message is there once.
+    assert_eq!(got, all, "nothing lost, nothing doubled, in order");
+
+    // A subject no stream takes: the batch fails, and says so.
+    let nowhere = destination(
+        &app,
+        &app_id,
+        json!({"type": "nats", "config": {"url": url, "subject": "herald.nobody.listens"}}),
+    )
+    .await;
+    send_many(&app, &app_id, 70, 71).await;
+    let reason = failure_reason(&app, &app_id, nowhere["id"].as_str().unwrap()).await;
+    assert!(reason.contains("herald.nobody.listens"), "{reason}");
+    js.delete_stream(&stream_name).await.unwrap();
+}
