@@ -172,4 +172,41 @@ for d in (poller.id, fifo.id, upserted.id):
     svix.destination.delete(app.id, d)
 assert svix.destination.list(app.id).data == []
 
+# Destinations in the consumer's own systems, made with the SDK's config models: the
+# local PostgreSQL and RabbitMQ (the queue is made by RabbitMQ's default exchange
+# routing to a queue of that name: here none, so mandatory is turned off).
+from svix.api import PostgresConfigIn, RabbitMqConfigIn
+
+table = "herald_sdk_" + str(int(time.time() * 1000))
+pg = svix.destination.create(
+    app.id,
+    DestinationIn(
+        type="postgres",
+        batch_size=100,
+        config=PostgresConfigIn(url="postgres://postgres@127.0.0.1:5432/postgres", password="unused-here", table_name=table),
+    ),
+)
+assert pg.type == "postgres" and pg.config.table_name == table, pg
+assert "unused-here" not in json.dumps(pg.config.model_dump(mode="json")), pg.config
+rabbit = svix.destination.create(
+    app.id,
+    DestinationIn(
+        type="rabbitMq",
+        config=RabbitMqConfigIn(uri="amqp://guest:guest@127.0.0.1:5672/%2F", routing_key="herald-sdk", mandatory=False),
+    ),
+)
+assert rabbit.config.uri == "amqp://guest:****@127.0.0.1:5672/%2F", rabbit.config
+assert rabbit.config.routing_key == "herald-sdk" and rabbit.config.mandatory is False, rabbit.config
+svix.message.create(app.id, MessageIn(event_type="invoice.paid", payload={"to": "the database"}))
+deadline = time.time() + 15
+while True:
+    states = [svix.destination.get(app.id, d.id) for d in (pg, rabbit)]
+    if all(s.current_iterator != d.current_iterator for s, d in zip(states, (pg, rabbit))):
+        break
+    assert time.time() < deadline, states
+    time.sleep(0.2)
+assert all(s.failure_reason is None for s in states), states
+for d in (pg, rabbit):
+    svix.destination.delete(app.id, d.id)
+
 print("SVIX SDK DESTINATIONS OK")
