@@ -37,6 +37,9 @@ pub(crate) enum Rule {
     Bool(bool),
     /// A whole number in a range, with a default.
     Int { min: i64, max: i64, default: i64 },
+    /// HTTP headers sent with each request, checked as an endpoint's; the values of
+    /// sensitive ones (Authorization, keys, tokens) are sealed.
+    Headers,
 }
 
 const fn field(name: &'static str, rule: Rule, required: bool) -> Field {
@@ -66,6 +69,13 @@ pub(crate) const TYPES: &[BrokerType] = &[
             // Herald's default: an unroutable message is a failure, never dropped.
             field("mandatory", Rule::Bool(true), false),
             field("exchange", Rule::Text(exchange), false),
+        ],
+    },
+    BrokerType {
+        name: "otelTracing",
+        fields: &[
+            field("url", Rule::Url(&["http", "https"]), true),
+            field("headers", Rule::Headers, false),
         ],
     },
     BrokerType {
@@ -228,6 +238,17 @@ fn stored_value(state: &ApiState, f: &Field, given: &Value) -> ApiResult<(Value,
             Value::Bool(b) => (Value::Bool(*b), None),
             _ => return Err(invalid(&at, format!("{} is true or false", f.name))),
         },
+        Rule::Headers => {
+            let mut headers: std::collections::BTreeMap<String, String> =
+                serde_json::from_value(given.clone())
+                    .map_err(|_| invalid(&at, "headers map header names to string values"))?;
+            crate::routes::endpoints::check_headers(&headers).map_err(relocated)?;
+            crate::routes::endpoints::seal_sensitive_headers(state, &mut headers);
+            (
+                serde_json::to_value(headers).expect("strings serialize"),
+                None,
+            )
+        }
         Rule::Int { min, max, .. } => match given.as_i64() {
             Some(n) if (*min..=*max).contains(&n) => (Value::from(n), None),
             _ => {
@@ -238,6 +259,21 @@ fn stored_value(state: &ApiState, f: &Field, given: &Value) -> ApiResult<(Value,
             }
         },
     })
+}
+
+/// An endpoint check's error about `body.headers…`, reported under `body.config.headers…`.
+fn relocated(e: crate::error::ApiError) -> crate::error::ApiError {
+    match e {
+        crate::error::ApiError::Validation(mut items) => {
+            for item in &mut items {
+                if item.loc.first().map(String::as_str) == Some("body") {
+                    item.loc.insert(1, "config".to_string());
+                }
+            }
+            crate::error::ApiError::Validation(items)
+        }
+        other => other,
+    }
 }
 
 fn object(config: Option<Value>) -> ApiResult<Map<String, Value>> {
@@ -285,6 +321,7 @@ pub(crate) fn create(state: &ApiState, t: &BrokerType, config: Option<Value>) ->
             None => {
                 let default = match f.rule {
                     Rule::Bool(d) => Value::Bool(d),
+                    Rule::Headers => Value::Object(Map::new()),
                     Rule::Int { default, .. } => Value::from(default),
                     _ => continue,
                 };
@@ -354,6 +391,22 @@ pub(crate) fn shown(t: &BrokerType, stored: &Value) -> Value {
             }
             Rule::Secret => {
                 out.insert(format!("{}Set", f.name), Value::Bool(true));
+            }
+            // As an endpoint's: the plain ones with their values, the sensitive ones by
+            // name only.
+            Rule::Headers => {
+                let (mut plain, mut sensitive) = (Map::new(), Vec::new());
+                for (name, v) in value.as_object().into_iter().flatten() {
+                    if herald_core::validate::is_sensitive_header(name) {
+                        sensitive.push(Value::String(name.clone()));
+                    } else {
+                        plain.insert(name.clone(), v.clone());
+                    }
+                }
+                out.insert(
+                    f.name.into(),
+                    serde_json::json!({"headers": plain, "sensitive": sensitive}),
+                );
             }
             _ => {
                 out.insert(f.name.into(), value.clone());

@@ -27,10 +27,10 @@ const BATCH: usize = 100;
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let herald = args.next().expect("usage: brokers HERALD_BINARY [MESSAGES]");
-    let messages: u64 = args
+    let herald = args
         .next()
-        .map_or(50_000, |n| n.parse().expect("a number"));
+        .expect("usage: brokers HERALD_BINARY [MESSAGES]");
+    let messages: u64 = args.next().map_or(50_000, |n| n.parse().expect("a number"));
     let tag = format!("bench{}", std::process::id());
 
     let dir = std::env::temp_dir().join(format!("herald-brokers-{}", std::process::id()));
@@ -53,7 +53,12 @@ async fn main() {
     let api = format!("http://127.0.0.1:{port}/api/v1");
     let client = reqwest::Client::new();
     for _ in 0..100 {
-        if client.get(format!("{api}/health/ping")).send().await.is_ok() {
+        if client
+            .get(format!("{api}/health/ping"))
+            .send()
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -72,7 +77,12 @@ async fn main() {
             r.json::<Value>().await.unwrap()
         }
     };
-    let app = call(reqwest::Method::POST, format!("{api}/app"), json!({"name": "brokers"})).await;
+    let app = call(
+        reqwest::Method::POST,
+        format!("{api}/app"),
+        json!({"name": "brokers"}),
+    )
+    .await;
     let app_id = app["id"].as_str().unwrap().to_string();
 
     // Where each system receives: a queue, a table and a stream for Herald, and others
@@ -104,7 +114,9 @@ async fn main() {
     .await
     .expect("PostgreSQL on 127.0.0.1:5432");
     tokio::spawn(connection);
-    let nats = async_nats::connect("127.0.0.1:4222").await.expect("NATS on 127.0.0.1:4222");
+    let nats = async_nats::connect("127.0.0.1:4222")
+        .await
+        .expect("NATS on 127.0.0.1:4222");
     let js = async_nats::jetstream::new(nats);
     for who in ["herald", "plain"] {
         js.create_stream(async_nats::jetstream::stream::Config {
@@ -124,7 +136,10 @@ async fn main() {
             "postgres",
             json!({"url": "postgres://postgres@127.0.0.1:5432/postgres", "tableName": format!("{tag}_herald")}),
         ),
-        ("nats", json!({"url": "nats://127.0.0.1:4222", "subject": format!("{tag}.herald")})),
+        (
+            "nats",
+            json!({"url": "nats://127.0.0.1:4222", "subject": format!("{tag}.herald")}),
+        ),
     ];
     let mut ids = Vec::new();
     for (kind, config) in &destinations {
@@ -176,10 +191,7 @@ async fn main() {
         let started = Instant::now();
         match *kind {
             "rabbitMq" => {
-                channel
-                    .confirm_select(Default::default())
-                    .await
-                    .ok();
+                channel.confirm_select(Default::default()).await.ok();
                 for chunk in bodies.chunks(BATCH) {
                     let mut confirms = Vec::new();
                     for (id, body) in chunk {
@@ -222,8 +234,7 @@ async fn main() {
                 );
                 for chunk in bodies.chunks(BATCH) {
                     let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
-                    let payloads: Vec<String> =
-                        chunk.iter().map(|_| payload.to_string()).collect();
+                    let payloads: Vec<String> = chunk.iter().map(|_| payload.to_string()).collect();
                     pg.execute(&insert, &[&ids, &payloads]).await.unwrap();
                 }
             }
@@ -294,7 +305,9 @@ async fn main() {
         ))
         .await;
     for who in ["herald", "plain"] {
-        let _ = js.delete_stream(format!("{tag}_{who}").to_uppercase()).await;
+        let _ = js
+            .delete_stream(format!("{tag}_{who}").to_uppercase())
+            .await;
     }
     println!(
         "{}",

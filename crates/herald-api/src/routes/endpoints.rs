@@ -54,7 +54,7 @@ pub(crate) fn seal_sensitive_headers(state: &ApiState, headers: &mut BTreeMap<St
     }
 }
 
-fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
+pub(crate) fn check_headers(headers: &BTreeMap<String, String>) -> ApiResult<()> {
     if headers.len() > validate::MAX_HEADERS {
         return Err(invalid(
             &["body", "headers"],

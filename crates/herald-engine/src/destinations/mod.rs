@@ -13,6 +13,7 @@
 mod broker;
 mod http;
 mod nats;
+mod otel;
 mod postgres;
 mod rabbitmq;
 mod redis_stream;
@@ -62,6 +63,7 @@ pub(crate) const PUSHED_KINDS: &[&str] = &[
     "rabbitMq",
     "nats",
     "redisStream",
+    "otelTracing",
 ];
 
 /// The sender of a destination type, or `None` for a type the engine does not push to.
@@ -72,6 +74,7 @@ pub(crate) fn sender_for(kind: &str) -> Option<&'static dyn Sender> {
         "rabbitMq" => Some(&rabbitmq::RabbitMqSender),
         "nats" => Some(&nats::NatsSender),
         "redisStream" => Some(&redis_stream::RedisStreamSender),
+        "otelTracing" => Some(&otel::OtelSender),
         _ => None,
     }
 }

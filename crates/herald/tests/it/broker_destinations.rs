@@ -502,3 +502,76 @@ async fn nats_destination_publishes_to_jetstream_with_message_ids_through_an_out
     assert!(reason.contains("herald.nobody.listens"), "{reason}");
     js.delete_stream(&stream_name).await.unwrap();
 }
+
+#[tokio::test]
+async fn otel_tracing_destination_exports_a_span_per_message_in_its_trace() {
+    let rx = Receiver::start().await;
+    // The collector refuses the first export: the batch is retried, nothing is lost.
+    rx.then([Reply::status(503).body("collector busy")]);
+    rx.otherwise(Reply::status(200).body("{}"));
+    let app = spawn_app(&[RETRIES]).await;
+    let app_id = app.app("traced-shop").await;
+    let d = destination(
+        &app,
+        &app_id,
+        json!({"type": "otelTracing", "batchSize": 10, "config": {"url": rx.url("/v1/traces"), "headers": {"Authorization": "Bearer collector-secret", "X-Team": "ops"}}}),
+    )
+    .await;
+    let dest_id = d["id"].as_str().unwrap().to_string();
+    // Shown as an endpoint's headers: the sensitive one by name only.
+    assert_eq!(
+        d["config"]["headers"],
+        json!({"headers": {"X-Team": "ops"}, "sensitive": ["Authorization"]})
+    );
+    assert!(!d.to_string().contains("collector-secret"));
+    let sent = send_many(&app, &app_id, 0, 25).await;
+    let reason = failure_reason(&app, &app_id, &dest_id).await;
+    assert!(reason.contains("503"), "{reason}");
+    // Every request after the refused one, until all 25 spans are there.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut exported = Vec::new();
+    while exported.len() < sent.len() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        exported.clear();
+        for request in rx.received().iter().skip(1) {
+            assert_eq!(request.header("authorization"), "Bearer collector-secret");
+            assert_eq!(request.header("x-team"), "ops");
+            let body = request.json();
+            for span in body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+                .as_array()
+                .unwrap()
+            {
+                let attr = |key: &str| {
+                    span["attributes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|a| a["key"] == key)
+                        .map(|a| a["value"]["stringValue"].as_str().unwrap().to_string())
+                        .unwrap()
+                };
+                let id = attr("herald.message_id");
+                // The span is in the message's own trace.
+                assert_eq!(
+                    span["traceId"],
+                    herald_core::trace::hex(&herald_core::trace::trace_id(&id)).as_str()
+                );
+                assert_eq!(attr("herald.event_type"), "order.created");
+                let payload: Value = serde_json::from_str(&attr("herald.payload")).unwrap();
+                assert!(payload["n"].is_number());
+                exported.push(id);
+            }
+        }
+    }
+    assert_eq!(exported, sent, "every message once, in order");
+
+    // A collector at an address deliveries may not reach is refused when saved.
+    let (s, e) = app
+        .post(
+            &format!("/app/{app_id}/destination"),
+            json!({"type": "otelTracing", "config": {"url": "http://169.254.169.254/v1/traces"}}),
+        )
+        .await;
+    assert_eq!(s, 422, "{e}");
+    assert_eq!(e["detail"][0]["loc"], json!(["body", "config", "url"]));
+}

@@ -175,7 +175,7 @@ assert svix.destination.list(app.id).data == []
 # Destinations in the consumer's own systems, made with the SDK's config models: the
 # local PostgreSQL and RabbitMQ (the queue is made by RabbitMQ's default exchange
 # routing to a queue of that name: here none, so mandatory is turned off).
-from svix.api import PostgresConfigIn, RabbitMqConfigIn
+from svix.api import OtelTracingConfigIn, PostgresConfigIn, RabbitMqConfigIn
 
 table = "herald_sdk_" + str(int(time.time() * 1000))
 pg = svix.destination.create(
@@ -197,16 +197,26 @@ rabbit = svix.destination.create(
 )
 assert rabbit.config.uri == "amqp://guest:****@127.0.0.1:5672/%2F", rabbit.config
 assert rabbit.config.routing_key == "herald-sdk" and rabbit.config.mandatory is False, rabbit.config
+traces = svix.destination.create(
+    app.id,
+    DestinationIn(
+        type="otelTracing",
+        config=OtelTracingConfigIn(url=receiver_url, headers={"Authorization": "Bearer t0k", "X-Env": "test"}),
+    ),
+)
+assert traces.config.headers.headers == {"X-Env": "test"}, traces.config
+assert traces.config.headers.sensitive == ["Authorization"], traces.config
+made = (pg, rabbit, traces)
 svix.message.create(app.id, MessageIn(event_type="invoice.paid", payload={"to": "the database"}))
 deadline = time.time() + 15
 while True:
-    states = [svix.destination.get(app.id, d.id) for d in (pg, rabbit)]
-    if all(s.current_iterator != d.current_iterator for s, d in zip(states, (pg, rabbit))):
+    states = [svix.destination.get(app.id, d.id) for d in made]
+    if all(s.current_iterator != d.current_iterator for s, d in zip(states, made)):
         break
     assert time.time() < deadline, states
     time.sleep(0.2)
 assert all(s.failure_reason is None for s in states), states
-for d in (pg, rabbit):
+for d in made:
     svix.destination.delete(app.id, d.id)
 
 print("SVIX SDK DESTINATIONS OK")
