@@ -50,7 +50,9 @@ fn is_change(method: &Method, path: &str) -> bool {
     // An export only reads (Svix made it a POST); a dry-run import changes nothing
     // either, but it is kept: it shows someone preparing a change.
     let export = parts.ends_with(&["environment", "export"]);
-    !(sends || listen_reply || export)
+    // Nor does a destination's connection test.
+    let test = parts.ends_with(&["destination", "test-connection"]);
+    !(sends || listen_reply || export || test)
 }
 
 /// What the object a replace, patch or delete names is before the change: the answer

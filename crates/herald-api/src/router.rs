@@ -322,6 +322,8 @@ fn routes() -> Vec<Route> {
         route(GET, "/app/{app_id}/destination", "v1.destination.list", "List destinations", DST, get(destinations::list)).list(list_of::<DestinationOut>),
         route(POST, "/app/{app_id}/destination", "v1.destination.create", "Create a destination: an ordered stream of the application's messages (pollingEndpoint, fifoEndpoint)", DST, post(destinations::create))
             .body(schema_of::<DestinationIn>).returns(201, schema_of::<DestinationOut>),
+        route(POST, "/app/{app_id}/destination/test-connection", "v1.destination.test-connection", "Herald extension: check a destination's settings and connect as its first batch would, saving and sending nothing ({ok, reason})", DST, post(destinations::test_connection))
+            .body(schema_of::<DestinationIn>).returns(200, schema_of::<destinations::ConnectionTestOut>),
         route(GET, "/app/{app_id}/destination/{destination_id}", "v1.destination.get", "Get a destination", DST, get(destinations::get)).returns(200, schema_of::<DestinationOut>),
         route(PUT, "/app/{app_id}/destination/{destination_id}", "v1.destination.upsert", "Replace a destination's settings, or create it", DST, put(destinations::put))
             .body(schema_of::<DestinationIn>).returns(200, schema_of::<DestinationOut>).or_status(201),

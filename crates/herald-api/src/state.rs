@@ -26,6 +26,16 @@ pub trait HandOff: Send + Sync {
     fn engine_status(&self) -> &'static str {
         "off"
     }
+    /// Tries a destination's connection as the engine would, sending nothing: `Err`
+    /// says why it would fail.
+    fn test_destination(
+        &self,
+        _destination: herald_store::Destination,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>> {
+        Box::pin(async {
+            Err("this node does not deliver (--role api): test from a node that does".to_string())
+        })
+    }
 }
 
 /// Says how many bytes are free on the disk the embedded store writes to.

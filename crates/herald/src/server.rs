@@ -693,6 +693,13 @@ impl HandOff for EngineHandOff {
     fn in_memory(&self) -> usize {
         self.0.queued()
     }
+    fn test_destination(
+        &self,
+        destination: herald_store::Destination,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>> {
+        let engine = self.0.clone();
+        Box::pin(async move { engine.test_destination(&destination).await })
+    }
     fn engine_status(&self) -> &'static str {
         if self.0.is_stopping() {
             "stopping"

@@ -236,6 +236,38 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(d.into())))
 }
 
+/// What a connection test found.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ConnectionTestOut {
+    /// The destination could be reached and would take a batch.
+    pub ok: bool,
+    /// Why not, as a failed batch would say it.
+    pub reason: Option<String>,
+}
+
+/// Herald extension: checks a destination's settings as a create would, then connects
+/// as its first batch would (nothing is saved or sent), so a form can say whether the
+/// queue, database or collector is reachable before saving.
+pub async fn test_connection(
+    State(state): State<Arc<ApiState>>,
+    Extension(caller): Extension<Caller>,
+    Path(app_id): Path<String>,
+    JsonBody(body): JsonBody<DestinationIn>,
+) -> ApiResult<Json<ConnectionTestOut>> {
+    let app = visible_app(&state, &caller, &app_id).await?;
+    let d = from_input(&state, &app.id, body, now_ms()).await?;
+    Ok(Json(match state.hand_off.test_destination(d).await {
+        Ok(()) => ConnectionTestOut {
+            ok: true,
+            reason: None,
+        },
+        Err(reason) => ConnectionTestOut {
+            ok: false,
+            reason: Some(reason),
+        },
+    }))
+}
+
 pub async fn get(
     State(state): State<Arc<ApiState>>,
     Extension(caller): Extension<Caller>,

@@ -54,6 +54,34 @@ pub(crate) type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SendFail
 /// fail (the whole batch is then tried again later, so delivery is at least once).
 pub(crate) trait Sender: Send + Sync {
     fn send<'a>(&'a self, engine: &'a Engine, batch: &'a Batch) -> SendFuture<'a>;
+
+    /// Connects as a batch would and checks that the destination would take one,
+    /// sending nothing (the console's "test connection").
+    fn probe<'a>(&'a self, _engine: &'a Engine, destination: &'a Destination) -> SendFuture<'a> {
+        Box::pin(async move {
+            Err(SendFailure {
+                reason: format!("a {} destination has no connection test", destination.kind),
+                retry_after: None,
+            })
+        })
+    }
+}
+
+impl Engine {
+    /// Tries a destination's connection without sending anything: `Err` says why it
+    /// would fail.
+    pub async fn test_destination(&self, destination: &Destination) -> Result<(), String> {
+        let Some(sender) = sender_for(&destination.kind) else {
+            return Err(format!(
+                "a {} destination has no connection to test",
+                destination.kind
+            ));
+        };
+        sender
+            .probe(self, destination)
+            .await
+            .map_err(|failure| failure.reason)
+    }
 }
 
 /// The types the engine pushes to.

@@ -12,6 +12,7 @@ use async_nats::jetstream;
 use super::broker::{checked_address, failure, Connections, StoredConfig};
 use super::{Batch, SendFailure, SendFuture, Sender};
 use crate::Engine;
+use herald_store::Destination;
 
 pub(crate) struct NatsSender;
 
@@ -26,6 +27,25 @@ impl Sender for NatsSender {
                 CONNECTIONS.drop_for(&batch.destination.id);
             }
             outcome
+        })
+    }
+
+    fn probe<'a>(&'a self, engine: &'a Engine, destination: &'a Destination) -> SendFuture<'a> {
+        Box::pin(async move {
+            let config = StoredConfig(&destination.config);
+            let subject = config
+                .text("subject")
+                .ok_or_else(|| failure("the destination's config has no subject"))?;
+            let context = connect(engine, &config).await?;
+            tokio::time::timeout(timeout_of(engine), context.stream_by_subject(subject))
+                .await
+                .map_err(|_| failure("JetStream did not answer in time"))?
+                .map(|_| ())
+                .map_err(|e| {
+                    failure(format!(
+                        "no JetStream stream takes subject {subject:?}: {e}"
+                    ))
+                })
         })
     }
 }

@@ -12,6 +12,7 @@ use herald_core::trace::{self, Span};
 use super::broker::{failure, StoredConfig};
 use super::{Batch, SendFailure, SendFuture, Sender};
 use crate::Engine;
+use herald_store::Destination;
 
 pub(crate) struct OtelSender;
 
@@ -23,6 +24,15 @@ const QUOTED_ANSWER: usize = 200;
 impl Sender for OtelSender {
     fn send<'a>(&'a self, engine: &'a Engine, batch: &'a Batch) -> SendFuture<'a> {
         Box::pin(send(engine, batch))
+    }
+
+    /// An export with no spans: the collector answers it as it would a batch.
+    fn probe<'a>(&'a self, engine: &'a Engine, destination: &'a Destination) -> SendFuture<'a> {
+        Box::pin(export(
+            engine,
+            destination,
+            "{\"resourceSpans\":[]}".to_string(),
+        ))
     }
 }
 
@@ -55,19 +65,26 @@ pub(crate) fn spans(batch: &Batch, sent_at_ms: i64) -> Vec<Span> {
 }
 
 async fn send(engine: &Engine, batch: &Batch) -> Result<(), SendFailure> {
+    let body = crate::otlp::encode("herald", &spans(batch, now_ms())).to_string();
+    export(engine, &batch.destination, body).await
+}
+
+async fn export(
+    engine: &Engine,
+    destination: &Destination,
+    body: String,
+) -> Result<(), SendFailure> {
     let config = engine.config();
-    let stored = StoredConfig(&batch.destination.config);
+    let stored = StoredConfig(&destination.config);
     let url = stored.open_required(engine, "url")?;
     let url = crate::guard::check_destination(&config.destinations, config.https_only, &url)
         .map_err(|blocked| failure(blocked.to_string()))?;
-    let body = crate::otlp::encode("herald", &spans(batch, now_ms())).to_string();
     let mut request = engine
         .client()
         .post(url)
         .header("content-type", "application/json")
         .header("user-agent", config.user_agent.as_str());
-    let headers = batch
-        .destination
+    let headers = destination
         .config
         .get("headers")
         .and_then(serde_json::Value::as_object);

@@ -16,6 +16,7 @@ use tokio_postgres::{Client, NoTls};
 use super::broker::{checked_address, failure, Connections, StoredConfig};
 use super::{Batch, SendFailure, SendFuture, Sender};
 use crate::Engine;
+use herald_store::Destination;
 
 pub(crate) struct PostgresSender;
 
@@ -33,6 +34,28 @@ impl Sender for PostgresSender {
             outcome
         })
     }
+
+    fn probe<'a>(&'a self, engine: &'a Engine, destination: &'a Destination) -> SendFuture<'a> {
+        Box::pin(async move {
+            let config = StoredConfig(&destination.config);
+            let table = config
+                .text("tableName")
+                .ok_or_else(|| failure("the destination's config has no tableName"))?;
+            let client = connect(engine, &config).await?;
+            ensure_table(&client, table).await
+        })
+    }
+}
+
+async fn ensure_table(client: &Client, table: &str) -> Result<(), SendFailure> {
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (message_id text PRIMARY KEY, event_type text NOT NULL, \
+             event_id text, channels jsonb, payload jsonb NOT NULL, created_at timestamptz NOT NULL)",
+            quoted_table(table)
+        ))
+        .await
+        .map_err(|e| failure(described(&e)))
 }
 
 /// `schema.table` with each part double-quoted (the API allows only letters, digits
@@ -99,14 +122,7 @@ async fn send(engine: &Engine, batch: &Batch) -> Result<(), SendFailure> {
         Some(client) if !client.is_closed() => client,
         _ => {
             let client = Arc::new(connect(engine, &config).await?);
-            client
-                .batch_execute(&format!(
-                    "CREATE TABLE IF NOT EXISTS {} (message_id text PRIMARY KEY, event_type text NOT NULL, \
-                     event_id text, channels jsonb, payload jsonb NOT NULL, created_at timestamptz NOT NULL)",
-                    quoted_table(table)
-                ))
-                .await
-                .map_err(|e| failure(described(&e)))?;
+            ensure_table(&client, table).await?;
             CONNECTIONS.keep(&batch.destination.id, &fingerprint, client.clone());
             client
         }

@@ -16,6 +16,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use super::broker::{checked_address, failure, Connections, StoredConfig};
 use super::{Batch, SendFailure, SendFuture, Sender};
 use crate::Engine;
+use herald_store::Destination;
 
 pub(crate) struct RabbitMqSender;
 
@@ -36,6 +37,13 @@ impl Sender for RabbitMqSender {
                 CONNECTIONS.drop_for(&batch.destination.id);
             }
             outcome
+        })
+    }
+
+    fn probe<'a>(&'a self, engine: &'a Engine, destination: &'a Destination) -> SendFuture<'a> {
+        Box::pin(async move {
+            connect(engine, &StoredConfig(&destination.config)).await?;
+            Ok(())
         })
     }
 }

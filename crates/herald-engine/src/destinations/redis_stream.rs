@@ -12,6 +12,7 @@ use redis::aio::MultiplexedConnection;
 use super::broker::{checked_address, failure, Connections, StoredConfig};
 use super::{Batch, SendFailure, SendFuture, Sender};
 use crate::Engine;
+use herald_store::Destination;
 
 pub(crate) struct RedisStreamSender;
 
@@ -26,6 +27,19 @@ impl Sender for RedisStreamSender {
                 CONNECTIONS.drop_for(&batch.destination.id);
             }
             outcome
+        })
+    }
+
+    fn probe<'a>(&'a self, engine: &'a Engine, destination: &'a Destination) -> SendFuture<'a> {
+        Box::pin(async move {
+            let mut connection = connect(engine, &StoredConfig(&destination.config)).await?;
+            tokio::time::timeout(
+                timeout_of(engine),
+                redis::cmd("PING").query_async::<()>(&mut connection),
+            )
+            .await
+            .map_err(|_| failure("Redis did not answer PING in time"))?
+            .map_err(|e| failure(described(&e)))
         })
     }
 }

@@ -142,6 +142,30 @@ async fn postgres_destination_inserts_batches_once_each_through_an_outage() {
         .await;
     assert_eq!(d["status"], "enabled", "{d}");
 
+    // The connection test, before saving: a good config connects, a user the
+    // database does not know does not, and says why.
+    let (s, t) = app
+        .post(
+            &format!("/app/{app_id}/destination/test-connection"),
+            json!({"type": "postgres", "config": {"url": url, "tableName": "public.events"}}),
+        )
+        .await;
+    assert_eq!((s, t["ok"].as_bool()), (200, Some(true)), "{t}");
+    let (s, t) = app
+        .post(
+            &format!("/app/{app_id}/destination/test-connection"),
+            json!({"type": "postgres", "config": {"url": format!("postgres://nobody_here@127.0.0.1:{}/{}", proxy.port, db.name), "tableName": "events"}}),
+        )
+        .await;
+    assert_eq!((s, t["ok"].as_bool()), (200, Some(false)), "{t}");
+    assert!(t["reason"].as_str().unwrap().contains("nobody_here"), "{t}");
+    let (_, list) = app.get(&format!("/app/{app_id}/destination")).await;
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        1,
+        "a test saves nothing"
+    );
+
     // Someone the database does not know: a clear reason.
     let bad = destination(
         &app,
@@ -300,6 +324,22 @@ async fn rabbitmq_destination_publishes_confirmed_messages_in_order_through_an_o
     let mut all = first.clone();
     all.extend(second);
     assert_eq!(first_arrivals(&got), all, "nothing lost, in order");
+
+    // The connection test says a wrong password is wrong before anything is saved.
+    let (s, t) = app
+        .post(
+            &format!("/app/{app_id}/destination/test-connection"),
+            json!({"type": "rabbitMq", "config": {"uri": format!("amqp://guest:wrong@127.0.0.1:{}/%2F", proxy.port), "routingKey": queue.name}}),
+        )
+        .await;
+    assert_eq!((s, t["ok"].as_bool()), (200, Some(false)), "{t}");
+    let (_, t) = app
+        .post(
+            &format!("/app/{app_id}/destination/test-connection"),
+            json!({"type": "rabbitMq", "config": {"uri": uri, "routingKey": queue.name}}),
+        )
+        .await;
+    assert_eq!(t["ok"], true, "{t}");
 
     // An unroutable message (no queue has that key) fails the batch: not dropped.
     let lost = destination(
