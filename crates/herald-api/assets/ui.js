@@ -319,6 +319,37 @@ const Herald = (() => {
     return `${stats.lagMessages} messages · ${Math.round(stats.lagSeconds)} s`;
   }
 
+  /** The settings of each destination type the form can make: [config field, label,
+   *  input type, placeholder or default]. The API checks them again (broker_config.rs). */
+  const DESTINATION_TYPES = {
+    fifoEndpoint: ["ordered batches POSTed to you", [["url", "Where batches go (fifoEndpoint)", "url", "https://example.com/batches"]]],
+    pollingEndpoint: ["the consumer polls", []],
+    postgres: ["rows in your PostgreSQL table", [
+      ["url", "PostgreSQL URL", "text", "postgres://user@db.example.com:5432/app"],
+      ["password", "Password", "password", ""],
+      ["tableName", "Table", "text", "public.webhook_events"]]],
+    rabbitMq: ["messages in your RabbitMQ", [
+      ["uri", "AMQP URI", "text", "amqp://user:pass@mq.example.com:5672/%2F"],
+      ["routingKey", "Routing key", "text", "webhooks"],
+      ["exchange", "Exchange (empty: the default)", "text", ""],
+      ["mandatory", "Fail when no queue takes a message (mandatory)", "checkbox", true]]],
+    nats: ["JetStream messages (Herald extension)", [
+      ["url", "NATS URL", "text", "nats://nats.example.com:4222"],
+      ["subject", "Subject", "text", "webhooks.events"],
+      ["token", "Token", "password", ""]]],
+    redisStream: ["a Redis stream (Herald extension)", [
+      ["url", "Redis URL", "text", "redis://redis.example.com:6379/0"],
+      ["stream", "Stream key", "text", "webhooks"],
+      ["maxLen", "Keep at most (entries)", "number", "1000000"]]],
+    otelTracing: ["spans to your OpenTelemetry collector", [["url", "Collector URL (OTLP/HTTP traces)", "url", "https://collector.example.com:4318/v1/traces"]]],
+  };
+
+  /** Where a destination sends, for lists and pages (passwords come masked). */
+  function destinationWhere(d, appId) {
+    if (d.type === "pollingEndpoint") return `GET /api/v1/app/${appId}/poller/${d.id}`;
+    return d.config.url || d.config.uri || "-";
+  }
+
   /** An application's destinations (console and portal): each with its state and lag,
    *  and a folded form to create one. `href(d)` is where a destination's page is. */
   function destinationsPanel(api, appId, href) {
@@ -329,40 +360,75 @@ const Herald = (() => {
         [d.id, await api("GET", `${base}/destination/${encodeURIComponent(d.id)}/stats`).catch(() => null)])));
       return h("div", { class: "panel" }, table("Destinations", [
         ["Type", (d) => link(href(d), d.uid ? `${d.type} (${d.uid})` : d.type)],
-        ["Where", (d) => (d.type === "fifoEndpoint" ? d.config.url : "read by the consumer"), { mono: true }],
+        ["Where", (d) => (d.type === "pollingEndpoint" ? "read by the consumer" : destinationWhere(d, appId)), { mono: true }],
         ["State", (d) => destinationBadge(d)],
         ["Lag", (d) => lagText(stats.get(d.id))],
         ["Event types", (d) => (d.eventTypes || ["all"]).join(", "), { wide: true }],
       ], page.data, (d) => (location.hash = href(d))));
     });
     const kind = h("select", { id: "dest-type", name: "type" },
-      h("option", { value: "fifoEndpoint" }, "fifoEndpoint: ordered batches POSTed to you"),
-      h("option", { value: "pollingEndpoint" }, "pollingEndpoint: the consumer polls"));
-    const url = h("input", { id: "dest-url", type: "url", placeholder: "https://example.com/batches" });
+      Object.entries(DESTINATION_TYPES).map(([name, [about]]) => h("option", { value: name }, `${name}: ${about}`)));
+    // The chosen type's settings, made again when the type changes.
+    const settings = h("div", { class: "inline" });
+    let inputs = [];
+    const showSettings = () => {
+      inputs = DESTINATION_TYPES[kind.value][1].map(([name, label, type, hint]) => {
+        const id = "dest-cfg-" + name;
+        const input = type === "checkbox"
+          ? h("input", { id, type, checked: hint === true })
+          : h("input", { id, type, placeholder: type === "number" ? "" : hint, value: type === "number" ? hint : "" });
+        return [name, type, input, h("label", { for: id }, label, input)];
+      });
+      settings.replaceChildren(...inputs.map((i) => i[3]));
+    };
+    kind.addEventListener("change", showSettings);
+    showSettings();
+    const config = () => {
+      const out = {};
+      for (const [name, type, input] of inputs) {
+        if (type === "checkbox") out[name] = input.checked;
+        else if (type === "number") { if (input.value !== "") out[name] = Number(input.value); }
+        else if (input.value.trim() !== "") out[name] = input.value.trim();
+      }
+      return out;
+    };
     const batch = h("input", { id: "dest-batch", type: "number", min: "1", max: "1000", value: "100" });
     const wait = h("input", { id: "dest-wait", type: "number", min: "0", max: "3600", value: "0" });
     const types = h("input", { id: "dest-types", placeholder: "all" });
+    const input = () => {
+      const eventTypes = types.value.split(",").map((t) => t.trim()).filter(Boolean);
+      return {
+        type: kind.value,
+        batchSize: Number(batch.value),
+        maxWaitSecs: Number(wait.value),
+        eventTypes: eventTypes.length ? eventTypes : null,
+        config: config(),
+      };
+    };
+    const tested = h("p", { id: "dest-test-result", role: "status" });
+    const test = h("button", { type: "button", class: "secondary", onclick: async () => {
+      tested.textContent = "Connecting…";
+      try {
+        const r = await api("POST", `${base}/destination/test-connection`, input());
+        tested.textContent = r.ok ? "Connection works" : "Connection failed: " + r.reason;
+      } catch (err) { tested.textContent = "Not valid: " + err.message; }
+    } }, "Test connection");
     const form = h("form", { class: "inline", onsubmit: async (e) => {
       e.preventDefault();
-      const eventTypes = types.value.split(",").map((t) => t.trim()).filter(Boolean);
       try {
-        const d = await api("POST", `${base}/destination`, {
-          type: kind.value,
-          batchSize: Number(batch.value),
-          maxWaitSecs: Number(wait.value),
-          eventTypes: eventTypes.length ? eventTypes : null,
-          config: kind.value === "fifoEndpoint" ? { url: url.value.trim() } : {},
-        });
+        const d = await api("POST", `${base}/destination`, input());
         say("Destination created");
         location.hash = href(d);
       } catch (err) { say(err.message, true); }
     } },
       h("label", { for: "dest-type" }, "Destination type", kind),
-      h("label", { for: "dest-url" }, "Where batches go (fifoEndpoint)", url),
+      settings,
       h("label", { for: "dest-batch" }, "Batch size", batch),
       h("label", { for: "dest-wait" }, "Wait to fill a batch (s)", wait),
       h("label", { for: "dest-types" }, "Only these event types (comma-separated; empty: all)", types),
-      h("button", { type: "submit" }, "Create destination"));
+      test,
+      h("button", { type: "submit" }, "Create destination"),
+      tested);
     const create = h("details", { class: "panel" }, h("summary", {}, "New destination"), form);
     return { box: h("div", {}, list.box, create), refresh: list.refresh };
   }
@@ -385,7 +451,7 @@ const Herald = (() => {
           h("dt", {}, "State"), h("dd", {}, destinationBadge(d)),
           h("dt", {}, "Why it stopped or retries"), h("dd", {}, d.failureReason || "-"),
           h("dt", {}, "Next try"), h("dd", {}, fmtTime(d.nextRetryAt)),
-          h("dt", {}, "Where"), h("dd", { class: "mono" }, d.type === "fifoEndpoint" ? d.config.url : `GET /api/v1/app/${appId}/poller/${d.id}`),
+          h("dt", {}, "Where"), h("dd", { class: "mono" }, destinationWhere(d, appId)),
           h("dt", {}, "Batch size"), h("dd", {}, String(d.batchSize)),
           h("dt", {}, "Wait to fill a batch"), h("dd", {}, d.maxWaitSecs + " s"),
           h("dt", {}, "Event types"), h("dd", {}, (d.eventTypes || ["all"]).join(", ")),

@@ -175,6 +175,24 @@ async function assertLabelled(page, where) {
   await shot(page, "console-destination-desktop");
   await page.locator("main p").first().getByRole("link", { name: "Shop D" }).click();
   await page.getByRole("table", { name: "Destinations" }).getByText(receiverUrl).waitFor();
+  // A destination in the consumer's own Redis: its settings appear for its type, the
+  // connection is tested before saving (a port where nothing listens, then the real one).
+  await page.getByText("New destination").click();
+  await page.getByLabel("Destination type").selectOption("redisStream");
+  await page.getByLabel("Redis URL").fill("redis://127.0.0.1:1/0");
+  await page.getByLabel("Stream key").fill("herald-ui-test");
+  await assertLabelled(page, "the destination form");
+  await page.getByRole("button", { name: "Test connection" }).click();
+  await page.locator("#dest-test-result", { hasText: "Connection failed: " }).waitFor();
+  await page.getByLabel("Redis URL").fill("redis://127.0.0.1:6379/0");
+  await page.getByRole("button", { name: "Test connection" }).click();
+  await page.locator("#dest-test-result", { hasText: "Connection works" }).waitFor();
+  await shot(page, "console-destination-form-desktop");
+  await page.getByRole("button", { name: "Create destination" }).click();
+  await page.getByRole("heading", { name: /^redisStream/ }).waitFor();
+  await page.getByText("redis://127.0.0.1:6379/0").waitFor();
+  await page.locator("main p").first().getByRole("link", { name: "Shop D" }).click();
+  await page.getByRole("table", { name: "Destinations" }).getByText("redis://127.0.0.1:6379/0").waitFor();
   await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Sources" }).click();
   await page.getByText("New source").click();
   await page.getByLabel("Name").fill("GitHub");
