@@ -13,7 +13,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use herald_core::time::now_ms;
-use herald_store::{Destination, DestinationFailure, DestinationStatus, StoreError, StreamRead};
+use herald_store::{
+    Destination, DestinationFailure, DestinationStatus, StoreError, StreamBatch, StreamPos,
+    StreamRead,
+};
 
 use super::{sender_for, Batch, SendFailure, PUSHED_KINDS};
 use crate::Engine;
@@ -89,6 +92,11 @@ async fn run_stream(engine: Engine, first: Destination) {
     let (app_id, id, kind) = (first.app_id.clone(), first.id.clone(), first.kind.clone());
     let signal = engine.stream_signal();
     let mut lag_at = std::time::Instant::now() - LAG_EVERY;
+    // The batch after the one last sent, read while that one was being sent: used when
+    // the destination still stands where that batch starts (and it is not empty, so
+    // that a wait for new messages always follows a read made after the wake-up was
+    // registered).
+    let mut prefetched: Option<(StreamRead, StreamBatch)> = None;
     while !engine.is_stopping() {
         // Re-read each round: an operator may have changed its settings, paused or
         // moved it.
@@ -134,17 +142,16 @@ async fn run_stream(engine: Engine, first: Destination) {
         let woken = signal.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let read = StreamRead {
-            app_id: d.app_id.clone(),
-            after: d.position,
-            limit: d.batch_size.clamp(1, 10_000) as usize,
-            event_types: d.event_types.clone(),
-            channels: d.channels.clone(),
-            event_type: None,
-            channel: None,
-            payload_filter: d.payload_filter.clone(),
+        let read = stream_read_of(&d, d.position);
+        let ready = prefetched
+            .take()
+            .filter(|(made, batch)| same_read(made, &read) && !batch.messages.is_empty())
+            .map(|(_, batch)| batch);
+        let batch = match ready {
+            Some(batch) => Ok(batch),
+            None => engine.store().stream_read(read).await,
         };
-        let batch = match engine.store().stream_read(read).await {
+        let batch = match batch {
             Ok(batch) => batch,
             Err(StoreError::Gone(why)) => {
                 pause(&engine, &d, &why).await;
@@ -191,7 +198,16 @@ async fn run_stream(engine: Engine, first: Destination) {
             messages: batch.messages,
             destination: d,
         };
-        let sent = sender.send(&engine, &out).await;
+        // The next batch is read while this one is sent: the store's work and the
+        // system's overlap. The position still moves only after this one succeeded.
+        let next_read = stream_read_of(&out.destination, out.next);
+        let (sent, next) = tokio::join!(
+            sender.send(&engine, &out),
+            engine.store().stream_read(next_read.clone())
+        );
+        if let Ok(next) = next {
+            prefetched = Some((next_read, next));
+        }
         let d = out.destination;
         let now = now_ms();
         match sent {
@@ -220,6 +236,30 @@ async fn run_stream(engine: Engine, first: Destination) {
             }
         }
     }
+}
+
+/// What to read of `d`'s stream after `after`.
+fn stream_read_of(d: &Destination, after: StreamPos) -> StreamRead {
+    StreamRead {
+        app_id: d.app_id.clone(),
+        after,
+        limit: d.batch_size.clamp(1, 10_000) as usize,
+        event_types: d.event_types.clone(),
+        channels: d.channels.clone(),
+        event_type: None,
+        channel: None,
+        payload_filter: d.payload_filter.clone(),
+    }
+}
+
+/// Whether two reads ask for the same thing (a prefetched batch is used only when the
+/// destination still stands where it starts, with the same filters and batch size).
+fn same_read(a: &StreamRead, b: &StreamRead) -> bool {
+    a.after == b.after
+        && a.limit == b.limit
+        && a.event_types == b.event_types
+        && a.channels == b.channels
+        && a.payload_filter.as_ref().map(|f| &f.doc) == b.payload_filter.as_ref().map(|f| &f.doc)
 }
 
 /// Records a failed batch: retrying at the next time of the engine's retry schedule, or
