@@ -46,11 +46,11 @@ fi
 command -v curl >/dev/null 2>&1 || need "curl" "sudo apt-get install curl"
 
 venv=target/sdk-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import svix, openapi_spec_validator' 2>/dev/null; then
-    echo "== creating $venv with the svix SDK"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import svix, openapi_spec_validator, moto.server' 2>/dev/null; then
+    echo "== creating $venv with the svix SDK (and moto, the S3/SQS/SNS-compatible server of the destination tests)"
     mkdir -p target
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'svix==2.9.1' 'openapi-spec-validator==0.9.0'
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'svix==2.9.1' 'openapi-spec-validator==0.9.0' 'moto[server]==5.2.5'
 fi
 export HERALD_TEST_PYTHON="$PWD/$venv/bin/python"
 

@@ -79,6 +79,42 @@ pub(crate) const TYPES: &[BrokerType] = &[
         ],
     },
     BrokerType {
+        name: "sqs",
+        fields: &[
+            field("queueUrl", Rule::Url(&["http", "https"]), true),
+            field("region", Rule::Text(region), true),
+            field("accessKeyId", Rule::Text(access_key_id), true),
+            field("secretAccessKey", Rule::Secret, true),
+            field("endpointUrl", Rule::Url(&["http", "https"]), false),
+            field("roleArn", Rule::Text(no_roles_yet), false),
+            field("externalId", Rule::Text(no_roles_yet), false),
+        ],
+    },
+    BrokerType {
+        name: "sns",
+        fields: &[
+            field("topicArn", Rule::Text(topic_arn), true),
+            field("region", Rule::Text(region), true),
+            field("accessKeyId", Rule::Text(access_key_id), true),
+            field("secretAccessKey", Rule::Secret, true),
+            field("endpointUrl", Rule::Url(&["http", "https"]), false),
+            field("roleArn", Rule::Text(no_roles_yet), false),
+            field("externalId", Rule::Text(no_roles_yet), false),
+        ],
+    },
+    BrokerType {
+        name: "amazonS3",
+        fields: &[
+            field("bucket", Rule::Text(bucket), true),
+            field("region", Rule::Text(region), true),
+            field("accessKeyId", Rule::Text(access_key_id), true),
+            field("secretAccessKey", Rule::Secret, true),
+            field("endpointUrl", Rule::Url(&["http", "https"]), false),
+            field("roleArn", Rule::Text(no_roles_yet), false),
+            field("externalId", Rule::Text(no_roles_yet), false),
+        ],
+    },
+    BrokerType {
         name: "nats",
         fields: &[
             field("url", Rule::Url(&["nats"]), true),
@@ -160,6 +196,52 @@ fn subject(s: &str) -> Result<(), String> {
     } else {
         Err("subject is a NATS subject: dot-separated tokens, no wildcards or spaces".into())
     }
+}
+
+fn region(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 32
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err("region is an AWS region such as us-east-1".into())
+    }
+}
+
+fn access_key_id(s: &str) -> Result<(), String> {
+    if !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err("accessKeyId is letters and digits (such as AKIA…)".into())
+    }
+}
+
+fn topic_arn(s: &str) -> Result<(), String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() == 6 && parts[0] == "arn" && parts[2] == "sns" && !parts[5].is_empty() {
+        Ok(())
+    } else {
+        Err("topicArn is an SNS topic's ARN: arn:aws:sns:<region>:<account>:<topic>".into())
+    }
+}
+
+fn bucket(s: &str) -> Result<(), String> {
+    let ok = (3..=63).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err("bucket is an S3 bucket name: 3 to 63 lower-case letters, digits, '-' and '.'".into())
+    }
+}
+
+fn no_roles_yet(_: &str) -> Result<(), String> {
+    Err("Herald signs with an access key for now: give accessKeyId and secretAccessKey, and leave roleArn and externalId out".into())
 }
 
 fn stream_key(s: &str) -> Result<(), String> {

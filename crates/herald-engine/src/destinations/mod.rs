@@ -10,6 +10,7 @@
 //! Pulling types (`pollingEndpoint`) have no sender: their consumers read the stream
 //! through the API.
 
+mod aws;
 mod broker;
 mod http;
 mod nats;
@@ -18,6 +19,9 @@ mod postgres;
 mod rabbitmq;
 mod redis_stream;
 pub(crate) mod runner;
+mod s3;
+mod sns;
+mod sqs;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -92,6 +96,9 @@ pub(crate) const PUSHED_KINDS: &[&str] = &[
     "nats",
     "redisStream",
     "otelTracing",
+    "sqs",
+    "sns",
+    "amazonS3",
 ];
 
 /// The sender of a destination type, or `None` for a type the engine does not push to.
@@ -103,6 +110,9 @@ pub(crate) fn sender_for(kind: &str) -> Option<&'static dyn Sender> {
         "nats" => Some(&nats::NatsSender),
         "redisStream" => Some(&redis_stream::RedisStreamSender),
         "otelTracing" => Some(&otel::OtelSender),
+        "sqs" => Some(&sqs::SqsSender),
+        "sns" => Some(&sns::SnsSender),
+        "amazonS3" => Some(&s3::S3Sender),
         _ => None,
     }
 }

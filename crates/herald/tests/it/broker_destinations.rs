@@ -615,3 +615,326 @@ async fn otel_tracing_destination_exports_a_span_per_message_in_its_trace() {
     assert_eq!(s, 422, "{e}");
     assert_eq!(e["detail"][0]["loc"], json!(["body", "config", "url"]));
 }
+
+/// An S3/SQS/SNS-compatible server (moto, from the test venv that scripts/test.sh
+/// makes) on a loopback port, stopped when dropped.
+struct Moto {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Moto {
+    async fn start() -> Moto {
+        let python = std::env::var("HERALD_TEST_PYTHON")
+            .expect("HERALD_TEST_PYTHON names the venv's python, with moto (scripts/test.sh)");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(python)
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "moto did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Moto { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A request for `service` as moto routes it (by the credential scope; moto checks
+    /// no signature).
+    fn request(&self, client: &reqwest::Client, service: &str) -> reqwest::RequestBuilder {
+        client
+            .post(format!("{}/", self.url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+            "authorization",
+            format!("AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"),
+        )
+    }
+
+    async fn sqs(&self, client: &reqwest::Client, action: &str, body: Value) -> Value {
+        let r = self
+            .request(client, "sqs")
+            .header("x-amz-target", format!("AmazonSQS.{action}"))
+            .header("content-type", "application/x-amz-json-1.0")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let text = r.text().await.unwrap();
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Takes what the queue has now (deleting it, so a FIFO group moves on): the
+    /// messages' bodies.
+    async fn drain(&self, client: &reqwest::Client, queue_url: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let got = self
+                .sqs(
+                    client,
+                    "ReceiveMessage",
+                    json!({"QueueUrl": queue_url, "MaxNumberOfMessages": 10}),
+                )
+                .await;
+            let messages = got["Messages"].as_array().cloned().unwrap_or_default();
+            if messages.is_empty() {
+                return out;
+            }
+            for m in messages {
+                out.push(serde_json::from_str(m["Body"].as_str().unwrap()).unwrap());
+                self.sqs(
+                    client,
+                    "DeleteMessage",
+                    json!({"QueueUrl": queue_url, "ReceiptHandle": m["ReceiptHandle"]}),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn aws_config(endpoint: &str, extra: Value) -> Value {
+    let mut config = json!({
+        "region": "us-east-1",
+        "accessKeyId": "AKIDHERALDTEST",
+        "secretAccessKey": "not-shown-secret",
+        "endpointUrl": endpoint,
+    });
+    config
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    config
+}
+
+#[tokio::test]
+async fn sqs_sns_and_s3_destinations_deliver_to_a_compatible_server() {
+    let moto = Moto::start().await;
+    let proxy = TcpProxy::start(format!("127.0.0.1:{}", moto.port)).await;
+    let endpoint = format!("http://127.0.0.1:{}", proxy.port);
+    let client = reqwest::Client::new();
+    let app = spawn_app(&[RETRIES]).await;
+    let app_id = app.app("aws-shop").await;
+
+    // SQS, a FIFO queue: in order, each message once (its id is the deduplication id).
+    let queue = moto
+        .sqs(
+            &client,
+            "CreateQueue",
+            json!({"QueueName": "herald-orders.fifo", "Attributes": {"FifoQueue": "true"}}),
+        )
+        .await;
+    let queue_url = queue["QueueUrl"].as_str().unwrap().to_string();
+    let sqs = destination(
+        &app,
+        &app_id,
+        json!({"type": "sqs", "batchSize": 10, "config": aws_config(&endpoint, json!({"queueUrl": queue_url}))}),
+    )
+    .await;
+    assert_eq!(sqs["config"]["secretAccessKeySet"], true);
+    assert_eq!(sqs["config"]["accessKeyId"], "AKIDHERALDTEST");
+    assert!(!sqs.to_string().contains("not-shown-secret"));
+
+    // SNS: a topic with a queue subscribed to it, to read what was published.
+    let topic = moto
+        .request(&client, "sns")
+        .body("Action=CreateTopic&Name=herald-events&Version=2010-03-31")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let topic_arn = topic
+        .split("<TopicArn>")
+        .nth(1)
+        .and_then(|t| t.split("</TopicArn>").next())
+        .unwrap()
+        .to_string();
+    let sink = moto
+        .sqs(
+            &client,
+            "CreateQueue",
+            json!({"QueueName": "herald-sns-sink"}),
+        )
+        .await;
+    let sink_url = sink["QueueUrl"].as_str().unwrap().to_string();
+    let subscribe = format!(
+        "Action=Subscribe&Version=2010-03-31&TopicArn={topic_arn}&Protocol=sqs&Endpoint=arn:aws:sqs:us-east-1:123456789012:herald-sns-sink&Attributes.entry.1.key=RawMessageDelivery&Attributes.entry.1.value=true"
+    );
+    let r = moto
+        .request(&client, "sns")
+        .body(subscribe)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let sns = destination(
+        &app,
+        &app_id,
+        json!({"type": "sns", "batchSize": 10, "config": aws_config(&endpoint, json!({"topicArn": topic_arn}))}),
+    )
+    .await;
+
+    // S3: a bucket; each batch is an object of JSON Lines.
+    let r = client
+        .put(format!("{}/herald-archive", moto.url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let s3 = destination(
+        &app,
+        &app_id,
+        json!({"type": "amazonS3", "batchSize": 10, "config": aws_config(&endpoint, json!({"bucket": "herald-archive"}))}),
+    )
+    .await;
+
+    let sent = send_many(&app, &app_id, 0, 25).await;
+    let ids_of = |bodies: &[Value]| -> Vec<String> {
+        bodies
+            .iter()
+            .map(|b| b["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // SQS: all 25, in order.
+    let mut from_sqs = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while from_sqs.len() < 25 && Instant::now() < deadline {
+        from_sqs.extend(moto.drain(&client, &queue_url).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ids_of(&from_sqs), sent, "SQS: in order, each once");
+    // SNS: all 25 reached the subscribed queue.
+    let mut from_sns = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while from_sns.len() < 25 && Instant::now() < deadline {
+        from_sns.extend(moto.drain(&client, &sink_url).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut got = ids_of(&from_sns);
+    got.sort();
+    let mut want = sent.clone();
+    want.sort();
+    assert_eq!(got, want, "SNS: each once");
+    // S3: objects whose lines, object by object, are the messages in order.
+    let read_s3 = || async {
+        let list = client
+            .get(format!("{}/herald-archive?list-type=2", moto.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let keys: Vec<String> = list
+            .split("<Key>")
+            .skip(1)
+            .map(|k| k.split("</Key>").next().unwrap().to_string())
+            .collect();
+        let mut ids = Vec::new();
+        for key in &keys {
+            assert!(key.starts_with(&format!("{app_id}/")), "{key}");
+            // moto answers an object's GET only to a request that names S3 (in its
+            // credential scope).
+            let text = client
+                .get(format!("{}/herald-archive/{key}", moto.url()))
+                .header(
+                    "authorization",
+                    "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
+                )
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            for line in text.lines() {
+                let m: Value = serde_json::from_str(line).unwrap();
+                ids.push(m["id"].as_str().unwrap().to_string());
+            }
+        }
+        ids
+    };
+    let from_s3 = wait_for_ids(25, Duration::from_secs(20), read_s3).await;
+    let mut got = from_s3.clone();
+    got.sort();
+    let (_, s3_now) = app
+        .get(&format!(
+            "/app/{app_id}/destination/{}",
+            s3["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(got, want, "S3: each once: {s3_now}");
+
+    // Cut mid-stream, then back: SQS loses nothing and keeps the order.
+    proxy.cut();
+    let more = send_many(&app, &app_id, 25, 35).await;
+    let reason = failure_reason(&app, &app_id, sqs["id"].as_str().unwrap()).await;
+    assert!(!reason.is_empty());
+    proxy.restore();
+    let mut after = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while after.len() < 10 && Instant::now() < deadline {
+        after.extend(moto.drain(&client, &queue_url).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        ids_of(&after),
+        more,
+        "SQS after the outage: in order, none lost or doubled"
+    );
+
+    // The queue deleted: a clear reason.
+    moto.sqs(&client, "DeleteQueue", json!({"QueueUrl": queue_url}))
+        .await;
+    send_many(&app, &app_id, 35, 36).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, d) = app
+            .get(&format!(
+                "/app/{app_id}/destination/{}",
+                sqs["id"].as_str().unwrap()
+            ))
+            .await;
+        let reason = d["failureReason"].as_str().unwrap_or_default().to_string();
+        if reason.contains("SQS answered 400") {
+            assert!(
+                reason.contains("NonExistentQueue") || reason.contains("does not exist"),
+                "{reason}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no clear reason: {d}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = (sns, s3);
+}

@@ -175,7 +175,21 @@ assert svix.destination.list(app.id).data == []
 # Destinations in the consumer's own systems, made with the SDK's config models: the
 # local PostgreSQL and RabbitMQ (the queue is made by RabbitMQ's default exchange
 # routing to a queue of that name: here none, so mandatory is turned off).
-from svix.api import OtelTracingConfigIn, PostgresConfigIn, RabbitMqConfigIn
+from svix.api import OtelTracingConfigIn, PostgresConfigIn, RabbitMqConfigIn, S3ConfigIn, SnsConfigIn, SqsConfigIn
+
+# The AWS types, made with the SDK's models (their delivery is tested against moto in
+# broker_destinations.rs); the secret key is never shown.
+aws = {"region": "us-east-1", "access_key_id": "AKIDEXAMPLE", "secret_access_key": "never-shown", "endpoint_url": "http://127.0.0.1:9"}
+for kind, config in (
+    ("sqs", SqsConfigIn(queue_url="http://127.0.0.1:9/123456789012/orders", **aws)),
+    ("sns", SnsConfigIn(topic_arn="arn:aws:sns:us-east-1:123456789012:events", **aws)),
+    ("amazonS3", S3ConfigIn(bucket="herald-archive", **aws)),
+):
+    made = svix.destination.create(app.id, DestinationIn(type=kind, status="disabled", config=config))
+    assert made.type == kind and made.config.region == "us-east-1", made
+    assert made.config.access_key_id == "AKIDEXAMPLE", made.config
+    assert "never-shown" not in json.dumps(made.config.model_dump(mode="json")), made.config
+    svix.destination.delete(app.id, made.id)
 
 table = "herald_sdk_" + str(int(time.time() * 1000))
 pg = svix.destination.create(
