@@ -319,6 +319,14 @@ const Herald = (() => {
     return `${stats.lagMessages} messages · ${Math.round(stats.lagSeconds)} s`;
   }
 
+  /** What every AWS destination type also asks for. */
+  const AWS_FIELDS = [
+    ["region", "Region", "text", "us-east-1"],
+    ["accessKeyId", "Access key ID", "text", "AKIA…"],
+    ["secretAccessKey", "Secret access key", "password", ""],
+    ["endpointUrl", "Endpoint URL (a compatible service; empty: AWS)", "url", ""],
+  ];
+
   /** The settings of each destination type the form can make: [config field, label,
    *  input type, placeholder or default]. The API checks them again (broker_config.rs). */
   const DESTINATION_TYPES = {
@@ -342,12 +350,16 @@ const Herald = (() => {
       ["stream", "Stream key", "text", "webhooks"],
       ["maxLen", "Keep at most (entries)", "number", "1000000"]]],
     otelTracing: ["spans to your OpenTelemetry collector", [["url", "Collector URL (OTLP/HTTP traces)", "url", "https://collector.example.com:4318/v1/traces"]]],
+    sqs: ["messages in your SQS queue", [["queueUrl", "Queue URL", "url", "https://sqs.us-east-1.amazonaws.com/123456789012/webhooks"], ...AWS_FIELDS]],
+    sns: ["publishes to your SNS topic", [["topicArn", "Topic ARN", "text", "arn:aws:sns:us-east-1:123456789012:webhooks"], ...AWS_FIELDS]],
+    amazonS3: ["JSON Lines objects in your S3 bucket", [["bucket", "Bucket", "text", "webhook-archive"], ...AWS_FIELDS]],
   };
 
   /** Where a destination sends, for lists and pages (passwords come masked). */
   function destinationWhere(d, appId) {
     if (d.type === "pollingEndpoint") return `GET /api/v1/app/${appId}/poller/${d.id}`;
-    return d.config.url || d.config.uri || "-";
+    const c = d.config;
+    return c.url || c.uri || c.queueUrl || c.topicArn || (c.bucket && "s3://" + c.bucket) || "-";
   }
 
   /** An application's destinations (console and portal): each with its state and lag,

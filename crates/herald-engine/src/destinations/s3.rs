@@ -9,12 +9,34 @@ use super::aws::Aws;
 use super::broker::{failure, StoredConfig};
 use super::{Batch, SendFailure, SendFuture, Sender};
 use crate::Engine;
+use herald_store::Destination;
 
 pub(crate) struct S3Sender;
 
 impl Sender for S3Sender {
     fn send<'a>(&'a self, engine: &'a Engine, batch: &'a Batch) -> SendFuture<'a> {
         Box::pin(send(engine, batch))
+    }
+
+    /// The bucket's first key, if any: the bucket exists and the keys may list it.
+    fn probe<'a>(&'a self, engine: &'a Engine, destination: &'a Destination) -> SendFuture<'a> {
+        Box::pin(async move {
+            let config = StoredConfig(&destination.config);
+            let aws = Aws::from_config(engine, &config, "s3")?;
+            let bucket = config
+                .text("bucket")
+                .ok_or_else(|| failure("the destination's config has no bucket"))?;
+            let url = match &aws.endpoint {
+                Some(endpoint) => format!("{endpoint}/{bucket}?list-type=2&max-keys=1"),
+                None => format!(
+                    "https://{bucket}.s3.{}.amazonaws.com/?list-type=2&max-keys=1",
+                    aws.region
+                ),
+            };
+            aws.send(engine, "GET", &url, &[], Vec::new())
+                .await
+                .map(|_| ())
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use super::aws::{xml_text, Aws};
 use super::broker::{failure, StoredConfig};
 use super::{Batch, SendFailure, SendFuture, Sender};
 use crate::Engine;
+use herald_store::Destination;
 
 pub(crate) struct SnsSender;
 
@@ -17,6 +18,31 @@ const PER_REQUEST: usize = 10;
 impl Sender for SnsSender {
     fn send<'a>(&'a self, engine: &'a Engine, batch: &'a Batch) -> SendFuture<'a> {
         Box::pin(send(engine, batch))
+    }
+
+    /// The topic's attributes: the topic exists and the keys may reach it.
+    fn probe<'a>(&'a self, engine: &'a Engine, destination: &'a Destination) -> SendFuture<'a> {
+        Box::pin(async move {
+            let config = StoredConfig(&destination.config);
+            let aws = Aws::from_config(engine, &config, "sns")?;
+            let topic = config
+                .text("topicArn")
+                .ok_or_else(|| failure("the destination's config has no topicArn"))?;
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("Action", "GetTopicAttributes")
+                .append_pair("Version", "2010-03-31")
+                .append_pair("TopicArn", topic)
+                .finish();
+            aws.send(
+                engine,
+                "POST",
+                &format!("{}/", aws.service_endpoint()),
+                &[("content-type", "application/x-www-form-urlencoded")],
+                body.into_bytes(),
+            )
+            .await
+            .map(|_| ())
+        })
     }
 }
 

@@ -11,6 +11,7 @@ use super::aws::Aws;
 use super::broker::{failure, StoredConfig};
 use super::{Batch, SendFailure, SendFuture, Sender};
 use crate::Engine;
+use herald_store::Destination;
 
 pub(crate) struct SqsSender;
 
@@ -20,6 +21,28 @@ const PER_REQUEST: usize = 10;
 impl Sender for SqsSender {
     fn send<'a>(&'a self, engine: &'a Engine, batch: &'a Batch) -> SendFuture<'a> {
         Box::pin(send(engine, batch))
+    }
+
+    /// The queue's attributes: the queue exists and the keys may reach it.
+    fn probe<'a>(&'a self, engine: &'a Engine, destination: &'a Destination) -> SendFuture<'a> {
+        Box::pin(async move {
+            let config = StoredConfig(&destination.config);
+            let aws = Aws::from_config(engine, &config, "sqs")?;
+            let queue_url = config.open_required(engine, "queueUrl")?;
+            let body = json!({"QueueUrl": queue_url, "AttributeNames": ["QueueArn"]}).to_string();
+            aws.send(
+                engine,
+                "POST",
+                &format!("{}/", aws.service_endpoint()),
+                &[
+                    ("content-type", "application/x-amz-json-1.0"),
+                    ("x-amz-target", "AmazonSQS.GetQueueAttributes"),
+                ],
+                body.into_bytes(),
+            )
+            .await
+            .map(|_| ())
+        })
     }
 }
 

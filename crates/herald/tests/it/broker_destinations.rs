@@ -818,6 +818,33 @@ async fn sqs_sns_and_s3_destinations_deliver_to_a_compatible_server() {
     )
     .await;
 
+    // The connection test: each reaches what it names, and a bucket that is not there
+    // is said to be missing.
+    for (kind, extra) in [
+        ("sqs", json!({"queueUrl": queue_url})),
+        ("sns", json!({"topicArn": topic_arn})),
+        ("amazonS3", json!({"bucket": "herald-archive"})),
+    ] {
+        let (s, t) = app
+            .post(
+                &format!("/app/{app_id}/destination/test-connection"),
+                json!({"type": kind, "config": aws_config(&endpoint, extra)}),
+            )
+            .await;
+        assert_eq!((s, t["ok"].as_bool()), (200, Some(true)), "{kind}: {t}");
+    }
+    let (_, t) = app
+        .post(
+            &format!("/app/{app_id}/destination/test-connection"),
+            json!({"type": "amazonS3", "config": aws_config(&endpoint, json!({"bucket": "no-such-bucket"}))}),
+        )
+        .await;
+    assert_eq!(t["ok"], false, "{t}");
+    assert!(
+        t["reason"].as_str().unwrap().contains("NoSuchBucket"),
+        "{t}"
+    );
+
     let sent = send_many(&app, &app_id, 0, 25).await;
     let ids_of = |bodies: &[Value]| -> Vec<String> {
         bodies
