@@ -354,7 +354,8 @@ async fn destination_input_errors_name_the_field() {
     let app = spawn_app(&[]).await;
     let app_id = app.app("errors").await;
     for (body, field) in [
-        (json!({"type": "sqs", "config": {}}), "type"),
+        (json!({"type": "bigQuery", "config": {}}), "type"),
+        (json!({"type": "sqs", "config": {}}), "config"),
         (json!({"type": "nope"}), "type"),
         (json!({"type": "fifoEndpoint", "config": {}}), "config"),
         (
@@ -392,7 +393,7 @@ async fn destination_input_errors_name_the_field() {
     let (s, e) = app
         .post(
             &format!("/app/{app_id}/destination"),
-            json!({"type": "sqs", "config": {}}),
+            json!({"type": "bigQuery", "config": {}}),
         )
         .await;
     assert_eq!(s, 422);
@@ -400,7 +401,7 @@ async fn destination_input_errors_name_the_field() {
         e["detail"][0]["msg"]
             .as_str()
             .unwrap()
-            .contains("does not send to sqs destinations yet"),
+            .contains("does not send to bigQuery destinations yet"),
         "{e}"
     );
 }
