@@ -336,9 +336,9 @@ fn routes() -> Vec<Route> {
             .body(schema_of::<RotateIn>).optional_body().returns(200, schema_of::<DestinationSecretOut>),
         route(POST, "/app/{app_id}/destination/{destination_id}/seek", "v1.destination.seek", "Herald extension: move the destination to a time or an iterator (a paused one starts again from there)", DST, post(destinations::seek))
             .body(schema_of::<SeekIn>).returns(200, schema_of::<DestinationOut>),
-        route(GET, "/app/{app_id}/destination/{destination_id}/transformation", "v1.destination.get-transformation", "A fifoEndpoint's batch transformation", DST, get(transformations::destination_get))
+        route(GET, "/app/{app_id}/destination/{destination_id}/transformation", "v1.destination.get-transformation", "A fifoEndpoint's or amazonS3's batch transformation", DST, get(transformations::destination_get))
             .returns(200, schema_of::<transformations::DestinationTransformationOut>),
-        route(PATCH, "/app/{app_id}/destination/{destination_id}/transformation", "v1.destination.patch-transformation", "Set a fifoEndpoint's batch transformation (code checked before it is saved; code switches it on unless enabled says otherwise)", DST, patch(transformations::destination_patch))
+        route(PATCH, "/app/{app_id}/destination/{destination_id}/transformation", "v1.destination.patch-transformation", "Set a fifoEndpoint's or amazonS3's batch transformation (code checked before it is saved; code switches it on unless enabled says otherwise; for amazonS3, config.key chooses the object's key)", DST, patch(transformations::destination_patch))
             .body(schema_of::<transformations::TransformationPatch>).returns(200, object),
         route(GET, "/app/{app_id}/destination/{destination_id}/stats", "v1.destination.get-stats", "Herald extension: how far the destination is behind (messages, seconds)", DST, get(destinations::stats))
             .returns(200, schema_of::<DestinationStatsOut>),

@@ -123,6 +123,9 @@ pub struct BatchRequest {
     pub content_type: &'static str,
     /// Headers the script set (names in lower case).
     pub headers: Vec<(String, String)>,
+    /// The object key the script chose (`config.key`), for destinations that write
+    /// objects (amazonS3).
+    pub key: Option<String>,
 }
 
 /// What a batch script decided.

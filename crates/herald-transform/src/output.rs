@@ -19,6 +19,8 @@ pub const RESERVED_HEADERS: &[&str] = &[
 const MAX_HEADERS: usize = 32;
 const MAX_HEADER_VALUE: usize = 4096;
 const MAX_URL: usize = 2048;
+/// The longest object key a batch script may choose (S3's limit).
+const MAX_KEY: usize = 1024;
 
 fn bad(message: impl Into<String>) -> ScriptError {
     ScriptError::new(ErrorKind::BadReturn, message)
@@ -183,6 +185,18 @@ pub(crate) fn read_batch(json: Option<&str>) -> Result<BatchOutcome, ScriptError
             )))
         }
     };
+    let key = match config.get("key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k))
+            if !k.is_empty() && k.len() <= MAX_KEY && !k.chars().any(char::is_control) =>
+        {
+            Some(k.clone())
+        }
+        Some(other) => return Err(bad(format!(
+            "config.key must be 1 to {MAX_KEY} bytes of text without control characters, not {}",
+            short(other)
+        ))),
+    };
     let headers = match config.get("headers") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Object(h)) => headers(h, "config.headers")?,
@@ -198,6 +212,7 @@ pub(crate) fn read_batch(json: Option<&str>) -> Result<BatchOutcome, ScriptError
         body,
         content_type,
         headers,
+        key,
     }))
 }
 
@@ -308,8 +323,18 @@ mod tests {
                 body: r#"{"rows":[1,2]}"#.into(),
                 content_type: "application/json",
                 headers: vec![("x-n".into(), "2".into())],
+                key: None,
             })
         );
+        let keyed = r#"{"data":[1],"config":{"key":"exports/2026/a.json"}}"#;
+        let BatchOutcome::Send(r) = read_batch(Some(keyed)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.key.as_deref(), Some("exports/2026/a.json"));
+        for bad in [r#""""#, "7", r#""ab""#] {
+            let json = format!(r#"{{"data":[1],"config":{{"key":{bad}}}}}"#);
+            assert!(read_batch(Some(&json)).is_err(), "{json}");
+        }
         let raw = r#"{"data":"a\nb","config":{"format":"raw"}}"#;
         let BatchOutcome::Send(r) = read_batch(Some(raw)).unwrap() else {
             panic!()

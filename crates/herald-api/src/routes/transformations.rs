@@ -188,7 +188,7 @@ pub async fn destination_patch(
     }
     let d =
         super::destinations::visible_destination(&state, &caller, &app_id, &destination_id).await?;
-    if d.kind != "fifoEndpoint" {
+    if d.kind != "fifoEndpoint" && d.kind != "amazonS3" {
         return Err(invalid(
             &["body", "code"],
             format!(

@@ -922,6 +922,76 @@ async fn sqs_sns_and_s3_destinations_deliver_to_a_compatible_server() {
         .await;
     assert_eq!(got, want, "S3: each once: {s3_now}");
 
+    // A batch transformation shapes the object and chooses its key.
+    let keyed = destination(
+        &app,
+        &app_id,
+        json!({"type": "amazonS3", "batchSize": 10, "config": aws_config(&endpoint, json!({"bucket": "herald-archive"}))}),
+    )
+    .await;
+    let code = "function handler(input) { return { data: input.events.map((e) => e.id), config: { key: 'exports/' + input.events[0].id + '.json' } }; }";
+    let (s, b) = app
+        .call(
+            "PATCH",
+            &format!(
+                "/app/{app_id}/destination/{}/transformation",
+                keyed["id"].as_str().unwrap()
+            ),
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let shaped = send_many(&app, &app_id, 100, 103).await;
+    let read_exports = || async {
+        let list = client
+            .get(format!(
+                "{}/herald-archive?list-type=2&prefix=exports/",
+                moto.url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for key in list
+            .split("<Key>")
+            .skip(1)
+            .map(|k| k.split("</Key>").next().unwrap())
+        {
+            let text = client
+                .get(format!("{}/herald-archive/{key}", moto.url()))
+                .header(
+                    "authorization",
+                    "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
+                )
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let batch: Vec<String> = serde_json::from_str(&text).unwrap();
+            assert_eq!(key, format!("exports/{}.json", batch[0]));
+            ids.extend(batch);
+        }
+        ids
+    };
+    let mut exported = wait_for_ids(3, Duration::from_secs(20), read_exports).await;
+    exported.sort();
+    let mut want_shaped = shaped.clone();
+    want_shaped.sort();
+    assert_eq!(exported, want_shaped);
+    // Those went to the queue too: take them before the outage.
+    let mut between = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while between.len() < 3 && Instant::now() < deadline {
+        between.extend(moto.drain(&client, &queue_url).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ids_of(&between), shaped);
+
     // Cut mid-stream, then back: SQS loses nothing and keeps the order.
     proxy.cut();
     let more = send_many(&app, &app_id, 25, 35).await;
