@@ -192,10 +192,12 @@ pub(crate) fn read_batch(json: Option<&str>) -> Result<BatchOutcome, ScriptError
         {
             Some(k.clone())
         }
-        Some(other) => return Err(bad(format!(
+        Some(other) => {
+            return Err(bad(format!(
             "config.key must be 1 to {MAX_KEY} bytes of text without control characters, not {}",
             short(other)
-        ))),
+        )))
+        }
     };
     let headers = match config.get("headers") {
         None | Some(Value::Null) => Vec::new(),

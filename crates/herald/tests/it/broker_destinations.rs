@@ -1035,3 +1035,108 @@ async fn sqs_sns_and_s3_destinations_deliver_to_a_compatible_server() {
     }
     let _ = (sns, s3);
 }
+
+/// A NATS server of this test's own (the machine's `nats-server`, with a user and
+/// JetStream in a temporary directory), on a loopback port.
+struct OwnNats {
+    child: std::process::Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn nats_destination_with_a_wrong_password_says_so_and_a_right_one_delivers() {
+    let dir = TempDir::new("nats");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .arg(&dir.0)
+        .args(["--user", "herald", "--pass", "right-pass"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server is installed (it runs the machine's NATS too)");
+    let nats = OwnNats {
+        child,
+        port,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let client = loop {
+        match async_nats::ConnectOptions::with_user_and_password(
+            "herald".into(),
+            "right-pass".into(),
+        )
+        .connect(format!("127.0.0.1:{}", nats.port))
+        .await
+        {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("our nats-server did not start: {e}"),
+        }
+    };
+    let js = async_nats::jetstream::new(client);
+    let stream = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "AUTHED".into(),
+            subjects: vec!["authed.events".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let app = spawn_app(&[RETRIES]).await;
+    let app_id = app.app("nats-auth").await;
+    let wrong = destination(
+        &app,
+        &app_id,
+        json!({"type": "nats", "config": {"url": format!("nats://herald:wrong-pass@127.0.0.1:{}", nats.port), "subject": "authed.events"}}),
+    )
+    .await;
+    assert_eq!(
+        wrong["config"]["url"],
+        format!("nats://herald:****@127.0.0.1:{}", nats.port)
+    );
+    let right = destination(
+        &app,
+        &app_id,
+        json!({"type": "nats", "config": {"url": format!("nats://herald:right-pass@127.0.0.1:{}", nats.port), "subject": "authed.events"}}),
+    )
+    .await;
+    let sent = send_many(&app, &app_id, 0, 5).await;
+    let reason = failure_reason(&app, &app_id, wrong["id"].as_str().unwrap()).await;
+    assert!(reason.to_lowercase().contains("auth"), "{reason}");
+    assert!(!reason.contains("wrong-pass"), "{reason}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info = stream.clone().info().await.unwrap().state.messages;
+        if info >= 5 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the right password delivered {info} of 5"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, d) = app
+        .get(&format!(
+            "/app/{app_id}/destination/{}",
+            right["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(d["failureReason"], Value::Null, "{d}");
+    assert_eq!(sent.len(), 5);
+}
