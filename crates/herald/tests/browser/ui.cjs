@@ -177,6 +177,15 @@ async function assertLabelled(page, where) {
   await page.getByRole("table", { name: "Destinations" }).getByText(receiverUrl).waitFor();
   // A destination in the consumer's own Redis: its settings appear for its type, the
   // connection is tested before saving (a port where nothing listens, then the real one).
+  // Skipped when no Redis answers on 127.0.0.1:6379, unless HERALD_REQUIRE_BROKERS.
+  const redisAnswers = await new Promise((resolve) => {
+    const socket = require("node:net").connect(6379, "127.0.0.1");
+    socket.once("connect", () => { socket.destroy(); resolve(true); });
+    socket.once("error", () => resolve(false));
+  });
+  if (!redisAnswers && process.env.HERALD_REQUIRE_BROKERS) throw new Error("HERALD_REQUIRE_BROKERS is set but Redis does not answer on 127.0.0.1:6379");
+  if (!redisAnswers) console.log("Redis does not answer on 127.0.0.1:6379: the console's redisStream form is skipped");
+  if (redisAnswers) {
   await page.getByText("New destination").click();
   await page.getByLabel("Destination type").selectOption("redisStream");
   await page.getByLabel("Redis URL").fill("redis://127.0.0.1:1/0");
@@ -193,6 +202,7 @@ async function assertLabelled(page, where) {
   await page.getByText("redis://127.0.0.1:6379/0").waitFor();
   await page.locator("main p").first().getByRole("link", { name: "Shop D" }).click();
   await page.getByRole("table", { name: "Destinations" }).getByText("redis://127.0.0.1:6379/0").waitFor();
+  }
   await page.getByRole("navigation", { name: "Console" }).getByRole("link", { name: "Sources" }).click();
   await page.getByText("New source").click();
   await page.getByLabel("Name").fill("GitHub");
