@@ -324,7 +324,8 @@ fn stored_value(state: &ApiState, f: &Field, given: &Value) -> ApiResult<(Value,
             let mut headers: std::collections::BTreeMap<String, String> =
                 serde_json::from_value(given.clone())
                     .map_err(|_| invalid(&at, "headers map header names to string values"))?;
-            crate::routes::endpoints::check_headers(&headers).map_err(relocated)?;
+            crate::routes::endpoints::check_headers(&headers)
+                .map_err(|e| crate::destination::relocate(e, "config"))?;
             crate::routes::endpoints::seal_sensitive_headers(state, &mut headers);
             (
                 serde_json::to_value(headers).expect("strings serialize"),
@@ -341,21 +342,6 @@ fn stored_value(state: &ApiState, f: &Field, given: &Value) -> ApiResult<(Value,
             }
         },
     })
-}
-
-/// An endpoint check's error about `body.headers…`, reported under `body.config.headers…`.
-fn relocated(e: crate::error::ApiError) -> crate::error::ApiError {
-    match e {
-        crate::error::ApiError::Validation(mut items) => {
-            for item in &mut items {
-                if item.loc.first().map(String::as_str) == Some("body") {
-                    item.loc.insert(1, "config".to_string());
-                }
-            }
-            crate::error::ApiError::Validation(items)
-        }
-        other => other,
-    }
 }
 
 fn object(config: Option<Value>) -> ApiResult<Map<String, Value>> {

@@ -463,7 +463,7 @@ async fn check_http_sink(
 }
 
 /// A validation error about `body.x` reported as `body.<under>.x`.
-fn relocate(e: ApiError, under: &str) -> ApiError {
+pub(crate) fn relocate(e: ApiError, under: &str) -> ApiError {
     match e {
         ApiError::Validation(mut items) => {
             for item in &mut items {

@@ -19,7 +19,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
+
+mod support;
+
+use support::HeraldServer;
 
 const TOKEN: &str = "brokers-bench-token-0123456789";
 const BATCH: usize = 100;
@@ -33,56 +37,12 @@ async fn main() {
     let messages: u64 = args.next().map_or(50_000, |n| n.parse().expect("a number"));
     let tag = format!("bench{}", std::process::id());
 
-    let dir = std::env::temp_dir().join(format!("herald-brokers-{}", std::process::id()));
-    let port = 18_173;
-    let child = std::process::Command::new(&herald)
-        .args([
-            "serve",
-            "--dev",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .env("HERALD_ADMIN_TOKEN", TOKEN)
-        .env("HERALD_LOG_LEVEL", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start herald");
-    let _server = KillOnDrop(child, dir.clone());
-    let api = format!("http://127.0.0.1:{port}/api/v1");
+    let server = HeraldServer::start(&herald, 18_173, TOKEN, "brokers").await;
+    let api = server.api.clone();
     let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client
-            .get(format!("{api}/health/ping"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let call = |method: reqwest::Method, path: String, body: Value| {
-        let client = client.clone();
-        async move {
-            let r = client
-                .request(method, path)
-                .bearer_auth(TOKEN)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success(), "{}", r.status());
-            r.json::<Value>().await.unwrap()
-        }
-    };
-    let app = call(
-        reqwest::Method::POST,
-        format!("{api}/app"),
-        json!({"name": "brokers"}),
-    )
-    .await;
+    let app = server
+        .call(reqwest::Method::POST, "/app", json!({"name": "brokers"}))
+        .await;
     let app_id = app["id"].as_str().unwrap().to_string();
 
     // Where each system receives: a queue, a table and a stream for Herald, and others
@@ -143,12 +103,13 @@ async fn main() {
     ];
     let mut ids = Vec::new();
     for (kind, config) in &destinations {
-        let d = call(
-            reqwest::Method::POST,
-            format!("{api}/app/{app_id}/destination"),
-            json!({"type": kind, "batchSize": BATCH, "status": "disabled", "config": config}),
-        )
-        .await;
+        let d = server
+            .call(
+                reqwest::Method::POST,
+                &format!("/app/{app_id}/destination"),
+                json!({"type": kind, "batchSize": BATCH, "status": "disabled", "config": config}),
+            )
+            .await;
         ids.push(d["id"].as_str().unwrap().to_string());
     }
 
@@ -260,12 +221,13 @@ async fn main() {
         let plain_secs = started.elapsed().as_secs_f64();
 
         // (2) Herald's destination, from its first message to its last.
-        call(
-            reqwest::Method::PATCH,
-            format!("{api}/app/{app_id}/destination/{}", ids[i]),
-            json!({"type": kind, "status": "enabled"}),
-        )
-        .await;
+        server
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/app/{app_id}/destination/{}", ids[i]),
+                json!({"type": kind, "status": "enabled"}),
+            )
+            .await;
         let enabled = Instant::now();
         let mut first: Option<Instant> = None;
         loop {
@@ -347,16 +309,5 @@ async fn count(
                 .unwrap();
             stream.info().await.map_or(0, |i| i.state.messages)
         }
-    }
-}
-
-/// The server process and its data directory, removed when the benchmark ends.
-struct KillOnDrop(std::process::Child, std::path::PathBuf);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
     }
 }

@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 
+mod support;
+
+use support::HeraldServer;
+
 const TOKEN: &str = "streams-bench-token-0123456789";
 
 #[tokio::main]
@@ -53,69 +57,25 @@ async fn main() {
     let sink_url = format!("http://{}/batches", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, sink).await.unwrap() });
 
-    let dir = std::env::temp_dir().join(format!("herald-streams-{}", std::process::id()));
-    let port = 18_172;
-    let child = std::process::Command::new(&herald)
-        .args([
-            "serve",
-            "--dev",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .env("HERALD_ADMIN_TOKEN", TOKEN)
-        .env("HERALD_LOG_LEVEL", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start herald");
-    // Stopped however this ends (a failed check panics).
-    let _server = KillOnDrop(child, dir.clone());
-    let api = format!("http://127.0.0.1:{port}/api/v1");
+    let server = HeraldServer::start(&herald, 18_172, TOKEN, "streams").await;
+    let api = server.api.clone();
     let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client
-            .get(format!("{api}/health/ping"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let call = |method: reqwest::Method, path: String, body: Value| {
-        let client = client.clone();
-        async move {
-            let r = client
-                .request(method, path)
-                .bearer_auth(TOKEN)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success(), "{}", r.status());
-            r.json::<Value>().await.unwrap()
-        }
-    };
-    let app = call(
-        reqwest::Method::POST,
-        format!("{api}/app"),
-        json!({"name": "streams"}),
-    )
-    .await;
+    let app = server
+        .call(reqwest::Method::POST, "/app", json!({"name": "streams"}))
+        .await;
     let app_id = app["id"].as_str().unwrap().to_string();
-    let poller = call(
-        reqwest::Method::POST,
-        format!("{api}/app/{app_id}/destination"),
-        json!({"type": "pollingEndpoint"}),
-    )
-    .await;
+    let poller = server
+        .call(
+            reqwest::Method::POST,
+            &format!("/app/{app_id}/destination"),
+            json!({"type": "pollingEndpoint"}),
+        )
+        .await;
     let poller_id = poller["id"].as_str().unwrap().to_string();
     let start_iterator = poller["currentIterator"].as_str().unwrap().to_string();
-    let fifo = call(
+    let fifo = server.call(
         reqwest::Method::POST,
-        format!("{api}/app/{app_id}/destination"),
+        &format!("/app/{app_id}/destination"),
         json!({"type": "fifoEndpoint", "batchSize": 100, "status": "disabled", "config": {"url": sink_url}}),
     )
     .await;
@@ -191,12 +151,13 @@ async fn main() {
 
     // (2) The fifoEndpoint drains the same stream, 100 a batch.
     let fifo_started = Instant::now();
-    call(
-        reqwest::Method::PATCH,
-        format!("{api}/app/{app_id}/destination/{fifo_id}"),
-        json!({"type": "fifoEndpoint", "status": "enabled"}),
-    )
-    .await;
+    server
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/app/{app_id}/destination/{fifo_id}"),
+            json!({"type": "fifoEndpoint", "status": "enabled"}),
+        )
+        .await;
     // Enabled destinations are leased within the supervisor's claim interval (2 s).
     while delivered.load(Ordering::Relaxed) < messages {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -228,15 +189,4 @@ async fn main() {
             "fifo_rps_including_pickup": (messages as f64 / fifo_secs).round(),
         })
     );
-}
-
-/// The server process and its data directory, removed when the benchmark ends.
-struct KillOnDrop(std::process::Child, std::path::PathBuf);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
 }

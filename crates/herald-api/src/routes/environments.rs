@@ -173,8 +173,13 @@ pub async fn info(
     let here = state.config.environment.clone();
     // Someone signed in may use the default environment and each one they have a
     // role in; a token only its own.
-    let available = match state.people.person_get(&caller.token_id).await {
-        Ok(person) if caller.token_id.starts_with(herald_core::ids::PERSON) => {
+    let person = if caller.token_id.starts_with(herald_core::ids::PERSON) {
+        state.people.person_get(&caller.token_id).await.ok()
+    } else {
+        None
+    };
+    let available = match person {
+        Some(person) => {
             let mut envs = vec![herald_core::environment::DEFAULT.to_string()];
             envs.extend(
                 person
@@ -185,7 +190,7 @@ pub async fn info(
             );
             envs
         }
-        _ => vec![here.clone()],
+        None => vec![here.clone()],
     };
     Ok(Json(EnvironmentInfoOut {
         name: here,

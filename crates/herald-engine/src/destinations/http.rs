@@ -115,17 +115,7 @@ async fn send(engine: &Engine, batch: &Batch) -> Result<(), SendFailure> {
             .any(|(n, _): &(String, String)| n.eq_ignore_ascii_case(name))
     };
     for (name, value) in sink.headers.iter().filter(|(name, _)| !overridden(name)) {
-        let value = if herald_core::validate::is_sensitive_header(name)
-            && herald_core::sealing::is_sealed(value)
-        {
-            engine
-                .open_header(name, value)
-                .map_err(failure)?
-                .to_string()
-        } else {
-            value.clone()
-        };
-        request = request.header(name.as_str(), value);
+        request = request.header(name.as_str(), header_value(engine, name, value)?);
     }
     let content_type_set = script_headers.iter().any(|(n, _)| n == "content-type");
     for (name, value) in &script_headers {
@@ -148,11 +138,41 @@ async fn send(engine: &Engine, batch: &Batch) -> Result<(), SendFailure> {
             .header("svix-timestamp", ts.as_str())
             .header("svix-signature", signature.as_str());
     }
+    send_request(engine, request, body, "the receiver").await
+}
+
+/// A destination's custom header value as it is sent: a sensitive one is stored sealed
+/// and opened here.
+pub(crate) fn header_value(
+    engine: &Engine,
+    name: &str,
+    value: &str,
+) -> Result<String, SendFailure> {
+    if herald_core::validate::is_sensitive_header(name) && herald_core::sealing::is_sealed(value) {
+        Ok(engine
+            .open_header(name, value)
+            .map_err(failure)?
+            .to_string())
+    } else {
+        Ok(value.to_string())
+    }
+}
+
+/// Sends a destination's HTTP request: a 2xx delivers the batch; anything else is a
+/// failure that quotes the answer and keeps its `Retry-After`. `who` names the receiver
+/// in the reason.
+pub(crate) async fn send_request(
+    engine: &Engine,
+    request: reqwest::RequestBuilder,
+    body: String,
+    who: &str,
+) -> Result<(), SendFailure> {
+    let timeout = engine.config().request_timeout;
     let response = request
         .body(body)
         .send()
         .await
-        .map_err(|e| failure(crate::attempt::describe_error(&e, config.request_timeout)))?;
+        .map_err(|e| failure(crate::attempt::describe_error(&e, timeout)))?;
     let status = response.status();
     if status.is_success() {
         return Ok(());
@@ -165,11 +185,7 @@ async fn send(engine: &Engine, batch: &Batch) -> Result<(), SendFailure> {
     let mut answer = response.text().await.unwrap_or_default();
     herald_core::text::truncate_utf8(&mut answer, QUOTED_ANSWER);
     Err(SendFailure {
-        reason: format!(
-            "the receiver answered {}: {}",
-            status.as_u16(),
-            answer.trim()
-        ),
+        reason: format!("{who} answered {}: {}", status.as_u16(), answer.trim()),
         retry_after,
     })
 }

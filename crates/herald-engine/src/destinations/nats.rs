@@ -89,11 +89,11 @@ async fn connect(
     Ok(jetstream::new(client))
 }
 
+/// A URL's user or password as it was before the URL escaped it.
 fn percent_decoded(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 async fn send(engine: &Engine, batch: &Batch) -> Result<(), SendFailure> {
@@ -137,4 +137,13 @@ async fn send(engine: &Engine, batch: &Batch) -> Result<(), SendFailure> {
             })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_url_password_is_decoded_as_a_url_escapes_it() {
+        // `+` stays a plus (form decoding would make it a space); `%2B` is a plus too.
+        assert_eq!(super::percent_decoded("p%2Bq+r%40s"), "p+q+r@s");
+    }
 }

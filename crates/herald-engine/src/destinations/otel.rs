@@ -18,8 +18,6 @@ pub(crate) struct OtelSender;
 
 /// The most of a payload a span's attribute carries.
 const PAYLOAD_ATTRIBUTE_BYTES: usize = 64 * 1024;
-/// How much of a refusing collector's answer the failure reason quotes.
-const QUOTED_ANSWER: usize = 200;
 
 impl Sender for OtelSender {
     fn send<'a>(&'a self, engine: &'a Engine, batch: &'a Batch) -> SendFuture<'a> {
@@ -92,40 +90,8 @@ async fn export(
         let Some(value) = value.as_str() else {
             continue;
         };
-        let value = if herald_core::validate::is_sensitive_header(name)
-            && herald_core::sealing::is_sealed(value)
-        {
-            engine
-                .open_header(name, value)
-                .map_err(failure)?
-                .to_string()
-        } else {
-            value.to_string()
-        };
+        let value = super::http::header_value(engine, name, value)?;
         request = request.header(name.as_str(), value);
     }
-    let response = request
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| failure(crate::attempt::describe_error(&e, config.request_timeout)))?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::attempt::parse_retry_after);
-    let mut answer = response.text().await.unwrap_or_default();
-    truncate_utf8(&mut answer, QUOTED_ANSWER);
-    Err(SendFailure {
-        reason: format!(
-            "the OTLP collector answered {}: {}",
-            status.as_u16(),
-            answer.trim()
-        ),
-        retry_after,
-    })
+    super::http::send_request(engine, request, body, "the OTLP collector").await
 }

@@ -61,8 +61,9 @@ async fn connect(
     let mut info: redis::ConnectionInfo =
         redis::IntoConnectionInfo::into_connection_info(url.as_str()).map_err(|e| {
             failure(format!(
-                "the destination's url is not a Redis URL: {}",
-                e.kind_name()
+                // Its kind only: the error's text may quote the URL and its password.
+                "the destination's url is not a Redis URL: {:?}",
+                e.kind()
             ))
         })?;
     let (host, port) = match &info.addr {
@@ -79,16 +80,6 @@ async fn connect(
     .await
     .map_err(|_| failure(format!("connecting to Redis at {host}:{port} timed out")))?
     .map_err(|e| failure(described(&e)))
-}
-
-trait KindName {
-    fn kind_name(&self) -> String;
-}
-
-impl KindName for redis::RedisError {
-    fn kind_name(&self) -> String {
-        format!("{:?}", self.kind())
-    }
 }
 
 async fn send(engine: &Engine, batch: &Batch) -> Result<(), SendFailure> {

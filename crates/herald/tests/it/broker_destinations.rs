@@ -292,8 +292,8 @@ impl Drop for RabbitQueue {
     }
 }
 
-/// The ids in the order they first arrived, and whether any repeat came out of order
-/// (a repeat is only ever a batch sent again, so it comes after its first copy).
+/// The ids in the order they first arrived (a repeat is only ever a batch sent again,
+/// with the same ids, so it is dropped here).
 fn first_arrivals(got: &[String]) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     got.iter().filter(|id| seen.insert(*id)).cloned().collect()
@@ -899,6 +899,13 @@ async fn sqs_sns_and_s3_destinations_deliver_to_a_compatible_server() {
     let mut want = sent.clone();
     want.sort();
     assert_eq!(got, want, "SNS: each once");
+    let (_, sns_now) = app
+        .get(&format!(
+            "/app/{app_id}/destination/{}",
+            sns["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(sns_now["failureReason"], Value::Null, "{sns_now}");
     // S3: objects whose lines, object by object, are the messages in order.
     let read_s3 = || async {
         let list = client
@@ -1060,7 +1067,6 @@ async fn sqs_sns_and_s3_destinations_deliver_to_a_compatible_server() {
         assert!(Instant::now() < deadline, "no clear reason: {d}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = (sns, s3);
 }
 
 /// A NATS server of this test's own (the machine's `nats-server`, with a user and

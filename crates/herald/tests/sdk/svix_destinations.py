@@ -185,11 +185,11 @@ for kind, config in (
     ("sns", SnsConfigIn(topic_arn="arn:aws:sns:us-east-1:123456789012:events", **aws)),
     ("amazonS3", S3ConfigIn(bucket="herald-archive", **aws)),
 ):
-    made = svix.destination.create(app.id, DestinationIn(type=kind, status="disabled", config=config))
-    assert made.type == kind and made.config.region == "us-east-1", made
-    assert made.config.access_key_id == "AKIDEXAMPLE", made.config
-    assert "never-shown" not in json.dumps(made.config.model_dump(mode="json")), made.config
-    svix.destination.delete(app.id, made.id)
+    aws_made = svix.destination.create(app.id, DestinationIn(type=kind, status="disabled", config=config))
+    assert aws_made.type == kind and aws_made.config.region == "us-east-1", aws_made
+    assert aws_made.config.access_key_id == "AKIDEXAMPLE", aws_made.config
+    assert "never-shown" not in json.dumps(aws_made.config.model_dump(mode="json")), aws_made.config
+    svix.destination.delete(app.id, aws_made.id)
 
 import socket
 
