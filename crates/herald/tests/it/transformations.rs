@@ -268,7 +268,9 @@ const HOSTILE: &[(&str, &str, &str)] = &[
     ),
     (
         "huge-array",
-        "function handler(w) { const a = []; while (true) { a.push({ n: a.length }); } }",
+        // Grown by large pieces, so that the memory limit comes well before the CPU
+        // limit on any machine (one small object at a time raced the two).
+        "function handler(w) { const a = []; while (true) { a.push(new Array(100000).fill(a.length)); } }",
         "out_of_memory",
     ),
     (
