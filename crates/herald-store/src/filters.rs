@@ -68,7 +68,10 @@ pub enum AttemptScope {
 pub(crate) const MESSAGE_COLUMNS: &str =
     "m.id, m.app_id, m.event_id, m.event_type, m.channels, m.created_at, m.expires_at";
 
-pub(crate) const ATTEMPT_COLUMNS: &str = "a.id, a.msg_id, a.endpoint_id, a.app_id, a.url, a.status, a.response_status_code, a.response, \
+/// An attempt's columns, with its message joined as `m` (SQLite's attempt row holds the
+/// message's seq, not its id).
+pub(crate) const ATTEMPT_COLUMNS: &str =
+    "a.id, m.id, a.endpoint_id, a.app_id, a.url, a.status, a.response_status_code, a.response, \
      a.response_duration_ms, a.trigger_type, a.created_at";
 
 pub(crate) const ENDPOINT_COLUMNS: &str =
@@ -88,6 +91,16 @@ pub(crate) fn endpoint_columns_of(alias: &str) -> String {
         .join(", ")
 }
 
+/// The join condition of a row aliased `alias` (a payload, delivery or attempt) with its
+/// message `m`: SQLite's rows refer to the message by its seq (schema version 11),
+/// PostgreSQL's by its id.
+fn of_message(dialect: Dialect, alias: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("{alias}.msg_seq = m.seq"),
+        Dialect::Postgres => format!("{alias}.msg_id = m.id"),
+    }
+}
+
 /// Messages of an application: `MESSAGE_COLUMNS`, then the payload when asked for.
 pub(crate) fn message_list(
     dialect: Dialect,
@@ -98,14 +111,20 @@ pub(crate) fn message_list(
     let mut q = Query::new(
         dialect,
         if filter.with_content {
-            format!("SELECT {MESSAGE_COLUMNS}, p.payload FROM message m LEFT JOIN message_payload p ON p.msg_id = m.id WHERE 1=1")
+            format!(
+                "SELECT {MESSAGE_COLUMNS}, p.payload FROM message m LEFT JOIN message_payload p ON {} WHERE 1=1",
+                of_message(dialect, "p")
+            )
         } else {
             format!("SELECT {MESSAGE_COLUMNS} FROM message m WHERE 1=1")
         },
     );
     q.and(Arg::Text(app_id.to_string()), |p| format!("m.app_id = {p}"));
     filter.apply(&mut q);
-    list.apply(&mut q, "m.id");
+    match dialect {
+        Dialect::Sqlite => list.apply_by_seq(&mut q, "m.seq"),
+        Dialect::Postgres => list.apply(&mut q, "m.id"),
+    }
     q
 }
 
@@ -120,7 +139,8 @@ pub(crate) fn attempt_list(
     let mut q = Query::new(
         dialect,
         format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM attempt a JOIN message m ON m.id = a.msg_id WHERE 1=1"
+            "SELECT {ATTEMPT_COLUMNS} FROM attempt a JOIN message m ON {} WHERE 1=1",
+            of_message(dialect, "a")
         ),
     );
     q.and(Arg::Text(app_id.to_string()), |p| format!("a.app_id = {p}"));
@@ -128,7 +148,7 @@ pub(crate) fn attempt_list(
         AttemptScope::Endpoint(id) => {
             q.and(Arg::Text(id.clone()), |p| format!("a.endpoint_id = {p}"))
         }
-        AttemptScope::Message(id) => q.and(Arg::Text(id.clone()), |p| format!("a.msg_id = {p}")),
+        AttemptScope::Message(id) => q.and(Arg::Text(id.clone()), |p| format!("m.id = {p}")),
     }
     if let Some(ep) = &f.endpoint_id {
         q.and(Arg::Text(ep.clone()), |p| format!("a.endpoint_id = {p}"));
@@ -172,7 +192,9 @@ pub(crate) fn delivered_messages(
         dialect,
         format!(
             "SELECT {MESSAGE_COLUMNS}, p.payload, d.status, d.leased, d.next_attempt_at FROM delivery d \
-             JOIN message m ON m.id = d.msg_id LEFT JOIN message_payload p ON p.msg_id = m.id WHERE 1=1"
+             JOIN message m ON {} LEFT JOIN message_payload p ON {} WHERE 1=1",
+            of_message(dialect, "d"),
+            of_message(dialect, "p")
         ),
     );
     q.and(Arg::Text(endpoint_id.to_string()), |p| {
@@ -182,7 +204,11 @@ pub(crate) fn delivered_messages(
         q.and(Arg::Int(status), |p| format!("d.status = {p}"));
     }
     f.apply(&mut q);
-    list.apply(&mut q, "m.id");
+    match dialect {
+        // The endpoint's deliveries in the order of their unique index.
+        Dialect::Sqlite => list.apply_by_seq(&mut q, "d.msg_seq"),
+        Dialect::Postgres => list.apply(&mut q, "m.id"),
+    }
     q
 }
 
@@ -196,7 +222,10 @@ pub(crate) fn delivery_targets(dialect: Dialect, msg_id: &str, list: &ListQuery)
             endpoint_columns_of("e")
         ),
     );
-    q.and(Arg::Text(msg_id.to_string()), |p| format!("d.msg_id = {p}"));
+    q.and(Arg::Text(msg_id.to_string()), |p| match dialect {
+        Dialect::Sqlite => format!("d.msg_seq = (SELECT seq FROM message WHERE id = {p})"),
+        Dialect::Postgres => format!("d.msg_id = {p}"),
+    });
     list.apply(&mut q, "e.id");
     q
 }

@@ -327,8 +327,8 @@ pub trait DeliveryLog: Send + Sync {
         q: ListQuery,
     ) -> Result<Page<Attempt>>;
     async fn attempt_get(&self, app_id: &str, msg_id: &str, attempt_id: &str) -> Result<Attempt>;
-    /// Clears the response body kept for one attempt.
-    async fn attempt_expunge(&self, attempt_id: &str) -> Result<()>;
+    /// Clears the response body kept for one attempt (of the message `msg_id`).
+    async fn attempt_expunge(&self, msg_id: &str, attempt_id: &str) -> Result<()>;
     /// Messages delivered (or being delivered) to one endpoint.
     async fn delivered_messages(
         &self,

@@ -50,6 +50,31 @@ impl ListQuery {
         ));
     }
 
+    /// Like `apply`, for a list of messages keyed by their ids but scanned in seq order
+    /// (`seq_key`, SQLite's message key). The writer gives out ids and seqs in the same
+    /// order, so the two orders agree; the cursor, a message id, becomes the seq of the
+    /// nearest message on its side (which works when that message itself is gone).
+    pub(crate) fn apply_by_seq(&self, q: &mut Query, seq_key: &str) {
+        let ascending_scan = self.descending == self.backwards();
+        if let Some(it) = &self.iterator {
+            let cursor = it.strip_prefix('-').unwrap_or(it);
+            if ascending_scan {
+                q.and(Arg::Text(cursor.to_string()), |p| {
+                    format!("{seq_key} > coalesce((SELECT seq FROM message WHERE id <= {p} ORDER BY id DESC LIMIT 1), -1)")
+                });
+            } else {
+                q.and(Arg::Text(cursor.to_string()), |p| {
+                    format!("{seq_key} < coalesce((SELECT seq FROM message WHERE id >= {p} ORDER BY id LIMIT 1), {})", i64::MAX)
+                });
+            }
+        }
+        q.sql.push_str(&format!(
+            " ORDER BY {seq_key} {} LIMIT {}",
+            if ascending_scan { "ASC" } else { "DESC" },
+            self.limit + 1
+        ));
+    }
+
     /// Turns the `limit + 1` scanned rows into a page.
     pub(crate) fn finish<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> String) -> Page<T> {
         let more = rows.len() > self.limit;

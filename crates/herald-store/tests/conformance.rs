@@ -895,7 +895,7 @@ async fn attempts_move_deliveries_and_fill_the_log(store: SharedStore) {
         store.attempt_get("app_other", &msg.id, &ok.id).await,
         Err(StoreError::NotFound)
     ));
-    store.attempt_expunge(&ok.id).await.unwrap();
+    store.attempt_expunge(&ok.msg_id, &ok.id).await.unwrap();
     assert_eq!(
         store
             .attempt_get(&app_id, &msg.id, &ok.id)

@@ -550,7 +550,13 @@ mod tests {
 
     #[test]
     fn a_huge_allocation_fails_with_out_of_memory() {
-        let sandbox = Sandbox::new(Limits::default()).unwrap();
+        // The memory limit is the one under test: CPU time gets room enough that a
+        // loaded machine (many small objects are slow to make) cannot reach it first.
+        let sandbox = Sandbox::new(Limits {
+            cpu: Duration::from_secs(5),
+            ..Limits::default()
+        })
+        .unwrap();
         for code in [
             "function handler(w) { let s = 'x'; while (true) { s = s + s; } }",
             "function handler(w) { w.payload = 'x'.repeat(1 << 30); return w; }",

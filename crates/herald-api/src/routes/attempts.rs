@@ -111,7 +111,7 @@ pub async fn expunge(
         .attempt_get(&app.id, &msg.id, &attempt_id)
         .await
         .map_err(named("attempt"))?;
-    state.store.attempt_expunge(&attempt.id).await?;
+    state.store.attempt_expunge(&msg.id, &attempt.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -131,7 +131,7 @@ impl crate::DeliveryLog for PgStore {
         let mut conn = self.pool.get().await?;
         let row = conn
             .query_opt(
-                &format!("SELECT {ATTEMPT_COLUMNS} FROM attempt a WHERE a.id = $1 AND a.msg_id = $2 AND a.app_id = $3"),
+                &format!("SELECT {ATTEMPT_COLUMNS} FROM attempt a JOIN message m ON m.id = a.msg_id WHERE a.id = $1 AND a.msg_id = $2 AND a.app_id = $3"),
                 &[&attempt_id, &msg_id, &app_id],
             )
             .await?;
@@ -139,12 +139,12 @@ impl crate::DeliveryLog for PgStore {
             .ok_or(StoreError::NotFound)
     }
 
-    async fn attempt_expunge(&self, attempt_id: &str) -> Result<()> {
+    async fn attempt_expunge(&self, msg_id: &str, attempt_id: &str) -> Result<()> {
         let mut conn = self.pool.get().await?;
         found(
             conn.execute(
-                "UPDATE attempt SET response = '' WHERE id = $1",
-                &[&attempt_id],
+                "UPDATE attempt SET response = '' WHERE msg_id = $1 AND id = $2",
+                &[&msg_id, &attempt_id],
             )
             .await?,
         )

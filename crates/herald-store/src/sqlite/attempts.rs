@@ -51,7 +51,7 @@ impl crate::DeliveryLog for SqliteStore {
             attempt_id.to_string(),
         );
         self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {ATTEMPT_COLUMNS} FROM attempt a WHERE a.id = ?1 AND a.msg_id = ?2 AND a.app_id = ?3"))?
+            c.prepare_cached(&format!("SELECT {ATTEMPT_COLUMNS} FROM message m JOIN attempt a ON a.msg_seq = m.seq WHERE a.id = ?1 AND m.id = ?2 AND m.app_id = ?3"))?
                 .query_row([attempt_id, msg_id, app_id], from_row)
                 .optional()?
                 .ok_or(StoreError::NotFound)
@@ -59,10 +59,13 @@ impl crate::DeliveryLog for SqliteStore {
         .await
     }
 
-    async fn attempt_expunge(&self, attempt_id: &str) -> Result<()> {
-        let id = attempt_id.to_string();
+    async fn attempt_expunge(&self, msg_id: &str, attempt_id: &str) -> Result<()> {
+        let (msg_id, id) = (msg_id.to_string(), attempt_id.to_string());
         self.write(move |c| {
-            found(c.execute("UPDATE attempt SET response = '' WHERE id = ?1", [id])?)
+            found(c.execute(
+                "UPDATE attempt SET response = '' WHERE msg_seq = (SELECT seq FROM message WHERE id = ?1) AND id = ?2",
+                [msg_id, id],
+            )?)
         })
         .await
     }

@@ -143,11 +143,11 @@ fn read(conn: &Connection, r: &StreamRead) -> Result<StreamBatch> {
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let (kept, next, done) = stream::select(r, rows);
     let mut payload =
-        conn.prepare_cached("SELECT payload, headers FROM message_payload WHERE msg_id = ?1")?;
+        conn.prepare_cached("SELECT payload, headers FROM message_payload WHERE msg_seq = ?1")?;
     let mut messages = Vec::with_capacity(kept.len());
     for row in kept {
         let (body, headers): (Option<String>, Option<String>) = payload
-            .query_row([&row.id], |p| Ok((p.get(0)?, p.get(1)?)))
+            .query_row([row.pos.seq], |p| Ok((p.get(0)?, p.get(1)?)))
             .optional()?
             .unwrap_or((None, None));
         messages.push(StreamMessage {

@@ -32,8 +32,9 @@ pub(crate) fn from_row(row: &Row<'_>, with_payload: bool) -> rusqlite::Result<Me
 
 fn find(conn: &Connection, app_id: &str, id_or_event_id: &str) -> Result<Message> {
     conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS}, p.payload FROM message m LEFT JOIN message_payload p ON p.msg_id = m.id \
-         WHERE m.app_id = ?1 AND (m.id = ?2 OR m.event_id = ?2) ORDER BY m.id = ?2 DESC LIMIT 1"
+        "SELECT {MESSAGE_COLUMNS}, p.payload FROM message m LEFT JOIN message_payload p ON p.msg_seq = m.seq \
+         WHERE m.seq = coalesce((SELECT seq FROM message WHERE id = ?2 AND app_id = ?1), \
+         (SELECT seq FROM message WHERE app_id = ?1 AND event_id = ?2))"
     ))?
     .query_row([app_id, id_or_event_id], |r| from_row(r, true))
     .optional()?
@@ -57,6 +58,9 @@ fn insert_message(
         .lease_until
         .filter(|_| new.deliver_at.is_none_or(|t| t <= now));
     let due_at = new.deliver_at.filter(|t| *t > now).unwrap_or(now);
+    // Only the writer thread runs this, one job at a time, so positions follow the
+    // commit order; a job rolled back leaves a gap, which readers do not mind.
+    let seq = stream_seq.fetch_add(1, Ordering::Relaxed);
     conn.prepare_cached(
         "INSERT INTO message (id, app_id, event_id, event_type, channels, created_at, expires_at, ordering_key, seq) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -70,21 +74,19 @@ fn insert_message(
         now,
         expires_at,
         new.ordering_key,
-        // Only the writer thread runs this, one job at a time, so positions follow the
-        // commit order; a job rolled back leaves a gap, which readers do not mind.
-        stream_seq.fetch_add(1, Ordering::Relaxed)
+        seq
     ])
     .map_err(|e| conflict_on_unique(e, EVENT_ID_TAKEN))?;
     let extra_headers = (!new.headers.is_empty()).then(|| json_encode(&new.headers));
     conn.prepare_cached(
-        "INSERT INTO message_payload (msg_id, payload, headers) VALUES (?1, ?2, ?3)",
+        "INSERT INTO message_payload (msg_seq, payload, headers) VALUES (?1, ?2, ?3)",
     )?
-    .execute(params![id, new.payload, extra_headers])?;
+    .execute(params![seq, new.payload, extra_headers])?;
 
     let payload: Arc<str> = Arc::from(new.payload.as_str());
     let mut jobs = Vec::new();
     let mut insert_delivery = conn.prepare_cached(
-        "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
+        "INSERT INTO delivery (msg_seq, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
          VALUES (?1, ?2, ?3, 1, 0, ?4, ?5, 0, ?6, ?6)",
     )?;
     let endpoints = routes.endpoints(conn, &new.app_id)?;
@@ -92,10 +94,10 @@ fn insert_message(
         // An ordered endpoint's deliveries go through the scheduler, which sends each
         // only after the ones before it.
         let Some(lease_until) = lease_until.filter(|_| !ep.ordered) else {
-            insert_delivery.execute(params![id, ep.id, new.app_id, due_at, false, now])?;
+            insert_delivery.execute(params![seq, ep.id, new.app_id, due_at, false, now])?;
             continue;
         };
-        insert_delivery.execute(params![id, ep.id, new.app_id, lease_until, true, now])?;
+        insert_delivery.execute(params![seq, ep.id, new.app_id, lease_until, true, now])?;
         jobs.push(DeliveryJob {
             delivery_id: conn.last_insert_rowid(),
             msg_id: id.clone(),
@@ -163,8 +165,8 @@ impl crate::Messages for SqliteStore {
     async fn purge_expired_payloads(&self, now: i64, limit: usize) -> Result<usize> {
         self.write(move |c| {
             Ok(c.prepare_cached(
-                "DELETE FROM message_payload WHERE msg_id IN (SELECT m.id FROM message m \
-                 JOIN message_payload p ON p.msg_id = m.id WHERE m.expires_at < ?1 LIMIT ?2)",
+                "DELETE FROM message_payload WHERE msg_seq IN (SELECT m.seq FROM message m \
+                 JOIN message_payload p ON p.msg_seq = m.seq WHERE m.expires_at < ?1 LIMIT ?2)",
             )?
             .execute(params![now, limit as i64])?)
         })
@@ -175,8 +177,8 @@ impl crate::Messages for SqliteStore {
         self.write(move |c| {
             let pruned: Vec<(String, Option<i64>)> = c
                 .prepare_cached(
-                    "DELETE FROM message WHERE id IN (SELECT m.id FROM message m WHERE m.created_at < ?1 \
-                     AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.status = 1) LIMIT ?2) \
+                    "DELETE FROM message WHERE seq IN (SELECT m.seq FROM message m WHERE m.created_at < ?1 \
+                     AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_seq = m.seq AND d.status = 1) LIMIT ?2) \
                      RETURNING app_id, seq",
                 )?
                 .query_map(params![created_before, limit as i64], |r| {
@@ -192,7 +194,10 @@ impl crate::Messages for SqliteStore {
     async fn message_expunge(&self, msg_id: &str) -> Result<()> {
         let id = msg_id.to_string();
         self.write(move |c| {
-            c.execute("DELETE FROM message_payload WHERE msg_id = ?1", [id])?;
+            c.execute(
+                "DELETE FROM message_payload WHERE msg_seq = (SELECT seq FROM message WHERE id = ?1)",
+                [id],
+            )?;
             Ok(())
         })
         .await

@@ -9,6 +9,7 @@
 mod apps;
 mod attempts;
 mod audit;
+mod compact_keys;
 mod destinations;
 mod endpoints;
 mod event_types;
@@ -122,7 +123,7 @@ const READ_POOL_SIZE: usize = 8;
 
 /// The schema version `schema.sql` creates, kept in SQLite's `user_version`. A database
 /// from a newer Herald is refused rather than misread.
-const SCHEMA_VERSION: i64 = 10;
+const SCHEMA_VERSION: i64 = 11;
 
 fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection> {
     let flags = if read_only {
@@ -188,6 +189,10 @@ impl SqliteStore {
             add_column_if_missing(&conn, "person", "environment_roles", "TEXT")?;
             // And the audit trail's "before".
             add_column_if_missing(&conn, "audit_event", "before_change", "TEXT")?;
+        }
+        // Version 11 keys messages by seq (compact_keys.rs).
+        if compact_keys::needs_rebuild(&conn)? {
+            compact_keys::rebuild(&conn)?;
         }
         conn.execute_batch(include_str!("schema.sql"))?;
         let next_seq = destinations::next_seq(&conn)?;

@@ -84,14 +84,14 @@ fn claim_from_endpoint(
     jobs: &mut Vec<DeliveryJob>,
 ) -> Result<usize> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT d.id, d.msg_id, d.attempts, d.trigger_type, p.payload, {}, a.throttle_rate, p.headers, m.event_type \
+        "SELECT d.id, m.id, d.attempts, d.trigger_type, p.payload, {}, a.throttle_rate, p.headers, m.event_type \
          FROM delivery d INDEXED BY delivery_ready \
          JOIN endpoint e ON e.id = d.endpoint_id JOIN application a ON a.id = d.app_id \
-         JOIN message m ON m.id = d.msg_id LEFT JOIN message_payload p ON p.msg_id = d.msg_id \
+         JOIN message m ON m.seq = d.msg_seq LEFT JOIN message_payload p ON p.msg_seq = d.msg_seq \
          WHERE d.endpoint_id = ?1 AND d.status = 1 AND d.next_attempt_at <= ?2 \
          AND (e.ordered = 0 OR NOT EXISTS (SELECT 1 FROM delivery d2 \
-         JOIN message m2 ON m2.id = d2.msg_id WHERE d2.endpoint_id = d.endpoint_id AND d2.status = 1 \
-         AND d2.msg_id < d.msg_id AND m2.ordering_key IS m.ordering_key)) \
+         JOIN message m2 ON m2.seq = d2.msg_seq WHERE d2.endpoint_id = d.endpoint_id AND d2.status = 1 \
+         AND d2.msg_seq < d.msg_seq AND m2.ordering_key IS m.ordering_key)) \
          ORDER BY d.next_attempt_at LIMIT ?3",
         endpoint_columns_of("e")
     ))?;
@@ -153,15 +153,22 @@ fn record(
     auto_disable_after_ms: Option<i64>,
 ) -> Result<Option<String>> {
     let (delivery_id, attempt, next) = (r.delivery_id, &r.attempt, r.next);
-    conn.prepare_cached(
-        "INSERT INTO attempt (id, msg_id, endpoint_id, app_id, url, status, response_status_code, response, \
-         response_duration_ms, trigger_type, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
-        attempt.id, attempt.msg_id, attempt.endpoint_id, attempt.app_id, attempt.url, attempt.status,
-        attempt.response_status_code, attempt.response, attempt.response_duration_ms, attempt.trigger_type,
-        attempt.created_at
-    ])?;
+    // The attempt refers to its message by seq, taken from the delivery it belongs to.
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO attempt (id, msg_seq, endpoint_id, app_id, url, status, response_status_code, response, \
+             response_duration_ms, trigger_type, created_at) \
+             SELECT ?1, d.msg_seq, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 FROM delivery d WHERE d.id = ?2",
+        )?
+        .execute(params![
+            attempt.id, delivery_id, attempt.endpoint_id, attempt.app_id, attempt.url, attempt.status,
+            attempt.response_status_code, attempt.response, attempt.response_duration_ms, attempt.trigger_type,
+            attempt.created_at
+        ])?;
+    if inserted == 0 {
+        // The delivery is gone: its message or endpoint was deleted meanwhile.
+        return Err(crate::StoreError::NotFound);
+    }
     let (status, next_at) = next_state(next);
     conn.prepare_cached(
         "UPDATE delivery SET status = ?2, attempts = attempts + 1, next_attempt_at = ?3, leased = 0, updated_at = ?4 WHERE id = ?1",
@@ -350,19 +357,19 @@ impl crate::Queue for SqliteStore {
         );
         self.write(move |c| {
             let ep = endpoints::find(c, &app_id, &endpoint_id)?;
-            let (payload, extra_headers, event_type): (Option<String>, Option<String>, String) = c
-                .prepare_cached("SELECT p.payload, p.headers, m.event_type FROM message m LEFT JOIN message_payload p ON p.msg_id = m.id WHERE m.id = ?1")?
-                .query_row([&msg_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            let (payload, extra_headers, event_type, seq): (Option<String>, Option<String>, String, i64) = c
+                .prepare_cached("SELECT p.payload, p.headers, m.event_type, m.seq FROM message m LEFT JOIN message_payload p ON p.msg_seq = m.seq WHERE m.id = ?1")?
+                .query_row([&msg_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                 .optional()?
-                .unwrap_or_default();
+                .ok_or(crate::StoreError::NotFound)?;
             let id: i64 = c
                 .prepare_cached(
-                    "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
+                    "INSERT INTO delivery (msg_seq, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
                      VALUES (?1, ?2, ?3, 1, 0, ?4, ?6, 1, ?5, ?5) \
-                     ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, next_attempt_at = ?4, leased = ?6, trigger_type = 1, updated_at = ?5 \
+                     ON CONFLICT (endpoint_id, msg_seq) DO UPDATE SET status = 1, next_attempt_at = ?4, leased = ?6, trigger_type = 1, updated_at = ?5 \
                      RETURNING id",
                 )?
-                .query_row(params![msg_id, ep.id, app_id, lease_until.unwrap_or(now), now, lease_until.is_some()], |r| r.get(0))?;
+                .query_row(params![seq, ep.id, app_id, lease_until.unwrap_or(now), now, lease_until.is_some()], |r| r.get(0))?;
             let attempts: u32 = c.query_row("SELECT attempts FROM delivery WHERE id = ?1", [id], |r| r.get(0))?;
             Ok(lease_until.map(|until| job_from(&ep, id, msg_id, event_type, payload, extra_headers, attempts, 1, now, until)))
         })
@@ -403,24 +410,24 @@ impl crate::Queue for SqliteStore {
         self.write(move |c| {
             let candidates = c
                 .prepare_cached(
-                    "SELECT m.id, m.event_type, m.channels FROM message m WHERE m.app_id = ?1 AND m.created_at >= ?2 \
-                     AND m.created_at < ?3 AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.msg_id = m.id AND d.endpoint_id = ?4) \
-                     ORDER BY m.id LIMIT ?5",
+                    "SELECT m.seq, m.event_type, m.channels FROM message m WHERE m.app_id = ?1 AND m.created_at >= ?2 \
+                     AND m.created_at < ?3 AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.endpoint_id = ?4 AND d.msg_seq = m.seq) \
+                     ORDER BY m.seq LIMIT ?5",
                 )?
                 .query_map(
                     params![ep.app_id, since, until, ep.id, REPLAY_MISSING_MAX as i64],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?)),
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?)),
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut insert = c.prepare_cached(
-                "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
+                "INSERT INTO delivery (msg_seq, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, 1, 0, ?4, 0, 1, ?4, ?4)",
             )?;
             let mut n = 0;
-            for (msg_id, event_type, channels) in candidates {
+            for (msg_seq, event_type, channels) in candidates {
                 let channels: Option<Vec<String>> = crate::json_decode_opt(channels.as_deref());
                 if endpoint_wants(&ep, &event_type, channels.as_deref()) {
-                    insert.execute(params![msg_id, ep.id, ep.app_id, now])?;
+                    insert.execute(params![msg_seq, ep.id, ep.app_id, now])?;
                     n += 1;
                 }
             }

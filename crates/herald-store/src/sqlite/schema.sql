@@ -1,5 +1,5 @@
 -- Herald's SQLite schema. Times are Unix milliseconds. JSON columns hold arrays/objects
--- as text. Version 8; every statement is IF NOT EXISTS, so opening a database of an
+-- as text. Version 11; every statement is IF NOT EXISTS, so opening a database of an
 -- older version brings it up to date.
 CREATE TABLE IF NOT EXISTS application (
     id TEXT PRIMARY KEY,
@@ -48,31 +48,35 @@ CREATE TABLE IF NOT EXISTS event_type (
     updated_at INTEGER NOT NULL
 );
 
+-- Version 11: a message's `seq` is its row's key, and the payload, deliveries and
+-- attempts refer to the message by it (an integer of a few bytes) rather than by its
+-- 31-character id, which is stored once, in the row and its unique index.
 CREATE TABLE IF NOT EXISTS message (
-    id TEXT PRIMARY KEY,
+    -- The message's place in its application's stream, given by the writer in commit
+    -- order (destinations read by it); unique across applications.
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
     app_id TEXT NOT NULL REFERENCES application(id) ON DELETE CASCADE,
     event_id TEXT,
     event_type TEXT NOT NULL,
     channels TEXT,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
-    -- Version 5: the ordering key of ordered delivery.
-    ordering_key TEXT,
-    -- Version 8: the message's place in its application's stream, given by the writer
-    -- in commit order (destinations read by it).
-    seq INTEGER
+    -- The ordering key of ordered delivery (version 5).
+    ordering_key TEXT
 );
-CREATE INDEX IF NOT EXISTS message_by_app ON message(app_id, id);
-CREATE INDEX IF NOT EXISTS message_stream ON message(app_id, seq);
--- Partial: most messages carry no eventId, and they need no entry here.
+-- An application's messages in stream order, which is also the order of their ids
+-- (lists go by it): the index's entries end with the row's key, which is seq.
+CREATE INDEX IF NOT EXISTS message_stream ON message(app_id);
 -- For the retention sweeps (version 2).
 CREATE INDEX IF NOT EXISTS message_expires ON message(expires_at);
 CREATE INDEX IF NOT EXISTS message_created ON message(created_at);
+-- Partial: most messages carry no eventId, and they need no entry here.
 CREATE UNIQUE INDEX IF NOT EXISTS message_event_id ON message(app_id, event_id) WHERE event_id IS NOT NULL;
 
 -- Payloads live apart from metadata so retention can drop them and keep the log.
 CREATE TABLE IF NOT EXISTS message_payload (
-    msg_id TEXT PRIMARY KEY REFERENCES message(id) ON DELETE CASCADE,
+    msg_seq INTEGER PRIMARY KEY REFERENCES message(seq) ON DELETE CASCADE,
     payload TEXT NOT NULL,
     -- Version 6: extra headers sent with the payload (JSON list of pairs), or NULL.
     headers TEXT
@@ -83,7 +87,7 @@ CREATE TABLE IF NOT EXISTS message_payload (
 -- it; next_attempt_at is then the lease's end.
 CREATE TABLE IF NOT EXISTS delivery (
     id INTEGER PRIMARY KEY,
-    msg_id TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    msg_seq INTEGER NOT NULL REFERENCES message(seq) ON DELETE CASCADE,
     endpoint_id TEXT NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
     app_id TEXT NOT NULL,
     status INTEGER NOT NULL,
@@ -93,19 +97,21 @@ CREATE TABLE IF NOT EXISTS delivery (
     trigger_type INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
-    UNIQUE (msg_id, endpoint_id)
+    -- Also an endpoint's deliveries in message order (its message list).
+    UNIQUE (endpoint_id, msg_seq)
 );
 -- Pending deliveries by endpoint, oldest due first: claims find each endpoint's due
 -- work through it, so that they can share a batch fairly (fair.rs). It replaced
 -- delivery_due (by time alone) in schema version 7.
 CREATE INDEX IF NOT EXISTS delivery_ready ON delivery(endpoint_id, next_attempt_at) WHERE status = 1;
 DROP INDEX IF EXISTS delivery_due;
-CREATE INDEX IF NOT EXISTS delivery_by_endpoint ON delivery(endpoint_id, msg_id);
+CREATE INDEX IF NOT EXISTS delivery_by_msg ON delivery(msg_seq);
 
--- Attempts are append-only.
+-- Attempts are append-only. Clustered by message (a message's attempts are one range
+-- of the table, found without a second index); an endpoint's through attempt_by_endpoint.
 CREATE TABLE IF NOT EXISTS attempt (
-    id TEXT PRIMARY KEY,
-    msg_id TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    msg_seq INTEGER NOT NULL REFERENCES message(seq) ON DELETE CASCADE,
+    id TEXT NOT NULL,
     endpoint_id TEXT NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
     app_id TEXT NOT NULL,
     url TEXT NOT NULL,
@@ -114,9 +120,9 @@ CREATE TABLE IF NOT EXISTS attempt (
     response TEXT NOT NULL,
     response_duration_ms INTEGER NOT NULL,
     trigger_type INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS attempt_by_msg ON attempt(msg_id, id);
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (msg_seq, id)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS attempt_by_endpoint ON attempt(endpoint_id, id);
 
 CREATE TABLE IF NOT EXISTS api_token (
