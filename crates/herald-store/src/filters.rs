@@ -69,9 +69,9 @@ pub(crate) const MESSAGE_COLUMNS: &str =
     "m.id, m.app_id, m.event_id, m.event_type, m.channels, m.created_at, m.expires_at";
 
 /// An attempt's columns, with its message joined as `m` (SQLite's attempt row holds the
-/// message's seq, not its id).
+/// message's seq and the endpoint's ekey, not their ids; see `attempt_columns`).
 pub(crate) const ATTEMPT_COLUMNS: &str =
-    "a.id, m.id, a.endpoint_id, a.app_id, a.url, a.status, a.response_status_code, a.response, \
+    "a.id, m.id, a.endpoint_id, m.app_id, a.url, a.status, a.response_status_code, a.response, \
      a.response_duration_ms, a.trigger_type, a.created_at";
 
 pub(crate) const ENDPOINT_COLUMNS: &str =
@@ -98,6 +98,26 @@ fn of_message(dialect: Dialect, alias: &str) -> String {
     match dialect {
         Dialect::Sqlite => format!("{alias}.msg_seq = m.seq"),
         Dialect::Postgres => format!("{alias}.msg_id = m.id"),
+    }
+}
+
+/// `ATTEMPT_COLUMNS` in a dialect: SQLite's attempt names its endpoint by ekey.
+pub(crate) fn attempt_columns(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Sqlite => ATTEMPT_COLUMNS.replace(
+            "a.endpoint_id",
+            "(SELECT id FROM endpoint WHERE ekey = a.ep)",
+        ),
+        Dialect::Postgres => ATTEMPT_COLUMNS.to_string(),
+    }
+}
+
+/// The condition "the row aliased `alias` (a delivery or attempt) belongs to the endpoint
+/// whose id is bound at `p`": SQLite's rows hold the endpoint's ekey.
+fn is_endpoint(dialect: Dialect, alias: &str, p: &str) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("{alias}.ep = (SELECT ekey FROM endpoint WHERE id = {p})"),
+        Dialect::Postgres => format!("{alias}.endpoint_id = {p}"),
     }
 }
 
@@ -139,19 +159,20 @@ pub(crate) fn attempt_list(
     let mut q = Query::new(
         dialect,
         format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM attempt a JOIN message m ON {} WHERE 1=1",
+            "SELECT {} FROM attempt a JOIN message m ON {} WHERE 1=1",
+            attempt_columns(dialect),
             of_message(dialect, "a")
         ),
     );
-    q.and(Arg::Text(app_id.to_string()), |p| format!("a.app_id = {p}"));
+    q.and(Arg::Text(app_id.to_string()), |p| format!("m.app_id = {p}"));
     match scope {
         AttemptScope::Endpoint(id) => {
-            q.and(Arg::Text(id.clone()), |p| format!("a.endpoint_id = {p}"))
+            q.and(Arg::Text(id.clone()), |p| is_endpoint(dialect, "a", p))
         }
         AttemptScope::Message(id) => q.and(Arg::Text(id.clone()), |p| format!("m.id = {p}")),
     }
     if let Some(ep) = &f.endpoint_id {
-        q.and(Arg::Text(ep.clone()), |p| format!("a.endpoint_id = {p}"));
+        q.and(Arg::Text(ep.clone()), |p| is_endpoint(dialect, "a", p));
     }
     if let Some(s) = f.status {
         q.and(Arg::Int(s), |p| format!("a.status = {p}"));
@@ -198,7 +219,7 @@ pub(crate) fn delivered_messages(
         ),
     );
     q.and(Arg::Text(endpoint_id.to_string()), |p| {
-        format!("d.endpoint_id = {p}")
+        is_endpoint(dialect, "d", p)
     });
     if let Some(status) = f.status {
         q.and(Arg::Int(status), |p| format!("d.status = {p}"));
@@ -218,8 +239,12 @@ pub(crate) fn delivery_targets(dialect: Dialect, msg_id: &str, list: &ListQuery)
     let mut q = Query::new(
         dialect,
         format!(
-            "SELECT {}, d.status, d.leased, d.next_attempt_at FROM delivery d JOIN endpoint e ON e.id = d.endpoint_id WHERE 1=1",
-            endpoint_columns_of("e")
+            "SELECT {}, d.status, d.leased, d.next_attempt_at FROM delivery d JOIN endpoint e ON {} WHERE 1=1",
+            endpoint_columns_of("e"),
+            match dialect {
+                Dialect::Sqlite => "e.ekey = d.ep",
+                Dialect::Postgres => "e.id = d.endpoint_id",
+            }
         ),
     );
     q.and(Arg::Text(msg_id.to_string()), |p| match dialect {

@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension, Row};
 
 use super::{endpoints, found, messages, query_rows, SqliteStore};
 use crate::filters::{
-    self, AttemptFilter, AttemptScope, MessageFilter, ATTEMPT_COLUMNS, ENDPOINT_COLUMN_COUNT,
+    self, attempt_columns, AttemptFilter, AttemptScope, MessageFilter, ENDPOINT_COLUMN_COUNT,
 };
 use crate::page::{ListQuery, Page};
 use crate::sql::Dialect;
@@ -51,7 +51,10 @@ impl crate::DeliveryLog for SqliteStore {
             attempt_id.to_string(),
         );
         self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {ATTEMPT_COLUMNS} FROM message m JOIN attempt a ON a.msg_seq = m.seq WHERE a.id = ?1 AND m.id = ?2 AND m.app_id = ?3"))?
+            c.prepare_cached(&format!(
+                "SELECT {} FROM message m JOIN attempt a ON a.msg_seq = m.seq WHERE a.id = ?1 AND m.id = ?2 AND m.app_id = ?3",
+                attempt_columns(Dialect::Sqlite)
+            ))?
                 .query_row([attempt_id, msg_id, app_id], from_row)
                 .optional()?
                 .ok_or(StoreError::NotFound)

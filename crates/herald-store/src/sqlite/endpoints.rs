@@ -167,7 +167,7 @@ impl crate::Endpoints for SqliteStore {
         self.read(move |c| {
             let mut stats = EndpointStats::default();
             let mut stmt = c.prepare_cached(
-                "SELECT status, leased, count(*) FROM delivery WHERE endpoint_id = ?1 AND created_at >= ?2 \
+                "SELECT status, leased, count(*) FROM delivery WHERE ep = (SELECT ekey FROM endpoint WHERE id = ?1) AND created_at >= ?2 \
                  AND created_at < ?3 GROUP BY status, leased",
             )?;
             let rows = stmt.query_map(params![id, since, until], |r| {

@@ -86,18 +86,22 @@ fn insert_message(
     let payload: Arc<str> = Arc::from(new.payload.as_str());
     let mut jobs = Vec::new();
     let mut insert_delivery = conn.prepare_cached(
-        "INSERT INTO delivery (msg_seq, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, 1, 0, ?4, ?5, 0, ?6, ?6)",
+        "INSERT INTO delivery (msg_seq, ep, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
+         SELECT ?1, ekey, 1, 0, ?3, ?4, 0, ?5, ?5 FROM endpoint WHERE id = ?2",
     )?;
     let endpoints = routes.endpoints(conn, &new.app_id)?;
     for ep in message_targets(&endpoints, &new) {
         // An ordered endpoint's deliveries go through the scheduler, which sends each
         // only after the ones before it.
         let Some(lease_until) = lease_until.filter(|_| !ep.ordered) else {
-            insert_delivery.execute(params![seq, ep.id, new.app_id, due_at, false, now])?;
+            insert_delivery.execute(params![seq, ep.id, due_at, false, now])?;
             continue;
         };
-        insert_delivery.execute(params![seq, ep.id, new.app_id, lease_until, true, now])?;
+        if insert_delivery.execute(params![seq, ep.id, lease_until, true, now])? == 0 {
+            // The routes are cleared by every endpoint change, so this does not happen;
+            // were the endpoint gone, there would be no delivery to hand off.
+            continue;
+        }
         jobs.push(DeliveryJob {
             delivery_id: conn.last_insert_rowid(),
             msg_id: id.clone(),

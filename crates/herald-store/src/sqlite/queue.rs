@@ -51,23 +51,28 @@ fn claim_due(
 /// delivery is due: one probe of `delivery_ready` per endpoint (a loose index scan).
 fn pending_endpoints(conn: &Connection) -> Result<Vec<fair::Pending>> {
     let mut next = conn.prepare_cached(
-        "SELECT endpoint_id, app_id, next_attempt_at FROM delivery INDEXED BY delivery_ready \
-         WHERE status = 1 AND endpoint_id > ?1 ORDER BY endpoint_id, next_attempt_at LIMIT 1",
+        "SELECT d.ep, e.id, e.app_id, d.next_attempt_at FROM delivery d INDEXED BY delivery_ready \
+         JOIN endpoint e ON e.ekey = d.ep WHERE d.status = 1 AND d.ep > ?1 ORDER BY d.ep, d.next_attempt_at LIMIT 1",
     )?;
-    let mut pending: Vec<fair::Pending> = Vec::new();
+    let (mut pending, mut after): (Vec<fair::Pending>, i64) = (Vec::new(), -1);
     loop {
-        let after = pending.last().map_or("", |p| p.endpoint_id.as_str());
         let found = next
             .query_row([after], |r| {
-                Ok(fair::Pending {
-                    endpoint_id: r.get(0)?,
-                    app_id: r.get(1)?,
-                    head: r.get::<_, Option<i64>>(2)?.unwrap_or(i64::MAX),
-                })
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    fair::Pending {
+                        endpoint_id: r.get(1)?,
+                        app_id: r.get(2)?,
+                        head: r.get::<_, Option<i64>>(3)?.unwrap_or(i64::MAX),
+                    },
+                ))
             })
             .optional()?;
         match found {
-            Some(p) => pending.push(p),
+            Some((ekey, p)) => {
+                after = ekey;
+                pending.push(p);
+            }
             None => return Ok(pending),
         }
     }
@@ -85,12 +90,12 @@ fn claim_from_endpoint(
 ) -> Result<usize> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT d.id, m.id, d.attempts, d.trigger_type, p.payload, {}, a.throttle_rate, p.headers, m.event_type \
-         FROM delivery d INDEXED BY delivery_ready \
-         JOIN endpoint e ON e.id = d.endpoint_id JOIN application a ON a.id = d.app_id \
+         FROM endpoint e JOIN delivery d INDEXED BY delivery_ready ON d.ep = e.ekey \
+         JOIN application a ON a.id = e.app_id \
          JOIN message m ON m.seq = d.msg_seq LEFT JOIN message_payload p ON p.msg_seq = d.msg_seq \
-         WHERE d.endpoint_id = ?1 AND d.status = 1 AND d.next_attempt_at <= ?2 \
+         WHERE e.id = ?1 AND d.status = 1 AND d.next_attempt_at <= ?2 \
          AND (e.ordered = 0 OR NOT EXISTS (SELECT 1 FROM delivery d2 \
-         JOIN message m2 ON m2.seq = d2.msg_seq WHERE d2.endpoint_id = d.endpoint_id AND d2.status = 1 \
+         JOIN message m2 ON m2.seq = d2.msg_seq WHERE d2.ep = d.ep AND d2.status = 1 \
          AND d2.msg_seq < d.msg_seq AND m2.ordering_key IS m.ordering_key)) \
          ORDER BY d.next_attempt_at LIMIT ?3",
         endpoint_columns_of("e")
@@ -153,15 +158,16 @@ fn record(
     auto_disable_after_ms: Option<i64>,
 ) -> Result<Option<String>> {
     let (delivery_id, attempt, next) = (r.delivery_id, &r.attempt, r.next);
-    // The attempt refers to its message by seq, taken from the delivery it belongs to.
+    // The attempt refers to its message and endpoint by their keys, taken from the
+    // delivery it belongs to.
     let inserted = conn
         .prepare_cached(
-            "INSERT INTO attempt (id, msg_seq, endpoint_id, app_id, url, status, response_status_code, response, \
+            "INSERT INTO attempt (id, msg_seq, ep, url, status, response_status_code, response, \
              response_duration_ms, trigger_type, created_at) \
-             SELECT ?1, d.msg_seq, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 FROM delivery d WHERE d.id = ?2",
+             SELECT ?1, d.msg_seq, d.ep, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM delivery d WHERE d.id = ?2",
         )?
         .execute(params![
-            attempt.id, delivery_id, attempt.endpoint_id, attempt.app_id, attempt.url, attempt.status,
+            attempt.id, delivery_id, attempt.url, attempt.status,
             attempt.response_status_code, attempt.response, attempt.response_duration_ms, attempt.trigger_type,
             attempt.created_at
         ])?;
@@ -333,7 +339,7 @@ impl crate::Queue for SqliteStore {
         self.write(move |c| {
             Ok(c.prepare_cached(
                 "UPDATE delivery SET next_attempt_at = ?2, updated_at = ?2 \
-                 WHERE endpoint_id = ?1 AND status = 1 AND leased = 0 AND next_attempt_at > ?2",
+                 WHERE ep = (SELECT ekey FROM endpoint WHERE id = ?1) AND status = 1 AND leased = 0 AND next_attempt_at > ?2",
             )?
             .execute(params![endpoint_id, now])?)
         })
@@ -364,12 +370,12 @@ impl crate::Queue for SqliteStore {
                 .ok_or(crate::StoreError::NotFound)?;
             let id: i64 = c
                 .prepare_cached(
-                    "INSERT INTO delivery (msg_seq, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
-                     VALUES (?1, ?2, ?3, 1, 0, ?4, ?6, 1, ?5, ?5) \
-                     ON CONFLICT (endpoint_id, msg_seq) DO UPDATE SET status = 1, next_attempt_at = ?4, leased = ?6, trigger_type = 1, updated_at = ?5 \
+                    "INSERT INTO delivery (msg_seq, ep, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
+                     SELECT ?1, ekey, 1, 0, ?3, ?5, 1, ?4, ?4 FROM endpoint WHERE id = ?2 \
+                     ON CONFLICT (ep, msg_seq) DO UPDATE SET status = 1, next_attempt_at = ?3, leased = ?5, trigger_type = 1, updated_at = ?4 \
                      RETURNING id",
                 )?
-                .query_row(params![seq, ep.id, app_id, lease_until.unwrap_or(now), now, lease_until.is_some()], |r| r.get(0))?;
+                .query_row(params![seq, ep.id, lease_until.unwrap_or(now), now, lease_until.is_some()], |r| r.get(0))?;
             let attempts: u32 = c.query_row("SELECT attempts FROM delivery WHERE id = ?1", [id], |r| r.get(0))?;
             Ok(lease_until.map(|until| job_from(&ep, id, msg_id, event_type, payload, extra_headers, attempts, 1, now, until)))
         })
@@ -392,7 +398,7 @@ impl crate::Queue for SqliteStore {
             Ok(c.execute(
                 &format!(
                     "UPDATE delivery SET status = 1, next_attempt_at = ?4, leased = 0, trigger_type = 1, updated_at = ?4 \
-                     WHERE endpoint_id = ?1 AND status IN ({statuses}) AND created_at >= ?2 AND created_at < ?3"
+                     WHERE ep = (SELECT ekey FROM endpoint WHERE id = ?1) AND status IN ({statuses}) AND created_at >= ?2 AND created_at < ?3"
                 ),
                 params![id, since, until, now],
             )?)
@@ -411,7 +417,7 @@ impl crate::Queue for SqliteStore {
             let candidates = c
                 .prepare_cached(
                     "SELECT m.seq, m.event_type, m.channels FROM message m WHERE m.app_id = ?1 AND m.created_at >= ?2 \
-                     AND m.created_at < ?3 AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.endpoint_id = ?4 AND d.msg_seq = m.seq) \
+                     AND m.created_at < ?3 AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.ep = (SELECT ekey FROM endpoint WHERE id = ?4) AND d.msg_seq = m.seq) \
                      ORDER BY m.seq LIMIT ?5",
                 )?
                 .query_map(
@@ -420,14 +426,14 @@ impl crate::Queue for SqliteStore {
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut insert = c.prepare_cached(
-                "INSERT INTO delivery (msg_seq, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, 1, 0, ?4, 0, 1, ?4, ?4)",
+                "INSERT INTO delivery (msg_seq, ep, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
+                 SELECT ?1, ekey, 1, 0, ?3, 0, 1, ?3, ?3 FROM endpoint WHERE id = ?2",
             )?;
             let mut n = 0;
             for (msg_seq, event_type, channels) in candidates {
                 let channels: Option<Vec<String>> = crate::json_decode_opt(channels.as_deref());
                 if endpoint_wants(&ep, &event_type, channels.as_deref()) {
-                    insert.execute(params![msg_seq, ep.id, ep.app_id, now])?;
+                    insert.execute(params![msg_seq, ep.id, now])?;
                     n += 1;
                 }
             }

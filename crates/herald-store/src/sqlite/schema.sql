@@ -11,8 +11,10 @@ CREATE TABLE IF NOT EXISTS application (
     updated_at INTEGER NOT NULL
 );
 
+-- Version 11: `ekey` is the key deliveries and attempts refer to the endpoint by.
 CREATE TABLE IF NOT EXISTS endpoint (
-    id TEXT PRIMARY KEY,
+    ekey INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
     app_id TEXT NOT NULL REFERENCES application(id) ON DELETE CASCADE,
     uid TEXT,
     url TEXT NOT NULL,
@@ -88,8 +90,8 @@ CREATE TABLE IF NOT EXISTS message_payload (
 CREATE TABLE IF NOT EXISTS delivery (
     id INTEGER PRIMARY KEY,
     msg_seq INTEGER NOT NULL REFERENCES message(seq) ON DELETE CASCADE,
-    endpoint_id TEXT NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
-    app_id TEXT NOT NULL,
+    -- The endpoint (its ekey); its application is the endpoint's.
+    ep INTEGER NOT NULL REFERENCES endpoint(ekey) ON DELETE CASCADE,
     status INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER,
@@ -98,12 +100,12 @@ CREATE TABLE IF NOT EXISTS delivery (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     -- Also an endpoint's deliveries in message order (its message list).
-    UNIQUE (endpoint_id, msg_seq)
+    UNIQUE (ep, msg_seq)
 );
 -- Pending deliveries by endpoint, oldest due first: claims find each endpoint's due
 -- work through it, so that they can share a batch fairly (fair.rs). It replaced
 -- delivery_due (by time alone) in schema version 7.
-CREATE INDEX IF NOT EXISTS delivery_ready ON delivery(endpoint_id, next_attempt_at) WHERE status = 1;
+CREATE INDEX IF NOT EXISTS delivery_ready ON delivery(ep, next_attempt_at) WHERE status = 1;
 DROP INDEX IF EXISTS delivery_due;
 CREATE INDEX IF NOT EXISTS delivery_by_msg ON delivery(msg_seq);
 
@@ -112,8 +114,8 @@ CREATE INDEX IF NOT EXISTS delivery_by_msg ON delivery(msg_seq);
 CREATE TABLE IF NOT EXISTS attempt (
     msg_seq INTEGER NOT NULL REFERENCES message(seq) ON DELETE CASCADE,
     id TEXT NOT NULL,
-    endpoint_id TEXT NOT NULL REFERENCES endpoint(id) ON DELETE CASCADE,
-    app_id TEXT NOT NULL,
+    -- The endpoint (its ekey); the application is the message's.
+    ep INTEGER NOT NULL REFERENCES endpoint(ekey) ON DELETE CASCADE,
     url TEXT NOT NULL,
     status INTEGER NOT NULL,
     response_status_code INTEGER NOT NULL,
@@ -123,7 +125,7 @@ CREATE TABLE IF NOT EXISTS attempt (
     created_at INTEGER NOT NULL,
     PRIMARY KEY (msg_seq, id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS attempt_by_endpoint ON attempt(endpoint_id, id);
+CREATE INDEX IF NOT EXISTS attempt_by_endpoint ON attempt(ep, id);
 
 CREATE TABLE IF NOT EXISTS api_token (
     id TEXT PRIMARY KEY,
