@@ -123,10 +123,12 @@ impl Engine {
             tracing::debug!(msg.id = %job.msg_id, endpoint.id = %job.endpoint_id, "lease too short to attempt; leaving it to the scheduler");
             return;
         }
+        // The sending futures are boxed: they are large (the HTTP client's), and a
+        // delivery waiting at its gate should not hold their room (thousands may wait).
         let (outcome, changed) = if job.transformation.is_some() {
-            match self.transform(job).await {
+            match Box::pin(self.transform(job)).await {
                 Transformed::Send(changed, method) => (
-                    self.send(&changed, started_at / 1000, method).await,
+                    Box::pin(self.send(&changed, started_at / 1000, method)).await,
                     Some(changed),
                 ),
                 Transformed::Cancel(took) => {
@@ -143,8 +145,7 @@ impl Engine {
             }
         } else {
             (
-                self.send(job, started_at / 1000, reqwest::Method::POST)
-                    .await,
+                Box::pin(self.send(job, started_at / 1000, reqwest::Method::POST)).await,
                 None,
             )
         };

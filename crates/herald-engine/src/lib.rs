@@ -181,6 +181,9 @@ struct Inner {
     held_destinations: std::sync::Mutex<Vec<String>>,
 }
 
+/// How long an idle connection to a receiver is kept for reuse.
+const IDLE_CONNECTION_KEPT: Duration = Duration::from_secs(30);
+
 impl Engine {
     pub fn new(store: SharedStore, config: EngineConfig) -> Result<Engine, reqwest::Error> {
         let mut builder = reqwest::Client::builder();
@@ -209,7 +212,11 @@ impl Engine {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Idle connections are state per receiving host: each is kept at most 30 s,
+            // so a minute after a burst to many hosts they are all gone, and no host
+            // keeps more than could be in flight at once.
+            .pool_idle_timeout(IDLE_CONNECTION_KEPT)
+            .pool_max_idle_per_host(config.max_in_flight.max(1))
             .tcp_nodelay(true)
             .build()?;
         let permits = Arc::new(Semaphore::new(config.max_in_flight));

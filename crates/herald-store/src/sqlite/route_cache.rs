@@ -13,38 +13,46 @@ use rusqlite::Connection;
 use super::endpoints;
 use crate::{Endpoint, Result};
 
-/// Applications kept at most; past that the cache starts over (simple and bounded).
-const MAX_APPS: usize = 10_000;
+/// Endpoints kept at most, over all applications; past that the cache starts over
+/// (simple and bounded: an install with 100,000 endpoints keeps about a tenth of them
+/// in memory, and a miss costs one indexed read of one application's endpoints).
+const MAX_ENDPOINTS: usize = 10_000;
 
 #[derive(Default)]
 pub(crate) struct RouteCache {
-    by_app: Mutex<HashMap<String, Arc<Vec<Endpoint>>>>,
+    cached: Mutex<Cached>,
+}
+
+#[derive(Default)]
+struct Cached {
+    by_app: HashMap<String, Arc<Vec<Endpoint>>>,
+    /// The endpoints in `by_app`, all applications together.
+    endpoints: usize,
 }
 
 impl RouteCache {
     /// The application's endpoints, read through `conn` on a miss.
     pub(crate) fn endpoints(&self, conn: &Connection, app_id: &str) -> Result<Arc<Vec<Endpoint>>> {
         if let Some(hit) = self
-            .by_app
+            .cached
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .by_app
             .get(app_id)
         {
             return Ok(hit.clone());
         }
         let loaded = Arc::new(endpoints::all_of_app(conn, app_id)?);
-        let mut map = self.by_app.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_APPS {
-            map.clear();
+        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        if cached.endpoints + loaded.len() > MAX_ENDPOINTS {
+            *cached = Cached::default();
         }
-        map.insert(app_id.to_string(), loaded.clone());
+        cached.endpoints += loaded.len();
+        cached.by_app.insert(app_id.to_string(), loaded.clone());
         Ok(loaded)
     }
 
     pub(crate) fn clear(&self) {
-        self.by_app
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        *self.cached.lock().unwrap_or_else(|p| p.into_inner()) = Cached::default();
     }
 }
