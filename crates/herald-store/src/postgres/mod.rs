@@ -48,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/12_audit.sql"),
     include_str!("migrations/13_people.sql"),
     include_str!("migrations/14_environments.sql"),
+    include_str!("migrations/15_fewer_indexes.sql"),
 ];
 
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -292,7 +292,7 @@ impl crate::Queue for PgStore {
             let n = conn
                 .execute(
                     "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
-                     SELECT m, $2, $3, 1, 0, $4, FALSE, 1, $4, $4 FROM unnest($1::text[]) AS m ON CONFLICT (msg_id, endpoint_id) DO NOTHING",
+                     SELECT m, $2, $3, 1, 0, $4, FALSE, 1, $4, $4 FROM unnest($1::text[]) AS m ON CONFLICT (endpoint_id, msg_id) DO NOTHING",
                     &[&wanted, &ep.id, &ep.app_id, &now],
                 )
                 .await?;
@@ -394,7 +394,7 @@ impl crate::Queue for PgStore {
                 .query(
                     "INSERT INTO delivery (msg_id, endpoint_id, app_id, status, attempts, next_attempt_at, leased, trigger_type, created_at, updated_at) \
                      VALUES ($1, $2, $3, 1, 0, $4, $6, 1, $5, $5) \
-                     ON CONFLICT (msg_id, endpoint_id) DO UPDATE SET status = 1, next_attempt_at = $4, leased = $6, trigger_type = 1, updated_at = $5 \
+                     ON CONFLICT (endpoint_id, msg_id) DO UPDATE SET status = 1, next_attempt_at = $4, leased = $6, trigger_type = 1, updated_at = $5 \
                      RETURNING id, attempts",
                     &[&msg_id, &ep.id, &app_id, &lease_until.unwrap_or(now), &now, &lease_until.is_some()],
                 )
