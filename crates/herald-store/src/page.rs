@@ -36,18 +36,7 @@ impl ListQuery {
 
     /// Appends `AND key <op> cursor` and `ORDER BY key … LIMIT n+1` to the statement.
     pub(crate) fn apply(&self, q: &mut Query, key: &str) {
-        // Walking backwards reverses the scan; `finish` restores display order.
-        let ascending_scan = self.descending == self.backwards();
-        if let Some(it) = &self.iterator {
-            let cursor = it.strip_prefix('-').unwrap_or(it);
-            let op = if ascending_scan { ">" } else { "<" };
-            q.and(Arg::Text(cursor.to_string()), |p| format!("{key} {op} {p}"));
-        }
-        q.sql.push_str(&format!(
-            " ORDER BY {key} {} LIMIT {}",
-            if ascending_scan { "ASC" } else { "DESC" },
-            self.limit + 1
-        ));
+        self.apply_with(q, key, |p, op| format!("{key} {op} {p}"));
     }
 
     /// Like `apply`, for a list of messages keyed by their ids but scanned in seq order
@@ -55,21 +44,27 @@ impl ListQuery {
     /// order, so the two orders agree; the cursor, a message id, becomes the seq of the
     /// nearest message on its side (which works when that message itself is gone).
     pub(crate) fn apply_by_seq(&self, q: &mut Query, seq_key: &str) {
+        self.apply_with(q, seq_key, |p, op| {
+            if op == ">" {
+                format!("{seq_key} > coalesce((SELECT seq FROM message WHERE id <= {p} ORDER BY id DESC LIMIT 1), -1)")
+            } else {
+                format!("{seq_key} < coalesce((SELECT seq FROM message WHERE id >= {p} ORDER BY id LIMIT 1), {})", i64::MAX)
+            }
+        });
+    }
+
+    /// Appends the cursor's condition (`after(placeholder, ">" or "<")`) and the order
+    /// by `order_key`.
+    fn apply_with(&self, q: &mut Query, order_key: &str, after: impl Fn(&str, &str) -> String) {
+        // Walking backwards reverses the scan; `finish` restores display order.
         let ascending_scan = self.descending == self.backwards();
         if let Some(it) = &self.iterator {
             let cursor = it.strip_prefix('-').unwrap_or(it);
-            if ascending_scan {
-                q.and(Arg::Text(cursor.to_string()), |p| {
-                    format!("{seq_key} > coalesce((SELECT seq FROM message WHERE id <= {p} ORDER BY id DESC LIMIT 1), -1)")
-                });
-            } else {
-                q.and(Arg::Text(cursor.to_string()), |p| {
-                    format!("{seq_key} < coalesce((SELECT seq FROM message WHERE id >= {p} ORDER BY id LIMIT 1), {})", i64::MAX)
-                });
-            }
+            let op = if ascending_scan { ">" } else { "<" };
+            q.and(Arg::Text(cursor.to_string()), |p| after(p, op));
         }
         q.sql.push_str(&format!(
-            " ORDER BY {seq_key} {} LIMIT {}",
+            " ORDER BY {order_key} {} LIMIT {}",
             if ascending_scan { "ASC" } else { "DESC" },
             self.limit + 1
         ));

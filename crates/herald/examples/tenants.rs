@@ -13,6 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use reqwest::Method;
+use serde_json::json;
+
+mod support;
+use support::HeraldServer;
 
 const TOKEN: &str = "tenants-bench-token-0123456789";
 
@@ -80,36 +85,8 @@ async fn main() {
     let sink_base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, sink).await.unwrap() });
 
-    let dir = std::env::temp_dir().join(format!("herald-tenants-{}", std::process::id()));
-    let port = 18_172;
-    let mut child = std::process::Command::new(&herald)
-        .args([
-            "serve",
-            "--dev",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .env("HERALD_ADMIN_TOKEN", TOKEN)
-        .env("HERALD_LOG_LEVEL", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start herald");
-    let pid = child.id();
-    let api = format!("http://127.0.0.1:{port}/api/v1");
-    let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client
-            .get(format!("{api}/health/ping"))
-            .send()
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let server = Arc::new(HeraldServer::start(&herald, 18_172, TOKEN, "tenants").await);
+    let pid = server.pid();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = rss_mb(pid);
     let peak = Arc::new(AtomicU64::new(0));
@@ -122,37 +99,25 @@ async fn main() {
             }
         });
     }
-    let post = move |client: reqwest::Client, url: String, body: serde_json::Value| async move {
-        let r = client
-            .post(url)
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-    };
-
     let started = Instant::now();
     {
-        let (client, api, sink_base) = (client.clone(), api.clone(), sink_base.clone());
+        let (server, sink_base) = (server.clone(), sink_base.clone());
         each(apps, 32, move |a| {
-            let (client, api, sink_base) = (client.clone(), api.clone(), sink_base.clone());
+            let (server, sink_base) = (server.clone(), sink_base.clone());
             async move {
                 let uid = format!("tenant-{a}");
-                post(
-                    client.clone(),
-                    format!("{api}/app"),
-                    serde_json::json!({"name": uid, "uid": uid}),
-                )
-                .await;
-                for e in 0..per_app {
-                    post(
-                        client.clone(),
-                        format!("{api}/app/{uid}/endpoint"),
-                        serde_json::json!({"url": format!("{sink_base}/{uid}/{e}")}),
-                    )
+                server
+                    .call(Method::POST, "/app", json!({"name": uid, "uid": uid}))
                     .await;
+                for e in 0..per_app {
+                    let url = format!("{sink_base}/{uid}/{e}");
+                    server
+                        .call(
+                            Method::POST,
+                            &format!("/app/{uid}/endpoint"),
+                            json!({"url": url}),
+                        )
+                        .await;
                 }
             }
         })
@@ -163,16 +128,14 @@ async fn main() {
 
     let started = Instant::now();
     {
-        let (client, api) = (client.clone(), api.clone());
+        let server = server.clone();
         each(apps, 64, move |a| {
-            let (client, api) = (client.clone(), api.clone());
+            let server = server.clone();
             async move {
-                post(
-                    client,
-                    format!("{api}/app/tenant-{a}/msg"),
-                    serde_json::json!({"eventType": "tenant.test", "payload": {"tenant": a}}),
-                )
-                .await;
+                let body = json!({"eventType": "tenant.test", "payload": {"tenant": a}});
+                server
+                    .call(Method::POST, &format!("/app/tenant-{a}/msg"), body)
+                    .await;
             }
         })
         .await;
@@ -191,12 +154,10 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     let (minute_after, fds_later) = (rss_mb(pid), fds(pid));
 
-    child.kill().ok();
-    child.wait().ok();
-    std::fs::remove_dir_all(&dir).ok();
+    drop(server);
     println!(
         "{}",
-        serde_json::json!({
+        json!({
             "applications": apps,
             "endpoints_each": per_app,
             "deliveries": expected,

@@ -13,74 +13,32 @@ use rusqlite::Connection;
 
 use crate::{Result, StoreError};
 
-/// The tables of version 11 under temporary names; `schema.sql` holds the same
-/// definitions under their own names, and creates the indexes after the rename.
-const NEW_TABLES: &str = "
-CREATE TABLE endpoint_v11 (
-    ekey INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    app_id TEXT NOT NULL REFERENCES application(id) ON DELETE CASCADE,
-    uid TEXT,
-    url TEXT NOT NULL,
-    description TEXT NOT NULL,
-    disabled INTEGER NOT NULL,
-    event_types TEXT,
-    channels TEXT,
-    throttle_rate INTEGER,
-    metadata TEXT NOT NULL,
-    headers TEXT NOT NULL,
-    secrets TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    failing_since INTEGER,
-    ordered INTEGER NOT NULL DEFAULT 0,
-    payload_filter TEXT,
-    transformation TEXT,
-    UNIQUE (app_id, uid)
-);
-CREATE TABLE message_v11 (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    app_id TEXT NOT NULL REFERENCES application(id) ON DELETE CASCADE,
-    event_id TEXT,
-    event_type TEXT NOT NULL,
-    channels TEXT,
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL,
-    ordering_key TEXT
-);
-CREATE TABLE message_payload_v11 (
-    msg_seq INTEGER PRIMARY KEY REFERENCES message(seq) ON DELETE CASCADE,
-    payload TEXT NOT NULL,
-    headers TEXT
-);
-CREATE TABLE delivery_v11 (
-    id INTEGER PRIMARY KEY,
-    msg_seq INTEGER NOT NULL REFERENCES message(seq) ON DELETE CASCADE,
-    ep INTEGER NOT NULL REFERENCES endpoint(ekey) ON DELETE CASCADE,
-    status INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at INTEGER,
-    leased INTEGER NOT NULL DEFAULT 0,
-    trigger_type INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    UNIQUE (ep, msg_seq)
-);
-CREATE TABLE attempt_v11 (
-    msg_seq INTEGER NOT NULL REFERENCES message(seq) ON DELETE CASCADE,
-    id TEXT NOT NULL,
-    ep INTEGER NOT NULL REFERENCES endpoint(ekey) ON DELETE CASCADE,
-    url TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    response_status_code INTEGER NOT NULL,
-    response TEXT NOT NULL,
-    response_duration_ms INTEGER NOT NULL,
-    trigger_type INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (msg_seq, id)
-) WITHOUT ROWID;
-";
+/// The tables the rebuild makes, in schema.sql's definitions, under temporary names
+/// (`<name>_v11`); schema.sql creates their indexes after the rename.
+const REBUILT: [&str; 5] = [
+    "endpoint",
+    "message",
+    "message_payload",
+    "delivery",
+    "attempt",
+];
+
+/// schema.sql's `CREATE TABLE` statement of `table`, creating it as `<table>_v11`.
+fn new_table(table: &str) -> String {
+    let schema = include_str!("schema.sql");
+    let head = format!("CREATE TABLE IF NOT EXISTS {table} (");
+    let start = schema
+        .find(&head)
+        .unwrap_or_else(|| panic!("schema.sql defines {table}"));
+    // The closing parenthesis starts a line (columns are indented), and the statement
+    // ends at the first `;` after it (comments inside the body may hold one).
+    let close = start
+        + schema[start..]
+            .find("\n)")
+            .expect("the table's closing line");
+    let end = close + schema[close..].find(';').expect("the statement's end") + 1;
+    schema[start..end].replacen(&head, &format!("CREATE TABLE {table}_v11 ("), 1)
+}
 
 /// Copies every row into the new tables. The old message table's `seq` is set on every
 /// row (`mod.rs` fills it for messages from before version 8), so it can be the key.
@@ -101,19 +59,6 @@ INSERT INTO attempt_v11 (msg_seq, id, ep, url, status, response_status_code, res
     FROM attempt a JOIN message m ON m.id = a.msg_id JOIN endpoint_v11 e ON e.id = a.endpoint_id;
 ";
 
-const SWAP_TABLES: &str = "
-DROP TABLE attempt;
-DROP TABLE delivery;
-DROP TABLE message_payload;
-DROP TABLE message;
-DROP TABLE endpoint;
-ALTER TABLE endpoint_v11 RENAME TO endpoint;
-ALTER TABLE message_v11 RENAME TO message;
-ALTER TABLE message_payload_v11 RENAME TO message_payload;
-ALTER TABLE delivery_v11 RENAME TO delivery;
-ALTER TABLE attempt_v11 RENAME TO attempt;
-";
-
 /// Whether the database's message table is still keyed by its text id (a version
 /// before 11).
 pub(crate) fn needs_rebuild(conn: &Connection) -> Result<bool> {
@@ -131,13 +76,13 @@ pub(crate) fn rebuild(conn: &Connection) -> Result<()> {
     let count = |table: &str| -> Result<i64> {
         Ok(conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?)
     };
-    let before = [
-        count("endpoint")?,
-        count("message")?,
-        count("message_payload")?,
-        count("delivery")?,
-        count("attempt")?,
-    ];
+    let counts = |suffix: &str| -> Result<Vec<i64>> {
+        REBUILT
+            .iter()
+            .map(|t| count(&format!("{t}{suffix}")))
+            .collect()
+    };
+    let before = counts("")?;
     tracing::info!(
         messages = before[1],
         deliveries = before[3],
@@ -145,24 +90,24 @@ pub(crate) fn rebuild(conn: &Connection) -> Result<()> {
         "upgrading the store to schema version 11 (integer keys for messages and endpoints); this copies every row once"
     );
     // Foreign keys are switched off while the tables are swapped (the pragma does nothing
-    // inside a transaction), then checked as a whole before the commit.
+    // inside a transaction); the row counts are what is checked.
     conn.execute_batch("PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE;")?;
     let swapped = (|| -> Result<()> {
-        conn.execute_batch(NEW_TABLES)?;
+        for table in REBUILT {
+            conn.execute_batch(&new_table(table))?;
+        }
         conn.execute_batch(COPY_ROWS)?;
-        let after = [
-            count("endpoint_v11")?,
-            count("message_v11")?,
-            count("message_payload_v11")?,
-            count("delivery_v11")?,
-            count("attempt_v11")?,
-        ];
+        let after = counts("_v11")?;
         if after != before {
             return Err(StoreError::Invalid(format!(
-                "upgrade to schema version 11 would not keep every row (endpoint, message, payload, delivery, attempt: {before:?} before, {after:?} after); nothing was changed"
+                "upgrade to schema version 11 would not keep every row (rows of {REBUILT:?}: {before:?} before, {after:?} after); nothing was changed"
             )));
         }
-        conn.execute_batch(SWAP_TABLES)?;
+        for table in REBUILT {
+            conn.execute_batch(&format!(
+                "DROP TABLE {table}; ALTER TABLE {table}_v11 RENAME TO {table};"
+            ))?;
+        }
         Ok(())
     })();
     match swapped {

@@ -51,6 +51,12 @@ impl HeraldServer {
         server
     }
 
+    /// The server's process id (to read its memory from /proc).
+    #[allow(dead_code)] // not every example reads it
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `method path` (under `/api/v1`) with the admin token and a JSON body; panics
     /// unless it succeeds, and returns the answer.
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
