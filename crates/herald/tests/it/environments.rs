@@ -87,10 +87,11 @@ async fn a_token_reaches_only_its_own_environment_on_every_route() {
         )
         .await;
     rx.wait_for(1, Duration::from_secs(10)).await;
-    let (_, attempts) = app
-        .get(&format!("/app/{app_id}/attempt/msg/{msg_id}"))
+    // The attempt is logged after the receiver has answered, so wait for the log.
+    let attempts = app
+        .attempts_until(&app_id, &msg_id, Duration::from_secs(10), |a| !a.is_empty())
         .await;
-    let attempt_id = attempts["data"][0]["id"].as_str().unwrap().to_string();
+    let attempt_id = attempts[0]["id"].as_str().unwrap().to_string();
     let (s, src) = app
         .post(
             "/source",

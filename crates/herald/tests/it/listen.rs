@@ -296,7 +296,17 @@ async fn herald_listen_forwards_and_keeps_what_arrives_while_the_app_or_the_cli_
     let got = local.wait_for(2, Duration::from_secs(15)).await;
     assert_eq!(got[1].1, r#"{"n":2}"#);
     cli.line_with(&[&second, "-> 200"], Duration::from_secs(10));
-    let log = attempts(&client, &p.url, &second).await;
+    // The CLI prints before Herald logs the attempt, so wait for the successful one.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut log = attempts(&client, &p.url, &second).await;
+    while log.last() != Some(&(0, 200)) {
+        assert!(
+            Instant::now() < deadline,
+            "the delivered attempt was not logged: {log:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        log = attempts(&client, &p.url, &second).await;
+    }
     assert_eq!(
         log.first(),
         Some(&(2, 0)),
