@@ -496,52 +496,55 @@ where
 
 /// Rows deleted per statement by the retention sweep: small enough that a sweep never
 /// holds the store for long.
-const RETENTION_BATCH: usize = 1000;
+const RETENTION_BATCH: usize = 250;
 
-/// Deletes expired payloads, then messages older than `keep_ms` (with their log) and
-/// logged inbound requests as old, every
-/// `every`, in batches, so the store does not grow without bound.
+/// After each batch the sweep waits this many times as long as the batch took (and at
+/// least `SWEEP_MIN_PAUSE`), so that it keeps the store busy at most a tenth of the
+/// time: deleting millions of rows must not take the writer from ingest and delivery.
+/// A batch's time includes its wait behind other writes, so the sweep slows down under
+/// load and runs faster on an idle store.
+const SWEEP_PAUSE_FACTOR: u32 = 9;
+const SWEEP_MIN_PAUSE: Duration = Duration::from_millis(10);
+
+/// Runs `batch` until it deletes fewer than `RETENTION_BATCH` rows, paced (above), and
+/// returns how many it deleted in all.
+async fn in_paced_batches<F>(
+    mut batch: impl FnMut() -> F,
+) -> Result<usize, herald_store::StoreError>
+where
+    F: std::future::Future<Output = Result<usize, herald_store::StoreError>>,
+{
+    let mut total = 0;
+    loop {
+        let started = tokio::time::Instant::now();
+        let n = batch().await?;
+        total += n;
+        if n < RETENTION_BATCH {
+            return Ok(total);
+        }
+        tokio::time::sleep((started.elapsed() * SWEEP_PAUSE_FACTOR).max(SWEEP_MIN_PAUSE)).await;
+    }
+}
+
+/// Deletes expired payloads, then messages older than `keep_ms` (with their log),
+/// audit records older than `audit_keep_ms` and logged inbound requests as old as
+/// messages, every `every`, in paced batches, so the store does not grow without bound.
 async fn sweep_retention(store: SharedStore, every: Duration, keep_ms: i64, audit_keep_ms: i64) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         let now = now_ms();
         let (mut payloads, mut messages) = (0, 0);
+        let store = &store;
         let swept = async {
-            loop {
-                let n = store.purge_expired_payloads(now, RETENTION_BATCH).await?;
-                payloads += n;
-                if n < RETENTION_BATCH {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            loop {
-                let n = store.prune_messages(now - keep_ms, RETENTION_BATCH).await?;
-                messages += n;
-                if n < RETENTION_BATCH {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            loop {
-                let n = store
-                    .audit_prune(now - audit_keep_ms, RETENTION_BATCH)
-                    .await?;
-                if n < RETENTION_BATCH {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            payloads =
+                in_paced_batches(|| store.purge_expired_payloads(now, RETENTION_BATCH)).await?;
+            messages =
+                in_paced_batches(|| store.prune_messages(now - keep_ms, RETENTION_BATCH)).await?;
+            in_paced_batches(|| store.audit_prune(now - audit_keep_ms, RETENTION_BATCH)).await?;
             // The inbound request log is kept as long as message metadata.
-            loop {
-                let n = store.inbound_prune(now - keep_ms, RETENTION_BATCH).await?;
-                messages += n;
-                if n < RETENTION_BATCH {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            messages +=
+                in_paced_batches(|| store.inbound_prune(now - keep_ms, RETENTION_BATCH)).await?;
             Ok::<_, herald_store::StoreError>(())
         }
         .await;
@@ -722,4 +725,43 @@ async fn strip_trailing_slash(mut req: Request) -> Request {
         }
     }
     req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweep_keeps_the_store_busy_at_most_a_tenth_of_the_time() {
+        let started = tokio::time::Instant::now();
+        let (mut calls, mut busy) = (0, Duration::ZERO);
+        let deleted = in_paced_batches(|| {
+            calls += 1;
+            // Batches of 4 ms then 1 ms of work, full but for the last one.
+            let took = Duration::from_millis(if calls <= 5 { 4 } else { 1 });
+            busy += took;
+            let n = if calls < 10 { RETENTION_BATCH } else { 7 };
+            async move {
+                tokio::time::sleep(took).await;
+                Ok(n)
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            calls, 10,
+            "it stops after the first batch that was not full"
+        );
+        assert_eq!(deleted, 9 * RETENTION_BATCH + 7);
+        // 5 x (4 + 36) ms, then 4 x (1 + 10) ms (the shortest pause), then 1 ms.
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(5 * 40 + 4 * 11 + 1)
+        );
+        assert!(
+            busy * 5 < started.elapsed(),
+            "busy {busy:?} of {:?}",
+            started.elapsed()
+        );
+    }
 }
