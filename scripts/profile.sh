@@ -28,7 +28,7 @@ ACTIVITIES = {
         ("ingest: idempotency layer", r"herald_api::idempotency"),
         ("ingest: handler (validation, JSON)", r"herald_api::routes::messages|herald_api::extract|serde_json"),
         ("signing", r"herald_core::signing|hmac::"),
-        ("memory allocation", r"\bmi_|_mi_|mimalloc"),
+        ("memory allocation", r"\bmi_|_mi_|mimalloc|\bje_|jemalloc|tikv_jemalloc"),
         ("store calls (channel to the writer)", r"herald_store::"),
         ("delivery: attempt logic", r"herald_engine::attempt|herald_engine::Engine|herald_engine::gate"),
         ("delivery: HTTP client (reqwest, hyper, sockets)", r"reqwest::|hyper_util::client|hyper::client|role::Client"),

@@ -17,6 +17,7 @@ mod idempotency;
 mod messages;
 mod people;
 mod queue;
+mod readers;
 mod route_cache;
 mod settings;
 mod sources;
@@ -24,7 +25,7 @@ mod tokens;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -116,10 +117,8 @@ struct Inner {
     /// The next stream position to give a message (only the writer takes from it, so
     /// positions follow commit order).
     seq: Arc<std::sync::atomic::AtomicI64>,
-    readers: Mutex<Vec<Connection>>,
+    readers: readers::Readers,
 }
-
-const READ_POOL_SIZE: usize = 8;
 
 /// The schema version `schema.sql` creates, kept in SQLite's `user_version`. A database
 /// from a newer Herald is refused rather than misread.
@@ -137,7 +136,7 @@ fn open_connection(path: &Path, read_only: bool) -> rusqlite::Result<Connection>
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     // temp_store = MEMORY keeps the savepoint sub-journals of the group commit off disk.
     // The writer gets a 16 MiB page cache; readers, mostly idle, 2 MiB each, so that a
-    // full read pool costs little memory.
+    // full set of read threads costs little memory.
     let cache_kib = if read_only { 2_000 } else { 16_000 };
     conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON; PRAGMA cache_size = -{cache_kib}; PRAGMA temp_store = MEMORY;"
@@ -230,7 +229,7 @@ impl SqliteStore {
                 writer,
                 routes,
                 seq: Arc::new(std::sync::atomic::AtomicI64::new(next_seq)),
-                readers: Mutex::new(Vec::new()),
+                readers: readers::Readers::start(path, readers::pool_size()),
             }),
         })
     }
@@ -245,26 +244,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = inner
-                .readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop();
-            let conn = match conn {
-                Some(c) => c,
-                None => open_connection(&inner.path, true)?,
-            };
-            let out = f(&conn);
-            let mut pool = inner.readers.lock().unwrap_or_else(|p| p.into_inner());
-            if pool.len() < READ_POOL_SIZE {
-                pool.push(conn);
-            }
-            out
-        })
-        .await
-        .map_err(|_| StoreError::Closed)?
+        self.inner.readers.run(f).await
     }
 
     /// Runs `f` inside the writer's current batch; resolves after the batch commits.
