@@ -8,7 +8,8 @@ use std::path::PathBuf;
 // workers' time in a profile. jemalloc rather than mimalloc (used before): the same
 // CPU per message, and its background thread hands freed memory back to the system
 // while the server is idle, where mimalloc kept it (100,000 endpoints: peak RSS 111 MB
-// against 158, see BENCHMARKS.md "Memory with many tenants").
+// against 158, see BENCHMARKS.md "Memory with many tenants"). It serves C's `malloc`
+// too (the crate's unprefixed feature), so SQLite's freed page caches go back as well.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -120,6 +120,12 @@ struct Inner {
     readers: readers::Readers,
 }
 
+/// When the store hands back the memory it keeps for busy times: a read connection (and
+/// its page cache, up to 2 MB) unused this long is closed, and after a window this long
+/// with few writes the writer empties its page cache (up to 16 MB) and the fan-out
+/// routes. The next busy period fills them again.
+const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The schema version `schema.sql` creates, kept in SQLite's `user_version`. A database
 /// from a newer Herald is refused rather than misread.
 const SCHEMA_VERSION: i64 = 11;
@@ -222,14 +228,19 @@ impl SqliteStore {
             let routes = routes.clone();
             Box::new(move || routes.clear())
         };
-        let writer = writer::Writer::start(conn, wal, on_failed_commit);
+        // When writes stop for a while, the fan-out routes go with the page cache.
+        let on_idle = {
+            let routes = routes.clone();
+            Box::new(move || routes.clear())
+        };
+        let writer = writer::Writer::start(conn, wal, on_failed_commit, (IDLE_AFTER, on_idle));
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
                 writer,
                 routes,
                 seq: Arc::new(std::sync::atomic::AtomicI64::new(next_seq)),
-                readers: readers::Readers::start(path, readers::pool_size()),
+                readers: readers::Readers::start(path, readers::pool_size(), IDLE_AFTER),
             }),
         })
     }

@@ -15,6 +15,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -26,6 +27,9 @@ type Completion = Box<dyn FnOnce(Result<()>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 
 const MAX_BATCH: usize = 512;
+
+/// Fewer jobs than this in a window of `idle_after` make the window quiet.
+const QUIET_JOBS: usize = 100;
 
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Job>,
@@ -46,11 +50,13 @@ type Synced = Vec<Completion>;
 
 impl Writer {
     /// Starts the writer thread, and the syncer thread when `wal` (the open WAL file)
-    /// is given; `on_failed_commit` runs after a commit fails.
+    /// is given; `on_failed_commit` runs after a commit fails, and `when_idle.1` at the
+    /// end of each window of `when_idle.0` with fewer than `QUIET_JOBS` jobs.
     pub(crate) fn start(
         conn: Connection,
         wal: Option<std::fs::File>,
         on_failed_commit: Box<dyn Fn() + Send>,
+        when_idle: (Duration, Box<dyn Fn() + Send>),
     ) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(WriteStats::default());
@@ -66,7 +72,7 @@ impl Writer {
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("herald-store-writer".into())
-            .spawn(move || run(conn, rx, syncer, &thread_stats, on_failed_commit))
+            .spawn(move || run(conn, rx, syncer, &thread_stats, on_failed_commit, when_idle))
             .expect("spawn the store writer thread");
         Writer { jobs: tx, stats }
     }
@@ -146,9 +152,29 @@ fn run(
     syncer: Option<mpsc::Sender<Synced>>,
     stats: &WriteStats,
     on_failed_commit: Box<dyn Fn() + Send>,
+    (idle_after, on_idle): (Duration, Box<dyn Fn() + Send>),
 ) {
     let mut completions: Vec<Completion> = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = rx.recv() {
+    // Jobs run in the current window of `idle_after`; a window with fewer than
+    // QUIET_JOBS counts as quiet (a server with nothing to do still writes now and then:
+    // leases, the scheduler's bookkeeping).
+    let mut window = (Instant::now(), 0usize);
+    loop {
+        let next = rx.recv_timeout(idle_after);
+        if window.0.elapsed() >= idle_after {
+            if window.1 < QUIET_JOBS {
+                // Hand back the page cache (up to 16 MB) and what the caller keeps for
+                // busy times; the next busy period fills them again.
+                let _ = conn.release_memory();
+                on_idle();
+            }
+            window = (Instant::now(), 0);
+        }
+        let first = match next {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Dropping the job drops its answer channel: the caller gets an error and
             // nothing of the job ran.
@@ -180,6 +206,7 @@ fn run(
             conn.execute_batch("COMMIT").map_err(StoreError::from)
         };
         stats.jobs.fetch_add(completions.len() as u64, Relaxed);
+        window.1 += completions.len();
         stats.commits.fetch_add(1, Relaxed);
         if let Err(e) = &committed {
             tracing::error!(error = %e, batch = completions.len(), "store commit failed");
@@ -222,6 +249,49 @@ mod tests {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         (crate::SqliteStore::open(&dir.join("t.db")).unwrap(), dir)
+    }
+
+    #[tokio::test]
+    async fn a_quiet_writer_runs_its_idle_hook_and_then_writes_on() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let idle_runs = Arc::new(AtomicU64::new(0));
+        let counter = idle_runs.clone();
+        let writer = Writer::start(
+            conn,
+            None,
+            Box::new(|| {}),
+            (
+                Duration::from_millis(100),
+                Box::new(move || {
+                    counter.fetch_add(1, Relaxed);
+                }),
+            ),
+        );
+        let insert = |x: i64| {
+            writer.submit(move |c| {
+                c.execute("INSERT INTO t VALUES (?1)", [x])?;
+                Ok(())
+            })
+        };
+        // A write now and then does not keep the writer from counting as quiet.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut x = 0;
+        while idle_runs.load(Relaxed) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the idle hook never ran"
+            );
+            x += 1;
+            insert(x).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        insert(0).await.unwrap();
+        let rows: i64 = writer
+            .submit(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(rows, x + 1);
     }
 
     #[tokio::test]
