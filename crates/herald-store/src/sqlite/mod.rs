@@ -224,16 +224,13 @@ impl SqliteStore {
             }
         };
         let routes = Arc::new(route_cache::RouteCache::default());
-        let on_failed_commit = {
+        // The fan-out routes are forgotten after a failed commit (they may hold its rows)
+        // and, with the page cache, when writes stop for a while.
+        let clear_routes = || -> Box<dyn Fn() + Send> {
             let routes = routes.clone();
             Box::new(move || routes.clear())
         };
-        // When writes stop for a while, the fan-out routes go with the page cache.
-        let on_idle = {
-            let routes = routes.clone();
-            Box::new(move || routes.clear())
-        };
-        let writer = writer::Writer::start(conn, wal, on_failed_commit, (IDLE_AFTER, on_idle));
+        let writer = writer::Writer::start(conn, wal, clear_routes(), (IDLE_AFTER, clear_routes()));
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -304,16 +301,23 @@ impl crate::Store for SqliteStore {
     }
 }
 
+/// A new, empty directory under the system's temp directory, for one test.
+#[cfg(test)]
+pub(crate) fn scratch_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "herald-{prefix}-{}-{}",
+        std::process::id(),
+        herald_core::ids::random_base62(8)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn a_database_from_a_newer_herald_is_refused() {
-        let dir = std::env::temp_dir().join(format!(
-            "herald-ver-{}-{}",
-            std::process::id(),
-            herald_core::ids::random_base62(8)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = super::scratch_dir("ver");
         let path = dir.join("t.db");
         drop(crate::SqliteStore::open(&path).unwrap());
         let conn = rusqlite::Connection::open(&path).unwrap();
@@ -331,12 +335,7 @@ mod tests {
 
     #[test]
     fn a_version_2_database_is_brought_up_to_date() {
-        let dir = std::env::temp_dir().join(format!(
-            "herald-upgrade-{}-{}",
-            std::process::id(),
-            herald_core::ids::random_base62(8)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = super::scratch_dir("upgrade");
         let path = dir.join("t.db");
         drop(crate::SqliteStore::open(&path).unwrap());
         // Make it look like version 2: no failing_since column.

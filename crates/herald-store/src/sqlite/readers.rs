@@ -150,12 +150,7 @@ mod tests {
     use super::*;
 
     fn database() -> (std::path::PathBuf, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!(
-            "herald-readers-{}-{}",
-            std::process::id(),
-            herald_core::ids::random_base62(8)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::sqlite::scratch_dir("readers");
         let path = dir.join("r.db");
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
@@ -224,17 +219,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_database_that_cannot_be_opened_fails_each_read_with_its_error() {
-        let missing = std::env::temp_dir()
-            .join(format!(
-                "herald-readers-missing-{}",
-                herald_core::ids::random_base62(8)
-            ))
-            .join("none.db");
+        let dir = crate::sqlite::scratch_dir("readers-missing");
+        // A read-only open does not create the file, nor the directory above it.
+        let missing = dir.join("absent").join("none.db");
         let readers = Readers::start(&missing, 1, Duration::from_secs(20));
         for _ in 0..2 {
             let err = readers.run(|_| Ok(())).await.expect_err("no database");
             assert!(err.to_string().contains("unable to open"), "{err}");
         }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[tokio::test]

@@ -242,12 +242,7 @@ mod tests {
     use super::*;
 
     fn store() -> (crate::SqliteStore, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!(
-            "herald-writer-{}-{}",
-            std::process::id(),
-            herald_core::ids::random_base62(8)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::sqlite::scratch_dir("writer");
         (crate::SqliteStore::open(&dir.join("t.db")).unwrap(), dir)
     }
 
