@@ -2775,3 +2775,100 @@ async fn settings_are_one_object_kept_and_replaced(store: SharedStore) {
     store.settings_put(second.clone(), T0 + 1).await.unwrap();
     assert_eq!(store.settings_get().await.unwrap(), Some(second));
 }
+
+/// Stores `n` messages of one endpoint at once (so they are written in batches) and
+/// returns their deliveries, leased to the caller.
+async fn leased_deliveries(store: &SharedStore, app_id: &str, n: i64, at: i64) -> Vec<DeliveryJob> {
+    let mut creating = Vec::new();
+    for i in 0..n {
+        let (store, app_id) = (store.clone(), app_id.to_string());
+        creating.push(tokio::spawn(async move {
+            let (_, jobs) = store
+                .message_create(message(&app_id, "x", Some(T0 + 60_000)), at + i)
+                .await
+                .unwrap();
+            jobs.into_iter().next().unwrap()
+        }));
+    }
+    let mut jobs = Vec::new();
+    for c in creating {
+        jobs.push(c.await.unwrap());
+    }
+    jobs
+}
+
+/// PostgreSQL only: recording attempts keeps finding deliveries by key as the table
+/// grows. A prepared statement is switched to a generic plan after five runs, costed
+/// with the table's size at that moment; for a batch of attempts on a small table that
+/// plan reads the whole table, and it was kept as the table grew.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_recording_attempts_reads_no_whole_table_as_it_grows() {
+    let Some(backend) = Backend::postgres().await else {
+        eprintln!("HERALD_TEST_DATABASE_URL is not set: PostgreSQL not tested");
+        return;
+    };
+    let Cleanup::Database { admin_url, name } = &backend.cleanup else {
+        unreachable!()
+    };
+    let url = with_database(admin_url, name);
+    // One connection, so that every batch runs on the connection that cached the plan.
+    let store: SharedStore = Arc::new(PgStore::connect(&url, 1, Duration::ZERO).await.unwrap());
+    let (app_id, _) = app_with_endpoint(&store).await;
+    let ok = |job: &DeliveryJob| AttemptRecord {
+        delivery_id: job.delivery_id,
+        attempt: attempt_for(job, 204, T0 + 10_000),
+        next: NextStep::Succeeded,
+    };
+    // While the table is small (200 deliveries), seven batches of 25 attempts: enough
+    // runs for PostgreSQL to settle on a generic plan, which would read the table.
+    let early = leased_deliveries(&store, &app_id, 200, T0).await;
+    for batch in early[..175].chunks(25) {
+        let records = batch.iter().map(ok).collect();
+        store.record_attempts(records, None).await.unwrap();
+    }
+    // Then it grows to 20,200, and 400 attempts are recorded in batches of 20, a size for
+    // which reading by key is plainly cheaper than reading the table.
+    let late = leased_deliveries(&store, &app_id, 20_000, T0 + 1_000).await;
+    for batch in late[..400].chunks(20) {
+        let records = batch.iter().map(ok).collect();
+        store.record_attempts(records, None).await.unwrap();
+    }
+
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // A backend hands its counters over when it goes idle, within a second or so: wait
+    // until the 575 updates are counted, then read the rows scanned whole-table.
+    let started = std::time::Instant::now();
+    let scanned = loop {
+        client
+            .batch_execute("SELECT pg_stat_clear_snapshot()")
+            .await
+            .unwrap();
+        let row = client
+            .query_one(
+                "SELECT n_tup_upd, seq_tup_read FROM pg_stat_user_tables WHERE relname = 'delivery'",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (updated, scanned): (i64, i64) = (row.get(0), row.get(1));
+        if updated >= 575 {
+            break scanned;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "PostgreSQL counted {updated} updated deliveries of 575"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The early batches may each read the small table (7 x 200); one whole read of the
+    // grown table would pass 20,000.
+    assert!(
+        scanned < 20_000,
+        "recording attempts read {scanned} delivery rows by whole-table scans"
+    );
+    drop(store);
+    backend.finish().await;
+}

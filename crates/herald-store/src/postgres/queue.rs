@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use tokio_postgres::types::Type;
+
 use super::catalog::endpoint_from_row;
 use super::{parents, PgStore, DUE_CHANNEL};
 use crate::fair;
@@ -64,11 +66,16 @@ impl PgStore {
             // meanwhile (its endpoint or application was) fails the batch, which is then
             // retried record by record so that only that record fails.
             let updated = conn
-                .execute(
+                .execute_planned_each_time(
                     "UPDATE delivery d SET status = u.status, attempts = d.attempts + 1, next_attempt_at = u.next_at, \
                      leased = FALSE, updated_at = u.at \
                      FROM unnest($1::int8[], $2::int8[], $3::int8[], $4::int8[]) AS u(id, status, next_at, at) WHERE d.id = u.id",
-                    &[&delivery_ids, &next_status, &next_at, &created],
+                    &[
+                        (&delivery_ids, Type::INT8_ARRAY),
+                        (&next_status, Type::INT8_ARRAY),
+                        (&next_at, Type::INT8_ARRAY),
+                        (&created, Type::INT8_ARRAY),
+                    ],
                 )
                 .await?;
             if updated < records.len() as u64 {
