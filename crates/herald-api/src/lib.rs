@@ -22,4 +22,4 @@ pub mod ui;
 
 pub use router::{health_router, openapi_json, router};
 pub use routes::sso::OidcConfig;
-pub use state::{ApiConfig, ApiState, Caller, DiskProbe, HandOff};
+pub use state::{ApiConfig, ApiState, Caller, DiskProbe, HandOff, CACHED_APP_KEPT};

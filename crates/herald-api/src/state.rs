@@ -173,6 +173,10 @@ const SHARED_INGEST_APP_TTL: Duration = Duration::from_secs(2);
 /// Applications kept in `ApiState::apps` at most; past that it starts over.
 const MAX_CACHED_APPS: usize = 10_000;
 
+/// How long an application stays in `ApiState::apps` after it was read; see
+/// `forget_stale_apps`.
+pub const CACHED_APP_KEPT: Duration = Duration::from_secs(30);
+
 impl ApiState {
     pub(crate) fn cached_app(&self, key: &str) -> Option<Application> {
         // Another node may change an application of a shared store at any time.
@@ -205,6 +209,24 @@ impl ApiState {
         apps.insert(app.id.clone(), (app.clone(), now));
         if let Some(uid) = &app.uid {
             apps.insert(uid.clone(), (app.clone(), now));
+        }
+    }
+
+    /// Forgets the applications read more than `CACHED_APP_KEPT` ago, so that a burst
+    /// to many applications leaves no cache behind once it is over. An application
+    /// still in use is read again, once every `CACHED_APP_KEPT` at most.
+    pub fn forget_stale_apps(&self) {
+        if let Some(cutoff) = Instant::now().checked_sub(CACHED_APP_KEPT) {
+            self.forget_apps_read_before(cutoff);
+        }
+    }
+
+    fn forget_apps_read_before(&self, cutoff: Instant) {
+        let mut apps = self.apps.write().unwrap_or_else(|p| p.into_inner());
+        apps.retain(|_, (_, read_at)| *read_at >= cutoff);
+        // The table keeps its size after a burst unless asked to give it back.
+        if apps.capacity() > 4 * apps.len().max(64) {
+            apps.shrink_to_fit();
         }
     }
 
@@ -257,4 +279,59 @@ pub struct Caller {
     /// The token's id, and its role when it has one (`roles.rs`).
     pub token_id: String,
     pub role: Option<crate::roles::Role>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoHandOff;
+
+    impl HandOff for NoHandOff {
+        fn lease_until(&self, _now: i64) -> Option<i64> {
+            None
+        }
+        fn hand_off(&self, _jobs: Vec<DeliveryJob>) {}
+    }
+
+    fn app(id: &str, uid: &str) -> Application {
+        Application {
+            id: id.into(),
+            uid: Some(uid.into()),
+            name: id.into(),
+            throttle_rate: None,
+            metadata: Default::default(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn applications_read_before_the_cutoff_are_forgotten_under_every_key() {
+        let dir = std::env::temp_dir().join(format!(
+            "herald-api-apps-{}-{}",
+            std::process::id(),
+            herald_core::ids::random_base62(8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store: SharedStore =
+            Arc::new(herald_store::SqliteStore::open(&dir.join("herald.db")).unwrap());
+        let state = ApiState::new(store, ApiConfig::default(), Arc::new(NoHandOff));
+        state.cache_app(&app("app_old", "old"));
+        let cutoff = Instant::now();
+        // Read earlier than the cutoff: moved back in time rather than waited for.
+        for (_, read_at) in state.apps.write().unwrap().values_mut() {
+            *read_at = cutoff - Duration::from_secs(1);
+        }
+        state.cache_app(&app("app_new", "new"));
+
+        state.forget_apps_read_before(cutoff);
+        for gone in ["app_old", "old"] {
+            assert!(state.cached_app(gone).is_none(), "{gone} is still cached");
+        }
+        for kept in ["app_new", "new"] {
+            assert_eq!(state.cached_app(kept).unwrap().id, "app_new");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

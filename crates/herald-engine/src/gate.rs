@@ -29,6 +29,10 @@ use tokio::time::Instant;
 /// Gates kept at most; idle ones are dropped past that.
 const MAX_GATES: usize = 10_000;
 
+/// A gate untouched for this long, with nothing pending at it, is dropped by
+/// `Gates::drop_idle`: a burst to many endpoints leaves no state behind once it is over.
+pub(crate) const IDLE_GATE_AFTER: Duration = Duration::from_secs(20);
+
 /// The longest a delivery may wait in memory for its gate; one that would wait longer
 /// is deferred to the store.
 pub(crate) const MAX_WAIT_IN_MEMORY: Duration = Duration::from_secs(2);
@@ -62,6 +66,8 @@ struct GateState {
     deferred_until: Instant,
     /// Attempts in flight through this gate now.
     running: usize,
+    /// When a delivery last asked for this gate.
+    touched_at: Instant,
     /// After a pause: how many may be in flight until the next success widens it;
     /// `None` once it reached the cap.
     ramp: Option<usize>,
@@ -146,6 +152,7 @@ impl Gate {
                 mean_attempt: Duration::ZERO,
                 deferred_until: now,
                 running: 0,
+                touched_at: now,
                 ramp: None,
             }),
             ramp_moved: Notify::new(),
@@ -276,10 +283,31 @@ impl Gate {
     fn set_rate(&self, rate: Option<u32>) {
         let rate = usable_rate(rate);
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.touched_at = Instant::now();
         if s.rate != rate {
             s.rate = rate;
             s.tokens = s.tokens.min(rate.map_or(0.0, f64::from));
         }
+    }
+
+    /// Whether a new gate would behave exactly as this one: untouched for
+    /// `IDLE_GATE_AFTER`, nothing waiting or running, no pause, ramp or deferred backlog
+    /// ahead, and a full bucket. Only the mean attempt time is forgotten.
+    fn is_idle(&self, now: Instant) -> bool {
+        if self.held.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket_full = s.rate.is_none_or(|rate| {
+            let rate = f64::from(rate);
+            s.tokens + now.duration_since(s.refilled_at).as_secs_f64() * rate >= rate
+        });
+        now.duration_since(s.touched_at) >= IDLE_GATE_AFTER
+            && s.running == 0
+            && s.ramp.is_none()
+            && s.paused_until.is_none_or(|until| until <= now)
+            && s.deferred_until <= now
+            && bucket_full
     }
 }
 
@@ -359,6 +387,22 @@ impl Gates {
         get_or_insert(&self.apps, app_id, rate, self.app_cap, self.app_hold_max)
     }
 
+    /// Drops the gates nothing holds that are idle (`Gate::is_idle`); the next delivery
+    /// to one of them makes a new gate. Returns how many gates are left.
+    pub(crate) fn drop_idle(&self, now: Instant) -> usize {
+        let mut left = 0;
+        for map in [&self.endpoints, &self.apps] {
+            let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+            map.retain(|_, g| Arc::strong_count(g) > 1 || !g.is_idle(now));
+            // The table keeps its size after a burst unless asked to give it back.
+            if map.capacity() > 4 * map.len().max(64) {
+                map.shrink_to_fit();
+            }
+            left += map.len();
+        }
+        left
+    }
+
     /// Closes every gate: deliveries waiting at one give up (the engine is stopping).
     pub(crate) fn close(&self) {
         for map in [&self.endpoints, &self.apps] {
@@ -393,6 +437,42 @@ fn get_or_insert(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_gates_are_dropped_and_those_with_something_ahead_are_kept() {
+        let gates = Gates::new(GateLimits {
+            endpoint_in_flight: 4,
+            endpoint_held: 8,
+            app_in_flight: 8,
+            app_held: 16,
+        });
+        drop(gates.for_endpoint("ep_quiet", None));
+        drop(gates.for_app("app_1", None));
+        // A throttled endpoint whose one token per second was spent.
+        let throttled = gates.for_endpoint("ep_throttled", Some(1));
+        let place = throttled.reserve().unwrap();
+        drop(throttled.enter(&place).await.unwrap());
+        drop((place, throttled));
+        // An endpoint that asked for a minute's pause.
+        gates
+            .for_endpoint("ep_paused", None)
+            .pause(Duration::from_secs(60));
+        // An endpoint with a delivery waiting in memory (its place holds the gate).
+        let busy = gates.for_endpoint("ep_busy", None).reserve().unwrap();
+        assert_eq!(gates.drop_idle(Instant::now()), 5);
+
+        tokio::time::advance(IDLE_GATE_AFTER - Duration::from_secs(1)).await;
+        assert_eq!(gates.drop_idle(Instant::now()), 5, "touched too recently");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // The quiet ones and the throttled one (its bucket has refilled) go.
+        assert_eq!(gates.drop_idle(Instant::now()), 2);
+        drop(busy);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(gates.drop_idle(Instant::now()), 1, "the paused one stays");
+        // A gate asked for again after it was dropped starts afresh.
+        let again = gates.for_endpoint("ep_quiet", Some(2));
+        assert!(again.reserve().is_ok());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_bucket_lets_a_burst_through_then_keeps_the_rate() {

@@ -12,9 +12,15 @@ const CLAIM_BATCH: usize = 256;
 
 pub(crate) async fn run(engine: Engine) {
     let poll = engine.inner.config.poll_interval;
+    let mut gates_swept = tokio::time::Instant::now();
     loop {
         if engine.is_stopping() {
             return;
+        }
+        // The loop comes round at least once per poll interval, busy or not.
+        if gates_swept.elapsed() >= crate::gate::IDLE_GATE_AFTER {
+            gates_swept = tokio::time::Instant::now();
+            engine.inner.gates.drop_idle(gates_swept);
         }
         // Claim no more than there are permits for, nor than memory has room for:
         // deliveries to a paused or saturated endpoint wait in memory without holding a

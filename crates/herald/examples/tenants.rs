@@ -26,14 +26,28 @@ fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
-fn rss_mb(pid: u32) -> u64 {
+/// One `/proc/PID/status` figure in MB (`VmRSS:`, `RssAnon:`, ...).
+fn status_mb(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
         .unwrap_or(0)
         / 1024
+}
+
+fn rss_mb(pid: u32) -> u64 {
+    status_mb(pid, "VmRSS:")
+}
+
+/// The RSS split into anonymous memory (the heap, stacks) and file-backed pages (the
+/// executable, SQLite's shared memory), which tell a live cache from touched code.
+fn rss_split(pid: u32) -> serde_json::Value {
+    json!({
+        "anon": status_mb(pid, "RssAnon:"),
+        "file_and_shmem": status_mb(pid, "RssFile:") + status_mb(pid, "RssShmem:"),
+    })
 }
 
 /// Runs `f(i)` for i in 0..n with `width` requests in flight.
@@ -88,7 +102,7 @@ async fn main() {
     let server = Arc::new(HeraldServer::start(&herald, 18_172, TOKEN, "tenants").await);
     let pid = server.pid();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle = rss_mb(pid);
+    let (idle, idle_split) = (rss_mb(pid), rss_split(pid));
     let peak = Arc::new(AtomicU64::new(0));
     {
         let peak = peak.clone();
@@ -152,7 +166,7 @@ async fn main() {
     let deliver_secs = started.elapsed().as_secs_f64();
     let (done, fds_done) = (rss_mb(pid), fds(pid));
     tokio::time::sleep(Duration::from_secs(60)).await;
-    let (minute_after, fds_later) = (rss_mb(pid), fds(pid));
+    let (minute_after, minute_split, fds_later) = (rss_mb(pid), rss_split(pid), fds(pid));
 
     drop(server);
     println!(
@@ -170,6 +184,7 @@ async fn main() {
                 "when_delivered": done,
                 "a_minute_later": minute_after,
             },
+            "rss_split_mb": {"idle": idle_split, "a_minute_later": minute_split},
             "open_fds": {"when_delivered": fds_done, "a_minute_later": fds_later},
         })
     );

@@ -235,6 +235,7 @@ async fn start_environment(
         (config.audit_retention_days * 86_400_000.0) as i64,
     ));
     let state = ApiState::with_people(store.clone(), shared.people.clone(), api_config, hand_off);
+    tokio::spawn(forget_stale_apps(Arc::downgrade(&state)));
     Ok(RunningEnvironment {
         name: name.to_string(),
         store,
@@ -557,6 +558,19 @@ async fn sweep_retention(store: SharedStore, every: Duration, keep_ms: i64, audi
                 tracing::warn!(error = %e, payloads, messages, "retention sweep stopped early")
             }
         }
+    }
+}
+
+/// Empties the application cache of what a past burst left in it, twice per
+/// `CACHED_APP_KEPT`, for as long as the environment's state lives.
+async fn forget_stale_apps(state: std::sync::Weak<ApiState>) {
+    let mut every = tokio::time::interval(herald_api::CACHED_APP_KEPT / 2);
+    loop {
+        every.tick().await;
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        state.forget_stale_apps();
     }
 }
 
