@@ -12,9 +12,10 @@
 # postgres://postgres@127.0.0.1:5432/postgres) on this machine, so its CPU can be read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${1:-3}
-nodes=${2:-3}
-shift 2 || shift $#
+rounds=3
+nodes=3
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then rounds=$1; shift; fi
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then nodes=$1; shift; fi
 [ "${1:-}" = "--" ] && shift
 admin_url=${HERALD_BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 bin=${bin:-target/release/herald}
