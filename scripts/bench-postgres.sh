@@ -23,6 +23,7 @@ bin=${bin:-target/release/herald}
 cargo build --release -q --manifest-path ../shared/tools/hookbench/Cargo.toml --target-dir target/hookbench
 export HERALD_MAIN_KEY=${HERALD_MAIN_KEY:-$("$bin" keygen)}
 token="bench-pg-token-$(date +%s)"
+. scripts/serve-one.sh
 out=$(mktemp -d /tmp/herald-pg.XXXXXX)
 postmaster=$(pgrep -o -x postgres -u postgres || true)
 [ -n "$postmaster" ] || { echo "no local PostgreSQL postmaster to read the CPU of" >&2; exit 1; }
@@ -52,14 +53,9 @@ run() {
     pg_before=$(pg_ticks)
     for n in $(seq 1 "$count"); do
         local port=$((18090 + n))
-        HERALD_ADMIN_TOKEN=$token HERALD_LOG_LEVEL=warn HERALD_DATABASE_URL=$db_url \
-            "$bin" serve --dev --data-dir "$dir/node$n" --listen "127.0.0.1:$port" >"$dir/serve$n.log" 2>&1 &
-        pids+=($!)
+        start_node "$bin" "$dir/node$n" "$port" "$db_url"
+        pids+=("$node_pid")
         apis+=("http://127.0.0.1:$port")
-        for _ in $(seq 1 100); do
-            curl -sf "http://127.0.0.1:$port/api/v1/health/ping" >/dev/null && break
-            sleep 0.1
-        done
     done
     target/hookbench/release/hookbench --api "$(IFS=,; echo "${apis[*]}")" --token "$token" \
         --label "$label" "$@" | tail -1 >"$dir/result"

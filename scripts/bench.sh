@@ -16,6 +16,7 @@ shift || true
 cargo build --release -q -p herald
 cargo build --release -q --manifest-path ../shared/tools/hookbench/Cargo.toml --target-dir target/hookbench
 token="bench-admin-token-$(date +%s)"
+. scripts/serve-one.sh
 # Nodes of one database share one main key (it seals endpoint secrets).
 export HERALD_MAIN_KEY=${HERALD_MAIN_KEY:-$(target/release/herald keygen)}
 admin_url=${HERALD_BENCH_DATABASE_URL:-}
@@ -38,14 +39,9 @@ for i in $(seq 1 "$runs"); do
     apis=()
     for n in $(seq 1 "$nodes"); do
         port=$((base_port + n - 1))
-        HERALD_ADMIN_TOKEN=$token HERALD_LOG_LEVEL=warn HERALD_DATABASE_URL=$db_url \
-            target/release/herald serve --dev --data-dir "$dir/node$n" --listen 127.0.0.1:$port >"$dir/serve$n.log" 2>&1 &
-        pids+=($!)
+        start_node target/release/herald "$dir/node$n" "$port" "$db_url"
+        pids+=("$node_pid")
         apis+=("http://127.0.0.1:$port")
-        for _ in $(seq 1 100); do
-            curl -sf "http://127.0.0.1:$port/api/v1/health/ping" >/dev/null && break
-            sleep 0.1
-        done
     done
     api_list=$(IFS=,; echo "${apis[*]}")
     watcher=""

@@ -279,8 +279,9 @@ impl Gate {
         self.held.load(Ordering::Relaxed)
     }
 
-    /// Follows a change of the endpoint's `throttleRate`.
-    fn set_rate(&self, rate: Option<u32>) {
+    /// A delivery asked for this gate again: notes when (see `is_idle`) and follows a
+    /// change of the endpoint's or application's `throttleRate`.
+    fn touch(&self, rate: Option<u32>) {
         let rate = usable_rate(rate);
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.touched_at = Instant::now();
@@ -423,7 +424,7 @@ fn get_or_insert(
 ) -> Arc<Gate> {
     let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(gate) = map.get(key) {
-        gate.set_rate(rate);
+        gate.touch(rate);
         return gate.clone();
     }
     if map.len() >= MAX_GATES {
